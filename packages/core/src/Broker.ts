@@ -1,0 +1,119 @@
+/**
+ * The broker contract: the small, byte-level interface every broker adapter implements (in-memory, Kafka,
+ * RabbitMQ, NATS). Everything typed — codecs, retries, dead letters, ordering, idempotency, telemetry —
+ * is built once in core on top of it (see `Publisher`, `Subscriber`, `Consumer`).
+ *
+ * Adapters provide it as a Layer; `Broker.layerServices` then derives the typed `Publisher` and
+ * `Subscriber` services.
+ *
+ * @since 0.1.0
+ */
+import type { Duration, Effect, Scope, Stream } from "effect"
+import { Context } from "effect"
+import type { Capabilities } from "./Capabilities.ts"
+import type { Envelope, OutgoingMessage, PublishReceipt } from "./Envelope.ts"
+import type { AckError, PublishError, SubscribeError } from "./Errors.ts"
+
+/**
+ * Where a new consumer group starts reading.
+ *
+ * @since 0.1.0
+ */
+export type StartFrom = "earliest" | "latest"
+
+/**
+ * Options of a subscription.
+ *
+ * @since 0.1.0
+ */
+export interface SubscribeOptions {
+  /** Consumer group: members of one group compete for messages, different groups each get all. */
+  readonly group: string
+  /**
+   * The most deliveries this member holds unacknowledged; the backpressure bound (AMQP prefetch,
+   * JetStream max_ack_pending, Kafka per-partition buffer).
+   */
+  readonly prefetch: number
+  /** Where a group that has no position yet starts. */
+  readonly startFrom: StartFrom
+}
+
+/**
+ * Options of a negative acknowledgement.
+ *
+ * @since 0.1.0
+ */
+export interface NackOptions {
+  /** Postpone the redelivery (brokers with the `redeliveryDelay` capability). */
+  readonly delay?: Duration.Input | undefined
+}
+
+/**
+ * One message handed to a subscriber, with the effects that settle it. `ack` and `nack` are idempotent:
+ * only the first settlement counts.
+ *
+ * @since 0.1.0
+ */
+export interface RawDelivery {
+  readonly envelope: Envelope
+  readonly ack: Effect.Effect<void, AckError>
+  readonly nack: (options?: NackOptions) => Effect.Effect<void, AckError>
+}
+
+/**
+ * An open subscription. It lives in the Scope it was opened in: closing the scope cancels it at the
+ * broker, and unacknowledged deliveries are redelivered to other members.
+ *
+ * @since 0.1.0
+ */
+export interface Subscription {
+  /** Deliveries, bounded by `prefetch`. Ends when the subscription is closed. */
+  readonly deliveries: Stream.Stream<RawDelivery, SubscribeError>
+}
+
+/**
+ * The byte-level broker service.
+ *
+ * @since 0.1.0
+ */
+export interface BrokerShape {
+  /** A short name for logs and telemetry (`"kafka"`, `"rabbitmq"`, `"nats"`, `"memory"`). */
+  readonly system: string
+  readonly capabilities: Capabilities
+  /**
+   * Publishes messages to a destination, in order. Resolves when the broker confirmed every message;
+   * if one fails, it and the ones after it fail (order is kept).
+   */
+  readonly publish: (
+    destination: string,
+    messages: ReadonlyArray<OutgoingMessage>
+  ) => Effect.Effect<ReadonlyArray<PublishReceipt>, PublishError>
+  /**
+   * Opens a subscription in the current scope. Resolves once the broker has registered it, so that
+   * messages published afterwards are delivered to it.
+   */
+  readonly subscribe: (
+    destination: string,
+    options: SubscribeOptions
+  ) => Effect.Effect<Subscription, SubscribeError, Scope.Scope>
+}
+
+/**
+ * The broker service tag.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Broker } from "@switchyard/core"
+ * const system = Broker.Broker.useSync((broker) => broker.system)
+ * ```
+ * @since 0.1.0
+ */
+export class Broker extends Context.Service<Broker, BrokerShape>()("@switchyard/core/Broker") {}
+
+/**
+ * Default subscription options.
+ *
+ * @since 0.1.0
+ */
+export const defaultSubscribeOptions: SubscribeOptions = { group: "default", prefetch: 256, startFrom: "earliest" }

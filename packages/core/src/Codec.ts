@@ -1,0 +1,124 @@
+/**
+ * Codecs turn typed values into bytes and back. They are synchronous and return `Result` values, so the
+ * hot path of publishing and consuming stays free of per-message fibers. JSON via a Schema is the
+ * default; string and raw bytes codecs are built in; `make` plugs in anything else (Avro, Protobuf…).
+ *
+ * @since 0.1.0
+ */
+import { Result, Schema } from "effect"
+
+/**
+ * A payload codec.
+ *
+ * @since 0.1.0
+ */
+export interface Codec<A> {
+  readonly contentType: string
+  /** Encode a value; a failure is a human readable reason. */
+  readonly encode: (value: A) => Result.Result<Uint8Array, string>
+  /** Decode bytes; a failure is a human readable reason. */
+  readonly decode: (bytes: Uint8Array) => Result.Result<A, string>
+}
+
+const textEncoder = new TextEncoder()
+const textDecoder = new TextDecoder("utf-8", { fatal: true })
+
+/**
+ * Builds a codec from two functions.
+ *
+ * @example
+ * ```ts
+ * import { Result } from "effect"
+ * import { Codec } from "@switchyard/core"
+ * const upper = Codec.make<string>({
+ *   contentType: "text/plain",
+ *   encode: (s) => Result.succeed(new TextEncoder().encode(s.toUpperCase())),
+ *   decode: (b) => Result.succeed(new TextDecoder().decode(b))
+ * })
+ * ```
+ * @since 0.1.0
+ */
+export const make = <A>(codec: Codec<A>): Codec<A> => codec
+
+/**
+ * Decodes UTF-8 text, failing on invalid byte sequences.
+ *
+ * @since 0.1.0
+ */
+export const decodeUtf8 = (bytes: Uint8Array): Result.Result<string, string> => {
+  try {
+    return Result.succeed(textDecoder.decode(bytes))
+  } catch {
+    return Result.fail("payload is not valid UTF-8")
+  }
+}
+
+/**
+ * Encodes text as UTF-8.
+ *
+ * @since 0.1.0
+ */
+export const encodeUtf8 = (text: string): Uint8Array => textEncoder.encode(text)
+
+/**
+ * JSON text validated by a Schema: the default codec of a topic.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Codec } from "@switchyard/core"
+ * const codec = Codec.json(Schema.Struct({ orderId: Schema.String }))
+ * ```
+ * @since 0.1.0
+ */
+export const json = <S extends Schema.Codec<unknown, unknown, never, never>>(schema: S): Codec<S["Type"]> => {
+  const decodeValue = Schema.decodeUnknownResult(schema)
+  const encodeValue = Schema.encodeUnknownResult(schema)
+  return {
+    contentType: "application/json",
+    encode: (value) =>
+      Result.match(encodeValue(value), {
+        onFailure: (error) => Result.fail(error.message),
+        onSuccess: (encoded) => {
+          try {
+            return Result.succeed(textEncoder.encode(JSON.stringify(encoded)))
+          } catch (cause) {
+            return Result.fail(`value is not JSON serialisable: ${String(cause)}`)
+          }
+        }
+      }),
+    decode: (bytes) => {
+      const text = decodeUtf8(bytes)
+      if (Result.isFailure(text)) return text
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(text.success)
+      } catch {
+        return Result.fail("payload is not valid JSON")
+      }
+      return Result.mapError(decodeValue(parsed), (error) => error.message)
+    }
+  }
+}
+
+/**
+ * UTF-8 text, unvalidated.
+ *
+ * @since 0.1.0
+ */
+export const string: Codec<string> = {
+  contentType: "text/plain; charset=utf-8",
+  encode: (value) => Result.succeed(encodeUtf8(value)),
+  decode: decodeUtf8
+}
+
+/**
+ * Raw bytes, passed through unchanged.
+ *
+ * @since 0.1.0
+ */
+export const bytes: Codec<Uint8Array> = {
+  contentType: "application/octet-stream",
+  encode: Result.succeed,
+  decode: Result.succeed
+}

@@ -1,0 +1,92 @@
+/**
+ * The message envelope: everything around a payload that travels with it.
+ *
+ * @since 0.1.0
+ */
+import type { Headers } from "./Headers.ts"
+
+/**
+ * Where a delivered message sits in its broker. Each broker fills the fields it has: Kafka a partition and
+ * an offset, JetStream a stream sequence, AMQP a delivery tag. `lane` is the ordering lane the broker
+ * guarantees order within (a partition), used by the consumer's `"partition"` ordering mode.
+ *
+ * @since 0.1.0
+ */
+export interface Coordinates {
+  readonly destination: string
+  readonly lane?: string | undefined
+  readonly partition?: number | undefined
+  readonly offset?: string | undefined
+  readonly sequence?: number | undefined
+  readonly deliveryTag?: number | undefined
+}
+
+/**
+ * A message ready for a broker: the payload is already encoded.
+ *
+ * @since 0.1.0
+ */
+export interface OutgoingMessage {
+  readonly id: string
+  readonly key: string | undefined
+  readonly headers: Headers
+  /** Epoch milliseconds. */
+  readonly timestamp: number
+  readonly contentType: string
+  readonly payload: Uint8Array
+  readonly correlationId: string | undefined
+  readonly causationId: string | undefined
+}
+
+/**
+ * A delivered message, with its delivery attempt (1 on the first delivery) and broker coordinates.
+ *
+ * @since 0.1.0
+ */
+export interface Envelope extends OutgoingMessage {
+  readonly attempt: number
+  readonly coordinates: Coordinates
+}
+
+/**
+ * What the broker confirmed for one published message.
+ *
+ * @since 0.1.0
+ */
+export interface PublishReceipt {
+  readonly id: string
+  readonly coordinates: Coordinates
+}
+
+/**
+ * Per-publish metadata a caller may set; everything is optional and has a sensible default
+ * (a fresh id, the topic's key function, the current time).
+ *
+ * @since 0.1.0
+ */
+export interface PublishOptions {
+  readonly id?: string | undefined
+  readonly key?: string | undefined
+  readonly headers?: Headers | undefined
+  readonly correlationId?: string | undefined
+  readonly causationId?: string | undefined
+  readonly timestamp?: number | undefined
+}
+
+/**
+ * Creates a random, unique message id (UUID v4).
+ *
+ * @since 0.1.0
+ */
+export const makeId = (): string => globalThis.crypto.randomUUID()
+
+/**
+ * A short human readable description of where a delivery came from, for logs.
+ *
+ * @since 0.1.0
+ */
+export const describe = (envelope: Envelope): string =>
+  `${envelope.coordinates.destination}#${envelope.id}` +
+  (envelope.coordinates.partition !== undefined ? ` p${envelope.coordinates.partition}` : "") +
+  (envelope.coordinates.offset !== undefined ? `@${envelope.coordinates.offset}` : "") +
+  (envelope.coordinates.sequence !== undefined ? ` seq ${envelope.coordinates.sequence}` : "")

@@ -1,0 +1,41 @@
+/**
+ * Header names Switchyard writes and reads. They are plain strings so that any broker (and any
+ * non-Switchyard client) can read them.
+ *
+ * @since 0.1.0
+ */
+
+/** Header map carried by every message. @since 0.1.0 */
+export type Headers = Readonly<Record<string, string>>
+
+/** W3C trace context header. @since 0.1.0 */
+export const traceparent = "traceparent"
+/** W3C trace state header. @since 0.1.0 */
+export const tracestate = "tracestate"
+/** The message id, for brokers without a native id field. @since 0.1.0 */
+export const messageId = "x-switchyard-id"
+/** The message key, for brokers without a native key field. @since 0.1.0 */
+export const key = "x-switchyard-key"
+/** Correlation id (request-reply, causality chains). @since 0.1.0 */
+export const correlationId = "x-switchyard-correlation-id"
+/** Causation id: the id of the message that caused this one. @since 0.1.0 */
+export const causationId = "x-switchyard-causation-id"
+/** Publish timestamp in epoch milliseconds. @since 0.1.0 */
+export const timestamp = "x-switchyard-timestamp"
+/** Content type of the payload (codec). @since 0.1.0 */
+export const contentType = "content-type"
+
+/** Why a message was dead-lettered (human readable). @since 0.1.0 */
+export const deadLetterReason = "x-switchyard-dlq-reason"
+/** The `_tag` of the error that dead-lettered the message. @since 0.1.0 */
+export const deadLetterErrorTag = "x-switchyard-dlq-error-tag"
+/** How many attempts were made before dead-lettering. @since 0.1.0 */
+export const deadLetterAttempts = "x-switchyard-dlq-attempts"
+/** The destination the message was consumed from. @since 0.1.0 */
+export const deadLetterOriginDestination = "x-switchyard-dlq-origin-destination"
+/** The consumer group that dead-lettered the message. @since 0.1.0 */
+export const deadLetterOriginGroup = "x-switchyard-dlq-origin-group"
+/** The original broker coordinates, JSON encoded. @since 0.1.0 */
+export const deadLetterOriginCoordinates = "x-switchyard-dlq-origin-coordinates"
+/** When the message was dead-lettered, epoch milliseconds. @since 0.1.0 */
+export const deadLetterAt = "x-switchyard-dlq-at"
