@@ -1,0 +1,270 @@
+/**
+ * Request-reply over RabbitMQ's direct reply-to (`amq.rabbitmq.reply-to`): no reply queue is declared, replies
+ * are matched to requests by correlation id, and a request without an answer in time fails with
+ * `RequestTimeoutError` (or `NoRespondersError` when nothing is bound to the destination).
+ *
+ * @since 0.1.0
+ */
+import type { Channel, ConsumeMessage } from "amqplib"
+import type { Envelope } from "@switchyard/core"
+import { Errors } from "@switchyard/core"
+import type { Scope } from "effect"
+import { Context, Duration, Effect, Layer, Queue, Semaphore, Stream } from "effect"
+import * as AmqpConnection from "./AmqpConnection.ts"
+import * as Topology from "./Topology.ts"
+
+/**
+ * A request.
+ *
+ * @since 0.1.0
+ */
+export interface Request {
+  readonly payload: Uint8Array
+  readonly key?: string | undefined
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  readonly contentType?: string | undefined
+  /** Default 5 seconds. */
+  readonly timeout?: Duration.Input | undefined
+}
+
+/**
+ * A reply.
+ *
+ * @since 0.1.0
+ */
+export interface Reply {
+  readonly payload: Uint8Array
+  readonly headers: Readonly<Record<string, string>>
+  readonly contentType: string
+  readonly correlationId: string
+}
+
+/**
+ * The request-reply service.
+ *
+ * @since 0.1.0
+ */
+export interface AmqpRpcShape {
+  /** Sends a request to a destination (routing key = `key`) and waits for the reply. */
+  readonly request: (
+    destination: string,
+    request: Request
+  ) => Effect.Effect<Reply, Errors.RequestTimeoutError | Errors.NoRespondersError | Errors.PublishError>
+  /**
+   * Answers requests on a destination (queue `<destination>.rpc`, bound with `#`) until the scope closes.
+   * Resolves once the responder is registered.
+   */
+  readonly serve: <E, R>(
+    destination: string,
+    handler: (request: Envelope.OutgoingMessage) => Effect.Effect<Uint8Array, E, R>,
+    options?: { readonly concurrency?: number | undefined }
+  ) => Effect.Effect<void, Errors.SubscribeError, Scope.Scope | R>
+}
+
+/**
+ * The request-reply service tag.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { AmqpRpc } from "@switchyard/amqp"
+ * const reply = AmqpRpc.AmqpRpc.use((rpc) =>
+ *   rpc.request("pricing", { payload: new TextEncoder().encode("sku-1"), timeout: "2 seconds" })
+ * )
+ * ```
+ * @since 0.1.0
+ */
+export class AmqpRpc extends Context.Service<AmqpRpc, AmqpRpcShape>()("@switchyard/amqp/AmqpRpc") {}
+
+const replyTo = "amq.rabbitmq.reply-to"
+
+interface Requester {
+  readonly channel: Channel
+  closed: boolean
+}
+
+const toBuffer = (payload: Uint8Array): Buffer =>
+  Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+
+const stringHeaders = (raw: Record<string, unknown> | undefined): Record<string, string> => {
+  const headers: Record<string, string> = {}
+  for (const name in raw ?? {}) {
+    const value = raw?.[name]
+    if (typeof value === "string") headers[name] = value
+  }
+  return headers
+}
+
+/**
+ * Builds the service on an `AmqpConnection`.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { AmqpConnection, AmqpRpc } from "@switchyard/amqp"
+ * const RpcLive = AmqpRpc.layer.pipe(Layer.provide(AmqpConnection.layer({ url: "amqp://127.0.0.1" })))
+ * ```
+ * @since 0.1.0
+ */
+export const make = Effect.gen(function*() {
+  const connection = yield* AmqpConnection.AmqpConnection
+  const pending = new Map<string, (outcome: Reply | "no-responders") => void>()
+  let requester: Requester | undefined
+  const lock = Semaphore.makeUnsafe(1)
+
+  const openRequester = Effect.suspend(() => {
+    if (requester !== undefined && !requester.closed) return Effect.succeed(requester)
+    return lock.withPermit(Effect.suspend(() => {
+      if (requester !== undefined && !requester.closed) return Effect.succeed(requester)
+      return connection.current.pipe(
+        Effect.flatMap(connection.openChannel),
+        Effect.flatMap((channel) =>
+          Effect.tryPromise({
+            try: async () => {
+              const r: Requester = { channel, closed: false }
+              channel.on("close", () => {
+                r.closed = true
+              })
+              channel.on("return", (msg: ConsumeMessage) => {
+                const id = typeof msg.properties.correlationId === "string" ? msg.properties.correlationId : ""
+                pending.get(id)?.("no-responders")
+              })
+              await channel.consume(replyTo, (msg) => {
+                if (msg === null) return
+                const id = typeof msg.properties.correlationId === "string" ? msg.properties.correlationId : ""
+                pending.get(id)?.({
+                  payload: new Uint8Array(msg.content.buffer, msg.content.byteOffset, msg.content.byteLength),
+                  headers: stringHeaders(msg.properties.headers),
+                  contentType: typeof msg.properties.contentType === "string"
+                    ? msg.properties.contentType
+                    : "application/octet-stream",
+                  correlationId: id
+                })
+              }, { noAck: true })
+              requester = r
+              return r
+            },
+            catch: (e) =>
+              new Errors.ConnectionError({ broker: connection.label, reason: AmqpConnection.errorMessage(e) })
+          })
+        )
+      )
+    }))
+  })
+
+  const request: AmqpRpcShape["request"] = (destination, req) => {
+    const timeoutMillis = Duration.toMillis(Duration.fromInputUnsafe(req.timeout ?? "5 seconds"))
+    const correlationId = globalThis.crypto.randomUUID()
+    const publishError = (reason: string) => new Errors.PublishError({ destination, reason })
+    return connection.declare(Topology.destination(destination)).pipe(
+      Effect.andThen(openRequester),
+      Effect.mapError((e) => publishError(e.reason)),
+      Effect.flatMap((r) =>
+        Effect.callback<Reply, Errors.NoRespondersError | Errors.PublishError>((resume) => {
+          pending.set(correlationId, (outcome) => {
+            pending.delete(correlationId)
+            resume(outcome === "no-responders"
+              ? Effect.fail(new Errors.NoRespondersError({ destination }))
+              : Effect.succeed(outcome))
+          })
+          try {
+            r.channel.publish(destination, req.key ?? "", toBuffer(req.payload), {
+              correlationId,
+              replyTo,
+              mandatory: true,
+              contentType: req.contentType ?? "application/octet-stream",
+              headers: { ...req.headers }
+            })
+          } catch (e) {
+            pending.delete(correlationId)
+            resume(Effect.fail(publishError(AmqpConnection.errorMessage(e))))
+          }
+          return Effect.sync(() => pending.delete(correlationId))
+        })
+      ),
+      Effect.timeoutOrElse({
+        duration: Duration.millis(timeoutMillis),
+        orElse: () => Effect.fail(new Errors.RequestTimeoutError({ destination, timeoutMillis }))
+      })
+    )
+  }
+
+  const serve: AmqpRpcShape["serve"] = (destination, handler, options) =>
+    Effect.gen(function*() {
+      const queue = `${destination}.rpc`
+      const subscribeError = (reason: string) => new Errors.SubscribeError({ destination, reason })
+      yield* connection.declare(Topology.merge(Topology.destination(destination), {
+        queues: [{ name: queue, type: "classic", durable: false, autoDelete: true }],
+        bindings: [{ source: destination, destination: queue, pattern: "#" }]
+      })).pipe(Effect.mapError((e) => subscribeError(e.reason)))
+      const live = yield* connection.current.pipe(Effect.mapError((e) => subscribeError(e.reason)))
+      const channel = yield* Effect.acquireRelease(
+        connection.openChannel(live).pipe(Effect.mapError((e) => subscribeError(e.reason))),
+        (channel) => Effect.promise(() => channel.close().catch(() => {}))
+      )
+      const concurrency = options?.concurrency ?? 16
+      const inbox = yield* Queue.unbounded<ConsumeMessage, import("effect").Cause.Done>()
+      yield* Effect.tryPromise({
+        try: async () => {
+          await channel.prefetch(concurrency)
+          await channel.consume(queue, (msg) => {
+            if (msg === null) Queue.endUnsafe(inbox)
+            else Queue.offerUnsafe(inbox, msg)
+          })
+        },
+        catch: (e) => subscribeError(AmqpConnection.errorMessage(e))
+      })
+      const answer = (msg: ConsumeMessage) => {
+        const raw = msg.properties.headers ?? {}
+        const incoming: Envelope.OutgoingMessage = {
+          id: typeof msg.properties.messageId === "string" ? msg.properties.messageId : "",
+          key: msg.fields.routingKey === "" ? undefined : msg.fields.routingKey,
+          headers: stringHeaders(raw),
+          timestamp: Date.now(),
+          contentType: typeof msg.properties.contentType === "string" ? msg.properties.contentType : "",
+          payload: new Uint8Array(msg.content.buffer, msg.content.byteOffset, msg.content.byteLength),
+          correlationId: typeof msg.properties.correlationId === "string" ? msg.properties.correlationId : undefined,
+          causationId: undefined
+        }
+        return handler(incoming).pipe(
+          Effect.flatMap((payload) =>
+            Effect.sync(() => {
+              const to = msg.properties.replyTo
+              if (typeof to === "string" && to !== "") {
+                channel.publish("", to, toBuffer(payload), {
+                  correlationId: incoming.correlationId ?? "",
+                  contentType: "application/octet-stream"
+                })
+              }
+              channel.ack(msg)
+            })
+          ),
+          Effect.catchCause((cause) =>
+            Effect.logWarning("rpc handler failed; the request is dropped", cause).pipe(
+              Effect.andThen(Effect.sync(() => channel.nack(msg, false, false)))
+            )
+          ),
+          Effect.catchDefect(() => Effect.void)
+        )
+      }
+      yield* Stream.fromQueue(inbox).pipe(
+        Stream.mapEffect(answer, { concurrency, unordered: true }),
+        Stream.runDrain,
+        Effect.forkScoped
+      )
+    })
+
+  return AmqpRpc.of({ request, serve })
+})
+
+/**
+ * The request-reply service as a Layer on `AmqpConnection`.
+ *
+ * @example
+ * ```ts
+ * import { AmqpRpc } from "@switchyard/amqp"
+ * const layer = AmqpRpc.layer // Layer<AmqpRpc, never, AmqpConnection>
+ * ```
+ * @since 0.1.0
+ */
+export const layer: Layer.Layer<AmqpRpc, never, AmqpConnection.AmqpConnection> = Layer.effect(AmqpRpc, make)

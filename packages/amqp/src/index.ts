@@ -1,0 +1,15 @@
+/**
+ * Switchyard's RabbitMQ adapter (amqplib): the `Broker` contract plus native extras (connection,
+ * topology as data, request-reply).
+ *
+ * @example
+ * ```ts
+ * import { AmqpBroker } from "@switchyard/amqp"
+ * const BrokerLive = AmqpBroker.layerConfig() // reads AMQP_URL, AMQP_HOST, ...
+ * ```
+ * @since 0.1.0
+ */
+export * as AmqpBroker from "./AmqpBroker.ts"
+export * as AmqpConnection from "./AmqpConnection.ts"
+export * as AmqpRpc from "./AmqpRpc.ts"
+export * as Topology from "./Topology.ts"
