@@ -1,0 +1,181 @@
+/**
+ * Topic administration: create (waiting for leaders), describe, delete, and the idempotent, cached
+ * "create on first use" the broker adapter relies on.
+ *
+ * @since 0.1.0
+ */
+import { Context, Deferred, Effect, Layer, Schedule, Schema } from "effect"
+import { Errors } from "@switchyard/core"
+import type { Admin, PartitionMetadata } from "kafkajs"
+import { KafkaClient, type TopicSpec } from "./KafkaClient.ts"
+
+/**
+ * An admin operation failed.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { KafkaAdmin } from "@switchyard/kafka"
+ * declare const op: Effect.Effect<void, KafkaAdmin.KafkaAdminError>
+ * op.pipe(Effect.catchTag("KafkaAdminError", (e) => Effect.logWarning(e.message)))
+ * ```
+ * @since 0.1.0
+ */
+export class KafkaAdminError extends Schema.TaggedError<KafkaAdminError>()("KafkaAdminError", {
+  operation: Schema.String,
+  reason: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {
+  override get message(): string {
+    return `kafka admin ${this.operation} failed: ${this.reason}`
+  }
+}
+
+/**
+ * A topic to create.
+ *
+ * @since 0.1.0
+ */
+export interface CreateTopic extends TopicSpec {
+  readonly topic: string
+}
+
+/**
+ * What `describe` returns.
+ *
+ * @since 0.1.0
+ */
+export interface TopicDescription {
+  readonly topic: string
+  readonly partitions: ReadonlyArray<PartitionMetadata>
+}
+
+/**
+ * The admin service.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { KafkaAdmin } from "@switchyard/kafka"
+ * const program = Effect.gen(function*() {
+ *   const admin = yield* KafkaAdmin.KafkaAdmin
+ *   yield* admin.createTopics([{ topic: "orders", partitions: 6 }])
+ *   const d = yield* admin.describe("orders")
+ *   yield* Effect.log(d.partitions.length)
+ * })
+ * ```
+ * @since 0.1.0
+ */
+export class KafkaAdmin extends Context.Service<KafkaAdmin, {
+  readonly admin: Admin
+  /** Creates topics (existing ones are left as they are) and waits for their leaders. */
+  readonly createTopics: (topics: ReadonlyArray<CreateTopic>) => Effect.Effect<void, KafkaAdminError>
+  readonly describe: (topic: string) => Effect.Effect<TopicDescription, KafkaAdminError>
+  readonly deleteTopics: (topics: ReadonlyArray<string>) => Effect.Effect<void, KafkaAdminError>
+  /**
+   * Makes sure a topic exists, creating it on first use from the declared topology or the defaults. Cached:
+   * after the first call it is a map lookup. Returns the partition metadata.
+   */
+  readonly ensureTopic: (topic: string) => Effect.Effect<ReadonlyArray<PartitionMetadata>, KafkaAdminError>
+}>()("@switchyard/kafka/KafkaAdmin") {}
+
+const isAlreadyExists = (e: unknown): boolean => {
+  const text = String((e as { type?: unknown } | null)?.type ?? "") + String(e)
+  return text.includes("TOPIC_ALREADY_EXISTS") || text.includes("already exists")
+}
+
+/**
+ * The admin layer; the admin client is connected once and disconnected with the layer.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { KafkaAdmin, KafkaClient } from "@switchyard/kafka"
+ * const layer = KafkaAdmin.layer.pipe(Layer.provide(KafkaClient.layer({ brokers: ["127.0.0.1:9092"] })))
+ * ```
+ * @since 0.1.0
+ */
+export const layer: Layer.Layer<KafkaAdmin, Errors.ConnectionError, KafkaClient> = Layer.effect(
+  KafkaAdmin,
+  Effect.gen(function*() {
+    const client = yield* KafkaClient
+    const settings = client.settings
+    const admin = client.kafka.admin()
+    yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => admin.connect(),
+        catch: (cause) =>
+          new Errors.ConnectionError({
+            broker: settings.settings.brokers.join(","),
+            reason: "admin connect failed",
+            cause
+          })
+      }),
+      () => Effect.promise(() => admin.disconnect().catch(() => undefined))
+    )
+
+    const createTopics = (topics: ReadonlyArray<CreateTopic>) =>
+      Effect.tryPromise({
+        try: async () => {
+          try {
+            await admin.createTopics({
+              waitForLeaders: true,
+              topics: topics.map((t) => ({
+                topic: t.topic,
+                numPartitions: t.partitions ?? settings.defaultPartitions,
+                replicationFactor: t.replicationFactor ?? settings.defaultReplicationFactor,
+                configEntries: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value }))
+              }))
+            })
+          } catch (e) {
+            if (!isAlreadyExists(e)) throw e
+          }
+        },
+        catch: (cause) => new KafkaAdminError({ operation: "createTopics", reason: String(cause), cause })
+      })
+
+    const describe = (topic: string) =>
+      Effect.tryPromise({
+        try: () => admin.fetchTopicMetadata({ topics: [topic] }),
+        catch: (cause) => new KafkaAdminError({ operation: "describe", reason: String(cause), cause })
+      }).pipe(
+        Effect.flatMap((m) => {
+          const t = m.topics.find((x) => x.name === topic)
+          return t === undefined
+            ? Effect.fail(new KafkaAdminError({ operation: "describe", reason: `unknown topic ${topic}` }))
+            : Effect.succeed<TopicDescription>({
+              topic,
+              partitions: [...t.partitions].sort((a, b) => a.partitionId - b.partitionId)
+            })
+        })
+      )
+
+    const deleteTopics = (topics: ReadonlyArray<string>) =>
+      Effect.tryPromise({
+        try: () => admin.deleteTopics({ topics: [...topics] }),
+        catch: (cause) => new KafkaAdminError({ operation: "deleteTopics", reason: String(cause), cause })
+      }).pipe(Effect.tap(() => Effect.sync(() => topics.forEach((t) => cache.delete(t)))))
+
+    const cache = new Map<string, Deferred.Deferred<ReadonlyArray<PartitionMetadata>, KafkaAdminError>>()
+    const ensureTopic = (topic: string): Effect.Effect<ReadonlyArray<PartitionMetadata>, KafkaAdminError> =>
+      Effect.suspend(() => {
+        const known = cache.get(topic)
+        if (known !== undefined) return Deferred.await(known)
+        const deferred = Deferred.makeUnsafe<ReadonlyArray<PartitionMetadata>, KafkaAdminError>()
+        cache.set(topic, deferred)
+        const declared = settings.settings.topics?.[topic] ?? {}
+        return createTopics([{ ...declared, topic }]).pipe(
+          Effect.andThen(describe(topic)),
+          Effect.map((d) => d.partitions),
+          Effect.retry({ times: 5, schedule: Schedule.spaced("200 millis") }),
+          Effect.onExit((exit) =>
+            Effect.sync(() => {
+              if (exit._tag === "Failure") cache.delete(topic)
+            }).pipe(Effect.andThen(Deferred.done(deferred, exit)))
+          )
+        )
+      })
+
+    return KafkaAdmin.of({ admin, createTopics, describe, deleteTopics, ensureTopic })
+  })
+)

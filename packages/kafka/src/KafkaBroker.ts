@@ -1,0 +1,272 @@
+/**
+ * The Kafka implementation of Switchyard's `Broker` contract (kafkajs 2.2.4).
+ *
+ * - publish: one idempotent (acks=all) `send` per batch; keys are partitioned with the Java client's
+ *   murmur2 default partitioner; receipts carry partition and offset. A failed send fails the whole batch.
+ * - subscribe: group = Kafka group id; backpressure by pausing partitions; commits are the contiguous prefix
+ *   of acknowledged offsets; `nack` redelivers the record to this member (see `internal/subscription.ts`).
+ * - A destination not seen before is created on first use (default 4 partitions), idempotently and cached;
+ *   declared `topics` take precedence.
+ *
+ * @since 0.1.0
+ */
+import { Config, Effect, Layer, Option, Redacted, Stream } from "effect"
+import type { Scope } from "effect"
+import { Broker, Errors } from "@switchyard/core"
+import type { Capabilities, Envelope } from "@switchyard/core"
+import { Partitioners, type PartitionMetadata } from "kafkajs"
+import * as KafkaAdmin from "./KafkaAdmin.ts"
+import * as KafkaClient from "./KafkaClient.ts"
+import { toRecord } from "./internal/codec.ts"
+import * as Subscription from "./internal/subscription.ts"
+
+/**
+ * What Kafka promises. Order holds per key (partition), not across a whole multi-partition topic; nack
+ * redelivers to the same member (optionally delayed); new groups can replay from the earliest offset.
+ *
+ * @example
+ * ```ts
+ * import { KafkaBroker } from "@switchyard/kafka"
+ * if (KafkaBroker.capabilities.consumerGroups) console.log("groups")
+ * ```
+ * @since 0.1.0
+ */
+export const capabilities: Capabilities.Capabilities = {
+  consumerGroups: true,
+  perKeyOrder: true,
+  orderedDelivery: false,
+  persistent: true,
+  redelivery: true,
+  redeliveryDelay: true,
+  replayForNewSubscribers: true,
+  exactlyOnce: false,
+  atMostOnce: false
+}
+
+/**
+ * The settings of {@link layer} (see `KafkaClient.KafkaSettings`).
+ *
+ * @since 0.1.0
+ */
+export type Options = KafkaClient.KafkaSettings
+
+/**
+ * A partition-scoped view of a subscription (native extra): one sub-stream per assigned partition, ended
+ * when the partition is revoked.
+ *
+ * @since 0.1.0
+ */
+export interface PartitionStream {
+  readonly partition: number
+  readonly deliveries: Stream.Stream<Broker.RawDelivery, Errors.SubscribeError>
+}
+
+/**
+ * Builds the broker from the client and admin services.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { Broker } from "@switchyard/core"
+ * import { KafkaBroker } from "@switchyard/kafka"
+ * const brokerLayer = Layer.effect(Broker.Broker, KafkaBroker.make)
+ * ```
+ * @since 0.1.0
+ */
+export const make: Effect.Effect<Broker.BrokerShape, never, KafkaClient.KafkaClient | KafkaAdmin.KafkaAdmin> = Effect
+  .gen(function*() {
+    const client = yield* KafkaClient.KafkaClient
+    const admin = yield* KafkaAdmin.KafkaAdmin
+    const partitioner = Partitioners.DefaultPartitioner()
+    const { producer, settings } = client
+
+    const receipts = (
+      destination: string,
+      messages: ReadonlyArray<Envelope.OutgoingMessage>,
+      partitions: ReadonlyArray<number>,
+      metadata: ReadonlyArray<{ partition: number; baseOffset?: string | undefined }>
+    ): ReadonlyArray<Envelope.PublishReceipt> => {
+      const next = new Map<number, number>()
+      for (const m of metadata) {
+        if (m.baseOffset !== undefined) next.set(m.partition, Number(m.baseOffset))
+      }
+      return messages.map((message, i) => {
+        const partition = partitions[i]!
+        const offset = next.get(partition)
+        if (offset !== undefined) next.set(partition, offset + 1)
+        return {
+          id: message.id,
+          coordinates: {
+            destination,
+            lane: String(partition),
+            partition,
+            ...(offset !== undefined ? { offset: String(offset) } : {})
+          }
+        }
+      })
+    }
+
+    const send = (
+      destination: string,
+      messages: ReadonlyArray<Envelope.OutgoingMessage>,
+      metadata: ReadonlyArray<PartitionMetadata>
+    ) => {
+      const partitions = new Array<number>(messages.length)
+      const records = messages.map((message, i) => {
+        const partition = partitioner({
+          topic: destination,
+          partitionMetadata: metadata as Array<PartitionMetadata>,
+          message: { key: message.key ?? null, value: null }
+        })
+        partitions[i] = partition
+        return toRecord(message, partition)
+      })
+      return Effect.tryPromise({
+        try: () => producer.send({ topic: destination, messages: records, acks: -1, compression: settings.compression }),
+        catch: (cause) => new Errors.PublishError({ destination, reason: String(cause), cause })
+      }).pipe(Effect.map((result) => receipts(destination, messages, partitions, result)))
+    }
+
+    const publish = (destination: string, messages: ReadonlyArray<Envelope.OutgoingMessage>) =>
+      messages.length === 0
+        ? Effect.succeed([])
+        : admin.ensureTopic(destination).pipe(
+          Effect.mapError((e) => new Errors.PublishError({ destination, reason: e.message, cause: e })),
+          Effect.flatMap((metadata) => send(destination, messages, metadata))
+        )
+
+    const subscribe = (destination: string, options: Broker.SubscribeOptions) =>
+      admin.ensureTopic(destination).pipe(
+        Effect.mapError((e) => new Errors.SubscribeError({ destination, reason: e.message, cause: e })),
+        Effect.andThen(Subscription.subscribe({ client, destination, options })),
+        Effect.map((s): Broker.Subscription => ({ deliveries: s.deliveries }))
+      )
+
+    return { system: "kafka", capabilities, publish, subscribe } satisfies Broker.BrokerShape
+  })
+
+/**
+ * The partition-aware subscription (native extra): like `Broker.subscribe`, plus a stream of per-partition
+ * sub-streams, each ending when its partition is revoked.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { KafkaBroker } from "@switchyard/kafka"
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const partitions = yield* KafkaBroker.partitionedStream("orders", { group: "g", prefetch: 100, startFrom: "earliest" })
+ *   yield* partitions.pipe(
+ *     Stream.flatMap((p) => p.deliveries.pipe(Stream.mapEffect((d) => d.ack)), { concurrency: "unbounded" }),
+ *     Stream.runDrain
+ *   )
+ * }))
+ * ```
+ * @since 0.1.0
+ */
+export const partitionedStream = (
+  destination: string,
+  options: Broker.SubscribeOptions
+): Effect.Effect<
+  Stream.Stream<PartitionStream, Errors.SubscribeError>,
+  Errors.SubscribeError,
+  Scope.Scope | KafkaClient.KafkaClient | KafkaAdmin.KafkaAdmin
+> =>
+  Effect.gen(function*() {
+    const client = yield* KafkaClient.KafkaClient
+    const admin = yield* KafkaAdmin.KafkaAdmin
+    yield* admin.ensureTopic(destination).pipe(
+      Effect.mapError((e) => new Errors.SubscribeError({ destination, reason: e.message, cause: e }))
+    )
+    const sub = yield* Subscription.subscribe({ client, destination, options })
+    return sub.deliveries.pipe(
+      Stream.groupByKey((d) => d.envelope.coordinates.partition ?? 0),
+      Stream.map(([partition, deliveries]): PartitionStream => ({
+        partition,
+        deliveries: deliveries.pipe(Stream.takeWhile(() => sub.states.get(partition)?.revoked !== true))
+      }))
+    )
+  })
+
+/**
+ * The Kafka broker layer: `Broker`, plus the native `KafkaClient` and `KafkaAdmin` services.
+ *
+ * @example
+ * ```ts
+ * import { KafkaBroker } from "@switchyard/kafka"
+ * const layer = KafkaBroker.layer({ brokers: ["127.0.0.1:9092"], clientId: "orders", defaultPartitions: 6 })
+ * ```
+ * @since 0.1.0
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<Broker.Broker | KafkaClient.KafkaClient | KafkaAdmin.KafkaAdmin, Errors.ConnectionError> => {
+  const base = KafkaAdmin.layer.pipe(Layer.provideMerge(KafkaClient.layer(options)))
+  return Layer.effect(Broker.Broker, make).pipe(Layer.provideMerge(base))
+}
+
+const splitList = (s: string) => s.split(",").map((x) => x.trim()).filter((x) => x.length > 0)
+
+/**
+ * The settings read from the environment:
+ * `KAFKA_BROKERS` (comma separated, required), `KAFKA_CLIENT_ID`, `KAFKA_SSL` (boolean),
+ * `KAFKA_SASL_MECHANISM` (`plain` | `scram-sha-256` | `scram-sha-512`), `KAFKA_SASL_USERNAME`,
+ * `KAFKA_SASL_PASSWORD` (read as `Redacted`), `KAFKA_DEFAULT_PARTITIONS`, `KAFKA_RETRIES`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { KafkaBroker } from "@switchyard/kafka"
+ * const settings = Effect.gen(function*() { return yield* KafkaBroker.config })
+ * ```
+ * @since 0.1.0
+ */
+export const config: Config.Config<Options> = Config.all({
+  brokers: Config.String("KAFKA_BROKERS").pipe(Config.map(splitList)),
+  clientId: Config.option(Config.String("KAFKA_CLIENT_ID")),
+  ssl: Config.option(Config.Boolean("KAFKA_SSL")),
+  mechanism: Config.option(Config.Literals(["plain", "scram-sha-256", "scram-sha-512"], "KAFKA_SASL_MECHANISM")),
+  username: Config.option(Config.String("KAFKA_SASL_USERNAME")),
+  password: Config.option(Config.Redacted("KAFKA_SASL_PASSWORD")),
+  defaultPartitions: Config.option(Config.Int("KAFKA_DEFAULT_PARTITIONS")),
+  retries: Config.option(Config.Int("KAFKA_RETRIES"))
+}).pipe(
+  Config.map((c): Options => {
+    const mechanism = Option.getOrUndefined(c.mechanism)
+    const username = Option.getOrUndefined(c.username)
+    const password = Option.getOrUndefined(c.password)
+    return {
+      brokers: c.brokers,
+      ...(Option.isSome(c.clientId) ? { clientId: c.clientId.value } : {}),
+      ...(Option.isSome(c.ssl) ? { ssl: c.ssl.value } : {}),
+      ...(mechanism !== undefined
+        ? { sasl: { mechanism, username: username ?? "", password: password ?? Redacted.make("") } }
+        : {}),
+      ...(Option.isSome(c.defaultPartitions) ? { defaultPartitions: c.defaultPartitions.value } : {}),
+      ...(Option.isSome(c.retries) ? { retry: { retries: c.retries.value } } : {})
+    }
+  })
+)
+
+/**
+ * The broker layer from `Config` (by default {@link config}, i.e. environment variables). `overrides` are
+ * merged over what the config gives (e.g. consumer timings).
+ *
+ * @example
+ * ```ts
+ * import { KafkaBroker } from "@switchyard/kafka"
+ * const layer = KafkaBroker.layerConfig()
+ * ```
+ * @since 0.1.0
+ */
+export const layerConfig = (
+  settings: Config.Config<Options> = config,
+  overrides: Partial<Options> = {}
+): Layer.Layer<Broker.Broker | KafkaClient.KafkaClient | KafkaAdmin.KafkaAdmin, Errors.ConnectionError> =>
+  Layer.unwrap(
+    settings.pipe(
+      Effect.mapError((cause: Config.ConfigError) =>
+        new Errors.ConnectionError({ broker: "kafka", reason: `invalid configuration: ${cause.message}`, cause })
+      ),
+      Effect.map((options: Options) => layer({ ...options, ...overrides }))
+    )
+  )

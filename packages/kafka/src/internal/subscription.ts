@@ -1,0 +1,348 @@
+/**
+ * The consumer runloop behind `Broker.subscribe` for Kafka.
+ *
+ * - kafkajs `eachBatch` only copies records into the subscription's queue (no Effect is run per record) and
+ *   resolves their offsets as *fetched*; it never blocks, so heartbeats and rebalances keep flowing.
+ * - Backpressure: each partition holds at most `prefetch` unsettled deliveries; when it is full the
+ *   partition is PAUSED (the rest of the batch is left unresolved, so it is fetched again after resume) and
+ *   it is resumed once acks bring it back under the bound.
+ * - Commits: acks are tracked per partition; the committed offset is the end of the CONTIGUOUS PREFIX of
+ *   acknowledged offsets, so out-of-order acks under concurrency never commit past unfinished work. A
+ *   commit fiber flushes every `commitInterval`, or sooner once `commitEvery` acks are pending, when a
+ *   rebalance starts, and on shutdown.
+ * - Rebalance: when the group starts rebalancing the pending prefix is committed at once; when the new
+ *   assignment arrives, revoked partitions stop delivering (buffered deliveries are dropped, their acks
+ *   fail with `AckError` and the new owner gets them from the committed offset). Retained partitions keep
+ *   their tracker, and records fetched again from the committed offset are not delivered twice.
+ * - `nack` = redeliver to this member: the same record is queued again (attempt + 1), after `delay` if
+ *   given; the partition's commit point cannot pass it until it is acked.
+ * - Shutdown: pause everything, wait (up to `drainTimeout`) for deliveries already taken by the stream to
+ *   settle, commit, leave the group, disconnect.
+ *
+ * @internal
+ */
+import { Cause, Duration, Effect, Exit, Fiber, Latch, Queue, Schedule, Scope, Stream } from "effect"
+import { Errors } from "@switchyard/core"
+import type { Broker } from "@switchyard/core"
+import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs"
+import type { KafkaClient } from "../KafkaClient.ts"
+import { fromRecord } from "./codec.ts"
+
+interface Entry {
+  readonly offset: number
+  acked: boolean
+}
+
+/** Per-partition state of one member: ack tracking, bound and pause flag. */
+export class PartitionState {
+  entries: Array<Entry> = []
+  head = 0
+  /** Delivered (queued) and not yet acked. */
+  outstanding = 0
+  /** Taken by the stream and not yet settled (for the shutdown drain). */
+  inFlight = 0
+  /** The end of the contiguous acked prefix: the offset to commit. */
+  commitPos: number | undefined = undefined
+  /** What the broker has committed for us. */
+  committed: number | undefined = undefined
+  /** Highest delivered offset + 1 (records fetched again below it are not delivered twice). */
+  nextOffset: number | undefined = undefined
+  paused = false
+  revoked = false
+  constructor(readonly partition: number) {}
+
+  push(offset: number): Entry {
+    const entry: Entry = { offset, acked: false }
+    if (this.commitPos === undefined) this.commitPos = offset
+    this.entries.push(entry)
+    this.outstanding++
+    this.nextOffset = offset + 1
+    return entry
+  }
+
+  /** Marks an entry acked; returns true when the commit point moved. */
+  ack(entry: Entry): boolean {
+    entry.acked = true
+    this.outstanding--
+    let moved = false
+    const entries = this.entries
+    while (this.head < entries.length && entries[this.head]!.acked) {
+      this.commitPos = entries[this.head]!.offset + 1
+      this.head++
+      moved = true
+    }
+    if (this.head > 4096 && this.head * 2 > entries.length) {
+      this.entries = entries.slice(this.head)
+      this.head = 0
+    }
+    return moved
+  }
+}
+
+/** Options the subscription needs. */
+export interface SubscriptionOptions {
+  readonly client: KafkaClient["Service"]
+  readonly destination: string
+  readonly options: Broker.SubscribeOptions
+  /** Called for each (re)assignment: partitions assigned to this member. */
+  readonly onAssign?: ((partitions: ReadonlyArray<number>) => void) | undefined
+  /** Called when partitions are revoked from this member. */
+  readonly onRevoke?: ((partitions: ReadonlyArray<number>) => void) | undefined
+}
+
+/** A running subscription: the contract's stream plus internals for native extras and tests. */
+export interface RunningSubscription extends Broker.Subscription {
+  readonly consumer: Consumer
+  readonly states: ReadonlyMap<number, PartitionState>
+  /** Commits the acknowledged prefix of every partition now. */
+  readonly commit: Effect.Effect<void>
+}
+
+const subscribeError = (destination: string, reason: string, cause?: unknown) =>
+  new Errors.SubscribeError(cause === undefined ? { destination, reason } : { destination, reason, cause })
+
+/** @internal */
+export const subscribe = (
+  opts: SubscriptionOptions
+): Effect.Effect<RunningSubscription, Errors.SubscribeError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { client, destination, options } = opts
+    const settings = client.settings
+    const prefetch = Math.max(1, options.prefetch)
+    const resumeAt = Math.max(1, Math.floor(prefetch / 2))
+    const scope = yield* Effect.scope
+    const queue = yield* Queue.unbounded<Delivery, Errors.SubscribeError | Cause.Done>()
+    const states = new Map<number, PartitionState>()
+    const wake = Latch.makeUnsafe(false)
+    let pendingAcks = 0
+    let closing = false
+
+    const consumer = client.kafka.consumer({
+      groupId: options.group,
+      sessionTimeout: settings.sessionTimeout,
+      heartbeatInterval: settings.heartbeatInterval,
+      rebalanceTimeout: settings.rebalanceTimeout,
+      maxWaitTimeInMs: settings.maxWaitTime,
+      maxBytesPerPartition: settings.maxBytesPerPartition,
+      allowAutoTopicCreation: false
+    })
+    const topicPartitions = (partition: number) => [{ topic: destination, partitions: [partition] }]
+
+    const resumeIfDrained = (state: PartitionState) => {
+      if (state.paused && !state.revoked && state.outstanding <= resumeAt) {
+        state.paused = false
+        try {
+          consumer.resume(topicPartitions(state.partition))
+        } catch {
+          // the consumer is restarting; its next assignment starts unpaused
+        }
+      }
+    }
+
+    class Delivery implements Broker.RawDelivery {
+      settled = false
+      taken = false
+      constructor(
+        readonly state: PartitionState,
+        readonly entry: Entry,
+        readonly message: KafkaMessage,
+        readonly envelope: ReturnType<typeof fromRecord>
+      ) {}
+      readonly ack: Effect.Effect<void, Errors.AckError> = Effect.suspend(() => this.settle(true, undefined))
+      nack(nackOptions?: Broker.NackOptions): Effect.Effect<void, Errors.AckError> {
+        return Effect.suspend(() => this.settle(false, nackOptions?.delay))
+      }
+      settle(ok: boolean, delay: Duration.Input | undefined): Effect.Effect<void, Errors.AckError> {
+        if (this.settled) return Effect.void
+        this.settled = true
+        const state = this.state
+        if (this.taken) state.inFlight--
+        if (state.revoked) {
+          return Effect.fail(
+            new Errors.AckError({
+              destination,
+              reason: `partition ${state.partition} was revoked; the record is redelivered to its new owner`
+            })
+          )
+        }
+        if (ok) {
+          if (state.ack(this.entry) && ++pendingAcks >= settings.commitEvery) wake.openUnsafe()
+          resumeIfDrained(state)
+          return Effect.void
+        }
+        const again = new Delivery(
+          state,
+          this.entry,
+          this.message,
+          fromRecord(destination, state.partition, this.message, this.envelope.attempt + 1)
+        )
+        if (delay === undefined || Duration.isZero(Duration.fromInputUnsafe(delay))) {
+          Queue.offerUnsafe(queue, again)
+          return Effect.void
+        }
+        return Effect.sleep(delay).pipe(
+          Effect.andThen(Effect.sync(() => {
+            if (!state.revoked) Queue.offerUnsafe(queue, again)
+          })),
+          Effect.forkIn(scope),
+          Effect.asVoid
+        )
+      }
+    }
+
+    const eachBatch = async (payload: EachBatchPayload): Promise<void> => {
+      const { batch, resolveOffset, isRunning, isStale } = payload
+      const partition = batch.partition
+      let state = states.get(partition)
+      if (state === undefined || state.revoked) {
+        state = new PartitionState(partition)
+        states.set(partition, state)
+      }
+      for (const message of batch.messages) {
+        if (closing || !isRunning() || isStale()) return
+        const offset = Number(message.offset)
+        if (state.nextOffset !== undefined && offset < state.nextOffset) {
+          resolveOffset(message.offset)
+          continue
+        }
+        if (state.outstanding >= prefetch) {
+          state.paused = true
+          consumer.pause(topicPartitions(partition))
+          return
+        }
+        const entry = state.push(offset)
+        Queue.offerUnsafe(queue, new Delivery(state, entry, message, fromRecord(destination, partition, message, 1)))
+        resolveOffset(message.offset)
+      }
+    }
+
+    const commitNow: Effect.Effect<void> = Effect.suspend(() => {
+      pendingAcks = 0
+      const offsets: Array<{ topic: string; partition: number; offset: string }> = []
+      const committing: Array<[PartitionState, number]> = []
+      for (const state of states.values()) {
+        const pos = state.commitPos
+        if (state.revoked || pos === undefined || pos === state.committed) continue
+        offsets.push({ topic: destination, partition: state.partition, offset: String(pos) })
+        committing.push([state, pos])
+      }
+      if (offsets.length === 0) return Effect.void
+      return Effect.tryPromise(() => consumer.commitOffsets(offsets)).pipe(
+        Effect.tap(() =>
+          Effect.sync(() => {
+            for (const [state, pos] of committing) {
+              if (state.committed === undefined || pos > state.committed) state.committed = pos
+            }
+          })
+        ),
+        Effect.catch((e) => Effect.logDebug("kafka commit failed; retried with the next one", String(e)))
+      )
+    })
+
+    const commitLoop = Effect.gen(function*() {
+      while (true) {
+        yield* wake.await.pipe(Effect.timeoutOrElse({ duration: settings.commitInterval, orElse: () => Effect.void }))
+        wake.closeUnsafe()
+        yield* commitNow
+      }
+    })
+
+    // readiness: the first assignment, then (for assigned partitions) one completed fetch, so start offsets
+    // ("latest") are resolved before subscribe returns.
+    const joined = Latch.makeUnsafe(false)
+    let joinedOnce = false
+    const listeners: Array<() => void> = []
+    listeners.push(consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      const assigned = new Set(event.payload.memberAssignment[destination] ?? [])
+      const revoked: Array<number> = []
+      for (const [partition, state] of states) {
+        if (!assigned.has(partition)) {
+          state.revoked = true
+          states.delete(partition)
+          revoked.push(partition)
+        } else if (state.paused) {
+          // a new generation starts unpaused in kafkajs; keep our bound
+          try {
+            consumer.pause(topicPartitions(partition))
+          } catch {
+            // ignored: not running yet
+          }
+        }
+      }
+      if (revoked.length > 0) opts.onRevoke?.(revoked)
+      opts.onAssign?.([...assigned])
+      if (assigned.size === 0) joined.openUnsafe()
+      joinedOnce = true
+    }))
+    listeners.push(consumer.on(consumer.events.FETCH, () => {
+      if (joinedOnce) joined.openUnsafe()
+    }))
+    listeners.push(consumer.on(consumer.events.REBALANCING, () => {
+      wake.openUnsafe()
+    }))
+    listeners.push(consumer.on(consumer.events.CRASH, (event) => {
+      if (!event.payload.restart) {
+        Queue.failCauseUnsafe(
+          queue,
+          Cause.fail(subscribeError(destination, `consumer crashed: ${String(event.payload.error)}`, event.payload.error))
+        )
+        joined.openUnsafe()
+      }
+    }))
+
+    const shutdown = Effect.gen(function*() {
+      closing = true
+      for (const state of states.values()) {
+        try {
+          consumer.pause(topicPartitions(state.partition))
+        } catch {
+          // not running
+        }
+      }
+      const inFlight = () => {
+        let n = 0
+        for (const state of states.values()) n += state.inFlight
+        return n
+      }
+      yield* Effect.sync(inFlight).pipe(
+        Effect.repeat({ schedule: Schedule.spaced("10 millis"), until: (n) => n === 0 }),
+        Effect.timeoutOrElse({ duration: settings.drainTimeout, orElse: () => Effect.void })
+      )
+      yield* commitNow
+      yield* Effect.promise(() => consumer.disconnect().catch(() => undefined))
+      for (const remove of listeners) remove()
+      yield* Queue.end(queue)
+    })
+
+    yield* Effect.addFinalizer(() => shutdown)
+
+    yield* Effect.tryPromise({
+      try: async () => {
+        await consumer.connect()
+        await consumer.subscribe({ topics: [destination], fromBeginning: options.startFrom === "earliest" })
+        await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch })
+      },
+      catch: (cause) => subscribeError(destination, "consumer start failed", cause)
+    })
+    yield* joined.await.pipe(
+      Effect.timeoutOrElse({
+        duration: Duration.max(Duration.seconds(30), Duration.millis(settings.rebalanceTimeout)),
+        orElse: () => Effect.fail(subscribeError(destination, "no partition assignment within the timeout"))
+      })
+    )
+    const commitFiber = yield* Effect.forkIn(commitLoop, scope)
+    yield* Effect.addFinalizer(() => Fiber.interrupt(commitFiber))
+
+    const deliveries: Stream.Stream<Broker.RawDelivery, Errors.SubscribeError> = Stream.fromQueue(queue).pipe(
+      Stream.filter((d) => {
+        if (d.state.revoked || d.settled) return false
+        d.taken = true
+        d.state.inFlight++
+        return true
+      })
+    )
+    return { deliveries, consumer, states, commit: commitNow }
+  })
+
+/** Closes a scope with success; helper for native extras. @internal */
+export const closeScope = (scope: Scope.Closeable) => Scope.close(scope, Exit.void)
