@@ -16,9 +16,29 @@ export interface Codec<A> {
   readonly contentType: string
   /** Encode a value; a failure is a human readable reason. */
   readonly encode: (value: A) => Result.Result<Uint8Array, string>
-  /** Decode bytes; a failure is a human readable reason. */
-  readonly decode: (bytes: Uint8Array) => Result.Result<A, string>
+  /** Decode bytes; a failure says why. */
+  readonly decode: (bytes: Uint8Array) => Result.Result<A, Failure>
 }
+
+/**
+ * Why a payload could not be decoded. `unknownType` is set when the payload is well formed but names an
+ * event type the codec does not know (see `Router`), so the consumer can ignore it instead of
+ * dead-lettering it.
+ *
+ * @since 0.1.0
+ */
+export interface Failure {
+  readonly message: string
+  readonly unknownType?: string | undefined
+}
+
+/**
+ * A decode failure with a message.
+ *
+ * @since 0.1.0
+ */
+export const failure = (message: string, unknownType?: string): Failure =>
+  unknownType === undefined ? { message } : { message, unknownType }
 
 const textEncoder = new TextEncoder()
 const textDecoder = new TextDecoder("utf-8", { fatal: true })
@@ -45,11 +65,26 @@ export const make = <A>(codec: Codec<A>): Codec<A> => codec
  *
  * @since 0.1.0
  */
-export const decodeUtf8 = (bytes: Uint8Array): Result.Result<string, string> => {
+export const decodeUtf8 = (bytes: Uint8Array): Result.Result<string, Failure> => {
   try {
     return Result.succeed(textDecoder.decode(bytes))
   } catch {
-    return Result.fail("payload is not valid UTF-8")
+    return Result.fail(failure("payload is not valid UTF-8"))
+  }
+}
+
+/**
+ * Parses UTF-8 JSON into an unknown value.
+ *
+ * @since 0.1.0
+ */
+export const parseJson = (bytes: Uint8Array): Result.Result<unknown, Failure> => {
+  const text = decodeUtf8(bytes)
+  if (Result.isFailure(text)) return text
+  try {
+    return Result.succeed(JSON.parse(text.success))
+  } catch {
+    return Result.fail(failure("payload is not valid JSON"))
   }
 }
 
@@ -88,15 +123,9 @@ export const json = <S extends Schema.Codec<unknown, unknown, never, never>>(sch
         }
       }),
     decode: (bytes) => {
-      const text = decodeUtf8(bytes)
-      if (Result.isFailure(text)) return text
-      let parsed: unknown
-      try {
-        parsed = JSON.parse(text.success)
-      } catch {
-        return Result.fail("payload is not valid JSON")
-      }
-      return Result.mapError(decodeValue(parsed), (error) => error.message)
+      const parsed = parseJson(bytes)
+      if (Result.isFailure(parsed)) return parsed
+      return Result.mapError(decodeValue(parsed.success), (error) => failure(error.message))
     }
   }
 }

@@ -1,0 +1,379 @@
+/**
+ * The consumer runtime: runs a handler over a topic until interrupted, with the guarantees users rely on.
+ *
+ * - Schema decode before the handler; an undecodable message goes to the dead-letter destination with the
+ *   reason in headers, then is acknowledged (policy configurable).
+ * - Retries by a user `Schedule`, with a predicate telling retryable from fatal errors; exhausted or fatal
+ *   errors and handler defects are dead-lettered with reason, error tag, attempt count and origin.
+ * - Bounded concurrency with ordering `"none"`, `"key"` (sequential per key, parallel across keys) or
+ *   `"partition"` (sequential per broker lane).
+ * - A per-message handler timeout.
+ * - Ack only after the handler finished: at-least-once.
+ * - Graceful shutdown on interruption: stop taking new messages, let in-flight handlers finish within the
+ *   drain timeout, settle them, then close the subscription.
+ * - Optional idempotency (skip ids already processed).
+ *
+ * @since 0.1.0
+ */
+import type { Schedule, Scope } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Result, Stream } from "effect"
+import * as Scope_ from "effect/Scope"
+import { Broker } from "./Broker.ts"
+import type { Envelope, OutgoingMessage } from "./Envelope.ts"
+import { describe as describeEnvelope } from "./Envelope.ts"
+import { type DecodeError, HandlerTimeoutError, type SubscribeError } from "./Errors.ts"
+import * as H from "./Headers.ts"
+import * as Idempotency from "./Idempotency.ts"
+import { keyHash } from "./internal/hash.ts"
+import type { Delivery } from "./Subscriber.ts"
+import * as Subscriber from "./Subscriber.ts"
+import * as Telemetry from "./Telemetry.ts"
+import type { Topic } from "./Topic.ts"
+
+/**
+ * A message handler: a pure effect of the decoded value and its envelope.
+ *
+ * @since 0.1.0
+ */
+export type Handler<A, E, R> = (value: A, envelope: Envelope) => Effect.Effect<unknown, E, R>
+
+/**
+ * Ordering guarantee of a consumer.
+ *
+ * @since 0.1.0
+ */
+export type Ordering = "none" | "key" | "partition"
+
+/**
+ * Options of a consumer. Only `group` is usually set; everything else has a safe default.
+ *
+ * @since 0.1.0
+ */
+export interface Options<E> {
+  /** Consumer group (default `"default"`). Members of a group share the work. */
+  readonly group?: string | undefined
+  /** Handlers running at once (default 1). */
+  readonly concurrency?: number | undefined
+  /** Ordering under concurrency (default `"key"`). */
+  readonly ordering?: Ordering | undefined
+  /** Deliveries held unacknowledged (default: `max(16, 4 × concurrency)`). */
+  readonly prefetch?: number | undefined
+  /** Where a new group starts (default `"earliest"`). */
+  readonly startFrom?: Subscriber.Options["startFrom"]
+  /** Retry policy for failed handlers; its input is the error (default: no retries). */
+  readonly retry?: Schedule.Schedule<unknown, E | HandlerTimeoutError> | undefined
+  /** Tells retryable from fatal errors (default: every typed error is retryable). Defects are never retried. */
+  readonly isRetryable?: ((error: E | HandlerTimeoutError) => boolean) | undefined
+  /** Fail a handler run that takes longer than this (a retryable `HandlerTimeoutError`). */
+  readonly handlerTimeout?: Duration.Input | undefined
+  /** On shutdown, how long in-flight handlers may take to finish (default 30 seconds). */
+  readonly drainTimeout?: Duration.Input | undefined
+  /** Dead-letter destination (default `"<topic>.dlq"`); `false` nacks instead (the broker redelivers). */
+  readonly deadLetter?: string | false | undefined
+  /** What to do with a payload that cannot be decoded (default `"dead-letter"`). */
+  readonly onDecodeFailure?: "dead-letter" | "skip" | "fail" | undefined
+  /** What to do with a well-formed payload of an unknown event type (see `Router`; default `"dead-letter"`). */
+  readonly onUnknownType?: "dead-letter" | "ignore" | undefined
+  /** Skip messages whose id this group already processed. */
+  readonly idempotency?: Idempotency.Options | boolean | undefined
+  /** Continue the publisher's trace as the parent (default) or link to it. */
+  readonly traceContext?: "parent" | "link" | undefined
+}
+
+/** How a delivery ended, for tests and logs. @since 0.1.0 */
+export type Outcome = "handled" | "duplicate" | "dead-lettered" | "skipped" | "ignored" | "nacked"
+
+interface Failure {
+  readonly reason: string
+  readonly errorTag: string
+  readonly attempts: number
+}
+
+const errorTagOf = (error: unknown): string =>
+  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
+    ? error._tag
+    : error instanceof Error
+    ? error.name
+    : "UnknownError"
+
+const reasonOf = (error: unknown): string =>
+  error instanceof Error ? error.message || error.name : typeof error === "string" ? error : JSON.stringify(error)
+
+/**
+ * Builds the message sent to a dead-letter destination: the original payload, id, key and headers plus
+ * the reason headers.
+ *
+ * @since 0.1.0
+ */
+export const deadLetterMessage = (
+  envelope: Envelope,
+  group: string,
+  failure: Failure,
+  now: number
+): OutgoingMessage => ({
+  id: envelope.id,
+  key: envelope.key,
+  timestamp: envelope.timestamp,
+  contentType: envelope.contentType,
+  payload: envelope.payload,
+  correlationId: envelope.correlationId,
+  causationId: envelope.causationId,
+  headers: {
+    ...envelope.headers,
+    [H.deadLetterReason]: failure.reason,
+    [H.deadLetterErrorTag]: failure.errorTag,
+    [H.deadLetterAttempts]: String(failure.attempts),
+    [H.deadLetterOriginDestination]: envelope.coordinates.destination,
+    [H.deadLetterOriginGroup]: group,
+    [H.deadLetterOriginCoordinates]: JSON.stringify(envelope.coordinates),
+    [H.deadLetterAt]: String(now)
+  }
+})
+
+/**
+ * Runs a handler over a topic until interrupted (or until the subscription ends). Interruption is a
+ * graceful shutdown: no new deliveries are taken, in-flight handlers get `drainTimeout` to finish and are
+ * settled, then the subscription closes.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schedule, Schema } from "effect"
+ * import { Consumer, Topic } from "@switchyard/core"
+ * const orders = Topic.make("orders", Schema.Struct({ id: Schema.String, total: Schema.Number }), { key: (o) => o.id })
+ * const program = Consumer.run(orders, (order) => Effect.log(`order ${order.id}`), {
+ *   group: "billing",
+ *   concurrency: 8,
+ *   ordering: "key",
+ *   retry: Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 3 }))
+ * })
+ * ```
+ * @since 0.1.0
+ */
+export const run = <A, E, R>(
+  topic: Topic<A>,
+  handler: Handler<A, E, R>,
+  options: Options<E> = {}
+): Effect.Effect<void, SubscribeError | DecodeError, R | Broker> =>
+  Effect.gen(function*() {
+    const broker = yield* Broker
+    const group = options.group ?? "default"
+    const concurrency = Math.max(1, options.concurrency ?? 1)
+    const ordering = options.ordering ?? "key"
+    const prefetch = options.prefetch ?? Math.max(16, concurrency * 4)
+    const drainTimeout = options.drainTimeout ?? Duration.seconds(30)
+    const deadLetterDestination = options.deadLetter === undefined ? `${topic.name}.dlq` : options.deadLetter
+    const isRetryable = options.isRetryable ?? (() => true)
+    const handlerTimeout = options.handlerTimeout === undefined ? undefined : Duration.fromInputUnsafe(options.handlerTimeout)
+    const ledger = options.idempotency === undefined || options.idempotency === false
+      ? undefined
+      : yield* Idempotency.ledger(options.idempotency === true ? {} : options.idempotency, topic.name, group)
+    const attributes = Telemetry.messagingAttributes(broker.system, topic.name, "process", {
+      "messaging.consumer.group.name": group
+    })
+
+    const settle = (delivery: Delivery<A>, settlement: Effect.Effect<void, unknown>) =>
+      settlement.pipe(
+        Effect.catch((error) =>
+          Effect.logWarning(`could not settle ${describeEnvelope(delivery.envelope)}; the broker will redeliver it`, error)
+        )
+      )
+
+    const deadLetter = (delivery: Delivery<A>, failure: Failure): Effect.Effect<Outcome> => {
+      if (deadLetterDestination === false) {
+        return Effect.as(settle(delivery, delivery.nack()), "nacked" as const)
+      }
+      return Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const sent = yield* Effect.result(
+          broker.publish(deadLetterDestination, [deadLetterMessage(delivery.envelope, group, failure, now)])
+        )
+        if (Result.isFailure(sent)) {
+          // Never ack what could not be parked: let the broker redeliver it later.
+          yield* Effect.logError(`dead-lettering ${describeEnvelope(delivery.envelope)} failed; nacking`, sent.failure)
+          yield* settle(delivery, delivery.nack({ delay: Duration.seconds(1) }))
+          return "nacked" as const
+        }
+        yield* Effect.logWarning(
+          `dead-lettered ${describeEnvelope(delivery.envelope)} to ${deadLetterDestination}: ${failure.errorTag}: ${failure.reason}`
+        )
+        yield* Metric.update(Telemetry.deadLettered, 1)
+        yield* settle(delivery, delivery.ack)
+        return "dead-lettered" as const
+      })
+    }
+
+    const runHandler = (value: A, envelope: Envelope, attempts: { count: number }) => {
+      const once = Effect.suspend(() => {
+        attempts.count++
+        return handler(value, envelope)
+      })
+      const timed: Effect.Effect<unknown, E | HandlerTimeoutError, R> = handlerTimeout === undefined
+        ? once
+        : Effect.timeoutOrElse(once, {
+          duration: handlerTimeout,
+          orElse: () =>
+            Effect.fail(new HandlerTimeoutError({ destination: topic.name, timeoutMillis: Duration.toMillis(handlerTimeout) }))
+        })
+      return options.retry === undefined
+        ? timed
+        : Effect.retry(timed, {
+          schedule: options.retry,
+          while: (error: E | HandlerTimeoutError) => isRetryable(error)
+        })
+    }
+
+    const handle = (delivery: Delivery<A>): Effect.Effect<Outcome, DecodeError, R> =>
+      Effect.gen(function*() {
+        yield* Metric.update(Telemetry.consumed, 1)
+        const value = delivery.value
+        if (Result.isFailure(value)) {
+          if (delivery.unknownType !== undefined && options.onUnknownType === "ignore") {
+            yield* settle(delivery, delivery.ack)
+            return "ignored" as const
+          }
+          switch (options.onDecodeFailure ?? "dead-letter") {
+            case "skip": {
+              yield* Effect.logWarning(`skipping undecodable ${describeEnvelope(delivery.envelope)}: ${value.failure.message}`)
+              yield* settle(delivery, delivery.ack)
+              return "skipped" as const
+            }
+            case "fail":
+              return yield* value.failure
+            case "dead-letter":
+              return yield* deadLetter(delivery, {
+                reason: value.failure.message,
+                errorTag: delivery.unknownType === undefined ? value.failure._tag : "UnknownEventType",
+                attempts: delivery.envelope.attempt
+              })
+          }
+        }
+        if (ledger !== undefined && (yield* ledger.seen(delivery.envelope.id))) {
+          yield* Metric.update(Telemetry.duplicates, 1)
+          yield* settle(delivery, delivery.ack)
+          return "duplicate" as const
+        }
+        const attempts = { count: 0 }
+        const exit = yield* Effect.exit(runHandler(value.success, delivery.envelope, attempts))
+        if (attempts.count > 1) yield* Metric.update(Telemetry.retried, attempts.count - 1)
+        if (Exit.isSuccess(exit)) {
+          if (ledger !== undefined) yield* ledger.remember(delivery.envelope.id)
+          yield* settle(delivery, delivery.ack)
+          yield* Metric.update(Telemetry.handled, 1)
+          return "handled" as const
+        }
+        if (Cause.hasInterruptsOnly(exit.cause)) return yield* Effect.interrupt
+        const error = Cause.findErrorOption(exit.cause)
+        const failure: Failure = Option.isSome(error)
+          ? {
+            reason: reasonOf(error.value),
+            errorTag: errorTagOf(error.value),
+            attempts: delivery.envelope.attempt - 1 + attempts.count
+          }
+          : {
+            reason: `handler defect: ${reasonOf(Cause.squash(exit.cause))}`,
+            errorTag: "Defect",
+            attempts: delivery.envelope.attempt - 1 + attempts.count
+          }
+        return yield* deadLetter(delivery, failure)
+      }).pipe(
+        Effect.withSpan(`${topic.name} process`, () => {
+          const upstream = Telemetry.parseTraceparent(delivery.envelope.headers[H.traceparent])
+          const spanAttributes = {
+            ...attributes,
+            "messaging.message.id": delivery.envelope.id,
+            "messaging.message.delivery_attempt": delivery.envelope.attempt
+          }
+          return upstream === undefined
+            ? { kind: "consumer", attributes: spanAttributes }
+            : options.traceContext === "link"
+            ? { kind: "consumer", attributes: spanAttributes, links: [{ span: upstream, attributes: {} }] }
+            : { kind: "consumer", attributes: spanAttributes, parent: upstream }
+        }),
+        Effect.trackDuration(Telemetry.handlingDuration)
+      )
+
+    const laneOf = ordering === "partition"
+      ? (delivery: Delivery<A>) => delivery.envelope.coordinates.lane ?? ""
+      : (delivery: Delivery<A>) => delivery.envelope.key ?? delivery.envelope.id
+
+    const process = (deliveries: Stream.Stream<Delivery<A>, SubscribeError>) =>
+      ordering === "none" || concurrency === 1
+        ? Stream.mapEffect(deliveries, handle, { concurrency, unordered: true })
+        : deliveries.pipe(
+          Stream.groupByKey((delivery) => keyHash(laneOf(delivery)) % concurrency, { bufferSize: prefetch }),
+          Stream.flatMap(([, lane]) => Stream.mapEffect(lane, handle), { concurrency: "unbounded" })
+        )
+
+    // The subscription lives in its own scope so that it outlives the handlers during a drain.
+    const subscriptionScope = yield* Scope_.make()
+    const stop = yield* Deferred.make<void>()
+    const drain = Effect.gen(function*() {
+      const rawStream = yield* broker.subscribe(topic.name, Subscriber.resolveOptions({
+        group,
+        prefetch,
+        startFrom: options.startFrom
+      })).pipe(Scope_.provide(subscriptionScope))
+      yield* Effect.logDebug(`consumer "${group}" subscribed to ${topic.name}`)
+      const deliveries = rawStream.deliveries.pipe(
+        Stream.map((raw) => Subscriber.decode(topic, raw)),
+        Stream.interruptWhen(Deferred.await(stop))
+      )
+      yield* Stream.runDrain(process(deliveries))
+    })
+    const fiber = yield* Effect.forkIn(drain, subscriptionScope)
+    return yield* Fiber.join(fiber).pipe(
+      Effect.onInterrupt(() =>
+        Effect.gen(function*() {
+          yield* Effect.logInfo(`consumer "${group}" on ${topic.name}: draining in-flight messages`)
+          yield* Deferred.succeed(stop, undefined)
+          const drained = yield* Fiber.await(fiber).pipe(Effect.timeoutOption(drainTimeout))
+          if (Option.isNone(drained)) {
+            yield* Effect.logWarning(
+              `consumer "${group}" on ${topic.name}: drain timeout, interrupting handlers (unsettled messages will be redelivered)`
+            )
+          }
+        })
+      ),
+      Effect.ensuring(Scope_.close(subscriptionScope, Exit.void))
+    )
+  })
+
+/**
+ * A consumer as a Layer: it runs in the background for as long as the layer is alive and drains
+ * gracefully when the layer is released. Compose consumer layers and `Layer.launch` them.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer, Schema } from "effect"
+ * import { Consumer, Topic } from "@switchyard/core"
+ * const orders = Topic.make("orders", Schema.Struct({ id: Schema.String }))
+ * const EmailConsumer = Consumer.layer(orders, (o) => Effect.log(`email for ${o.id}`), { group: "email" })
+ * ```
+ * @since 0.1.0
+ */
+export const layer = <A, E, R>(
+  topic: Topic<A>,
+  handler: Handler<A, E, R>,
+  options: Options<E> = {}
+): Layer.Layer<never, never, R | Broker> =>
+  Layer.effectDiscard(
+    Effect.forkScoped(
+      run(topic, handler, options).pipe(
+        Effect.tapCause((cause) =>
+          Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError(`consumer on ${topic.name} stopped`, cause)
+        )
+      )
+    )
+  )
+
+/**
+ * Runs a consumer in the current scope, in the background; closing the scope drains it gracefully.
+ *
+ * @since 0.1.0
+ */
+export const start = <A, E, R>(
+  topic: Topic<A>,
+  handler: Handler<A, E, R>,
+  options: Options<E> = {}
+): Effect.Effect<Fiber.Fiber<void, SubscribeError | DecodeError>, never, R | Broker | Scope.Scope> =>
+  Effect.forkScoped(run(topic, handler, options))

@@ -1,0 +1,418 @@
+/**
+ * The in-memory broker: a product feature, not a mock. Topic logs with partitions (by key hash), consumer
+ * groups with per-group offsets, competing members in a group, redelivery on nack with a delay, and
+ * retention. Every wait goes through Effect's `Clock`, so it is fully deterministic under `TestClock`.
+ *
+ * It provides the core `Broker` service plus an inspection service (`MemoryBroker`) for tests: what was
+ * published, what sits in a dead-letter destination, group offsets.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, Deferred, Duration, Effect, Exit, Layer, Stream } from "effect"
+import * as Cause from "effect/Cause"
+import * as Broker from "./Broker.ts"
+import type { Capabilities } from "./Capabilities.ts"
+import * as Caps from "./Capabilities.ts"
+import type { Envelope, OutgoingMessage, PublishReceipt } from "./Envelope.ts"
+import { keyHash } from "./internal/hash.ts"
+
+/**
+ * Options of the in-memory broker.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /** Partitions of every topic (default 4). */
+  readonly partitions?: number | undefined
+  /** Keep at most this many records per partition (default: unlimited). */
+  readonly maxMessagesPerPartition?: number | undefined
+  /** Drop records older than this (default: keep forever). */
+  readonly maxAge?: Duration.Input | undefined
+}
+
+/**
+ * What the in-memory broker promises.
+ *
+ * @since 0.1.0
+ */
+export const capabilities: Capabilities = {
+  ...Caps.none,
+  consumerGroups: true,
+  perKeyOrder: true,
+  orderedDelivery: true,
+  persistent: true,
+  redelivery: true,
+  redeliveryDelay: true,
+  replayForNewSubscribers: true
+}
+
+interface StoredRecord {
+  readonly offset: number
+  readonly message: OutgoingMessage
+  readonly storedAt: number
+}
+
+class PartitionLog {
+  records: Array<StoredRecord> = []
+  /** Offset of `records[0]`. */
+  base = 0
+  get end(): number {
+    return this.base + this.records.length
+  }
+  get(offset: number): StoredRecord | undefined {
+    return this.records[offset - this.base]
+  }
+}
+
+class TopicState {
+  readonly partitions: Array<PartitionLog>
+  readonly groups = new Map<string, GroupState>()
+  roundRobin = 0
+  constructor(readonly name: string, partitionCount: number) {
+    this.partitions = Array.from({ length: partitionCount }, () => new PartitionLog())
+  }
+}
+
+interface Redelivery {
+  readonly offset: number
+  readonly at: number
+}
+
+class GroupPartition {
+  /** All offsets below `committed` are acknowledged. */
+  committed: number
+  /** Next offset never delivered in this generation. */
+  next: number
+  /** Bumped on every reassignment; settlements of older generations are ignored. */
+  generation = 0
+  owner: Member | undefined = undefined
+  readonly acked = new Set<number>()
+  readonly inFlight = new Set<number>()
+  redeliveries: Array<Redelivery> = []
+  /** Delivery count per offset, for `attempt`. */
+  readonly deliveries = new Map<number, number>()
+  constructor(start: number) {
+    this.committed = start
+    this.next = start
+  }
+}
+
+class GroupState {
+  readonly members: Array<Member> = []
+  constructor(readonly partitions: Array<GroupPartition>) {}
+}
+
+class Member {
+  inFlight = 0
+  closed = false
+  signal: Deferred.Deferred<void> = Deferred.makeUnsafe<void>()
+  constructor(readonly prefetch: number) {}
+  wake(): void {
+    Deferred.doneUnsafe(this.signal, Exit.void)
+  }
+  /** A fresh signal, taken before looking at the state so that no wake-up is missed. */
+  arm(): Deferred.Deferred<void> {
+    if (Deferred.isDoneUnsafe(this.signal)) this.signal = Deferred.makeUnsafe<void>()
+    return this.signal
+  }
+}
+
+/**
+ * Inspection API of the in-memory broker, for tests and demos.
+ *
+ * @since 0.1.0
+ */
+export interface MemoryBrokerShape {
+  /** Every message currently retained in a destination, in partition then offset order. */
+  readonly published: (destination: string) => Effect.Effect<ReadonlyArray<Envelope>>
+  /** Number of messages ever published to a destination (retention does not lower it). */
+  readonly publishedCount: (destination: string) => Effect.Effect<number>
+  /** Dead-lettered messages of a destination (the `<destination>.dlq` destination). */
+  readonly deadLetters: (destination: string) => Effect.Effect<ReadonlyArray<Envelope>>
+  /** Committed offset per partition for a group (`[]` if the group never subscribed). */
+  readonly committedOffsets: (destination: string, group: string) => Effect.Effect<ReadonlyArray<number>>
+  /** Messages not yet acknowledged by a group, over all partitions. */
+  readonly lag: (destination: string, group: string) => Effect.Effect<number>
+  /** Deliveries a group holds unacknowledged right now. */
+  readonly inFlight: (destination: string, group: string) => Effect.Effect<number>
+}
+
+/**
+ * The inspection service tag.
+ *
+ * @example
+ * ```ts
+ * import { MemoryBroker } from "@switchyard/core"
+ * const dlq = MemoryBroker.MemoryBroker.use((b) => b.deadLetters("orders"))
+ * ```
+ * @since 0.1.0
+ */
+export class MemoryBroker extends Context.Service<MemoryBroker, MemoryBrokerShape>()("@switchyard/core/MemoryBroker") {}
+
+const toEnvelope = (
+  destination: string,
+  partition: number,
+  record: StoredRecord,
+  attempt: number
+): Envelope => ({
+  ...record.message,
+  attempt,
+  coordinates: { destination, partition, offset: String(record.offset), lane: String(partition) }
+})
+
+/**
+ * Builds the broker and its inspection service.
+ *
+ * @since 0.1.0
+ */
+export const make = (options: Options = {}): { readonly broker: Broker.BrokerShape; readonly inspect: MemoryBrokerShape } => {
+  const partitionCount = options.partitions ?? 4
+  const maxAgeMillis = options.maxAge === undefined ? undefined : Duration.toMillis(Duration.fromInputUnsafe(options.maxAge))
+  const topics = new Map<string, TopicState>()
+  const publishedTotals = new Map<string, number>()
+
+  const topicOf = (name: string): TopicState => {
+    let topic = topics.get(name)
+    if (topic === undefined) {
+      topic = new TopicState(name, partitionCount)
+      topics.set(name, topic)
+    }
+    return topic
+  }
+
+  const applyRetention = (topic: TopicState, log: PartitionLog, partition: number, now: number) => {
+    let drop = 0
+    if (options.maxMessagesPerPartition !== undefined) drop = Math.max(0, log.records.length - options.maxMessagesPerPartition)
+    if (maxAgeMillis !== undefined) {
+      while (drop < log.records.length && now - log.records[drop]!.storedAt > maxAgeMillis) drop++
+    }
+    if (drop === 0) return
+    log.records.splice(0, drop)
+    log.base += drop
+    for (const group of topic.groups.values()) {
+      const gp = group.partitions[partition]!
+      if (gp.committed < log.base) gp.committed = log.base
+      if (gp.next < log.base) gp.next = log.base
+      gp.redeliveries = gp.redeliveries.filter((r) => r.offset >= log.base)
+    }
+  }
+
+  const rebalance = (group: GroupState) => {
+    group.partitions.forEach((gp, index) => {
+      const owner = group.members.length === 0 ? undefined : group.members[index % group.members.length]
+      if (owner === gp.owner) return
+      if (gp.owner !== undefined) {
+        gp.owner.inFlight -= gp.inFlight.size
+        gp.owner.wake()
+      }
+      // The new owner resumes from the committed offset: unacknowledged deliveries are redelivered.
+      gp.owner = owner
+      gp.generation++
+      gp.inFlight.clear()
+      gp.redeliveries = []
+      // Offsets acked above the committed prefix stay acked: the new owner skips them.
+      gp.next = gp.committed
+      owner?.wake()
+    })
+  }
+
+  const settle = (
+    topic: TopicState,
+    group: GroupState,
+    partition: number,
+    generation: number,
+    offset: number,
+    nackAt: number | undefined
+  ) => {
+    const gp = group.partitions[partition]!
+    if (gp.generation !== generation || !gp.inFlight.delete(offset)) return
+    const owner = gp.owner
+    if (owner !== undefined) owner.inFlight--
+    if (nackAt === undefined) {
+      gp.deliveries.delete(offset)
+      gp.acked.add(offset)
+      while (gp.acked.delete(gp.committed)) gp.committed++
+      // Skip offsets that retention removed meanwhile.
+      const log = topic.partitions[partition]!
+      if (gp.committed < log.base) gp.committed = log.base
+    } else {
+      gp.redeliveries.push({ offset, at: nackAt })
+      gp.redeliveries.sort((a, b) => a.at - b.at)
+    }
+    owner?.wake()
+  }
+
+  /** Collects what is ready for a member, synchronously; returns the next redelivery time when nothing is. */
+  const collect = (
+    topic: TopicState,
+    group: GroupState,
+    member: Member,
+    now: number
+  ): { readonly batch: Array<Broker.RawDelivery>; readonly nextDue: number | undefined } => {
+    const batch: Array<Broker.RawDelivery> = []
+    let nextDue: number | undefined
+    const deliver = (partition: number, gp: GroupPartition, record: StoredRecord) => {
+      const attempt = (gp.deliveries.get(record.offset) ?? 0) + 1
+      gp.deliveries.set(record.offset, attempt)
+      gp.inFlight.add(record.offset)
+      member.inFlight++
+      const generation = gp.generation
+      const offset = record.offset
+      batch.push({
+        envelope: toEnvelope(topic.name, partition, record, attempt),
+        ack: Effect.sync(() => settle(topic, group, partition, generation, offset, undefined)),
+        nack: (nackOptions) =>
+          Effect.flatMap(Clock.currentTimeMillis, (at) =>
+            Effect.sync(() =>
+              settle(
+                topic,
+                group,
+                partition,
+                generation,
+                offset,
+                at + (nackOptions?.delay === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(nackOptions.delay)))
+              )
+            ))
+      })
+    }
+    group.partitions.forEach((gp, partition) => {
+      if (gp.owner !== member) return
+      const log = topic.partitions[partition]!
+      while (gp.redeliveries.length > 0 && member.inFlight < member.prefetch) {
+        const due = gp.redeliveries[0]!
+        if (due.at > now) break
+        gp.redeliveries.shift()
+        const record = log.get(due.offset)
+        if (record !== undefined) deliver(partition, gp, record)
+      }
+      if (gp.redeliveries.length > 0) {
+        const at = gp.redeliveries[0]!.at
+        if (at > now && (nextDue === undefined || at < nextDue)) nextDue = at
+      }
+      if (gp.next < log.base) gp.next = log.base
+      while (gp.next < log.end && member.inFlight < member.prefetch) {
+        if (!gp.acked.has(gp.next)) deliver(partition, gp, log.get(gp.next)!)
+        gp.next++
+      }
+    })
+    return { batch, nextDue }
+  }
+
+  const broker: Broker.BrokerShape = {
+    system: "memory",
+    capabilities,
+    publish: (destination, messages) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.sync(() => {
+          const topic = topicOf(destination)
+          const receipts: Array<PublishReceipt> = []
+          for (const message of messages) {
+            const partition = message.key === undefined
+              ? topic.roundRobin++ % partitionCount
+              : keyHash(message.key) % partitionCount
+            const log = topic.partitions[partition]!
+            const offset = log.end
+            log.records.push({ offset, message, storedAt: now })
+            applyRetention(topic, log, partition, now)
+            receipts.push({ id: message.id, coordinates: { destination, partition, offset: String(offset), lane: String(partition) } })
+            for (const group of topic.groups.values()) group.partitions[partition]!.owner?.wake()
+          }
+          publishedTotals.set(destination, (publishedTotals.get(destination) ?? 0) + messages.length)
+          return receipts
+        })),
+    subscribe: (destination, subscribeOptions) =>
+      Effect.gen(function*() {
+        const topic = topicOf(destination)
+        let group = topic.groups.get(subscribeOptions.group)
+        if (group === undefined) {
+          group = new GroupState(
+            topic.partitions.map((log) => new GroupPartition(subscribeOptions.startFrom === "earliest" ? log.base : log.end))
+          )
+          topic.groups.set(subscribeOptions.group, group)
+        }
+        const joined = group
+        const member = new Member(Math.max(1, subscribeOptions.prefetch))
+        yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            joined.members.push(member)
+            rebalance(joined)
+          }),
+          () =>
+            Effect.sync(() => {
+              member.closed = true
+              member.wake()
+              joined.members.splice(joined.members.indexOf(member), 1)
+              rebalance(joined)
+            })
+        )
+        const pull: Effect.Effect<readonly [Broker.RawDelivery, ...Array<Broker.RawDelivery>], Cause.Done> = Effect.gen(
+          function*() {
+            while (true) {
+              if (member.closed) return yield* Cause.done()
+              const signal = member.arm()
+              const now = yield* Clock.currentTimeMillis
+              const { batch, nextDue } = collect(topic, joined, member, now)
+              const [first, ...rest] = batch
+              if (first !== undefined) return [first, ...rest] as const
+              yield* nextDue === undefined
+                ? Deferred.await(signal)
+                : Effect.raceFirst(Deferred.await(signal), Effect.sleep(nextDue - now))
+            }
+          }
+        )
+        return { deliveries: Stream.fromPull(Effect.succeed(pull)) }
+      })
+  }
+
+  const envelopesOf = (destination: string): ReadonlyArray<Envelope> => {
+    const topic = topics.get(destination)
+    if (topic === undefined) return []
+    return topic.partitions.flatMap((log, partition) => log.records.map((record) => toEnvelope(destination, partition, record, 1)))
+  }
+
+  const inspect: MemoryBrokerShape = {
+    published: (destination) => Effect.sync(() => envelopesOf(destination)),
+    publishedCount: (destination) => Effect.sync(() => publishedTotals.get(destination) ?? 0),
+    deadLetters: (destination) => Effect.sync(() => envelopesOf(`${destination}.dlq`)),
+    committedOffsets: (destination, group) =>
+      Effect.sync(() => topics.get(destination)?.groups.get(group)?.partitions.map((gp) => gp.committed) ?? []),
+    lag: (destination, group) =>
+      Effect.sync(() => {
+        const topic = topics.get(destination)
+        const state = topic?.groups.get(group)
+        if (topic === undefined) return 0
+        return topic.partitions.reduce(
+          (sum, log, partition) => sum + log.end - (state?.partitions[partition]?.committed ?? log.base),
+          0
+        )
+      }),
+    inFlight: (destination, group) =>
+      Effect.sync(() =>
+        topics.get(destination)?.groups.get(group)?.partitions.reduce((sum, gp) => sum + gp.inFlight.size, 0) ?? 0
+      )
+  }
+  return { broker, inspect }
+}
+
+/**
+ * The in-memory broker as a Layer providing `Broker` and the `MemoryBroker` inspection service.
+ * Every call builds a fresh, empty broker.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer, Schema } from "effect"
+ * import { MemoryBroker, Publisher, Switchyard, Topic } from "@switchyard/core"
+ * const orders = Topic.make("orders", Schema.Struct({ id: Schema.String }))
+ * const program = Publisher.publish(orders, { id: "o-1" }).pipe(
+ *   Effect.provide(Switchyard.layer.pipe(Layer.provideMerge(MemoryBroker.layer())))
+ * )
+ * ```
+ * @since 0.1.0
+ */
+export const layer = (options: Options = {}): Layer.Layer<Broker.Broker | MemoryBroker> =>
+  Layer.effectContext(
+    Effect.sync(() => {
+      const { broker, inspect } = make(options)
+      return Context.make(Broker.Broker, broker).pipe(Context.add(MemoryBroker, inspect))
+    })
+  )

@@ -1,0 +1,12 @@
+/**
+ * FNV-1a 32-bit hash of a string's UTF-16 code units: cheap, stable across processes, good spread for
+ * partition and lane selection. (Kafka's Java-compatible murmur2 lives in the Kafka package.)
+ */
+export const keyHash = (key: string): number => {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return hash >>> 0
+}
