@@ -332,6 +332,8 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
         Effect.flatMap(connection.openConfirmChannel),
         Effect.map((channel) => {
           const p: Publisher = { channel, returned: new Map(), closed: false }
+          // every in-flight batch listens for the channel closing
+          channel.setMaxListeners(0)
           channel.on("return", (msg: ConsumeMessage) => {
             const id = headerString(msg.properties.messageId)
             if (id !== undefined) p.returned.set(id, (p.returned.get(id) ?? 0) + 1)

@@ -1,0 +1,150 @@
+import { assert, describe, it, layer } from "@effect/vitest"
+import * as amqp from "amqplib"
+import { Broker } from "@switchyard/core"
+import { ConfigProvider, Effect, Layer, Redacted } from "effect"
+import { AmqpBroker, AmqpConnection, AmqpRpc } from "../src/index.ts"
+import { collect, message, options, takeN, text, unique } from "./helpers.ts"
+
+const encoder = new TextEncoder()
+
+describe("AmqpConnection", () => {
+  it.live("a wrong password is a ConnectionError, quickly, without the secret", () =>
+    Effect.gen(function*() {
+      const secret = "not-the-password-4711"
+      const start = Date.now()
+      const error = yield* Effect.flip(
+        Layer.build(AmqpBroker.layer({ ...options, password: Redacted.make(secret), connectTimeout: "5 seconds" }))
+      )
+      assert.strictEqual(error._tag, "ConnectionError")
+      assert.isBelow(Date.now() - start, 6000)
+      assert.notInclude(error.message, secret)
+      assert.notInclude(JSON.stringify(error), secret)
+      assert.notInclude(String(error.cause ?? ""), secret)
+    }))
+
+  it.live("an unreachable broker is a ConnectionError within the connect timeout", () =>
+    Effect.gen(function*() {
+      const start = Date.now()
+      const error = yield* Effect.flip(Layer.build(AmqpBroker.layer({ ...options, port: 1, connectTimeout: "1500 millis" })))
+      assert.strictEqual(error._tag, "ConnectionError")
+      assert.include(error.message, "timed out")
+      assert.isBelow(Date.now() - start, 4000)
+    }))
+
+  it.live("layerConfig reads the environment (URL with a redacted password)", () =>
+    Effect.gen(function*() {
+      const destination = unique("config")
+      const provider = ConfigProvider.fromEnv({
+        env: { ORDERS_AMQP_URL: "amqp://guest:guest@127.0.0.1:5672/%2F", ORDERS_AMQP_CONNECTION_NAME: "from-config" }
+      })
+      yield* Effect.gen(function*() {
+        const q = yield* collect(destination, "g")
+        const broker = yield* Broker.Broker
+        yield* broker.publish(destination, [message("cfg-1", "hi")])
+        const [d] = yield* takeN(q, 1)
+        assert.strictEqual(text(d!.envelope), "hi")
+        const connection = yield* AmqpConnection.AmqpConnection
+        assert.strictEqual(connection.label, "amqp://guest@127.0.0.1:5672/%2F")
+      }).pipe(
+        Effect.provide(AmqpBroker.layerConfig({ prefix: "ORDERS_AMQP" }).pipe(Layer.provide(ConfigProvider.layer(provider))))
+      )
+    }))
+
+  it.live("layerConfig: missing password in URL-less config falls back to guest; bad port is a ConnectionError", () =>
+    Effect.gen(function*() {
+      const provider = ConfigProvider.fromEnv({ env: { AMQP_PORT: "not-a-port" } })
+      const error = yield* Effect.flip(
+        Layer.build(AmqpBroker.layerConfig().pipe(Layer.provide(ConfigProvider.layer(provider))))
+      )
+      assert.strictEqual(error._tag, "ConnectionError")
+      assert.include(error.reason, "invalid configuration")
+    }))
+})
+
+const topologyName = unique("topo")
+const TopologyLive = AmqpBroker.layer({
+  ...options,
+  topology: {
+    exchanges: [{ name: `${topologyName}.fanout`, type: "fanout" }, { name: `${topologyName}.direct`, type: "direct" }],
+    queues: [
+      {
+        name: `${topologyName}.quorum`,
+        type: "quorum",
+        deliveryLimit: 5,
+        deadLetterExchange: "",
+        deadLetterRoutingKey: `${topologyName}.classic`
+      },
+      { name: `${topologyName}.classic`, messageTtl: 60_000, maxLength: 1000, singleActiveConsumer: true },
+      { name: `${topologyName}.fanout.g`, type: "quorum" }
+    ],
+    bindings: [
+      { source: `${topologyName}.direct`, destination: `${topologyName}.quorum`, pattern: "blue" },
+      { source: `${topologyName}.fanout`, destination: `${topologyName}.fanout.g`, pattern: "" }
+    ]
+  }
+})
+
+layer(TopologyLive, { excludeTestServices: true, timeout: "30 seconds" })("Topology as data", (it) => {
+  it.effect("declares exchanges, queues (classic/quorum, arguments) and bindings at start", () =>
+    Effect.gen(function*() {
+      const { queues } = yield* Effect.promise(async () => {
+        const conn = await amqp.connect("amqp://guest:guest@127.0.0.1:5672")
+        const ch = await conn.createChannel()
+        const result = {
+          queues: [
+            await ch.checkQueue(`${topologyName}.quorum`),
+            await ch.checkQueue(`${topologyName}.classic`),
+            await ch.checkQueue(`${topologyName}.fanout.g`)
+          ],
+          exchanges: [await ch.checkExchange(`${topologyName}.fanout`), await ch.checkExchange(`${topologyName}.direct`)]
+        }
+        await conn.close()
+        return result
+      })
+      assert.strictEqual(queues.length, 3)
+      // re-declaring the same topology is idempotent
+      const connection = yield* AmqpConnection.AmqpConnection
+      yield* connection.declare(connection.topology)
+    }))
+
+  it.effect("user-declared topology takes precedence over auto-provisioning (a fanout destination with a quorum group queue)", () =>
+    Effect.gen(function*() {
+      const broker = yield* Broker.Broker
+      const q = yield* collect(`${topologyName}.fanout`, "g")
+      yield* broker.publish(`${topologyName}.fanout`, [message("t-1", "fan", { key: "any-key" })])
+      const [d] = yield* takeN(q, 1)
+      assert.strictEqual(d!.envelope.id, "t-1")
+      assert.strictEqual(d!.envelope.key, "any-key")
+    }))
+})
+
+layer(AmqpBroker.layer(options), { excludeTestServices: true, timeout: "30 seconds" })("AmqpRpc", (it) => {
+  it.effect("request-reply over direct reply-to, matched by correlation id", () =>
+    Effect.gen(function*() {
+      const rpc = yield* AmqpRpc.AmqpRpc
+      const destination = unique("rpc")
+      yield* rpc.serve(destination, (req) => Effect.succeed(encoder.encode(`echo:${new TextDecoder().decode(req.payload)}`)))
+      const replies = yield* Effect.forEach(
+        ["a", "b", "c", "d"],
+        (s) => rpc.request(destination, { payload: encoder.encode(s), timeout: "5 seconds" }),
+        { concurrency: "unbounded" }
+      )
+      assert.deepStrictEqual(replies.map((r) => new TextDecoder().decode(r.payload)), ["echo:a", "echo:b", "echo:c", "echo:d"])
+    }))
+
+  it.effect("a request with no answer in time is a RequestTimeoutError", () =>
+    Effect.gen(function*() {
+      const rpc = yield* AmqpRpc.AmqpRpc
+      const destination = unique("rpc-slow")
+      yield* rpc.serve(destination, () => Effect.never)
+      const error = yield* Effect.flip(rpc.request(destination, { payload: encoder.encode("x"), timeout: "300 millis" }))
+      assert.strictEqual(error._tag, "RequestTimeoutError")
+    }))
+
+  it.effect("a request to a destination nobody serves is a NoRespondersError", () =>
+    Effect.gen(function*() {
+      const rpc = yield* AmqpRpc.AmqpRpc
+      const error = yield* Effect.flip(rpc.request(unique("rpc-none"), { payload: encoder.encode("x"), timeout: "3 seconds" }))
+      assert.strictEqual(error._tag, "NoRespondersError")
+    }))
+})

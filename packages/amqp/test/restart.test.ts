@@ -1,0 +1,83 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Broker } from "@switchyard/core"
+import { Context, Effect, Fiber, Layer, Ref, Schedule, Stream } from "effect"
+import { AmqpBroker, AmqpConnection } from "../src/index.ts"
+import { message, options, rabbitmqctl, unique } from "./helpers.ts"
+
+/**
+ * Restarts the RabbitMQ application twice while 10,000 messages flow from parallel publishers. Every confirmed
+ * message must be consumed, and the consumer must resume by itself. RabbitMQ is always started again, even if
+ * the test fails (finalizer).
+ */
+describe("broker restart", () => {
+  it.live("survives two RabbitMQ restarts during 10,000 messages from parallel publishers", () =>
+    Effect.gen(function*() {
+      yield* Effect.addFinalizer(() => rabbitmqctl("start_app").pipe(Effect.andThen(rabbitmqctl("await_startup")), Effect.ignore))
+      const services = yield* Layer.build(AmqpBroker.layer({ ...options, connectionName: "restart-test" }))
+      const broker = Context.get(services, Broker.Broker)
+      const connection = Context.get(services, AmqpConnection.AmqpConnection)
+      const destination = unique("restart")
+      const publishers = 20
+      const perPublisher = 500
+      const total = publishers * perPublisher
+
+      const consumed = new Set<string>()
+      const sub = yield* broker.subscribe(destination, { group: "workers", prefetch: 200, startFrom: "earliest" })
+      const consumer = yield* sub.deliveries.pipe(
+        Stream.runForEach((d) =>
+          Effect.sync(() => consumed.add(d.envelope.id)).pipe(Effect.andThen(Effect.ignore(d.ack)))
+        ),
+        Effect.forkScoped
+      )
+
+      const confirmed = yield* Ref.make(new Set<string>())
+      const publishFailures = yield* Ref.make(0)
+      const publisher = (p: number) =>
+        Effect.forEach(
+          Array.from({ length: perPublisher / 25 }, (_, b) => b),
+          (b) => {
+            const batch = Array.from({ length: 25 }, (_, i) => message(`p${p}-${b * 25 + i}`, `payload ${p} ${b} ${i}`))
+            return broker.publish(destination, batch).pipe(
+              Effect.tapError(() => Ref.update(publishFailures, (n) => n + 1)),
+              Effect.retry(Schedule.spaced("250 millis").pipe(Schedule.upTo({ times: 400 }))),
+              Effect.andThen(Ref.update(confirmed, (s) => {
+                for (const m of batch) s.add(m.id)
+                return s
+              })),
+              Effect.andThen(Effect.sleep("300 millis"))
+            )
+          },
+          { discard: true }
+        )
+      const publishing = yield* Effect.forEach(Array.from({ length: publishers }, (_, p) => p), publisher, {
+        concurrency: "unbounded",
+        discard: true
+      }).pipe(Effect.forkChild)
+
+      const generationBefore = (yield* connection.current).generation
+      for (let round = 0; round < 2; round++) {
+        yield* Effect.sleep("1500 millis")
+        yield* rabbitmqctl("stop_app")
+        yield* Effect.sleep("1 second")
+        yield* rabbitmqctl("start_app")
+        yield* rabbitmqctl("await_startup")
+      }
+      yield* Fiber.join(publishing).pipe(Effect.timeout("120 seconds"))
+      const confirmedIds = yield* Ref.get(confirmed)
+      assert.strictEqual(confirmedIds.size, total)
+
+      // every confirmed message is consumed (duplicates allowed: at-least-once)
+      yield* Effect.gen(function*() {
+        while (true) {
+          let missing = 0
+          for (const id of confirmedIds) if (!consumed.has(id)) missing++
+          if (missing === 0) return
+          yield* Effect.sleep("200 millis")
+        }
+      }).pipe(Effect.timeout("60 seconds"))
+      const generationAfter = (yield* connection.current).generation
+      assert.isAtLeast(generationAfter - generationBefore, 2, "the connection was re-established twice")
+      assert.isUndefined(consumer.pollUnsafe(), "the consumer is still running")
+      yield* Effect.logInfo(`restart test: ${consumed.size} consumed, ${yield* Ref.get(publishFailures)} publish retries`)
+    }), { timeout: 240_000 })
+})
