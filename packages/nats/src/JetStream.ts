@@ -1,0 +1,567 @@
+/**
+ * JetStream: the durable NATS broker. Streams declared as data, streams provisioned on first use,
+ * pipelined publishes resolved on PubAck (`Nats-Msg-Id` dedup), durable pull consumers per group with
+ * explicit acks, automatic `working()` heartbeats, ordered consumers for replay.
+ *
+ * @since 0.1.0
+ */
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  jetstream,
+  type JetStreamClient,
+  JetStreamApiError,
+  type JetStreamManager,
+  jetstreamManager,
+  type JsMsg,
+  type PubAck,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig
+} from "@nats-io/jetstream"
+import { nanos } from "@nats-io/transport-node"
+import type { Envelope } from "@switchyard/core"
+import { Broker, Capabilities, Errors } from "@switchyard/core"
+import { Cause, Context, Duration, Effect, Layer, Queue, Schedule, Scope, Stream } from "effect"
+import { fromMessage, reason, sanitizeName, toHeaders } from "./internal/envelope.ts"
+import { NatsConnection } from "./NatsConnection.ts"
+
+/**
+ * A JetStream stream declared as data. Created when missing, updated when it differs.
+ *
+ * @example
+ * ```ts
+ * import type { JetStream } from "@switchyard/nats"
+ * const orders: JetStream.StreamDeclaration = {
+ *   name: "ORDERS", subjects: ["orders.>"], retention: "limits", storage: "file",
+ *   maxAge: "7 days", duplicateWindow: "2 minutes"
+ * }
+ * ```
+ * @since 0.1.0
+ */
+export interface StreamDeclaration extends StreamSettings {
+  readonly name: string
+  readonly subjects: ReadonlyArray<string>
+}
+
+/**
+ * Stream settings (also the defaults of streams provisioned on first use).
+ *
+ * @example
+ * ```ts
+ * import type { JetStream } from "@switchyard/nats"
+ * const settings: JetStream.StreamSettings = { storage: "memory", maxMessages: 100_000 }
+ * ```
+ * @since 0.1.0
+ */
+export interface StreamSettings {
+  readonly retention?: "limits" | "interest" | "workqueue" | undefined
+  readonly storage?: "file" | "memory" | undefined
+  readonly maxAge?: Duration.Input | undefined
+  readonly maxMessages?: number | undefined
+  readonly maxBytes?: number | undefined
+  readonly maxMessageSize?: number | undefined
+  /** Window in which a repeated `Nats-Msg-Id` is dropped as a duplicate (default 2 minutes). */
+  readonly duplicateWindow?: Duration.Input | undefined
+  readonly replicas?: number | undefined
+  readonly discard?: "old" | "new" | undefined
+}
+
+/**
+ * Settings of the durable pull consumers created for subscriptions.
+ *
+ * @example
+ * ```ts
+ * import type { JetStream } from "@switchyard/nats"
+ * const consumer: JetStream.ConsumerSettings = { ackWait: "30 seconds", maxDeliver: 5 }
+ * ```
+ * @since 0.1.0
+ */
+export interface ConsumerSettings {
+  /** How long the server waits for an ack before redelivering (default 30 seconds). */
+  readonly ackWait?: Duration.Input | undefined
+  /** Deliveries before the server gives up on a message (default unlimited, -1). */
+  readonly maxDeliver?: number | undefined
+  /** Redelivery delays after ack-wait expiries (JetStream `backoff`). */
+  readonly backoff?: ReadonlyArray<Duration.Input> | undefined
+  /** Send `working()` every ackWait/2 for every unsettled delivery (default true). */
+  readonly heartbeat?: boolean | undefined
+  /** Remove the durable consumer after this much inactivity (default: never). */
+  readonly inactiveThreshold?: Duration.Input | undefined
+}
+
+/**
+ * Options of the JetStream broker.
+ *
+ * @example
+ * ```ts
+ * import type { JetStream } from "@switchyard/nats"
+ * const options: JetStream.Options = {
+ *   streams: [{ name: "ORDERS", subjects: ["orders.>"] }],
+ *   consumer: { ackWait: "10 seconds", maxDeliver: 5 }
+ * }
+ * ```
+ * @since 0.1.0
+ */
+export interface Options {
+  /** Streams declared as data; they take precedence over first-use provisioning. */
+  readonly streams?: ReadonlyArray<StreamDeclaration> | undefined
+  /** Settings of streams provisioned on first use (default: file storage, limits retention). */
+  readonly defaultStream?: StreamSettings | undefined
+  /** Consumer settings of every subscription. */
+  readonly consumer?: ConsumerSettings | undefined
+  /** Per-destination consumer settings (override `consumer`). */
+  readonly consumers?: Readonly<Record<string, ConsumerSettings>> | undefined
+  /** Most publishes awaiting their PubAck at once in one `publish` call (default 1024). */
+  readonly publishWindow?: number | undefined
+  /** JetStream API / PubAck timeout (default 5 seconds). */
+  readonly timeout?: Duration.Input | undefined
+}
+
+/**
+ * What JetStream honestly promises.
+ *
+ * @example
+ * ```ts
+ * import { JetStream } from "@switchyard/nats"
+ * if (JetStream.capabilities.redeliveryDelay) console.log("nack({ delay }) supported")
+ * ```
+ * @since 0.1.0
+ */
+export const capabilities: Capabilities.Capabilities = {
+  ...Capabilities.none,
+  consumerGroups: true,
+  orderedDelivery: true,
+  persistent: true,
+  redelivery: true,
+  redeliveryDelay: true,
+  replayForNewSubscribers: true
+}
+
+/**
+ * A delivery from JetStream: a `RawDelivery` with the JetStream-only settlements.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { JetStream } from "@switchyard/nats"
+ * declare const delivery: JetStream.JetStreamDelivery
+ * const poison = delivery.term("cannot be parsed")
+ * ```
+ * @since 0.1.0
+ */
+export interface JetStreamDelivery extends Broker.RawDelivery {
+  /** Terminates the message: never redelivered (counts as a settlement). */
+  readonly term: (reason?: string) => Effect.Effect<void, Errors.AckError>
+  /** Resets the ack-wait timer now (sent automatically every ackWait/2 anyway). */
+  readonly working: Effect.Effect<void, Errors.AckError>
+  /** The raw nats.js message. */
+  readonly message: JsMsg
+}
+
+/**
+ * Is this delivery from JetStream (so `term` / `working` are available)?
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { Broker } from "@switchyard/core"
+ * import { JetStream } from "@switchyard/nats"
+ * declare const d: Broker.RawDelivery
+ * const settle = JetStream.isJetStreamDelivery(d) ? d.term("poison") : d.nack()
+ * ```
+ * @since 0.1.0
+ */
+export const isJetStreamDelivery = (delivery: Broker.RawDelivery): delivery is JetStreamDelivery =>
+  "term" in delivery && "message" in delivery
+
+/**
+ * Options of {@link JetStream.replay}.
+ *
+ * @since 0.1.0
+ */
+export interface ReplayOptions {
+  /** Start at this stream sequence (default: the first message). */
+  readonly fromSequence?: number | undefined
+  /** Keep following new messages (default false: end once caught up). */
+  readonly live?: boolean | undefined
+}
+
+/**
+ * The native JetStream service, next to the `Broker`: the nats.js clients, stream lookup and replay.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { JetStream } from "@switchyard/nats"
+ * const history = Effect.gen(function*() {
+ *   const js = yield* JetStream.JetStream
+ *   return yield* js.replay("orders").pipe(Stream.runCollect)
+ * })
+ * ```
+ * @since 0.1.0
+ */
+export class JetStream extends Context.Service<JetStream, {
+  readonly client: JetStreamClient
+  readonly manager: JetStreamManager
+  /** The stream holding a destination, provisioned on first use (cached). */
+  readonly streamFor: (destination: string) => Effect.Effect<string, Errors.SubscribeError>
+  /** Replays a destination with an ordered consumer (no acks, no durable state). */
+  readonly replay: (destination: string, options?: ReplayOptions) => Stream.Stream<Envelope.Envelope, Errors.SubscribeError>
+}>()("@switchyard/nats/JetStream") {}
+
+const toStreamConfig = (
+  name: string,
+  subjects: ReadonlyArray<string>,
+  s: StreamSettings
+): Partial<StreamConfig> & { name: string } => {
+  const cfg: Partial<StreamConfig> & { name: string } = {
+    name,
+    subjects: [...subjects],
+    retention: s.retention === "interest"
+      ? RetentionPolicy.Interest
+      : s.retention === "workqueue"
+      ? RetentionPolicy.Workqueue
+      : RetentionPolicy.Limits,
+    storage: s.storage === "memory" ? StorageType.Memory : StorageType.File,
+    discard: s.discard === "new" ? DiscardPolicy.New : DiscardPolicy.Old,
+    duplicate_window: nanos(Duration.toMillis(s.duplicateWindow ?? "2 minutes"))
+  }
+  if (s.maxAge !== undefined) cfg.max_age = nanos(Duration.toMillis(s.maxAge))
+  if (s.maxMessages !== undefined) cfg.max_msgs = s.maxMessages
+  if (s.maxBytes !== undefined) cfg.max_bytes = s.maxBytes
+  if (s.maxMessageSize !== undefined) cfg.max_msg_size = s.maxMessageSize
+  if (s.replicas !== undefined) cfg.num_replicas = s.replicas
+  return cfg
+}
+
+/** Does a NATS subject pattern (with `*` and `>`) match a subject? @internal */
+export const subjectMatches = (pattern: string, subject: string): boolean => {
+  const p = pattern.split(".")
+  const s = subject.split(".")
+  for (let i = 0; i < p.length; i++) {
+    const token = p[i]
+    if (token === ">") return s.length > i
+    if (i >= s.length) return false
+    if (token !== "*" && token !== s[i]) return false
+  }
+  return p.length === s.length
+}
+
+const isApiError = (cause: unknown, code?: number): cause is JetStreamApiError =>
+  cause instanceof JetStreamApiError && (code === undefined || cause.code === code)
+
+const STREAM_NOT_FOUND = 10059
+
+/**
+ * Creates the JetStream broker on a connection: the `Broker` and the native `JetStream` service.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { JetStream } from "@switchyard/nats"
+ * const program = JetStream.make({ consumer: { maxDeliver: 5 } })
+ * ```
+ * @since 0.1.0
+ */
+export const make = Effect.fnUntraced(function*(options: Options = {}) {
+  const { nc } = yield* NatsConnection
+  const timeout = Duration.toMillis(options.timeout ?? "5 seconds")
+  const manager = yield* Effect.tryPromise({
+    try: () => jetstreamManager(nc, { timeout }),
+    catch: (cause) => new Errors.ConnectionError({ broker: "nats-jetstream", reason: reason(cause) })
+  })
+  const client = jetstream(nc, { timeout })
+  const publishWindow = Math.max(1, options.publishWindow ?? 1024)
+  const declared = options.streams ?? []
+  const defaultStream = options.defaultStream ?? {}
+
+  // Declared topology first: create or update idempotently.
+  yield* Effect.forEach(declared, (decl) =>
+    Effect.tryPromise({
+      try: async () => {
+        const cfg = toStreamConfig(decl.name, decl.subjects, decl)
+        try {
+          await manager.streams.info(decl.name)
+        } catch (cause) {
+          if (isApiError(cause, STREAM_NOT_FOUND)) {
+            await manager.streams.add({ ...cfg, name: decl.name })
+            return
+          }
+          throw cause
+        }
+        await manager.streams.update(decl.name, cfg)
+      },
+      catch: (cause) =>
+        new Errors.ConnectionError({ broker: "nats-jetstream", reason: `stream ${decl.name}: ${reason(cause)}` })
+    }), { discard: true })
+
+  const streams = new Map<string, string>()
+  const provision = (destination: string): Promise<string> => {
+    for (const decl of declared) {
+      if (decl.subjects.some((p) => subjectMatches(p, destination))) return Promise.resolve(decl.name)
+    }
+    return manager.streams.find(destination).catch(async () => {
+      const name = sanitizeName(destination)
+      try {
+        await manager.streams.add(toStreamConfig(name, [destination], defaultStream))
+        return name
+      } catch (cause) {
+        // Lost a race with another process, or the subject is covered by a stream created meanwhile.
+        return manager.streams.find(destination).catch(() => Promise.reject(cause))
+      }
+    })
+  }
+  const streamFor = (destination: string): Effect.Effect<string, Errors.SubscribeError> => {
+    const known = streams.get(destination)
+    if (known !== undefined) return Effect.succeed(known)
+    return Effect.tryPromise({
+      try: () => provision(destination),
+      catch: (cause) => new Errors.SubscribeError({ destination, reason: `provisioning: ${reason(cause)}`, cause })
+    }).pipe(Effect.tap((name) => Effect.sync(() => streams.set(destination, name))))
+  }
+
+  const publishAll = async (
+    destination: string,
+    messages: ReadonlyArray<Envelope.OutgoingMessage>
+  ): Promise<Array<Envelope.PublishReceipt>> => {
+    const receipts: Array<Envelope.PublishReceipt> = new Array(messages.length)
+    for (let start = 0; start < messages.length; start += publishWindow) {
+      const end = Math.min(start + publishWindow, messages.length)
+      const pending: Array<Promise<PubAck>> = []
+      for (let i = start; i < end; i++) {
+        const m = messages[i] as Envelope.OutgoingMessage
+        pending.push(client.publish(destination, m.payload, { msgID: m.id, headers: toHeaders(m) }))
+      }
+      const settled = await Promise.allSettled(pending)
+      for (let i = 0; i < settled.length; i++) {
+        const r = settled[i] as PromiseSettledResult<PubAck>
+        if (r.status === "rejected") {
+          throw new Errors.PublishError({
+            destination,
+            reason: `message ${start + i + 1} of ${messages.length} (${messages[start + i]?.id}): ${reason(r.reason)}`,
+            cause: r.reason
+          })
+        }
+        receipts[start + i] = {
+          id: (messages[start + i] as Envelope.OutgoingMessage).id,
+          coordinates: { destination, sequence: r.value.seq }
+        }
+      }
+    }
+    return receipts
+  }
+
+  const publish = (
+    destination: string,
+    messages: ReadonlyArray<Envelope.OutgoingMessage>
+  ): Effect.Effect<ReadonlyArray<Envelope.PublishReceipt>, Errors.PublishError> =>
+    messages.length === 0 ? Effect.succeed([]) : streamFor(destination).pipe(
+      Effect.mapError((e) => new Errors.PublishError({ destination, reason: e.reason, cause: e.cause })),
+      Effect.andThen(Effect.tryPromise({
+        try: () => publishAll(destination, messages),
+        catch: (cause) =>
+          cause instanceof Errors.PublishError
+            ? cause
+            : new Errors.PublishError({ destination, reason: reason(cause), cause })
+      }))
+    )
+
+  const ensureConsumer = (stream: string, destination: string, opts: Broker.SubscribeOptions, s: ConsumerSettings) =>
+    Effect.tryPromise({
+      try: async () => {
+        const durable = sanitizeName(`${opts.group}__${destination}`)
+        const updatable = {
+          ack_wait: nanos(Duration.toMillis(s.ackWait ?? "30 seconds")),
+          max_deliver: s.maxDeliver ?? -1,
+          max_ack_pending: Math.max(1, opts.prefetch),
+          ...(s.backoff !== undefined ? { backoff: s.backoff.map((d) => nanos(Duration.toMillis(d))) } : {}),
+          ...(s.inactiveThreshold !== undefined
+            ? { inactive_threshold: nanos(Duration.toMillis(s.inactiveThreshold)) }
+            : {})
+        }
+        try {
+          return await manager.consumers.add(stream, {
+            ...updatable,
+            durable_name: durable,
+            ack_policy: AckPolicy.Explicit,
+            deliver_policy: opts.startFrom === "latest" ? DeliverPolicy.New : DeliverPolicy.All,
+            filter_subject: destination
+          })
+        } catch (cause) {
+          // The group exists with other settings (e.g. another prefetch): update what can be updated.
+          if (isApiError(cause)) return await manager.consumers.update(stream, durable, updatable)
+          throw cause
+        }
+      },
+      catch: (cause) => new Errors.SubscribeError({ destination, reason: `consumer: ${reason(cause)}`, cause })
+    })
+
+  const subscribe = (
+    destination: string,
+    opts: Broker.SubscribeOptions
+  ): Effect.Effect<Broker.Subscription, Errors.SubscribeError, Scope.Scope> =>
+    Effect.gen(function*() {
+      const settings: ConsumerSettings = { ...options.consumer, ...options.consumers?.[destination] }
+      const stream = yield* streamFor(destination)
+      const info = yield* ensureConsumer(stream, destination, opts, settings)
+      const consumer = client.consumers.getConsumerFromInfo(info)
+      const ackWaitMillis = Duration.toMillis(settings.ackWait ?? "30 seconds")
+      const queue = yield* Queue.unbounded<JetStreamDelivery, Errors.SubscribeError | Cause.Done>()
+      /** Unsettled deliveries and when the server last heard about each one. */
+      const inflight = new Map<JsMsg, number>()
+      const ackError = (cause: unknown) => new Errors.AckError({ destination, reason: reason(cause), cause })
+      const settle = (m: JsMsg, f: (m: JsMsg) => void): Effect.Effect<void, Errors.AckError> =>
+        Effect.try({
+          try: () => {
+            if (inflight.delete(m)) f(m)
+          },
+          catch: ackError
+        })
+      const toDelivery = (m: JsMsg): JetStreamDelivery => ({
+        envelope: fromMessage(m.data, m.headers, m.info.deliveryCount, { destination, sequence: m.seq }),
+        ack: settle(m, (m) => m.ack()),
+        nack: (o) => {
+          const delay = o?.delay === undefined ? undefined : Duration.toMillis(o.delay)
+          return settle(m, (m) => m.nak(delay))
+        },
+        term: (why) => settle(m, (m) => m.term(why)),
+        working: Effect.try({
+          try: () => {
+            if (inflight.has(m)) {
+              inflight.set(m, Date.now())
+              m.working()
+            }
+          },
+          catch: ackError
+        }),
+        message: m
+      })
+      const messages = yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () =>
+            consumer.consume({
+              max_messages: Math.max(1, opts.prefetch),
+              callback: (m) => {
+                inflight.set(m, Date.now())
+                Queue.offerUnsafe(queue, toDelivery(m))
+              }
+            }),
+          catch: (cause) => new Errors.SubscribeError({ destination, reason: reason(cause), cause })
+        }),
+        (messages) =>
+          Effect.promise(async () => {
+            await messages.close().catch(() => undefined)
+            // Hand what this member still holds back to the group right away.
+            for (const m of inflight.keys()) {
+              try {
+                m.nak()
+              } catch {
+                // connection gone: the server redelivers after ack-wait
+              }
+            }
+            inflight.clear()
+            await nc.flush().catch(() => undefined)
+          }).pipe(Effect.andThen(Queue.end(queue)))
+      )
+      // A consumer that dies at the server fails the stream instead of hanging.
+      void messages.closed().then((result) => {
+        if (result instanceof Error) {
+          Queue.failCauseUnsafe(queue, Cause.fail(new Errors.SubscribeError({ destination, reason: reason(result) })))
+        }
+      })
+      yield* Stream.fromAsyncIterable(messages.status(), (cause) => cause).pipe(
+        Stream.runForEach((status) =>
+          status.type === "consumer_deleted"
+            ? Effect.sync(() =>
+              Queue.failCauseUnsafe(
+                queue,
+                Cause.fail(new Errors.SubscribeError({ destination, reason: `consumer deleted: ${status.description}` }))
+              )
+            )
+            : status.type === "heartbeats_missed" || status.type === "consumer_not_found" ||
+                status.type === "stream_not_found"
+            ? Effect.logDebug("jetstream consumer status", { destination, status: status.type })
+            : Effect.void
+        ),
+        Effect.ignore,
+        Effect.forkScoped
+      )
+      if (settings.heartbeat ?? true) {
+        const every = Math.max(50, Math.floor(ackWaitMillis / 2))
+        yield* Effect.sync(() => {
+          const now = Date.now()
+          for (const [m, last] of inflight) {
+            if (now - last >= every / 2) {
+              inflight.set(m, now)
+              try {
+                m.working()
+              } catch {
+                // disconnected: nats.js cannot send now; the next tick retries
+              }
+            }
+          }
+        }).pipe(Effect.repeat(Schedule.spaced(every)), Effect.forkScoped)
+      }
+      return { deliveries: Stream.fromQueue(queue) }
+    }).pipe(Effect.annotateLogs({ broker: "nats", destination }))
+
+  const replay = (destination: string, o: ReplayOptions = {}): Stream.Stream<Envelope.Envelope, Errors.SubscribeError> =>
+    Stream.unwrap(Effect.gen(function*() {
+      const stream = yield* streamFor(destination)
+      const fromSequence = o.fromSequence
+      const state = yield* Effect.tryPromise({
+        try: () => manager.streams.info(stream, { subjects_filter: destination }),
+        catch: (cause) => new Errors.SubscribeError({ destination, reason: reason(cause), cause })
+      })
+      const lastSeq = state.state.last_seq
+      if (o.live !== true && (state.state.messages === 0 || (fromSequence !== undefined && fromSequence > lastSeq))) {
+        return Stream.empty
+      }
+      return Stream.callback<Envelope.Envelope, Errors.SubscribeError>((queue) =>
+        Effect.acquireRelease(
+          Effect.tryPromise({
+            try: async () => {
+              const consumer = await client.consumers.get(stream, {
+                filter_subjects: destination,
+                ...(fromSequence !== undefined
+                  ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSequence }
+                  : { deliver_policy: DeliverPolicy.All })
+              })
+              return consumer.consume({
+                callback: (m) => {
+                  Queue.offerUnsafe(
+                    queue,
+                    fromMessage(m.data, m.headers, m.info.deliveryCount, { destination, sequence: m.seq })
+                  )
+                  if (o.live !== true && (m.info.pending === 0 || m.seq >= lastSeq)) Queue.endUnsafe(queue)
+                }
+              })
+            },
+            catch: (cause) => new Errors.SubscribeError({ destination, reason: reason(cause), cause })
+          }),
+          (messages) => Effect.promise(() => messages.close().catch(() => undefined))
+        ))
+    }))
+
+  const broker: Broker.BrokerShape = { system: "nats-jetstream", capabilities, publish, subscribe }
+  return { broker, jetStream: JetStream.of({ client, manager, streamFor, replay }) }
+})
+
+/**
+ * The JetStream `Broker` and native `JetStream` service on an existing `NatsConnection`.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { JetStream, NatsConnection } from "@switchyard/nats"
+ * const live = JetStream.layer({}).pipe(Layer.provideMerge(NatsConnection.layer({ servers: "nats://127.0.0.1:4222" })))
+ * ```
+ * @since 0.1.0
+ */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<Broker.Broker | JetStream, Errors.ConnectionError, NatsConnection> =>
+  Layer.effectContext(Effect.map(make(options), ({ broker, jetStream }) =>
+    Context.make(JetStream, jetStream).pipe(Context.add(Broker.Broker, broker))))

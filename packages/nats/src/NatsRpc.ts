@@ -1,0 +1,212 @@
+/**
+ * Request-reply over core NATS with Schema-typed requests and responses: `request` (timeout and
+ * no-responders as typed errors) and `serve` (a responder whose handler is a Schema-decoded effect).
+ *
+ * @since 0.1.0
+ */
+import { headers as makeHeaders, type Msg, NoRespondersError, RequestError, TimeoutError } from "@nats-io/transport-node"
+import { Codec, Errors } from "@switchyard/core"
+import type { Scope } from "effect"
+import { Cause, Duration, Effect, Predicate, Result, Schema, Stream } from "effect"
+import { reason } from "./internal/envelope.ts"
+import { NatsConnection } from "./NatsConnection.ts"
+
+/** Header carrying a responder-side failure. @since 0.1.0 */
+export const errorHeader = "x-switchyard-rpc-error"
+
+/**
+ * The responder failed (its handler failed, or it could not decode the request).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NatsRpc } from "@switchyard/nats"
+ * declare const call: Effect.Effect<number, NatsRpc.RemoteError>
+ * call.pipe(Effect.catchTag("RemoteError", (e) => Effect.logError(e.reason)))
+ * ```
+ * @since 0.1.0
+ */
+export class RemoteError extends Schema.TaggedError<RemoteError>()("RemoteError", {
+  destination: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `responder on "${this.destination}" failed: ${this.reason}`
+  }
+}
+
+/**
+ * A typed request-reply endpoint: a subject with the request and response schemas (JSON on the wire).
+ *
+ * @since 0.1.0
+ */
+export interface Endpoint<Req, Res> {
+  readonly subject: string
+  readonly request: Codec.Codec<Req>
+  readonly response: Codec.Codec<Res>
+}
+
+/**
+ * Declares an endpoint shared by requesters and responders.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { NatsRpc } from "@switchyard/nats"
+ * const quote = NatsRpc.endpoint(
+ *   "pricing.quote",
+ *   Schema.Struct({ sku: Schema.String }),
+ *   Schema.Struct({ price: Schema.Number })
+ * )
+ * ```
+ * @since 0.1.0
+ */
+export const endpoint = <
+  Req extends Schema.Codec<unknown, unknown, never, never>,
+  Res extends Schema.Codec<unknown, unknown, never, never>
+>(subject: string, request: Req, response: Res): Endpoint<Req["Type"], Res["Type"]> => ({
+  subject,
+  request: Codec.json(request),
+  response: Codec.json(response)
+})
+
+/**
+ * Errors of {@link request}.
+ *
+ * @since 0.1.0
+ */
+export type RequestFailure =
+  | Errors.RequestTimeoutError
+  | Errors.NoRespondersError
+  | Errors.EncodeError
+  | Errors.DecodeError
+  | Errors.PublishError
+  | RemoteError
+
+/**
+ * Sends a request and waits for the typed reply.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { NatsRpc } from "@switchyard/nats"
+ * const quote = NatsRpc.endpoint("pricing.quote", Schema.Struct({ sku: Schema.String }), Schema.Number)
+ * const price = NatsRpc.request(quote, { sku: "A-1" }, { timeout: "2 seconds" })
+ * ```
+ * @since 0.1.0
+ */
+export const request = <Req, Res>(
+  endpoint: Endpoint<Req, Res>,
+  value: Req,
+  options?: { readonly timeout?: Duration.Input | undefined }
+): Effect.Effect<Res, RequestFailure, NatsConnection> =>
+  Effect.gen(function*() {
+    const { nc } = yield* NatsConnection
+    const destination = endpoint.subject
+    const timeoutMillis = Duration.toMillis(options?.timeout ?? "5 seconds")
+    const payload = endpoint.request.encode(value)
+    if (Result.isFailure(payload)) return yield* new Errors.EncodeError({ destination, message: payload.failure })
+    const h = makeHeaders()
+    h.set("content-type", endpoint.request.contentType)
+    const reply = yield* Effect.tryPromise({
+      try: () => nc.request(destination, payload.success, { timeout: timeoutMillis, headers: h }),
+      catch: (cause): RequestFailure =>
+        cause instanceof TimeoutError
+          ? new Errors.RequestTimeoutError({ destination, timeoutMillis })
+          : cause instanceof NoRespondersError ||
+              (cause instanceof RequestError && cause.isNoResponders())
+          ? new Errors.NoRespondersError({ destination })
+          : new Errors.PublishError({ destination, reason: reason(cause), cause })
+    })
+    const remote = reply.headers?.has(errorHeader) === true ? reply.headers.get(errorHeader) : undefined
+    if (remote !== undefined) return yield* new RemoteError({ destination, reason: remote })
+    const decoded = endpoint.response.decode(reply.data)
+    if (Result.isFailure(decoded)) {
+      return yield* new Errors.DecodeError({ destination, message: decoded.failure.message })
+    }
+    return decoded.success
+  })
+
+/**
+ * Options of {@link serve}.
+ *
+ * @since 0.1.0
+ */
+export interface ServeOptions {
+  /** Queue group: responders in one group share the requests (default: the subject). */
+  readonly queue?: string | undefined
+  /** Requests handled at once (default 64). */
+  readonly concurrency?: number | undefined
+}
+
+/**
+ * Answers requests on an endpoint until the scope closes (then drains: in-flight requests are answered).
+ * Requests that fail to decode, and handler failures, are answered with a {@link RemoteError}.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { NatsRpc } from "@switchyard/nats"
+ * const quote = NatsRpc.endpoint("pricing.quote", Schema.Struct({ sku: Schema.String }), Schema.Number)
+ * const responder = NatsRpc.serve(quote, ({ sku }) => Effect.succeed(sku.length * 10))
+ * ```
+ * @since 0.1.0
+ */
+export const serve = <Req, Res, E, R>(
+  endpoint: Endpoint<Req, Res>,
+  handler: (request: Req, message: Msg) => Effect.Effect<Res, E, R>,
+  options?: ServeOptions
+): Effect.Effect<void, Errors.SubscribeError, NatsConnection | Scope.Scope | R> =>
+  Effect.gen(function*() {
+    const { nc } = yield* NatsConnection
+    const destination = endpoint.subject
+    const sub = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          const sub = nc.subscribe(destination, { queue: options?.queue ?? destination })
+          await nc.flush()
+          return sub
+        },
+        catch: (cause) => new Errors.SubscribeError({ destination, reason: reason(cause), cause })
+      }),
+      (sub) => Effect.promise(() => sub.drain().catch(() => undefined))
+    )
+    const respondError = (msg: Msg, why: string) =>
+      Effect.sync(() => {
+        const h = makeHeaders()
+        h.set(errorHeader, why)
+        msg.respond(new Uint8Array(0), { headers: h })
+      })
+    const handle = (msg: Msg): Effect.Effect<void, never, R> => {
+      const decoded = endpoint.request.decode(msg.data)
+      if (Result.isFailure(decoded)) return respondError(msg, `DecodeError: ${decoded.failure.message}`)
+      return handler(decoded.success, msg).pipe(
+        Effect.flatMap((res) => {
+          const encoded = endpoint.response.encode(res)
+          return Result.isFailure(encoded)
+            ? respondError(msg, `EncodeError: ${encoded.failure}`)
+            : Effect.sync(() => {
+              const h = makeHeaders()
+              h.set("content-type", endpoint.response.contentType)
+              msg.respond(encoded.success, { headers: h })
+            })
+        }),
+        Effect.catchCause((cause) => respondError(msg, causeMessage(cause)))
+      )
+    }
+    yield* Stream.fromAsyncIterable(sub, (cause) => cause).pipe(
+      Stream.mapEffect(handle, { concurrency: options?.concurrency ?? 64, unordered: true }),
+      Stream.runDrain,
+      Effect.ignore,
+      Effect.forkScoped
+    )
+  })
+
+const causeMessage = (cause: Cause.Cause<unknown>): string => {
+  if (Cause.hasInterruptsOnly(cause)) return "interrupted"
+  const error = Cause.squash(cause)
+  if (Predicate.hasProperty(error, "_tag")) {
+    return `${String(error._tag)}: ${Predicate.hasProperty(error, "message") ? String(error.message) : ""}`
+  }
+  return reason(error)
+}

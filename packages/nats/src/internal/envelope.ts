@@ -1,0 +1,98 @@
+/**
+ * Envelope <-> NATS message headers. Internal: the hot path of both core NATS and JetStream.
+ *
+ * @internal
+ */
+import { headers as makeHeaders, type MsgHdrs } from "@nats-io/transport-node"
+import type { Envelope, Headers } from "@switchyard/core"
+import { Headers as H } from "@switchyard/core"
+
+/** The JetStream de-duplication header. */
+export const natsMsgId = "Nats-Msg-Id"
+
+const reserved = new Set<string>([
+  H.messageId,
+  H.key,
+  H.correlationId,
+  H.causationId,
+  H.timestamp,
+  H.contentType,
+  natsMsgId
+])
+
+/** Builds the NATS headers of an outgoing message. */
+export const toHeaders = (message: Envelope.OutgoingMessage): MsgHdrs => {
+  const h = makeHeaders()
+  for (const name in message.headers) {
+    const value = message.headers[name]
+    if (value !== undefined) h.set(name, value)
+  }
+  h.set(H.messageId, message.id)
+  h.set(H.timestamp, String(message.timestamp))
+  h.set(H.contentType, message.contentType)
+  if (message.key !== undefined) h.set(H.key, message.key)
+  if (message.correlationId !== undefined) h.set(H.correlationId, message.correlationId)
+  if (message.causationId !== undefined) h.set(H.causationId, message.causationId)
+  return h
+}
+
+const headerOrUndefined = (h: MsgHdrs, name: string): string | undefined => (h.has(name) ? h.get(name) : undefined)
+
+/** Reads an envelope back from a delivered message. */
+export const fromMessage = (
+  data: Uint8Array,
+  h: MsgHdrs | undefined,
+  attempt: number,
+  coordinates: Envelope.Coordinates
+): Envelope.Envelope => {
+  if (h === undefined) {
+    return {
+      id: "",
+      key: undefined,
+      headers: {},
+      timestamp: 0,
+      contentType: "application/octet-stream",
+      payload: data,
+      correlationId: undefined,
+      causationId: undefined,
+      attempt,
+      coordinates
+    }
+  }
+  const user: Record<string, string> = {}
+  for (const [name, values] of h) {
+    if (!reserved.has(name) && values.length > 0) user[name] = values[values.length - 1] as string
+  }
+  const ts = headerOrUndefined(h, H.timestamp)
+  return {
+    id: headerOrUndefined(h, H.messageId) ?? headerOrUndefined(h, natsMsgId) ?? "",
+    key: headerOrUndefined(h, H.key),
+    headers: user as Headers.Headers,
+    timestamp: ts === undefined ? 0 : Number(ts),
+    contentType: headerOrUndefined(h, H.contentType) ?? "application/octet-stream",
+    payload: data,
+    correlationId: headerOrUndefined(h, H.correlationId),
+    causationId: headerOrUndefined(h, H.causationId),
+    attempt,
+    coordinates
+  }
+}
+
+/** Turns any thrown value into a short, secret-free reason. */
+export const reason = (cause: unknown): string =>
+  cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)
+
+/**
+ * JetStream names (streams, consumers) may not contain `.`, `*`, `>`, whitespace or path separators.
+ * Replaces them; when anything was replaced, a short hash of the original keeps distinct names distinct.
+ */
+export const sanitizeName = (name: string): string => {
+  const clean = name.replace(/[^A-Za-z0-9_-]/g, "_")
+  if (clean === name && clean.length > 0) return clean
+  let hash = 0x811c9dc5
+  for (let i = 0; i < name.length; i++) {
+    hash ^= name.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return `${clean}_${(hash >>> 0).toString(36)}`
+}

@@ -1,0 +1,248 @@
+import { assert, describe, layer } from "@effect/vitest"
+import { Broker, Headers } from "@switchyard/core"
+import { Effect, Stream } from "effect"
+import { JetStream, NatsBroker } from "../src/index.ts"
+import { drainFor, message, servers, subscribeOptions, take, text, unique } from "./helpers.ts"
+
+const live = NatsBroker.layer({
+  connection: { servers, name: "switchyard-nats-test" },
+  defaultStream: { storage: "memory" },
+  consumer: { ackWait: "2 seconds" },
+  consumers: { },
+  streams: []
+})
+
+describe("JetStream broker", () => {
+  layer(live, { timeout: "30 seconds", excludeTestServices: true })((it) => {
+    it.effect("round-trips the envelope and reports coordinates", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const destination = unique("sy.rt")
+        const sub = yield* broker.subscribe(destination, subscribeOptions(unique("g")))
+        const sent = [
+          message("one", {
+            key: "k-1",
+            headers: { "x-custom": "v", "Mixed-Case": "Keep" },
+            correlationId: "corr-1",
+            causationId: "cause-1",
+            timestamp: 1_700_000_000_123,
+            contentType: "application/json"
+          }),
+          message("two"),
+          message("three", { key: "" })
+        ]
+        const receipts = yield* broker.publish(destination, sent)
+        assert.deepStrictEqual(receipts.map((r) => r.id), sent.map((m) => m.id))
+        assert.deepStrictEqual(receipts.map((r) => r.coordinates.sequence), [1, 2, 3])
+        const got = yield* take(sub, 3)
+        assert.deepStrictEqual(got.map(text), ["one", "two", "three"])
+        for (let i = 0; i < sent.length; i++) {
+          const { attempt, coordinates, ...rest } = got[i]!.envelope
+          assert.deepStrictEqual({ ...rest, payload: Array.from(rest.payload) }, {
+            ...sent[i]!,
+            payload: Array.from(sent[i]!.payload)
+          })
+          assert.strictEqual(attempt, 1)
+          assert.strictEqual(coordinates.destination, destination)
+          assert.strictEqual(coordinates.sequence, i + 1)
+        }
+      }))
+
+    it.effect("deduplicates a republished message id (Nats-Msg-Id)", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const js = yield* JetStream.JetStream
+        const destination = unique("sy.dedup")
+        const m = message("once")
+        yield* broker.publish(destination, [m])
+        yield* broker.publish(destination, [m, message("other")])
+        const stream = yield* js.streamFor(destination)
+        const info = yield* Effect.promise(() => js.manager.streams.info(stream))
+        assert.strictEqual(info.state.messages, 2)
+      }))
+
+    it.effect("startFrom earliest replays, latest does not", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const destination = unique("sy.start")
+        yield* broker.publish(destination, [message("old-1"), message("old-2")])
+        const early = yield* broker.subscribe(destination, subscribeOptions(unique("early")))
+        const late = yield* broker.subscribe(destination, subscribeOptions(unique("late"), { startFrom: "latest" }))
+        yield* broker.publish(destination, [message("new")])
+        assert.deepStrictEqual((yield* take(early, 3)).map(text), ["old-1", "old-2", "new"])
+        assert.deepStrictEqual((yield* take(late, 1)).map(text), ["new"])
+        assert.deepStrictEqual((yield* drainFor(late, "300 millis")).map(text), [])
+      }))
+
+    it.effect("nack redelivers with a growing attempt; settlement is idempotent", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const destination = unique("sy.nack")
+        const sub = yield* broker.subscribe(destination, subscribeOptions(unique("g")))
+        yield* broker.publish(destination, [message("retry-me")])
+        const [first] = yield* take(sub, 1, { ack: false })
+        assert.strictEqual(first!.envelope.attempt, 1)
+        yield* first!.nack()
+        yield* first!.ack // ignored: only the first settlement counts
+        yield* first!.nack()
+        const [second] = yield* take(sub, 1, { ack: false })
+        assert.strictEqual(text(second!), "retry-me")
+        assert.strictEqual(second!.envelope.attempt, 2)
+        const started = Date.now()
+        yield* second!.nack({ delay: "700 millis" })
+        const [third] = yield* take(sub, 1)
+        assert.isAtLeast(Date.now() - started, 600)
+        assert.strictEqual(third!.envelope.attempt, 3)
+        assert.deepStrictEqual((yield* drainFor(sub, "300 millis")).length, 0)
+      }))
+
+    it.effect("members of a group compete, groups each get everything", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const destination = unique("sy.groups")
+        const groupA = unique("a")
+        const a1 = yield* broker.subscribe(destination, subscribeOptions(groupA, { prefetch: 10 }))
+        const a2 = yield* broker.subscribe(destination, subscribeOptions(groupA, { prefetch: 10 }))
+        const b = yield* broker.subscribe(destination, subscribeOptions(unique("b")))
+        const n = 200
+        yield* broker.publish(destination, Array.from({ length: n }, (_, i) => message(`m${i}`)))
+        const all = yield* take(b, n)
+        assert.strictEqual(new Set(all.map(text)).size, n)
+        const seen: Array<string> = []
+        const reader = (s: Broker.Subscription) =>
+          s.deliveries.pipe(Stream.runForEach((d) => Effect.sync(() => seen.push(text(d))).pipe(Effect.andThen(d.ack))))
+        yield* Effect.raceFirst(
+          Effect.all([reader(a1), reader(a2)], { concurrency: 2 }),
+          Effect.sleep("100 millis").pipe(Effect.repeat({ until: () => seen.length >= n }), Effect.andThen(Effect.sleep("300 millis")))
+        ).pipe(Effect.timeout("15 seconds"))
+        assert.strictEqual(seen.length, n)
+        assert.strictEqual(new Set(seen).size, n)
+      }))
+
+    it.effect("closing a subscription hands its unacked deliveries to the other member", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const destination = unique("sy.close")
+        const group = unique("g")
+        yield* broker.publish(destination, [message("a"), message("b"), message("c")])
+        yield* Effect.scoped(Effect.gen(function*() {
+          const first = yield* broker.subscribe(destination, subscribeOptions(group))
+          const got = yield* take(first, 3, { ack: false })
+          assert.strictEqual(got.length, 3)
+          yield* got[0]!.ack
+        }))
+        const second = yield* broker.subscribe(destination, subscribeOptions(group))
+        // At-least-once: both unacked messages come back (duplicates tolerated), a never again.
+        const seen = new Set<string>()
+        const again = yield* second.deliveries.pipe(
+          Stream.tap((d) => Effect.sync(() => seen.add(text(d))).pipe(Effect.andThen(d.ack))),
+          Stream.takeUntil(() => seen.size >= 2),
+          Stream.runCollect,
+          Effect.timeout("6 seconds")
+        )
+        assert.deepStrictEqual([...seen].sort(), ["b", "c"])
+        assert.isTrue(again.every((d) => d.envelope.attempt >= 2 || text(d) !== "a"))
+      }))
+
+    it.effect("a handler slower than ack-wait is not redelivered while working", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const destination = unique("sy.slow")
+        const group = unique("g")
+        const worker = yield* broker.subscribe(destination, subscribeOptions(group))
+        const other = yield* broker.subscribe(destination, subscribeOptions(group))
+        yield* broker.publish(destination, [message("slow")])
+        // Whoever got it holds it unacked for 3 × ack-wait (2 s); the other member must see nothing.
+        const [held, holder] = yield* Effect.raceFirst(
+          take(worker, 1, { ack: false }).pipe(Effect.map((d) => [d[0]!, other] as const)),
+          take(other, 1, { ack: false }).pipe(Effect.map((d) => [d[0]!, worker] as const))
+        )
+        const duplicates = yield* drainFor(holder, "6 seconds")
+        assert.strictEqual(duplicates.length, 0)
+        yield* held.ack
+        assert.strictEqual(held.envelope.attempt, 1)
+      }), 20_000)
+
+    it.effect("max_deliver bounds redeliveries, term stops them", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const destination = unique("sy.poison")
+        const sub = yield* broker.subscribe(destination, subscribeOptions(unique("g")))
+        yield* broker.publish(destination, [message("poison"), message("terminal")])
+        const seen: Array<string> = []
+        yield* sub.deliveries.pipe(
+          Stream.tap((d) =>
+            Effect.sync(() => seen.push(`${text(d)}#${d.envelope.attempt}`)).pipe(
+              Effect.andThen(
+                text(d) === "terminal" && JetStream.isJetStreamDelivery(d) ? d.term("unparseable") : d.nack()
+              )
+            )
+          ),
+          Stream.interruptWhen(Effect.sleep("2 seconds")),
+          Stream.runDrain
+        )
+        assert.deepStrictEqual(seen.filter((s) => s.startsWith("terminal")), ["terminal#1"])
+        assert.deepStrictEqual(seen.filter((s) => s.startsWith("poison")), ["poison#1", "poison#2", "poison#3"])
+      }).pipe(Effect.provide(NatsBroker.layer({
+        connection: { servers },
+        defaultStream: { storage: "memory" },
+        consumer: { maxDeliver: 3 }
+      }))))
+
+    it.effect("replays a destination with an ordered consumer", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const js = yield* JetStream.JetStream
+        const destination = unique("sy.replay")
+        yield* broker.publish(destination, ["a", "b", "c", "d"].map((s) => message(s, { key: s })))
+        const all = yield* js.replay(destination).pipe(Stream.runCollect, Effect.timeout("5 seconds"))
+        assert.deepStrictEqual(all.map((e) => e.key), ["a", "b", "c", "d"])
+        const tail = yield* js.replay(destination, { fromSequence: 3 }).pipe(Stream.runCollect, Effect.timeout("5 seconds"))
+        assert.deepStrictEqual(tail.map((e) => e.coordinates.sequence), [3, 4])
+        const empty = yield* js.replay(unique("sy.empty")).pipe(Stream.runCollect, Effect.timeout("5 seconds"))
+        assert.strictEqual(empty.length, 0)
+      }))
+
+    it.effect("declared streams take precedence over first-use provisioning", () =>
+      Effect.gen(function*() {
+        const name = unique("DECL").replace(/-/g, "_")
+        const prefix = unique("sy.decl")
+        yield* Effect.gen(function*() {
+          const broker = yield* Broker.Broker
+          const js = yield* JetStream.JetStream
+          yield* broker.publish(`${prefix}.created`, [message("x")])
+          assert.strictEqual(yield* js.streamFor(`${prefix}.created`), name)
+          const info = yield* Effect.promise(() => js.manager.streams.info(name))
+          assert.strictEqual(info.state.messages, 1)
+          assert.strictEqual(info.config.max_msgs, 1000)
+          // declaring again with other limits updates in place
+        }).pipe(Effect.provide(NatsBroker.layer({
+          connection: { servers },
+          streams: [{ name, subjects: [`${prefix}.>`], storage: "memory", maxMessages: 1000 }]
+        })))
+        yield* Effect.gen(function*() {
+          const js = yield* JetStream.JetStream
+          const info = yield* Effect.promise(() => js.manager.streams.info(name))
+          assert.strictEqual(info.config.max_msgs, 2000)
+          assert.strictEqual(info.state.messages, 1)
+          yield* Effect.promise(() => js.manager.streams.delete(name))
+        }).pipe(Effect.provide(NatsBroker.layer({
+          connection: { servers },
+          streams: [{ name, subjects: [`${prefix}.>`], storage: "memory", maxMessages: 2000 }]
+        })))
+      }))
+
+    it.effect("dead-letter headers survive a publish to <destination>.dlq", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const destination = unique("sy.orders")
+        const dlq = yield* broker.subscribe(`${destination}.dlq`, subscribeOptions(unique("dlq")))
+        yield* broker.publish(`${destination}.dlq`, [message("bad", {
+          headers: { [Headers.deadLetterReason]: "DecodeError: not JSON", [Headers.deadLetterAttempts]: "3" }
+        })])
+        const [d] = yield* take(dlq, 1)
+        assert.strictEqual(d!.envelope.headers[Headers.deadLetterReason], "DecodeError: not JSON")
+        assert.strictEqual(d!.envelope.coordinates.destination, `${destination}.dlq`)
+      }))
+  })
+})
