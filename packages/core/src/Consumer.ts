@@ -100,8 +100,10 @@ const reasonOf = (error: unknown): string =>
   error instanceof Error ? error.message || error.name : typeof error === "string" ? error : JSON.stringify(error)
 
 /**
- * Builds the message sent to a dead-letter destination: the original payload, id, key and headers plus
- * the reason headers.
+ * Builds the message sent to a dead-letter destination: the original payload, key and headers plus the
+ * reason headers. Its id is derived from the original id and the group (`<id>.dlq.<group>`), so that
+ * brokers that deduplicate by id (JetStream) keep one dead letter per group, and a redelivered message
+ * dead-lettered twice by one group stays one dead letter there.
  *
  * @since 0.1.0
  */
@@ -111,7 +113,7 @@ export const deadLetterMessage = (
   failure: Failure,
   now: number
 ): OutgoingMessage => ({
-  id: envelope.id,
+  id: `${envelope.id}.dlq.${group}`,
   key: envelope.key,
   timestamp: envelope.timestamp,
   contentType: envelope.contentType,
@@ -121,6 +123,7 @@ export const deadLetterMessage = (
   headers: {
     ...envelope.headers,
     [H.deadLetterReason]: failure.reason,
+    [H.deadLetterOriginalId]: envelope.id,
     [H.deadLetterErrorTag]: failure.errorTag,
     [H.deadLetterAttempts]: String(failure.attempts),
     [H.deadLetterOriginDestination]: envelope.coordinates.destination,

@@ -31,6 +31,8 @@ export const deadLetterReason = "x-switchyard-dlq-reason"
 export const deadLetterErrorTag = "x-switchyard-dlq-error-tag"
 /** How many attempts were made before dead-lettering. @since 0.1.0 */
 export const deadLetterAttempts = "x-switchyard-dlq-attempts"
+/** The id of the dead-lettered message (the dead letter has an id of its own per group). @since 0.1.0 */
+export const deadLetterOriginalId = "x-switchyard-dlq-original-id"
 /** The destination the message was consumed from. @since 0.1.0 */
 export const deadLetterOriginDestination = "x-switchyard-dlq-origin-destination"
 /** The consumer group that dead-lettered the message. @since 0.1.0 */

@@ -23,6 +23,24 @@ export type Handlers<A extends Tagged, E, R> = {
 }
 
 /**
+ * The error type of a handler table.
+ *
+ * @since 0.1.0
+ */
+export type ErrorOf<H> = {
+  readonly [K in keyof H]: H[K] extends (...args: never) => Effect.Effect<unknown, infer E, infer _R> ? E : never
+}[keyof H]
+
+/**
+ * The services required by a handler table.
+ *
+ * @since 0.1.0
+ */
+export type ContextOf<H> = {
+  readonly [K in keyof H]: H[K] extends (...args: never) => Effect.Effect<unknown, infer _E, infer R> ? R : never
+}[keyof H]
+
+/**
  * A router: the topic that decodes the union (and flags unknown types) and the handler that dispatches.
  *
  * @since 0.1.0
@@ -49,12 +67,17 @@ export interface Router<A extends Tagged, E, R> {
  * ```
  * @since 0.1.0
  */
-export const make = <S extends Schema.Codec<Tagged, unknown, never, never>, E = never, R = never>(
+export const make = <
+  S extends Schema.Codec<Tagged, unknown, never, never>,
+  H extends Handlers<S["Type"], unknown, unknown>
+>(
   name: string,
   schema: S,
-  handlers: Handlers<S["Type"], E, R>,
+  handlers: H,
   options?: TopicOptions<S["Type"]>
-): Router<S["Type"], E, R> => {
+): Router<S["Type"], ErrorOf<H>, ContextOf<H>> => {
+  type E = ErrorOf<H>
+  type R = ContextOf<H>
   const known = new Set(Object.keys(handlers))
   const json = Codec.json(schema)
   const Envelope = Schema.Struct({ _tag: Schema.String })
@@ -74,9 +97,11 @@ export const make = <S extends Schema.Codec<Tagged, unknown, never, never>, E = 
     }
   }
   // Each handler accepts exactly the union member of its tag; dispatch is by that same tag.
-  const table: Readonly<Record<string, (event: never, envelope: Envelope) => Effect.Effect<unknown, E, R>>> = handlers
+  const table: Readonly<Record<string, (event: never, envelope: Envelope) => Effect.Effect<unknown, unknown, unknown>>> =
+    handlers
   return {
     topic: { name, codec, key: options?.key },
-    handler: (event, envelope) => table[event._tag]!(event as never, envelope)
+    // ErrorOf/ContextOf are exactly the union of the handlers' error and context types.
+    handler: (event, envelope) => table[event._tag]!(event as never, envelope) as Effect.Effect<unknown, E, R>
   }
 }

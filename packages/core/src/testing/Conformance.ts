@@ -515,7 +515,7 @@ export const suite = (config: Config): void => {
             yield* consumeUntil(topic, (p) => Effect.sync(() => handled.add(p.n)), { group: "runtime" }, Effect.sync(() => handled.size >= 10))
             assert.deepStrictEqual([...handled].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
             const dead = yield* readDeadLetters(destination, 3)
-            const byId = new Map(dead.received.map((e) => [e.id, e]))
+            const byId = new Map(dead.received.map((e) => [e.headers[H.deadLetterOriginalId], e]))
             for (const [message, reason] of [[notJson, "JSON"], [wrongShape, "number"], [notUtf8, "UTF-8"]] as const) {
               const envelope = byId.get(message.id)
               assert.isDefined(envelope, `poison message ${message.id} not in the dead-letter destination`)
