@@ -4,7 +4,7 @@
  * with the attempt count. No real waiting: every delay is virtual.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Data, Effect, Fiber, References, Schedule, Schema } from "effect"
+import { Clock, Data, Duration, Effect, Fiber, References, Schedule, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 import { Consumer, Headers as H, MemoryBroker, Publisher, Switchyard, Topic } from "@switchyard/core"
@@ -39,7 +39,7 @@ interface Run {
 const runFailing = <E>(
   options: Consumer.Options<E>,
   fail: (attempt: number) => Effect.Effect<never, E>,
-  within: string = "2 minutes"
+  within: Duration.Input = "2 minutes"
 ) =>
   Effect.gen(function*() {
     const inspect = yield* MemoryBroker.MemoryBroker
@@ -60,7 +60,7 @@ const runFailing = <E>(
       Effect.map(inspect.deadLetters("jobs"), (d) => d.length > 0),
       { within }
     )
-    assert.isTrue(dead, `not dead-lettered within ${within}; attempts at ${JSON.stringify(times)}`)
+    assert.isTrue(dead, `not dead-lettered within ${Duration.format(Duration.fromInputUnsafe(within))}; attempts at ${JSON.stringify(times)}`)
     const attemptsAtDlq = times.length
     // Nothing else happens afterwards: the message is settled.
     yield* TestKit.advance("5 seconds", "100 millis")
