@@ -26,6 +26,7 @@ import { Errors } from "@switchyard/core"
 import type { Broker } from "@switchyard/core"
 import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs"
 import type { KafkaClient } from "../KafkaClient.ts"
+import { SubscriptionAwareAssigner } from "./assigner.ts"
 import { fromRecord } from "./codec.ts"
 
 interface Entry {
@@ -124,7 +125,8 @@ export const subscribe = (
       rebalanceTimeout: settings.rebalanceTimeout,
       maxWaitTimeInMs: settings.maxWaitTime,
       maxBytesPerPartition: settings.maxBytesPerPartition,
-      allowAutoTopicCreation: false
+      allowAutoTopicCreation: false,
+      partitionAssigners: [SubscriptionAwareAssigner]
     })
     const topicPartitions = (partition: number) => [{ topic: destination, partitions: [partition] }]
 

@@ -1,0 +1,275 @@
+/**
+ * Kafka-specific proofs against the real broker: receipts and the Java-compatible key partitioner,
+ * contiguous-prefix commits under random ack order (and exact resumption after a restart of the consumer),
+ * backpressure by pausing partitions, rebalances with joining and leaving members, `startFrom: "latest"`,
+ * and configuration from `Config` with a redacted password.
+ */
+import { execFileSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { assert, describe, layer } from "@effect/vitest"
+import { ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Redacted, Scope, Stream } from "effect"
+import { Broker } from "@switchyard/core"
+import { KafkaAdmin, KafkaBroker } from "../src/index.ts"
+import { EmbeddedKafka } from "../src/testing/index.ts"
+import { drainFor, message, take, testLayer, unique } from "./helpers.ts"
+
+const committedOffsets = (group: string, topic: string) =>
+  Effect.gen(function*() {
+    const { admin } = yield* KafkaAdmin.KafkaAdmin
+    const result = yield* Effect.promise(() => admin.fetchOffsets({ groupId: group, topics: [topic] }))
+    const out = new Map<number, number>()
+    for (const p of result[0]?.partitions ?? []) out.set(p.partition, Number(p.offset))
+    return out
+  })
+
+const shuffle = <A>(xs: ReadonlyArray<A>): Array<A> => {
+  const a = [...xs]
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[a[i], a[j]] = [a[j]!, a[i]!]
+  }
+  return a
+}
+
+/** Partitions computed by the real Java client's `BuiltInPartitioner.partitionForKey` (murmur2). */
+const javaPartitions = (keys: ReadonlyArray<string>, partitions: number) =>
+  Effect.gen(function*() {
+    const dir = yield* EmbeddedKafka.resolveJars()
+    const work = Fs.mkdtempSync(Path.join(Os.tmpdir(), "switchyard-murmur-"))
+    const source = Path.join(work, "Partition.java")
+    Fs.writeFileSync(
+      source,
+      `import org.apache.kafka.clients.producer.internals.BuiltInPartitioner;
+public class Partition {
+  public static void main(String[] args) {
+    int n = Integer.parseInt(args[0]);
+    StringBuilder out = new StringBuilder();
+    for (int i = 1; i < args.length; i++) {
+      out.append(BuiltInPartitioner.partitionForKey(args[i].getBytes(java.nio.charset.StandardCharsets.UTF_8), n)).append('\\n');
+    }
+    System.out.print(out);
+  }
+}
+`
+    )
+    const output = execFileSync("java", ["-cp", `${Path.join(dir, "libs")}${Path.sep}*`, source, String(partitions), ...keys], {
+      encoding: "utf8"
+    })
+    Fs.rmSync(work, { recursive: true, force: true })
+    return output.trim().split("\n").map(Number)
+  })
+
+describe("kafka adapter", () => {
+  layer(testLayer(), { excludeTestServices: true, timeout: Duration.minutes(2) })((it) => {
+    it.effect("publish: one send per batch, receipts carry partition and offset, keys partition like the Java client", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const admin = yield* KafkaAdmin.KafkaAdmin
+        const topic = unique("receipts")
+        yield* admin.createTopics([{ topic, partitions: 6 }])
+        const keys = Array.from({ length: 60 }, (_, i) => `customer-${i * 7919}-é`)
+        const receipts = yield* broker.publish(topic, keys.map((key, i) => message(i, { key })))
+        const expected = yield* javaPartitions(keys, 6)
+        assert.deepStrictEqual(receipts.map((r) => r.coordinates.partition), expected)
+        // offsets are contiguous from 0 within each partition, in publish order
+        const perPartition = new Map<number, Array<number>>()
+        for (const r of receipts) {
+          const list = perPartition.get(r.coordinates.partition!) ?? []
+          list.push(Number(r.coordinates.offset))
+          perPartition.set(r.coordinates.partition!, list)
+        }
+        for (const offsets of perPartition.values()) assert.deepStrictEqual(offsets, offsets.map((_, i) => i))
+        assert.deepStrictEqual(receipts.map((r) => r.id), keys.map((_, i) => `m-${i}`))
+        // and the broker really stored them there
+        const sub = yield* broker.subscribe(topic, { group: unique("g"), prefetch: 100, startFrom: "earliest" })
+        const got = yield* take(sub, 60)
+        for (const d of got) {
+          const r = receipts.find((x) => x.id === d.envelope.id)!
+          assert.strictEqual(d.envelope.coordinates.partition, r.coordinates.partition)
+          assert.strictEqual(d.envelope.coordinates.offset, r.coordinates.offset)
+          assert.strictEqual(d.envelope.coordinates.lane, String(r.coordinates.partition))
+        }
+      }))
+
+    it.effect("a fresh destination is created on first use with the default partitions, idempotently", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const admin = yield* KafkaAdmin.KafkaAdmin
+        const topic = unique("fresh")
+        yield* Effect.forEach([1, 2, 3], (i) => broker.publish(topic, [message(i)]), { concurrency: "unbounded" })
+        const described = yield* admin.describe(topic)
+        assert.strictEqual(described.partitions.length, 4)
+      }))
+
+    it.effect("commits are the contiguous prefix of acks under random order; a restarted member resumes exactly there", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const admin = yield* KafkaAdmin.KafkaAdmin
+        const topic = unique("commit")
+        const group = unique("g")
+        yield* admin.createTopics([{ topic, partitions: 3 }])
+        const total = 600
+        yield* broker.publish(topic, Array.from({ length: total }, (_, i) => message(i, { key: `k${i}` })))
+        const perPartitionCount = new Map<number, number>()
+        const holes = new Map<number, number>()
+        yield* Effect.scoped(Effect.gen(function*() {
+          const sub = yield* broker.subscribe(topic, { group, prefetch: 1000, startFrom: "earliest" })
+          const all = yield* take(sub, total, "30 seconds", () => Effect.void)
+          for (const d of all) {
+            const p = d.envelope.coordinates.partition!
+            perPartitionCount.set(p, (perPartitionCount.get(p) ?? 0) + 1)
+          }
+          // one random unacked offset per partition; everything else acked in random order, concurrently
+          for (const [p, count] of perPartitionCount) holes.set(p, Math.floor(Math.random() * count))
+          const toAck = shuffle(all.filter((d) => holes.get(d.envelope.coordinates.partition!) !== Number(d.envelope.coordinates.offset)))
+          yield* Effect.forEach(toAck, (d) => d.ack, { concurrency: 16, discard: true })
+          yield* Effect.sleep("500 millis")
+          const committed = yield* committedOffsets(group, topic)
+          for (const [p, hole] of holes) assert.strictEqual(committed.get(p), hole === 0 ? -1 : hole, `partition ${p}`)
+        }))
+        // after the member left (final commit), a new member resumes exactly at each partition's hole
+        const committed = yield* committedOffsets(group, topic)
+        for (const [p, hole] of holes) assert.strictEqual(committed.get(p), hole === 0 ? -1 : hole, `partition ${p} after close`)
+        const expected = [...perPartitionCount].reduce((n, [p, count]) => n + count - holes.get(p)!, 0)
+        yield* Effect.scoped(Effect.gen(function*() {
+          const sub = yield* broker.subscribe(topic, { group, prefetch: 1000, startFrom: "earliest" })
+          const again = yield* take(sub, expected)
+          const first = new Map<number, number>()
+          for (const d of again) {
+            const p = d.envelope.coordinates.partition!
+            const o = Number(d.envelope.coordinates.offset)
+            if (!first.has(p)) first.set(p, o)
+            assert.isAtLeast(o, holes.get(p)!)
+          }
+          for (const [p, hole] of holes) {
+            if (hole < perPartitionCount.get(p)!) assert.strictEqual(first.get(p), hole)
+          }
+          const extra = yield* drainFor(sub, "700 millis")
+          assert.strictEqual(extra.length, 0, "nothing below the holes was redelivered")
+        }))
+      }))
+
+    it.effect("backpressure: a partition holds at most `prefetch` unacked deliveries, acks resume it", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const admin = yield* KafkaAdmin.KafkaAdmin
+        const topic = unique("bp")
+        yield* admin.createTopics([{ topic, partitions: 2 }])
+        const total = 2000
+        yield* broker.publish(topic, Array.from({ length: total }, (_, i) => message(i, { key: `k${i}` })))
+        const sub = yield* broker.subscribe(topic, { group: unique("g"), prefetch: 10, startFrom: "earliest" })
+        const held = yield* drainFor(sub, "1500 millis", false)
+        assert.isAtMost(held.length, 20, "at most prefetch per partition while nothing is acked")
+        assert.isAtLeast(held.length, 10)
+        yield* Effect.forEach(held, (d) => d.ack, { discard: true })
+        const rest = yield* take(sub, total - held.length)
+        const ids = new Set([...held, ...rest].map((d) => d.envelope.id))
+        assert.strictEqual(ids.size, total)
+      }))
+
+    it.effect("rebalance: a member joins mid-stream and another leaves; nothing is lost, no partition is worked by two members at once", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const admin = yield* KafkaAdmin.KafkaAdmin
+        const topic = unique("rebalance")
+        const group = unique("g")
+        yield* admin.createTopics([{ topic, partitions: 4 }])
+        const total = 3000
+        const received = new Set<string>()
+        // per partition: [member, start, end] of each handled delivery
+        const spans = new Map<number, Array<[string, number, number]>>()
+        const member = (name: string) =>
+          Effect.gen(function*() {
+            const sub = yield* broker.subscribe(topic, { group, prefetch: 50, startFrom: "earliest" })
+            yield* sub.deliveries.pipe(
+              Stream.mapEffect((d) =>
+                Effect.gen(function*() {
+                  const start = performance.now()
+                  yield* Effect.sleep("1 millis")
+                  const p = d.envelope.coordinates.partition!
+                  const list = spans.get(p) ?? []
+                  list.push([name, start, performance.now()])
+                  spans.set(p, list)
+                  const acked = yield* Effect.result(d.ack)
+                  if (acked._tag === "Success") received.add(d.envelope.id)
+                })
+              ),
+              Stream.runDrain
+            )
+          })
+        const publisher = yield* Effect.forEach(Array.from({ length: 30 }, (_, b) => b), (b) =>
+          broker.publish(topic, Array.from({ length: 100 }, (_, i) => message(b * 100 + i, { id: `r-${b * 100 + i}`, key: `k${i}` }))).pipe(
+            Effect.andThen(Effect.sleep("50 millis"))
+          ), { discard: true }).pipe(Effect.forkChild)
+        const scopeA = yield* Scope.make()
+        const a = yield* member("a").pipe(Effect.forkIn(scopeA))
+        yield* Effect.sleep("700 millis")
+        const b = yield* member("b").pipe(Effect.forkChild)
+        yield* Effect.sleep("1500 millis")
+        yield* Fiber.interrupt(a)
+        yield* Scope.close(scopeA, Exit.void)
+        const c = yield* member("c").pipe(Effect.forkChild)
+        yield* Fiber.join(publisher)
+        yield* Effect.gen(function*() {
+          while (received.size < total) yield* Effect.sleep("100 millis")
+        }).pipe(Effect.timeoutOrElse({ duration: "40 seconds", orElse: () => Effect.void }))
+        yield* Fiber.interrupt(b)
+        yield* Fiber.interrupt(c)
+        assert.strictEqual(received.size, total, `lost ${total - received.size} messages`)
+        for (const [p, list] of spans) {
+          const sorted = [...list].sort((x, y) => x[1] - y[1])
+          for (let i = 1; i < sorted.length; i++) {
+            const prev = sorted[i - 1]!
+            const cur = sorted[i]!
+            if (prev[0] !== cur[0]) assert.isAtMost(prev[2], cur[1] + 0.001, `partition ${p} worked by ${prev[0]} and ${cur[0]} at once`)
+          }
+        }
+      }), { timeout: 90_000 })
+
+    it.effect("startFrom latest: a new group only sees messages published after subscribe returned", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const topic = unique("latest")
+        yield* broker.publish(topic, Array.from({ length: 20 }, (_, i) => message(i, { id: `old-${i}` })))
+        const sub = yield* broker.subscribe(topic, { group: unique("g"), prefetch: 100, startFrom: "latest" })
+        yield* broker.publish(topic, Array.from({ length: 20 }, (_, i) => message(i, { id: `new-${i}` })))
+        const got = yield* take(sub, 20)
+        assert.isTrue(got.every((d) => d.envelope.id.startsWith("new-")))
+        const extra = yield* drainFor(sub, "500 millis")
+        assert.strictEqual(extra.length, 0)
+      }))
+  })
+
+  layer(testLayer(), { excludeTestServices: true })((it) => {
+    it.effect("configuration from Config: brokers, client id, SASL with a redacted password", () =>
+      Effect.gen(function*() {
+        const provider = ConfigProvider.fromEnvRecord({
+          KAFKA_BROKERS: "127.0.0.1:1, 127.0.0.1:2",
+          KAFKA_CLIENT_ID: "svc",
+          KAFKA_SASL_MECHANISM: "scram-sha-512",
+          KAFKA_SASL_USERNAME: "alice",
+          KAFKA_SASL_PASSWORD: "s3cret",
+          KAFKA_DEFAULT_PARTITIONS: "8"
+        })
+        const settings = yield* KafkaBroker.config.parse(provider)
+        assert.deepStrictEqual(settings.brokers, ["127.0.0.1:1", "127.0.0.1:2"])
+        assert.strictEqual(settings.clientId, "svc")
+        assert.strictEqual(settings.defaultPartitions, 8)
+        assert.strictEqual(settings.sasl?.mechanism, "scram-sha-512")
+        assert.strictEqual(Redacted.value(settings.sasl!.password), "s3cret")
+        assert.notInclude(JSON.stringify(settings), "s3cret")
+        assert.notInclude(String(settings.sasl!.password), "s3cret")
+      }))
+
+    it.effect("an unreachable cluster fails the layer with a ConnectionError", () =>
+      Effect.gen(function*() {
+        const port = yield* EmbeddedKafka.freePort
+        const error = yield* Effect.scoped(Layer.build(
+          KafkaBroker.layer({ brokers: [`127.0.0.1:${port}`], connectionTimeout: "200 millis", retry: { retries: 1, initialRetryTime: "50 millis" } })
+        )).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "ConnectionError")
+      }))
+  })
+})
