@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Makes sure the real brokers the test suite needs are up: RabbitMQ (127.0.0.1:5672) and NATS with
+# JetStream (127.0.0.1:4222). A stopped one is started with its Debian package's own server command.
+# Kafka is started by the Kafka package's test setup itself. If a broker stays unreachable, this fails
+# loudly: broker tests are never skipped.
+set -uo pipefail
+
+reachable() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() { # port seconds
+  for _ in $(seq 1 "$2"); do reachable "$1" && return 0; sleep 1; done
+  return 1
+}
+
+ensure() { # name port start-command...
+  local name=$1 port=$2; shift 2
+  reachable "$port" && return 0
+  echo "[preflight] $name is not listening on 127.0.0.1:$port; starting it" >&2
+  "$@" >/dev/null 2>&1 || true
+  if ! wait_for "$port" 60; then
+    echo "[preflight] FATAL: $name is unreachable on 127.0.0.1:$port; broker tests cannot run" >&2
+    return 1
+  fi
+}
+
+status=0
+ensure RabbitMQ 5672 rabbitmq-server -detached || status=1
+# rabbitmq-server -detached returns before the node accepts AMQP; make sure its app is running too.
+if command -v rabbitmqctl >/dev/null 2>&1 && reachable 5672; then :; elif command -v rabbitmqctl >/dev/null 2>&1; then
+  rabbitmqctl start_app >/dev/null 2>&1 || true
+fi
+ensure NATS 4222 start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
+  -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log || status=1
+exit $status
