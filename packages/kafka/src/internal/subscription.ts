@@ -16,8 +16,8 @@
  *   their tracker, and records fetched again from the committed offset are not delivered twice.
  * - `nack` = redeliver to this member: the same record is queued again (attempt + 1), after `delay` if
  *   given; the partition's commit point cannot pass it until it is acked.
- * - Shutdown: pause everything, wait (up to `drainTimeout`) for deliveries already taken by the stream to
- *   settle, commit, leave the group, disconnect.
+ * - Shutdown: pause everything; while a reader is still consuming the stream, wait (up to `drainTimeout`)
+ *   for deliveries it has taken to settle; then commit, leave the group, disconnect.
  *
  * @internal
  */
@@ -117,6 +117,8 @@ export const subscribe = (
     const wake = Latch.makeUnsafe(false)
     let pendingAcks = 0
     let closing = false
+    /** Streams currently reading `deliveries`; once none is, nobody can settle what is in flight. */
+    let readers = 0
 
     const consumer = client.kafka.consumer({
       groupId: options.group,
@@ -306,8 +308,8 @@ export const subscribe = (
         for (const state of states.values()) n += state.inFlight
         return n
       }
-      yield* Effect.sync(inFlight).pipe(
-        Effect.repeat({ schedule: Schedule.spaced("10 millis"), until: (n) => n === 0 }),
+      yield* Effect.sync(() => readers === 0 || inFlight() === 0).pipe(
+        Effect.repeat({ schedule: Schedule.spaced("10 millis"), until: (done) => done }),
         Effect.timeoutOrElse({ duration: settings.drainTimeout, orElse: () => Effect.void })
       )
       yield* commitNow
@@ -335,7 +337,7 @@ export const subscribe = (
     const commitFiber = yield* Effect.forkIn(commitLoop, scope)
     yield* Effect.addFinalizer(() => Fiber.interrupt(commitFiber))
 
-    const deliveries: Stream.Stream<Broker.RawDelivery, Errors.SubscribeError> = Stream.fromQueue(queue).pipe(
+    const live: Stream.Stream<Broker.RawDelivery, Errors.SubscribeError> = Stream.fromQueue(queue).pipe(
       Stream.filter((d) => {
         if (d.state.revoked || d.settled) return false
         d.taken = true
@@ -343,6 +345,10 @@ export const subscribe = (
         return true
       })
     )
+    const deliveries = Stream.suspend(() => {
+      readers++
+      return live.pipe(Stream.ensuring(Effect.sync(() => readers--)))
+    })
     return { deliveries, consumer, states, commit: commitNow }
   })
 
