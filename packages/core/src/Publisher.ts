@@ -123,7 +123,7 @@ export const make: Effect.Effect<PublisherShape, never, Broker> = Broker.useSync
         attributes: Telemetry.messagingAttributes(broker.system, topic.name, "publish", {
           "messaging.batch.message_count": messages.length
         })
-      })
+      }, { captureStackTrace: false })
     )
   return Publisher.of({
     publish: (topic, value, options) =>
