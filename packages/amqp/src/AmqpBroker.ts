@@ -81,7 +81,7 @@ export interface Options extends AmqpConnection.Options {
   readonly queueType?: "classic" | "quorum" | undefined
   /** Publish with `mandatory`: an unroutable message fails with `PublishError` (default `true`). */
   readonly mandatory?: boolean | undefined
-  /** Bound on one `publish` call, including waiting for a reconnect (default 30 seconds). */
+  /** Bound on one `publish` call and on opening a subscription, including waiting for a reconnect (default 30 seconds). */
   readonly publishTimeout?: Duration.Input | undefined
 }
 
@@ -547,7 +547,15 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
       )
 
       return { deliveries: Stream.fromQueue(deliveries) }
-    })
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: Duration.millis(publishTimeoutMillis),
+        orElse: () =>
+          Effect.fail(
+            new Errors.SubscribeError({ destination, reason: `not registered within ${publishTimeoutMillis}ms` })
+          )
+      })
+    )
 
   yield* Effect.addFinalizer(() =>
     Effect.suspend(() => {

@@ -214,6 +214,10 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const declared = new Map<string, Topology.Topology>()
   let closing = false
   let generation = 0
+  const services = yield* Effect.context<never>()
+  const logFromCallback = (effect: Effect.Effect<void>) => {
+    Effect.runForkWith(services)(effect)
+  }
 
   const declareOnModel = (model: ChannelModel, topology: Topology.Topology) =>
     Effect.tryPromise({
@@ -244,7 +248,10 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       Deferred.doneUnsafe(closed, Exit.void)
     })
     model.on("blocked", (reason: string) => {
-      Effect.runFork(Effect.logWarning(`RabbitMQ blocked the connection: ${reason}`))
+      logFromCallback(Effect.logWarning(`RabbitMQ blocked the connection (publishes wait): ${reason}`))
+    })
+    model.on("unblocked", () => {
+      logFromCallback(Effect.logInfo("RabbitMQ unblocked the connection"))
     })
     const live: Live = { model, generation: ++generation, closed }
     yield* declareOnModel(model, userTopology).pipe(

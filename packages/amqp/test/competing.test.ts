@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, layer } from "@effect/vitest"
 import { Broker } from "@switchyard/core"
 import { Effect } from "effect"
 import { BrokerLive, message, unique } from "./helpers.ts"
