@@ -253,6 +253,8 @@ const isApiError = (cause: unknown, code?: number): cause is JetStreamApiError =
   cause instanceof JetStreamApiError && (code === undefined || cause.code === code)
 
 const STREAM_NOT_FOUND = 10059
+const closeRedeliveryDelayMillis = 250
+const closeSettleMillis = 50
 
 /**
  * Creates the JetStream broker on a connection: the `Broker` and the native `JetStream` service.
@@ -411,6 +413,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       const queue = yield* Queue.unbounded<JetStreamDelivery, Errors.SubscribeError | Cause.Done>()
       /** Unsettled deliveries and when the server last heard about each one. */
       const inflight = new Map<JsMsg, number>()
+      const closing = { value: false }
       const ackError = (cause: unknown) => new Errors.AckError({ destination, reason: reason(cause), cause })
       const settle = (m: JsMsg, f: (m: JsMsg) => void): Effect.Effect<void, Errors.AckError> =>
         Effect.try({
@@ -444,6 +447,15 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
             consumer.consume({
               max_messages: Math.max(1, opts.prefetch),
               callback: (m) => {
+                if (closing.value) {
+                  // Sent by the server while this member shuts down: give it straight back.
+                  try {
+                    m.nak(closeRedeliveryDelayMillis)
+                  } catch {
+                    // connection gone: the server redelivers after ack-wait
+                  }
+                  return
+                }
                 inflight.set(m, Date.now())
                 Queue.offerUnsafe(queue, toDelivery(m))
               }
@@ -452,18 +464,27 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         }),
         (messages) =>
           Effect.promise(async () => {
-            await messages.close().catch(() => undefined)
-            // Hand what this member still holds back to the group right away.
+            // Shutdown order matters with pull consumers: the server may still push into this member's
+            // pending pull request. So first hand back everything held (and anything still arriving)
+            // with a short delay, let in-transit messages arrive, and only then close the pull.
+            closing.value = true
             for (const m of inflight.keys()) {
               try {
-                m.nak()
+                m.nak(closeRedeliveryDelayMillis)
               } catch {
                 // connection gone: the server redelivers after ack-wait
               }
             }
             inflight.clear()
             await nc.flush().catch(() => undefined)
-          }).pipe(Effect.andThen(Queue.end(queue)))
+          }).pipe(
+            Effect.andThen(Effect.sleep(closeSettleMillis)),
+            Effect.andThen(Effect.promise(async () => {
+              await messages.close().catch(() => undefined)
+              await nc.flush().catch(() => undefined)
+            })),
+            Effect.andThen(Queue.end(queue))
+          )
       )
       // A consumer that dies at the server fails the stream instead of hanging.
       void messages.closed().then((result) => {

@@ -8,7 +8,7 @@ import { headers as makeHeaders, type Msg, NoRespondersError, RequestError, Time
 import { Codec, Errors } from "@switchyard/core"
 import type { Scope } from "effect"
 import { Cause, Duration, Effect, Predicate, Result, Schema, Stream } from "effect"
-import { reason } from "./internal/envelope.ts"
+import { decodeValue, encodeValue, reason } from "./internal/envelope.ts"
 import { NatsConnection } from "./NatsConnection.ts"
 
 /** Header carrying a responder-side failure. @since 0.1.0 */
@@ -118,7 +118,7 @@ export const request = <Req, Res>(
           ? new Errors.NoRespondersError({ destination })
           : new Errors.PublishError({ destination, reason: reason(cause), cause })
     })
-    const remote = reply.headers?.has(errorHeader) === true ? reply.headers.get(errorHeader) : undefined
+    const remote = reply.headers?.has(errorHeader) === true ? decodeValue(reply.headers.get(errorHeader)) : undefined
     if (remote !== undefined) return yield* new RemoteError({ destination, reason: remote })
     const decoded = endpoint.response.decode(reply.data)
     if (Result.isFailure(decoded)) {
@@ -174,7 +174,7 @@ export const serve = <Req, Res, E, R>(
     const respondError = (msg: Msg, why: string) =>
       Effect.sync(() => {
         const h = makeHeaders()
-        h.set(errorHeader, why)
+        h.set(errorHeader, encodeValue(why))
         msg.respond(new Uint8Array(0), { headers: h })
       })
     const handle = (msg: Msg): Effect.Effect<void, never, R> => {

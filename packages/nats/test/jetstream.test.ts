@@ -22,7 +22,7 @@ describe("JetStream broker", () => {
         const sent = [
           message("one", {
             key: "k-1",
-            headers: { "x-custom": "v", "Mixed-Case": "Keep" },
+            headers: { "x-custom": "v", "Mixed-Case": "Keep", "x-multi": "line 1\r\nline 2", "x-marker": "=?sy-b64?x" },
             correlationId: "corr-1",
             causationId: "cause-1",
             timestamp: 1_700_000_000_123,

@@ -20,23 +20,40 @@ const reserved = new Set<string>([
   natsMsgId
 ])
 
+/**
+ * NATS header values cannot hold CR or LF (a dead-letter reason often does). Such values, and values
+ * that happen to start with the marker, travel base64 encoded behind the marker, so every value
+ * round-trips exactly.
+ */
+const encodedMarker = "=?sy-b64?"
+const needsEncoding = /[\r\n]/
+
+export const encodeValue = (value: string): string =>
+  needsEncoding.test(value) || value.startsWith(encodedMarker)
+    ? encodedMarker + Buffer.from(value, "utf8").toString("base64")
+    : value
+
+export const decodeValue = (value: string): string =>
+  value.startsWith(encodedMarker) ? Buffer.from(value.slice(encodedMarker.length), "base64").toString("utf8") : value
+
 /** Builds the NATS headers of an outgoing message. */
 export const toHeaders = (message: Envelope.OutgoingMessage): MsgHdrs => {
   const h = makeHeaders()
   for (const name in message.headers) {
     const value = message.headers[name]
-    if (value !== undefined) h.set(name, value)
+    if (value !== undefined) h.set(name, encodeValue(value))
   }
-  h.set(H.messageId, message.id)
+  h.set(H.messageId, encodeValue(message.id))
   h.set(H.timestamp, String(message.timestamp))
-  h.set(H.contentType, message.contentType)
-  if (message.key !== undefined) h.set(H.key, message.key)
-  if (message.correlationId !== undefined) h.set(H.correlationId, message.correlationId)
-  if (message.causationId !== undefined) h.set(H.causationId, message.causationId)
+  h.set(H.contentType, encodeValue(message.contentType))
+  if (message.key !== undefined) h.set(H.key, encodeValue(message.key))
+  if (message.correlationId !== undefined) h.set(H.correlationId, encodeValue(message.correlationId))
+  if (message.causationId !== undefined) h.set(H.causationId, encodeValue(message.causationId))
   return h
 }
 
-const headerOrUndefined = (h: MsgHdrs, name: string): string | undefined => (h.has(name) ? h.get(name) : undefined)
+const headerOrUndefined = (h: MsgHdrs, name: string): string | undefined =>
+  h.has(name) ? decodeValue(h.get(name)) : undefined
 
 /** Reads an envelope back from a delivered message. */
 export const fromMessage = (
@@ -61,7 +78,7 @@ export const fromMessage = (
   }
   const user: Record<string, string> = {}
   for (const [name, values] of h) {
-    if (!reserved.has(name) && values.length > 0) user[name] = values[values.length - 1] as string
+    if (!reserved.has(name) && values.length > 0) user[name] = decodeValue(values[values.length - 1] as string)
   }
   const ts = headerOrUndefined(h, H.timestamp)
   return {
