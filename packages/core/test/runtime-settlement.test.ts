@@ -1,0 +1,245 @@
+/**
+ * Settlement edge cases of the runtime under TestClock (installed by `it.effect`):
+ * - the broker contract "ack and nack are idempotent: only the first settlement counts" (Broker.ts),
+ *   checked on the in-memory broker through `Subscriber`;
+ * - a dead-letter publish that fails is never acked: the message is nacked and retried later;
+ * - `deadLetter: false` nacks failures, so the broker redelivers until the handler succeeds;
+ * - `onUnknownType` governs unknown event types whatever `onDecodeFailure` says.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Clock, Context, Data, Effect, Fiber, Layer, References, Schema, Stream } from "effect"
+import { Broker, Consumer, Errors, Headers as H, MemoryBroker, Publisher, Router, Subscriber, Switchyard, Topic } from "@switchyard/core"
+import { TestKit } from "@switchyard/core/testing"
+
+const quiet = <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.provideService(self, References.MinimumLogLevel, "None")
+const memory = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  self.pipe(Effect.provide(Switchyard.layerMemory({ partitions: 4 })), quiet)
+
+const Item = Schema.Struct({ id: Schema.String })
+const items = Topic.make("items", Item, { key: (i) => i.id })
+
+/** Subscribes with `Subscriber` in the background and collects every delivery it receives. */
+const collectDeliveries = (group: string) =>
+  Effect.gen(function*() {
+    const got: Array<Subscriber.Delivery<typeof Item.Type>> = []
+    const fiber = yield* Subscriber.subscribe(items, { group }).pipe(
+      Stream.runForEach((delivery) => Effect.sync(() => got.push(delivery))),
+      Effect.forkChild
+    )
+    yield* TestKit.settle()
+    return { got, fiber }
+  })
+
+describe("settlement is idempotent (Broker contract: only the first settlement counts)", () => {
+  it.effect("ack then nack: the nack is ignored, nothing is redelivered", () =>
+    Effect.gen(function*() {
+      const inspect = yield* MemoryBroker.MemoryBroker
+      yield* Publisher.publish(items, { id: "a" })
+      const { fiber, got } = yield* collectDeliveries("g")
+      assert.strictEqual(got.length, 1)
+      yield* got[0]!.ack
+      yield* got[0]!.nack()
+      yield* TestKit.advance("1 second")
+      assert.strictEqual(got.length, 1)
+      assert.strictEqual(yield* inspect.lag("items", "g"), 0)
+      yield* Fiber.interrupt(fiber)
+    }).pipe(memory))
+
+  it.effect("nack twice before the redelivery: delivered again exactly once", () =>
+    Effect.gen(function*() {
+      const inspect = yield* MemoryBroker.MemoryBroker
+      yield* Publisher.publish(items, { id: "a" })
+      const { fiber, got } = yield* collectDeliveries("g")
+      yield* got[0]!.nack({ delay: "100 millis" })
+      yield* got[0]!.nack({ delay: "100 millis" })
+      yield* TestKit.advance("1 second")
+      assert.deepStrictEqual(got.map((d) => d.envelope.attempt), [1, 2])
+      assert.strictEqual(yield* inspect.inFlight("items", "g"), 1)
+      yield* Fiber.interrupt(fiber)
+    }).pipe(memory))
+
+  // BUG (MemoryBroker.ts, `settle`, line ~228): settlements are matched by (generation, offset), not by
+  // delivery. Once a nacked message is redelivered, the offset is in flight again in the same generation,
+  // so a late `ack` of the FIRST (already nacked) delivery acknowledges the redelivery while it is still
+  // being processed: the message is committed although no handler finished it (at-least-once broken for
+  // `Subscriber` users; the consumer runtime settles each delivery once and is not affected).
+  it.effect("nack, redelivery, then a stale ack of the first delivery must not acknowledge the redelivery", () =>
+    Effect.gen(function*() {
+      const inspect = yield* MemoryBroker.MemoryBroker
+      yield* Publisher.publish(items, { id: "a" })
+      const { fiber, got } = yield* collectDeliveries("g")
+      yield* got[0]!.nack()
+      yield* TestKit.advance("10 millis")
+      assert.deepStrictEqual(got.map((d) => d.envelope.attempt), [1, 2])
+      assert.strictEqual(yield* inspect.inFlight("items", "g"), 1)
+      // The first delivery was already settled (nack): this ack must not count.
+      yield* got[0]!.ack
+      assert.strictEqual(yield* inspect.inFlight("items", "g"), 1, "the redelivery is still in flight")
+      assert.strictEqual(yield* inspect.lag("items", "g"), 1, "the message is not acknowledged yet")
+      // Settling the redelivery itself works.
+      yield* got[1]!.ack
+      assert.strictEqual(yield* inspect.lag("items", "g"), 0)
+      yield* Fiber.interrupt(fiber)
+    }).pipe(memory))
+
+  // Same bug, nack flavour: a second nack of the first delivery re-queues the message while its
+  // redelivery is in flight, so it is delivered twice at once (and the member's prefetch count drifts).
+  it.effect("nack, redelivery, then a stale nack of the first delivery must not cause another delivery", () =>
+    Effect.gen(function*() {
+      yield* Publisher.publish(items, { id: "a" })
+      const { fiber, got } = yield* collectDeliveries("g")
+      yield* got[0]!.nack()
+      yield* TestKit.advance("10 millis")
+      assert.strictEqual(got.length, 2)
+      yield* got[0]!.nack()
+      yield* TestKit.advance("1 second")
+      assert.deepStrictEqual(got.map((d) => d.envelope.attempt), [1, 2], "delivered again while in flight")
+      yield* Fiber.interrupt(fiber)
+    }).pipe(memory))
+})
+
+class Boom extends Data.TaggedError("Boom")<{}> {}
+
+describe("failure paths of the consumer", () => {
+  it.effect("a failing dead-letter publish is never acked: nacked, redelivered ≥ 1s later, parked once the DLQ works", () => {
+    let dlqFailuresLeft = 2
+    const dlqAttempts: Array<number> = []
+    const flakyDlq = Switchyard.on(
+      Layer.effectContext(
+        Effect.sync(() => {
+          const { broker, inspect } = MemoryBroker.make({ partitions: 4 })
+          const wrapped: Broker.BrokerShape = {
+            ...broker,
+            publish: (destination, messages) =>
+              destination !== "items.dlq"
+                ? broker.publish(destination, messages)
+                : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+                  dlqAttempts.push(now)
+                  return dlqFailuresLeft-- > 0
+                    ? Effect.fail(new Errors.PublishError({ destination, reason: "dlq unavailable" }))
+                    : broker.publish(destination, messages)
+                })
+          }
+          return Context.make(Broker.Broker, wrapped).pipe(Context.add(MemoryBroker.MemoryBroker, inspect))
+        })
+      )
+    )
+    return Effect.gen(function*() {
+      const inspect = yield* MemoryBroker.MemoryBroker
+      const deliveries: Array<number> = []
+      yield* Publisher.publish(items, { id: "poison" })
+      const consumer = yield* Consumer.run(
+        items,
+        (_, envelope) => Effect.andThen(Effect.sync(() => deliveries.push(envelope.attempt)), Effect.fail(new Boom())),
+        { group: "g" }
+      ).pipe(Effect.forkChild)
+      yield* TestKit.advance("500 millis")
+      // First dead-letter attempt failed: not acked, waiting for a redelivery.
+      assert.deepStrictEqual(deliveries, [1])
+      assert.strictEqual(yield* inspect.lag("items", "g"), 1)
+      assert.isTrue(
+        yield* TestKit.advanceUntil(Effect.map(inspect.deadLetters("items"), (d) => d.length === 1), { within: "10 seconds" })
+      )
+      assert.deepStrictEqual(deliveries, [1, 2, 3])
+      assert.strictEqual(dlqAttempts.length, 3)
+      // Each redelivery waited for the nack delay (1 second).
+      assert.isAtLeast(dlqAttempts[1]! - dlqAttempts[0]!, 1000)
+      assert.isAtLeast(dlqAttempts[2]! - dlqAttempts[1]!, 1000)
+      assert.isTrue(yield* TestKit.advanceUntil(Effect.map(inspect.lag("items", "g"), (l) => l === 0), { within: "1 second" }))
+      const [dead] = yield* inspect.deadLetters("items")
+      assert.strictEqual(dead!.headers[H.deadLetterErrorTag], "Boom")
+      assert.strictEqual(dead!.headers[H.deadLetterAttempts], "3")
+      yield* Fiber.interrupt(consumer)
+    }).pipe(Effect.provide(flakyDlq), quiet)
+  })
+
+  it.effect("deadLetter: false nacks a failed message; the broker redelivers it until the handler succeeds", () =>
+    Effect.gen(function*() {
+      const inspect = yield* MemoryBroker.MemoryBroker
+      const seen: Array<number> = []
+      let completed = 0
+      yield* Publisher.publish(items, { id: "flaky" })
+      const consumer = yield* Consumer.run(
+        items,
+        (_, envelope) =>
+          Effect.gen(function*() {
+            seen.push(envelope.attempt)
+            if (envelope.attempt < 3) return yield* new Boom()
+            completed++
+          }),
+        { group: "g", deadLetter: false }
+      ).pipe(Effect.forkChild)
+      assert.isTrue(yield* TestKit.advanceUntil(Effect.sync(() => completed === 1), { within: "5 seconds" }))
+      yield* TestKit.advance("1 second")
+      assert.deepStrictEqual(seen, [1, 2, 3])
+      assert.strictEqual(yield* inspect.lag("items", "g"), 0)
+      assert.strictEqual(yield* inspect.publishedCount("items.dlq"), 0)
+      yield* Fiber.interrupt(consumer)
+    }).pipe(memory))
+
+  it.effect("idempotency: a message id already handled by the group is acked without running the handler", () =>
+    Effect.gen(function*() {
+      const inspect = yield* MemoryBroker.MemoryBroker
+      const handled: Array<string> = []
+      yield* Publisher.publish(items, { id: "1" }, { id: "same" })
+      yield* Publisher.publish(items, { id: "2" }, { id: "same" })
+      yield* Publisher.publish(items, { id: "3" }, { id: "other" })
+      const consumer = yield* Consumer.run(items, (i) => Effect.sync(() => handled.push(i.id)), {
+        group: "g",
+        idempotency: true
+      }).pipe(Effect.forkChild)
+      assert.isTrue(yield* TestKit.advanceUntil(Effect.map(inspect.lag("items", "g"), (l) => l === 0), { within: "1 second" }))
+      assert.strictEqual(handled.length, 2)
+      assert.include(handled, "3")
+      assert.strictEqual(handled.filter((id) => id === "1" || id === "2").length, 1)
+      yield* Fiber.interrupt(consumer)
+    }).pipe(memory))
+})
+
+const Known = Schema.TaggedStruct("Known", { id: Schema.String })
+const AnyTagged = Schema.Struct({ _tag: Schema.String, id: Schema.String })
+
+/** Publishes an event of unknown type plus a known one, runs a router consumer, returns what happened. */
+const unknownTypeRun = (options: Consumer.Options<never>) =>
+  Effect.gen(function*() {
+    const inspect = yield* MemoryBroker.MemoryBroker
+    const handled: Array<string> = []
+    const router = Router.make("events", Known, { Known: (e) => Effect.sync(() => handled.push(e.id)) })
+    yield* Publisher.publish(Topic.make("events", AnyTagged), { _tag: "Mystery", id: "u" }, { id: "mystery-1" })
+    yield* Publisher.publish<typeof Known.Type>(router.topic, { _tag: "Known", id: "k" })
+    const consumer = yield* Consumer.run(router.topic, router.handler, { group: "g", ...options }).pipe(Effect.forkChild)
+    yield* TestKit.advance("1 second")
+    const exit = consumer.pollUnsafe()
+    const result = {
+      consumerAlive: exit === undefined,
+      handled,
+      dead: (yield* inspect.deadLetters("events")).map((d) => d.headers[H.deadLetterErrorTag]),
+      lag: yield* inspect.lag("events", "g")
+    }
+    yield* Fiber.interrupt(consumer)
+    return result
+  }).pipe(memory)
+
+describe("onUnknownType governs unknown event types, independently of onDecodeFailure", () => {
+  it.effect("onUnknownType \"ignore\" + onDecodeFailure \"fail\": the unknown type is acked, the consumer keeps running", () =>
+    Effect.gen(function*() {
+      const result = yield* unknownTypeRun({ onUnknownType: "ignore", onDecodeFailure: "fail" })
+      assert.deepStrictEqual(result, { consumerAlive: true, handled: ["k"], dead: [], lag: 0 })
+    }))
+
+  // BUG (Consumer.ts, `handle`, lines ~233-247): only `onUnknownType === "ignore"` is checked; every
+  // other unknown-type delivery falls through to the `onDecodeFailure` switch. So an explicit (or the
+  // default) `onUnknownType: "dead-letter"` is overridden by `onDecodeFailure`: with "skip" the unknown
+  // event is silently acked and dropped, with "fail" the whole consumer dies with a DecodeError.
+  it.effect("onUnknownType \"dead-letter\" + onDecodeFailure \"skip\": the unknown type is still dead-lettered", () =>
+    Effect.gen(function*() {
+      const result = yield* unknownTypeRun({ onUnknownType: "dead-letter", onDecodeFailure: "skip" })
+      assert.deepStrictEqual(result, { consumerAlive: true, handled: ["k"], dead: ["UnknownEventType"], lag: 0 })
+    }))
+
+  it.effect("onUnknownType \"dead-letter\" + onDecodeFailure \"fail\": the unknown type is dead-lettered, the consumer survives", () =>
+    Effect.gen(function*() {
+      const result = yield* unknownTypeRun({ onUnknownType: "dead-letter", onDecodeFailure: "fail" })
+      assert.deepStrictEqual(result, { consumerAlive: true, handled: ["k"], dead: ["UnknownEventType"], lag: 0 })
+    }))
+})
