@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { type AddressInfo, createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import type { Scope } from "effect"
 import { Effect, Layer } from "effect"
 import type { Broker, Errors } from "@switchyard/core"
 import type { JetStream, NatsConnection } from "../src/index.ts"
@@ -23,9 +24,10 @@ const freePort = Effect.callback<number, Error>((resume) => {
   })
 })
 
-const startProcess = (port: number, dir: string) =>
+const startProcess = (port: number, dir: string, token: string | undefined) =>
   Effect.callback<ChildProcess, Error>((resume) => {
-    const proc = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], {
+    const auth = token === undefined ? [] : ["--auth", token]
+    const proc = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir, ...auth], {
       stdio: ["ignore", "ignore", "pipe"]
     })
     let log = ""
@@ -56,6 +58,8 @@ const stopProcess = (proc: ChildProcess) =>
   )
 
 export interface PrivateServer {
+  /** Starts the server in the current scope (stopped, storage removed, when it closes); the URL. */
+  readonly start: Effect.Effect<string, Error, Scope.Scope>
   /** The JetStream broker on a freshly started private server (stopped when the layer is released). */
   readonly brokerLayer: (
     options?: JetStream.Options
@@ -65,13 +69,13 @@ export interface PrivateServer {
 }
 
 export const PrivateServer = {
-  make: (): PrivateServer => {
+  make: (options: { readonly token?: string } = {}): PrivateServer => {
     const state: { port: number; dir: string; proc: ChildProcess | undefined } = { port: 0, dir: "", proc: undefined }
-    const server = Effect.acquireRelease(
+    const start = Effect.acquireRelease(
       Effect.gen(function*() {
         state.port = yield* freePort
         state.dir = mkdtempSync(join(tmpdir(), "switchyard-nats-"))
-        state.proc = yield* startProcess(state.port, state.dir)
+        state.proc = yield* startProcess(state.port, state.dir, options.token)
         return `nats://127.0.0.1:${state.port}`
       }),
       () =>
@@ -84,15 +88,15 @@ export const PrivateServer = {
     const restart = Effect.gen(function*() {
       if (state.proc !== undefined) yield* stopProcess(state.proc)
       state.proc = undefined
-      state.proc = yield* startProcess(state.port, state.dir)
+      state.proc = yield* startProcess(state.port, state.dir, options.token)
       yield* Effect.logInfo("private nats-server restarted", { port: state.port })
     })
     const brokerLayer = (options: JetStream.Options = {}) =>
-      Layer.unwrap(Effect.map(server, (url) =>
+      Layer.unwrap(Effect.map(start, (url) =>
         NatsBroker.layer({
           ...options,
           connection: { servers: url, name: "switchyard-private", reconnect: { wait: "200 millis", maxAttempts: -1 } }
         })))
-    return { brokerLayer, restart }
+    return { start, brokerLayer, restart }
   }
 }

@@ -1,0 +1,90 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Broker } from "@switchyard/core"
+import { ConfigProvider, Effect, Fiber, Layer, Redacted, Stream } from "effect"
+import { KeyValueStore } from "effect/persistence"
+import { NatsBroker, NatsConnection } from "../src/index.ts"
+import { message, servers, subscribeOptions, take, unique } from "./helpers.ts"
+import { PrivateServer } from "./PrivateServer.ts"
+
+describe("NATS connection", () => {
+  it.live("layerConfig reads servers and secrets from Config (env), secrets stay redacted", () =>
+    Effect.gen(function*() {
+      const provider = ConfigProvider.fromEnv({
+        env: { NATS_SERVERS: servers, NATS_NAME: "from-config", NATS_TOKEN: "t0p-s3cret" }
+      })
+      const options = yield* NatsConnection.config.parse(provider)
+      assert.deepStrictEqual(options.servers, [servers])
+      assert.strictEqual(options.name, "from-config")
+      assert.strictEqual(options.auth?._tag, "Token")
+      assert.notInclude(JSON.stringify(options), "t0p-s3cret")
+      assert.notInclude(String(options.auth?._tag === "Token" ? options.auth.token : ""), "t0p-s3cret")
+      // The shared server has no auth, so the token is ignored and the broker works end to end.
+      const destination = unique("sy.config")
+      yield* Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const sub = yield* broker.subscribe(destination, subscribeOptions(unique("g")))
+        yield* broker.publish(destination, [message("configured")])
+        assert.strictEqual((yield* take(sub, 1)).length, 1)
+      }).pipe(Effect.provide(NatsBroker.layerConfig({ defaultStream: { storage: "memory" } }).pipe(
+        Layer.provide(ConfigProvider.layer(provider))
+      )))
+    }))
+
+  it.live("an unreachable server fails the layer with a ConnectionError", () =>
+    Effect.gen(function*() {
+      const error = yield* Layer.build(NatsBroker.layer({
+        connection: { servers: "nats://127.0.0.1:1", timeout: "2 seconds", reconnect: { maxAttempts: 0 } }
+      })).pipe(Effect.scoped, Effect.flip)
+      assert.strictEqual(error._tag, "ConnectionError")
+    }))
+
+  it.live("token auth with a Redacted secret; status changes are observable across a restart", () =>
+    Effect.gen(function*() {
+      const server = PrivateServer.make({ token: "s3cr3t-t0ken" })
+      const url = yield* server.start
+      const wrong = yield* NatsConnection.make({
+        servers: url,
+        auth: { _tag: "Token", token: Redacted.make("wrong") },
+        reconnect: { maxAttempts: 0 }
+      }).pipe(Effect.scoped, Effect.flip)
+      assert.strictEqual(wrong._tag, "ConnectionError")
+      assert.notInclude(wrong.message, "s3cr3t")
+      const { statusChanges } = yield* NatsConnection.make({
+        servers: url,
+        auth: { _tag: "Token", token: Redacted.make("s3cr3t-t0ken") },
+        reconnect: { wait: "100 millis" }
+      })
+      const seen = yield* statusChanges.pipe(
+        Stream.map((s) => s.type),
+        Stream.filter((t) => t === "disconnect" || t === "reconnect"),
+        Stream.take(2),
+        Stream.runCollect,
+        Effect.forkChild
+      )
+      yield* Effect.sleep("100 millis")
+      yield* server.restart
+      assert.deepStrictEqual(yield* Fiber.join(seen).pipe(Effect.timeout("15 seconds")), ["disconnect", "reconnect"])
+    }))
+
+  it.live("KeyValueStore on a JetStream KV bucket", () =>
+    Effect.gen(function*() {
+      const kv = yield* KeyValueStore.KeyValueStore
+      const key = `order:${unique("k")}/with spaces & ünïcode`
+      assert.isUndefined(yield* kv.get(key))
+      yield* kv.set(key, "processed")
+      assert.strictEqual(yield* kv.get(key), "processed")
+      assert.isTrue(yield* kv.has(key))
+      yield* kv.set(`${key}-bytes`, new Uint8Array([1, 2, 3]))
+      assert.deepStrictEqual(Array.from((yield* kv.getUint8Array(`${key}-bytes`)) ?? []), [1, 2, 3])
+      assert.includeMembers([...(yield* kv.keys)], [key, `${key}-bytes`])
+      yield* kv.remove(key)
+      assert.isUndefined(yield* kv.get(key))
+      assert.isFalse(yield* kv.has(key))
+      yield* kv.clear
+      assert.strictEqual(yield* kv.size, 0)
+    }).pipe(Effect.provide(
+      NatsBroker.layerKeyValueStore(unique("sy-kv"), { storage: "memory" }).pipe(
+        Layer.provide(NatsConnection.layer({ servers }))
+      )
+    )))
+})

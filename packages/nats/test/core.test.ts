@@ -1,0 +1,126 @@
+import { assert, describe, layer } from "@effect/vitest"
+import { Broker } from "@switchyard/core"
+import { Effect, Schema, Stream } from "effect"
+import { NatsBroker, NatsRpc } from "../src/index.ts"
+import { drainFor, message, servers, subscribeOptions, take, text, unique } from "./helpers.ts"
+
+const live = NatsBroker.layerCore({ connection: { servers, name: "switchyard-nats-core-test" } })
+
+const Quote = NatsRpc.endpoint(
+  "placeholder",
+  Schema.Struct({ sku: Schema.String, quantity: Schema.Int }),
+  Schema.Struct({ sku: Schema.String, total: Schema.Number })
+)
+const endpointOn = (subject: string) => ({ ...Quote, subject })
+
+describe("core NATS broker", () => {
+  layer(live, { timeout: "30 seconds", excludeTestServices: true })((it) => {
+    it.effect("declares honest at-most-once capabilities", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        assert.isTrue(broker.capabilities.atMostOnce)
+        assert.isFalse(broker.capabilities.redelivery)
+        assert.isFalse(broker.capabilities.persistent)
+        assert.isTrue(broker.capabilities.consumerGroups)
+      }))
+
+    it.effect("wildcard subscriptions see matching subjects only, with headers", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const root = unique("sy.core")
+        const star = yield* broker.subscribe(`${root}.*.created`, subscribeOptions(unique("s")))
+        const tail = yield* broker.subscribe(`${root}.>`, subscribeOptions(unique("t")))
+        yield* broker.publish(`${root}.orders.created`, [message("o", { headers: { "x-h": "1" }, key: "k" })])
+        yield* broker.publish(`${root}.users.created`, [message("u")])
+        yield* broker.publish(`${root}.orders.deleted`, [message("d")])
+        const s = yield* take(star, 2)
+        assert.deepStrictEqual(s.map(text), ["o", "u"])
+        assert.strictEqual(s[0]!.envelope.headers["x-h"], "1")
+        assert.strictEqual(s[0]!.envelope.key, "k")
+        assert.strictEqual(s[0]!.envelope.coordinates.destination, `${root}.orders.created`)
+        assert.deepStrictEqual((yield* take(tail, 3)).map(text), ["o", "u", "d"])
+        assert.strictEqual((yield* drainFor(star, "200 millis")).length, 0)
+      }))
+
+    it.effect("a queue group shares messages; nothing is redelivered after nack", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const subject = unique("sy.core.q")
+        const group = unique("q")
+        const a = yield* broker.subscribe(subject, subscribeOptions(group))
+        const b = yield* broker.subscribe(subject, subscribeOptions(group))
+        const n = 200
+        yield* broker.publish(subject, Array.from({ length: n }, (_, i) => message(`m${i}`)))
+        const [ra, rb] = yield* Effect.all([drainFor(a, "500 millis"), drainFor(b, "500 millis")], {
+          concurrency: 2
+        })
+        assert.strictEqual(ra.length + rb.length, n)
+        assert.isAbove(ra.length, 0)
+        assert.isAbove(rb.length, 0)
+        const c = yield* broker.subscribe(subject, subscribeOptions(group))
+        yield* broker.publish(subject, [message("once")])
+        const [got] = yield* Stream.merge(a.deliveries, Stream.merge(b.deliveries, c.deliveries)).pipe(
+          Stream.take(1),
+          Stream.runCollect
+        )
+        yield* got!.nack()
+        const again = yield* Effect.all([drainFor(a, "300 millis"), drainFor(b, "300 millis"), drainFor(c, "300 millis")], {
+          concurrency: 3
+        })
+        assert.strictEqual(again.flat().length, 0)
+      }))
+  })
+
+  layer(live, { timeout: "30 seconds", excludeTestServices: true })("request-reply", (it) => {
+    it.effect("Schema-typed round trip through a responder", () =>
+      Effect.gen(function*() {
+        const endpoint = endpointOn(unique("sy.rpc.quote"))
+        yield* NatsRpc.serve(endpoint, ({ sku, quantity }) => Effect.succeed({ sku, total: quantity * 2.5 }))
+        const replies = yield* Effect.forEach(
+          [1, 2, 3],
+          (quantity) => NatsRpc.request(endpoint, { sku: "A-1", quantity }),
+          { concurrency: 3 }
+        )
+        assert.deepStrictEqual(replies, [
+          { sku: "A-1", total: 2.5 },
+          { sku: "A-1", total: 5 },
+          { sku: "A-1", total: 7.5 }
+        ])
+      }))
+
+    it.effect("no responders is a typed NoRespondersError", () =>
+      Effect.gen(function*() {
+        const endpoint = endpointOn(unique("sy.rpc.nobody"))
+        const error = yield* NatsRpc.request(endpoint, { sku: "x", quantity: 1 }).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "NoRespondersError")
+      }))
+
+    it.effect("a slow responder is a typed RequestTimeoutError", () =>
+      Effect.gen(function*() {
+        const endpoint = endpointOn(unique("sy.rpc.slow"))
+        yield* NatsRpc.serve(endpoint, ({ sku }) => Effect.sleep("1 second").pipe(Effect.as({ sku, total: 0 })))
+        const started = Date.now()
+        const error = yield* NatsRpc.request(endpoint, { sku: "x", quantity: 1 }, { timeout: "200 millis" }).pipe(
+          Effect.flip
+        )
+        assert.strictEqual(error._tag, "RequestTimeoutError")
+        assert.isBelow(Date.now() - started, 900)
+      }))
+
+    it.effect("handler failures and undecodable requests come back as RemoteError", () =>
+      Effect.gen(function*() {
+        const endpoint = endpointOn(unique("sy.rpc.fail"))
+        class OutOfStock extends Schema.TaggedError<OutOfStock>()("OutOfStock", { sku: Schema.String }) {}
+        yield* NatsRpc.serve(endpoint, ({ sku }) => new OutOfStock({ sku }))
+        const error = yield* NatsRpc.request(endpoint, { sku: "gone", quantity: 1 }).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "RemoteError")
+        assert.include(error._tag === "RemoteError" ? error.reason : "", "OutOfStock")
+        const loose = NatsRpc.endpoint(endpoint.subject, Schema.Struct({ sku: Schema.Number }), Schema.Unknown)
+        const bad = yield* NatsRpc.request(loose, { sku: 1 }).pipe(Effect.flip)
+        assert.strictEqual(bad._tag, "RemoteError")
+        assert.include(bad._tag === "RemoteError" ? bad.reason : "", "DecodeError")
+        const encodeFail = yield* NatsRpc.request(endpoint, { sku: "x", quantity: 1.5 }).pipe(Effect.flip)
+        assert.strictEqual(encodeFail._tag, "EncodeError")
+      }))
+  })
+})
