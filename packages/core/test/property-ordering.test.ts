@@ -7,19 +7,21 @@
  * - in every mode, at most `concurrency` handlers run at once, and the group ends with no lag.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, References, Schema } from "effect"
+import { Effect, Fiber, References, Schedule, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 import { Consumer, MemoryBroker, Publisher, Switchyard, Topic } from "@switchyard/core"
 import { TestKit } from "@switchyard/core/testing"
 
-const Item = Schema.Struct({ key: Schema.String, seq: Schema.Number, latency: Schema.Number })
+const Item = Schema.Struct({ key: Schema.String, seq: Schema.Number, latency: Schema.Number, failures: Schema.Number })
 type Item = typeof Item.Type
 const items = Topic.make("items", Item, { key: (i) => i.key })
 
 interface Start {
   readonly key: string
   readonly seq: number
+  /** 1 for the first handler run of the message, then 2, 3… for retries. */
+  readonly attempt: number
   readonly partition: number
   readonly offset: number
 }
@@ -35,16 +37,18 @@ interface Observed {
 
 /**
  * Publishes `messages` (the first `split` before the consumer starts, the rest while it runs), consumes
- * them with random latencies and returns what the handler observed.
+ * them with random latencies (each message failing its first `failures` attempts, retried every 15ms)
+ * and returns what the handler observed.
  */
 const scenario = (
-  messages: ReadonlyArray<Omit<Item, "seq">>,
+  messages: ReadonlyArray<Omit<Item, "seq" | "failures"> & { readonly failures?: number }>,
   split: number,
   options: { readonly concurrency: number; readonly ordering: Consumer.Ordering; readonly prefetch?: number }
 ) =>
   Effect.gen(function*() {
     const inspect = yield* MemoryBroker.MemoryBroker
-    const all: Array<Item> = messages.map((m, seq) => ({ ...m, seq }))
+    const all: Array<Item> = messages.map((m, seq) => ({ ...m, failures: m.failures ?? 0, seq }))
+    const attempts = new Map<number, number>()
     const starts: Array<Start> = []
     const completions: Array<number> = []
     const activeByKey = new Map<string, number>()
@@ -56,9 +60,12 @@ const scenario = (
       items,
       (item, envelope) =>
         Effect.gen(function*() {
+          const attempt = (attempts.get(item.seq) ?? 0) + 1
+          attempts.set(item.seq, attempt)
           starts.push({
             key: item.key,
             seq: item.seq,
+            attempt,
             partition: envelope.coordinates.partition ?? -1,
             offset: Number(envelope.coordinates.offset)
           })
@@ -70,9 +77,10 @@ const scenario = (
           yield* Effect.sleep(`${item.latency} millis`)
           activeByKey.set(item.key, activeByKey.get(item.key)! - 1)
           active--
+          if (attempt <= item.failures) return yield* Effect.fail(`transient failure of ${item.seq}`)
           completions.push(item.seq)
         }),
-      { group: "g", ...options }
+      { group: "g", retry: Schedule.spaced("15 millis").pipe(Schedule.upTo({ times: 3 })), ...options }
     ).pipe(Effect.forkChild)
     // Let the consumer get going, then publish the rest one by one while it runs.
     yield* TestKit.advance("5 millis", "1 millis")
@@ -106,11 +114,25 @@ const messagesArb = fc.array(
   { minLength: 1, maxLength: 40 }
 )
 
+/** Like `messagesArb`, each message failing its first 0–2 attempts. */
+const failingMessagesArb = fc.array(
+  fc.record({
+    key: fc.constantFrom("a", "b", "c", "d", "e", "f", "g"),
+    latency: fc.integer({ min: 0, max: 60 }),
+    failures: fc.integer({ min: 0, max: 2 })
+  }),
+  { minLength: 1, maxLength: 30 }
+)
+
 const sorted = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)
 
 const assertExactlyOnce = (observed: Observed, count: number) => {
   const range = Array.from({ length: count }, (_, i) => i)
-  assert.deepStrictEqual(sorted(observed.starts.map((s) => s.seq)), range, "every message started exactly once")
+  assert.deepStrictEqual(
+    sorted(observed.starts.filter((s) => s.attempt === 1).map((s) => s.seq)),
+    range,
+    "every message started exactly once"
+  )
   assert.deepStrictEqual(sorted(observed.completions), range, "every message completed exactly once")
   assert.strictEqual(observed.lag, 0, "everything acknowledged")
   assert.strictEqual(observed.inFlight, 0, "nothing left in flight")
@@ -134,6 +156,28 @@ describe("ordering properties under random latencies", () => {
           }
           assert.strictEqual(observed.overlapsPerKey, 0, "two handlers of one key ran at once")
           assert.isAtMost(observed.maxActive, concurrency)
+        }
+      ),
+      { numRuns: 25 }
+    )
+  })
+
+  it("ordering \"key\" with transient failures: a message's retries all run before the next message of its key", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 8 }),
+        failingMessagesArb,
+        async (concurrency, messages) => {
+          const observed = await Effect.runPromise(scenario(messages, messages.length, { concurrency, ordering: "key" }))
+          assertExactlyOnce(observed, messages.length)
+          for (const key of new Set(messages.map((m) => m.key))) {
+            const published = messages.flatMap((m, seq) => m.key === key ? [seq] : [])
+            // Every run (first attempts and retries) of the key, in start order.
+            const runs = observed.starts.filter((s) => s.key === key).map((s) => s.seq)
+            const expected = published.flatMap((seq) => Array.from({ length: messages[seq]!.failures + 1 }, () => seq))
+            assert.deepStrictEqual(runs, expected, `key ${key}: runs interleaved or out of order`)
+          }
+          assert.strictEqual(observed.overlapsPerKey, 0)
         }
       ),
       { numRuns: 25 }
