@@ -2,7 +2,7 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Broker } from "@switchyard/core"
 import { Effect, Exit, Fiber, Queue, Scope, Stream } from "effect"
 import { AmqpBroker } from "../src/index.ts"
-import { BrokerLive, collect, message, takeN, text, unique } from "./helpers.ts"
+import { BrokerLive, collect, message, options, takeN, text, unique } from "./helpers.ts"
 
 layer(BrokerLive, { excludeTestServices: true, timeout: "30 seconds" })("AmqpBroker contract", (it) => {
   it.effect("round-trips the whole envelope", () =>
@@ -237,3 +237,29 @@ describe("AmqpBroker", () => {
       }))
   })
 })
+
+layer(AmqpBroker.layer({ ...options, queueType: "quorum" }), { excludeTestServices: true, timeout: "30 seconds" })(
+  "quorum group queues",
+  (it) => {
+    it.effect("attempt follows the broker's x-delivery-count, across subscribers", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const destination = unique("quorum")
+        const first = yield* Scope.make()
+        const q1 = yield* collect(destination, "g", { ack: false }).pipe(Scope.provide(first))
+        yield* broker.publish(destination, [message("q-1", "x")])
+        const [d1] = yield* takeN(q1, 1)
+        assert.strictEqual(d1!.envelope.attempt, 1)
+        yield* d1!.nack()
+        const [d2] = yield* takeN(q1, 1)
+        assert.strictEqual(d2!.envelope.attempt, 2)
+        // the member goes away without settling: the next member sees the third attempt
+        yield* Scope.close(first, Exit.void)
+        const q2 = yield* collect(destination, "g", { ack: false })
+        const [d3] = yield* takeN(q2, 1)
+        assert.strictEqual(d3!.envelope.id, "q-1")
+        assert.strictEqual(d3!.envelope.attempt, 3)
+        yield* d3!.ack
+      }))
+  }
+)
