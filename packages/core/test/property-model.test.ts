@@ -3,7 +3,7 @@
  *
  * fast-check generates random interleavings of:
  * - publishing batches of messages whose payload says how the handler treats them (succeed, fail
- *   transiently N times, fail permanently, die), with random handler latencies;
+ *   transiently N times, fail permanently, die, hang past the handler timeout), with random latencies;
  * - letting virtual time pass;
  * - stopping / starting / restarting the consumer (interrupting its fiber: a graceful drain with a short
  *   drain timeout, so some handlers get interrupted mid-flight);
@@ -23,7 +23,7 @@ import type { Envelope as EnvelopeModule } from "@switchyard/core"
 import { Broker, Consumer, Headers as H, MemoryBroker, Publisher, Subscriber, Switchyard, Topic } from "@switchyard/core"
 import { TestKit } from "@switchyard/core/testing"
 
-const Behaviour = Schema.Literals(["ok", "transient", "permanent", "defect"])
+const Behaviour = Schema.Literals(["ok", "transient", "permanent", "defect", "hang"])
 type Behaviour = typeof Behaviour.Type
 const Msg = Schema.Struct({
   id: Schema.String,
@@ -59,7 +59,7 @@ interface Config {
 
 const specArb: fc.Arbitrary<Spec> = fc.record({
   key: fc.constantFrom("k1", "k2", "k3", "k4", "k5"),
-  behaviour: fc.constantFrom<Behaviour>("ok", "ok", "ok", "transient", "transient", "permanent", "defect"),
+  behaviour: fc.constantFrom<Behaviour>("ok", "ok", "ok", "transient", "transient", "permanent", "defect", "hang"),
   failures: fc.integer({ min: 1, max: 3 }),
   latency: fc.integer({ min: 0, max: 80 })
 })
@@ -136,6 +136,15 @@ const stack = (world: World) =>
     )
   )
 
+/** The dead-letter error tag each failing behaviour must produce (undefined: must be handled). */
+const expectedTag: Record<Behaviour, string | undefined> = {
+  ok: undefined,
+  transient: undefined,
+  permanent: "Permanent",
+  defect: "Defect",
+  hang: "HandlerTimeoutError"
+}
+
 const runModel = (config: Config) =>
   Effect.gen(function*() {
     const world: World = {
@@ -164,6 +173,9 @@ const runModel = (config: Config) =>
               return yield* new Permanent({ id: msg.id })
             case "defect":
               return yield* Effect.die(new Error(`defect in ${msg.id}`))
+            case "hang":
+              yield* Effect.sleep("1 hour")
+              break
             case "transient":
               if (attempt <= msg.failures) return yield* new Transient({ id: msg.id })
               break
@@ -179,6 +191,7 @@ const runModel = (config: Config) =>
         concurrency: config.concurrency,
         ordering: config.ordering,
         drainTimeout: `${config.drainTimeout} millis`,
+        handlerTimeout: "150 millis",
         retry: Schedule.spaced("20 millis").pipe(Schedule.upTo({ times: 3 })),
         isRetryable: (error) => error._tag === "Transient" || error._tag === "HandlerTimeoutError"
       }
@@ -254,7 +267,7 @@ const runModel = (config: Config) =>
         const lag = yield* inspect.lag(TOPIC, GROUP)
         const inFlight = yield* inspect.inFlight(TOPIC, GROUP)
         return lag === 0 && inFlight === 0 && world.published.every((m) =>
-          m.behaviour === "permanent" || m.behaviour === "defect" ? dead.has(m.id) : world.completedIds.has(m.id)
+          expectedTag[m.behaviour] !== undefined ? dead.has(m.id) : world.completedIds.has(m.id)
         )
       })
       const drained = yield* TestKit.advanceUntil(expectedDone, { within: "2 minutes", step: "20 millis" })
@@ -276,14 +289,20 @@ const runModel = (config: Config) =>
       assert.deepStrictEqual(world.ackViolations, [], "acks without completion or dead-letter")
       for (const m of world.published) {
         const d = deadById.get(m.id)
-        if (m.behaviour === "permanent" || m.behaviour === "defect") {
+        const tag = expectedTag[m.behaviour]
+        if (tag !== undefined) {
           assert.isFalse(world.completedIds.has(m.id), `${m.id} (${m.behaviour}) completed`)
           assert.isDefined(d, `${m.id} (${m.behaviour}) not dead-lettered`)
-          assert.strictEqual(d!.headers[H.deadLetterErrorTag], m.behaviour === "permanent" ? "Permanent" : "Defect")
+          assert.strictEqual(d!.headers[H.deadLetterErrorTag], tag)
           assert.isAtLeast(Number(d!.headers[H.deadLetterAttempts]), 1)
           assert.strictEqual(d!.headers[H.deadLetterOriginGroup], GROUP)
-          // Fatal errors and defects are not retried: one handler run per delivery.
-          assert.strictEqual(world.attempts.get(m.id), world.deliveries.get(m.id)!.size, `${m.id} was retried`)
+          if (m.behaviour === "hang") {
+            // Timed out, retried by the schedule (3 retries), so the dead letter counts ≥ 4 attempts.
+            assert.isAtLeast(Number(d!.headers[H.deadLetterAttempts]), 4)
+          } else {
+            // Fatal errors and defects are not retried: one handler run per delivery.
+            assert.strictEqual(world.attempts.get(m.id), world.deliveries.get(m.id)!.size, `${m.id} was retried`)
+          }
         } else {
           assert.isTrue(world.completedIds.has(m.id), `${m.id} (${m.behaviour}) never completed`)
           assert.isUndefined(d, `${m.id} (${m.behaviour}) was dead-lettered: ${d?.headers[H.deadLetterReason]}`)
