@@ -3,7 +3,7 @@
  * size and by time, and graceful drain of the consumer on interruption.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Clock, Context, Duration, Effect, Fiber, Layer, Queue, References, Schema, Stream } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit, Fiber, Layer, Queue, References, Schema, Scope, Stream } from "effect"
 import { Broker, Consumer, Headers as H, MemoryBroker, Publisher, Router, Switchyard, Topic } from "@switchyard/core"
 import { TestKit } from "@switchyard/core/testing"
 
@@ -365,4 +365,36 @@ describe("graceful drain", () => {
       assert.strictEqual(yield* inspect.inFlight("work", "g"), 0)
       assert.deepStrictEqual(yield* inspect.deadLetters("work"), [])
     }).pipe(withStack()))
+
+  for (const via of ["Consumer.start", "Consumer.layer"] as const) {
+    it.effect(`${via}: closing the scope drains in-flight handlers, which are acked`, () =>
+      Effect.gen(function*() {
+        const inspect = yield* MemoryBroker.MemoryBroker
+        const started: Array<string> = []
+        const completed: Array<string> = []
+        yield* Publisher.publishAll(work, [{ id: "x", millis: 400 }, { id: "y", millis: 250 }])
+        const handler = (w: typeof Work.Type) =>
+          Effect.gen(function*() {
+            started.push(w.id)
+            yield* Effect.sleep(`${w.millis} millis`)
+            completed.push(w.id)
+          })
+        const options: Consumer.Options<never> = { group: "g", concurrency: 2, ordering: "none", drainTimeout: "5 seconds" }
+        const scope = yield* Scope.make()
+        if (via === "Consumer.start") {
+          yield* Consumer.start(work, handler, options).pipe(Scope.provide(scope))
+        } else {
+          yield* Layer.buildWithScope(Consumer.layer(work, handler, options), scope)
+        }
+        assert.isTrue(yield* TestKit.advanceUntil(Effect.sync(() => started.length === 2), { within: "1 second" }))
+        const t0 = yield* Clock.currentTimeMillis
+        const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+        assert.isTrue(
+          yield* TestKit.advanceUntil(Effect.sync(() => closing.pollUnsafe() !== undefined), { within: "6 seconds" })
+        )
+        assert.isAtMost((yield* Clock.currentTimeMillis) - t0, 500, "the drain waited for the handlers, not the timeout")
+        assert.deepStrictEqual([...completed].sort(), ["x", "y"])
+        assert.strictEqual(yield* inspect.lag("work", "g"), 0)
+      }).pipe(withStack()))
+  }
 })
