@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Broker } from "@switchyard/core"
-import { Context, Effect, Fiber, Layer, Ref, Schedule, Stream } from "effect"
+import { Context, Effect, Fiber, Layer, Queue, Ref, Schedule, Stream } from "effect"
 import { AmqpBroker, AmqpConnection } from "../src/index.ts"
 import { message, options, rabbitmqctl, unique } from "./helpers.ts"
 
@@ -80,4 +80,33 @@ describe("broker restart", () => {
       assert.isUndefined(consumer.pollUnsafe(), "the consumer is still running")
       yield* Effect.logInfo(`restart test: ${consumed.size} consumed, ${yield* Ref.get(publishFailures)} publish retries`)
     }), { timeout: 240_000 })
+
+  it.live("after a connection drop, a stale delivery's ack is an AckError and the message comes back on the new channel", () =>
+    Effect.gen(function*() {
+      const services = yield* Layer.build(AmqpBroker.layer({ ...options, connectionName: "stale-ack-test" }))
+      const broker = Context.get(services, Broker.Broker)
+      const connection = Context.get(services, AmqpConnection.AmqpConnection)
+      const destination = unique("stale")
+      const sub = yield* broker.subscribe(destination, { group: "g", prefetch: 10, startFrom: "earliest" })
+      const received = yield* Queue.unbounded<Broker.RawDelivery>()
+      yield* sub.deliveries.pipe(Stream.runForEach((d) => Queue.offer(received, d)), Effect.forkScoped)
+      yield* broker.publish(destination, [message("s-1", "x")])
+      const first = yield* Queue.take(received).pipe(Effect.timeout("10 seconds"))
+      const generation = (yield* connection.current).generation
+      yield* rabbitmqctl("close_all_connections", "switchyard test: forced drop")
+      const again = yield* Queue.take(received).pipe(Effect.timeout("20 seconds"))
+      assert.strictEqual(again.envelope.id, "s-1")
+      assert.isAtLeast(again.envelope.attempt, 2)
+      assert.isAbove((yield* connection.current).generation, generation)
+      const stale = yield* Effect.flip(first.ack)
+      assert.strictEqual(stale._tag, "AckError")
+      yield* again.ack
+      // the new channel is healthy: the next message arrives and is acked, nothing else comes back
+      yield* broker.publish(destination, [message("s-2", "y")])
+      const next = yield* Queue.take(received).pipe(Effect.timeout("10 seconds"))
+      assert.strictEqual(next.envelope.id, "s-2")
+      yield* next.ack
+      yield* Effect.sleep("500 millis")
+      assert.strictEqual(yield* Queue.size(received), 0)
+    }), { timeout: 60_000 })
 })
