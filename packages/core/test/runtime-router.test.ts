@@ -397,4 +397,38 @@ describe("graceful drain", () => {
         assert.strictEqual(yield* inspect.lag("work", "g"), 0)
       }).pipe(withStack()))
   }
+
+  it.effect("prefetched messages and a drain timeout: whatever was not completed is unacked and handled by the next consumer", () =>
+    Effect.gen(function*() {
+      const inspect = yield* MemoryBroker.MemoryBroker
+      const firstRun: Array<string> = []
+      const secondRun: Array<string> = []
+      let log = firstRun
+      let started = 0
+      yield* Publisher.publishMessages(
+        work,
+        Array.from({ length: 5 }, (_, i) => ({ value: { id: `m${i}`, millis: 100 }, options: { key: "one-key" } }))
+      )
+      const handler = (w: typeof Work.Type) =>
+        Effect.gen(function*() {
+          started++
+          yield* Effect.sleep(`${w.millis} millis`)
+          log.push(w.id)
+        })
+      // All 5 are prefetched by the first consumer (one key, so one lane, concurrency 1).
+      const first = yield* Consumer.run(work, handler, { group: "g", drainTimeout: "250 millis" }).pipe(Effect.forkChild)
+      assert.isTrue(yield* TestKit.advanceUntil(Effect.sync(() => started === 1), { within: "1 second" }))
+      yield* TestKit.advance("50 millis")
+      yield* interruptDraining(first, "1 second")
+      // The handler in flight at the stop finished and was acked; the rest is unacknowledged.
+      assert.include(firstRun, "m0")
+      assert.strictEqual(yield* inspect.lag("work", "g"), 5 - firstRun.length)
+      assert.strictEqual(yield* inspect.inFlight("work", "g"), 0)
+      log = secondRun
+      const second = yield* Consumer.run(work, handler, { group: "g" }).pipe(Effect.forkChild)
+      assert.isTrue(yield* TestKit.advanceUntil(Effect.map(inspect.lag("work", "g"), (l) => l === 0), { within: "5 seconds" }))
+      // Nothing lost, nothing completed twice, order kept.
+      assert.deepStrictEqual([...firstRun, ...secondRun], ["m0", "m1", "m2", "m3", "m4"])
+      yield* Fiber.interrupt(second)
+    }).pipe(withStack()))
 })
