@@ -28,6 +28,25 @@ export const capabilities: Capabilities.Capabilities = {
 }
 
 const settled: Effect.Effect<void, Errors.AckError> = Effect.void
+const nackNoop = (): Effect.Effect<void, Errors.AckError> => settled
+
+/** At-most-once: settling is a no-op; the envelope is decoded on first access. */
+class CoreDelivery implements Broker.RawDelivery {
+  #envelope: Envelope.Envelope | undefined
+  constructor(readonly message: Msg) {}
+  get envelope(): Envelope.Envelope {
+    if (this.#envelope === undefined) {
+      this.#envelope = fromMessage(this.message.data, this.message.headers, 1, { destination: this.message.subject })
+    }
+    return this.#envelope
+  }
+  get ack() {
+    return settled
+  }
+  get nack() {
+    return nackNoop
+  }
+}
 
 /**
  * Builds the core NATS broker on the current connection.
@@ -69,11 +88,7 @@ export const make: Effect.Effect<Broker.BrokerShape, never, NatsConnection> = Ef
           Queue.failCauseUnsafe(queue, Cause.fail(new Errors.SubscribeError({ destination, reason: reason(err) })))
           return
         }
-        Queue.offerUnsafe(queue, {
-          envelope: fromMessage(msg.data, msg.headers, 1, { destination: msg.subject }),
-          ack: settled,
-          nack: () => settled
-        })
+        Queue.offerUnsafe(queue, new CoreDelivery(msg))
       }
       yield* Effect.acquireRelease(
         Effect.tryPromise({

@@ -253,6 +253,62 @@ const isApiError = (cause: unknown, code?: number): cause is JetStreamApiError =
   cause instanceof JetStreamApiError && (code === undefined || cause.code === code)
 
 const STREAM_NOT_FOUND = 10059
+
+interface DeliveryContext {
+  readonly destination: string
+  /** Unsettled deliveries and when the server last heard about each one. */
+  readonly inflight: Map<JsMsg, number>
+}
+
+const settle = (self: Delivery, f: (m: JsMsg) => void): Effect.Effect<void, Errors.AckError> =>
+  Effect.try({
+    try: () => {
+      if (self.context.inflight.delete(self.message)) f(self.message)
+    },
+    catch: (cause) => new Errors.AckError({ destination: self.context.destination, reason: reason(cause), cause })
+  })
+
+/** One object per message; the settlement effects are built only when asked for. */
+class Delivery implements JetStreamDelivery {
+  #envelope: Envelope.Envelope | undefined
+  constructor(readonly message: JsMsg, readonly context: DeliveryContext) {}
+  get envelope(): Envelope.Envelope {
+    if (this.#envelope === undefined) {
+      const m = this.message
+      this.#envelope = fromMessage(m.data, m.headers, m.info.deliveryCount, {
+        destination: this.context.destination,
+        sequence: m.seq
+      })
+    }
+    return this.#envelope
+  }
+  get ack(): Effect.Effect<void, Errors.AckError> {
+    return settle(this, ackMessage)
+  }
+  // Getters returning closures: safe to pass around unbound, allocated only when used.
+  get nack(): (options?: Broker.NackOptions) => Effect.Effect<void, Errors.AckError> {
+    return (options) => {
+      const delay = options?.delay === undefined ? undefined : Duration.toMillis(options.delay)
+      return settle(this, (m) => m.nak(delay))
+    }
+  }
+  get term(): (reason?: string) => Effect.Effect<void, Errors.AckError> {
+    return (why) => settle(this, (m) => m.term(why))
+  }
+  get working(): Effect.Effect<void, Errors.AckError> {
+    return Effect.try({
+      try: () => {
+        if (this.context.inflight.has(this.message)) {
+          this.context.inflight.set(this.message, Date.now())
+          this.message.working()
+        }
+      },
+      catch: (cause) => new Errors.AckError({ destination: this.context.destination, reason: reason(cause), cause })
+    })
+  }
+}
+
+const ackMessage = (m: JsMsg) => m.ack()
 const closeRedeliveryDelayMillis = 250
 const closeSettleMillis = 50
 
@@ -410,37 +466,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       const info = yield* ensureConsumer(stream, destination, opts, settings)
       const consumer = client.consumers.getConsumerFromInfo(info)
       const ackWaitMillis = Duration.toMillis(settings.ackWait ?? "30 seconds")
-      const queue = yield* Queue.unbounded<JetStreamDelivery, Errors.SubscribeError | Cause.Done>()
-      /** Unsettled deliveries and when the server last heard about each one. */
+      const queue = yield* Queue.unbounded<Broker.RawDelivery, Errors.SubscribeError | Cause.Done>()
       const inflight = new Map<JsMsg, number>()
       const closing = { value: false }
-      const ackError = (cause: unknown) => new Errors.AckError({ destination, reason: reason(cause), cause })
-      const settle = (m: JsMsg, f: (m: JsMsg) => void): Effect.Effect<void, Errors.AckError> =>
-        Effect.try({
-          try: () => {
-            if (inflight.delete(m)) f(m)
-          },
-          catch: ackError
-        })
-      const toDelivery = (m: JsMsg): JetStreamDelivery => ({
-        envelope: fromMessage(m.data, m.headers, m.info.deliveryCount, { destination, sequence: m.seq }),
-        ack: settle(m, (m) => m.ack()),
-        nack: (o) => {
-          const delay = o?.delay === undefined ? undefined : Duration.toMillis(o.delay)
-          return settle(m, (m) => m.nak(delay))
-        },
-        term: (why) => settle(m, (m) => m.term(why)),
-        working: Effect.try({
-          try: () => {
-            if (inflight.has(m)) {
-              inflight.set(m, Date.now())
-              m.working()
-            }
-          },
-          catch: ackError
-        }),
-        message: m
-      })
+      const context: DeliveryContext = { destination, inflight }
       const messages = yield* Effect.acquireRelease(
         Effect.tryPromise({
           try: () =>
@@ -457,7 +486,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
                   return
                 }
                 inflight.set(m, Date.now())
-                Queue.offerUnsafe(queue, toDelivery(m))
+                Queue.offerUnsafe(queue, new Delivery(m, context))
               }
             }),
           catch: (cause) => new Errors.SubscribeError({ destination, reason: reason(cause), cause })

@@ -41,55 +41,73 @@ export const toHeaders = (message: Envelope.OutgoingMessage): MsgHdrs => {
   const h = makeHeaders()
   for (const name in message.headers) {
     const value = message.headers[name]
-    if (value !== undefined) h.set(name, encodeValue(value))
+    if (value !== undefined && !reserved.has(name)) h.append(name, encodeValue(value))
   }
-  h.set(H.messageId, encodeValue(message.id))
-  h.set(H.timestamp, String(message.timestamp))
-  h.set(H.contentType, encodeValue(message.contentType))
-  if (message.key !== undefined) h.set(H.key, encodeValue(message.key))
-  if (message.correlationId !== undefined) h.set(H.correlationId, encodeValue(message.correlationId))
-  if (message.causationId !== undefined) h.set(H.causationId, encodeValue(message.causationId))
+  h.append(H.messageId, encodeValue(message.id))
+  h.append(H.timestamp, String(message.timestamp))
+  h.append(H.contentType, encodeValue(message.contentType))
+  if (message.key !== undefined) h.append(H.key, encodeValue(message.key))
+  if (message.correlationId !== undefined) h.append(H.correlationId, encodeValue(message.correlationId))
+  if (message.causationId !== undefined) h.append(H.causationId, encodeValue(message.causationId))
   return h
 }
 
-const headerOrUndefined = (h: MsgHdrs, name: string): string | undefined =>
-  h.has(name) ? decodeValue(h.get(name)) : undefined
-
-/** Reads an envelope back from a delivered message. */
+/** Reads an envelope back from a delivered message, in one pass over the headers. */
 export const fromMessage = (
   data: Uint8Array,
   h: MsgHdrs | undefined,
   attempt: number,
   coordinates: Envelope.Coordinates
 ): Envelope.Envelope => {
-  if (h === undefined) {
-    return {
-      id: "",
-      key: undefined,
-      headers: {},
-      timestamp: 0,
-      contentType: "application/octet-stream",
-      payload: data,
-      correlationId: undefined,
-      causationId: undefined,
-      attempt,
-      coordinates
+  let id = ""
+  let natsId = ""
+  let key: string | undefined
+  let timestamp = 0
+  let contentType = "application/octet-stream"
+  let correlationId: string | undefined
+  let causationId: string | undefined
+  const user: Record<string, string> = {}
+  if (h !== undefined) {
+    for (const [name, values] of h) {
+      const raw = values[values.length - 1]
+      if (raw === undefined) continue
+      const value = decodeValue(raw)
+      switch (name) {
+        case H.messageId:
+          id = value
+          break
+        case natsMsgId:
+          natsId = value
+          break
+        case H.key:
+          key = value
+          break
+        case H.timestamp:
+          timestamp = Number(value)
+          break
+        case H.contentType:
+          contentType = value
+          break
+        case H.correlationId:
+          correlationId = value
+          break
+        case H.causationId:
+          causationId = value
+          break
+        default:
+          user[name] = value
+      }
     }
   }
-  const user: Record<string, string> = {}
-  for (const [name, values] of h) {
-    if (!reserved.has(name) && values.length > 0) user[name] = decodeValue(values[values.length - 1] as string)
-  }
-  const ts = headerOrUndefined(h, H.timestamp)
   return {
-    id: headerOrUndefined(h, H.messageId) ?? headerOrUndefined(h, natsMsgId) ?? "",
-    key: headerOrUndefined(h, H.key),
+    id: id === "" ? natsId : id,
+    key,
     headers: user as Headers.Headers,
-    timestamp: ts === undefined ? 0 : Number(ts),
-    contentType: headerOrUndefined(h, H.contentType) ?? "application/octet-stream",
+    timestamp,
+    contentType,
     payload: data,
-    correlationId: headerOrUndefined(h, H.correlationId),
-    causationId: headerOrUndefined(h, H.causationId),
+    correlationId,
+    causationId,
     attempt,
     coordinates
   }

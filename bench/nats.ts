@@ -1,0 +1,232 @@
+/**
+ * NATS benchmark: Switchyard's adapter vs raw nats.js, same server, same run.
+ *   ./switchyard pnpm exec tsx bench/nats.ts            (NATS_URL to point elsewhere)
+ * Cases: core publish→subscribe, JetStream publish (PubAck), JetStream consume+ack, request-reply latency.
+ */
+import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream"
+import { connect, headers, type NatsConnection as Raw } from "@nats-io/transport-node"
+import { Broker, Envelope } from "@switchyard/core"
+import { NatsBroker, NatsConnection, NatsRpc } from "@switchyard/nats"
+import { Duration, Effect, Schema, Stream } from "effect"
+
+const url = process.env["NATS_URL"] ?? "nats://127.0.0.1:4222"
+const CORE_N = Number(process.env["BENCH_CORE_N"] ?? 100_000)
+const JS_N = Number(process.env["BENCH_JS_N"] ?? 20_000)
+const RPC_N = Number(process.env["BENCH_RPC_N"] ?? 2_000)
+const BATCH = 1_000
+const payload = new Uint8Array(256).fill(120)
+const suffix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
+
+const outgoing = (i: number): Envelope.OutgoingMessage => ({
+  id: `b-${suffix}-${i}`,
+  key: undefined,
+  headers: {},
+  timestamp: Date.now(),
+  contentType: "application/octet-stream",
+  payload,
+  correlationId: undefined,
+  causationId: undefined
+})
+const batches = (n: number) =>
+  Array.from({ length: Math.ceil(n / BATCH) }, (_, b) =>
+    Array.from({ length: Math.min(BATCH, n - b * BATCH) }, (_, i) => outgoing(b * BATCH + i)))
+
+const rate = (n: number, ms: number) => Math.round(n / (ms / 1000))
+const results: Array<{ case: string; raw: number; switchyard: number; unit: string }> = []
+const record = (name: string, raw: number, switchyard: number, unit = "msg/s") => {
+  results.push({ case: name, raw, switchyard, unit })
+  console.log(`${name.padEnd(28)} raw ${String(raw).padStart(8)} ${unit}   switchyard ${String(switchyard).padStart(8)} ${unit}   ratio ${(switchyard / raw).toFixed(2)}`)
+}
+const percentile = (xs: Array<number>, p: number) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0
+}
+
+// ---- raw nats.js ---------------------------------------------------------------------------------
+// The raw side does the same work as the adapter: the same metadata travels as headers (id, timestamp,
+// content type) and the consumer reads it back; only the Effect/Stream layer is missing.
+const rawHeaders = (i: number) => {
+  const h = headers()
+  h.append("x-switchyard-id", `r-${suffix}-${i}`)
+  h.append("x-switchyard-timestamp", String(Date.now()))
+  h.append("content-type", "application/octet-stream")
+  return h
+}
+let sink = 0
+const rawCore = async (nc: Raw, n: number) => {
+  const subject = `bench.core.raw.${suffix}`
+  let got = 0
+  let done!: () => void
+  const finished = new Promise<void>((r) => (done = r))
+  const sub = nc.subscribe(subject, {
+    callback: (_e, m) => {
+      sink += m.headers?.get("x-switchyard-id").length ?? 0
+      if (++got === n) done()
+    }
+  })
+  await nc.flush()
+  const t0 = performance.now()
+  for (let i = 0; i < n; i++) {
+    nc.publish(subject, payload, { headers: rawHeaders(i) })
+    if (i % BATCH === BATCH - 1) await nc.flush()
+  }
+  await finished
+  const ms = performance.now() - t0
+  sub.unsubscribe()
+  return rate(n, ms)
+}
+
+const rawJsPublish = async (nc: Raw, stream: string, subject: string, n: number, offset = 0) => {
+  const js = jetstream(nc)
+  const t0 = performance.now()
+  for (let start = offset; start < offset + n; start += BATCH) {
+    const pending = []
+    for (let i = start; i < Math.min(offset + n, start + BATCH); i++) pending.push(js.publish(subject, payload, { msgID: `r-${suffix}-${i}`, headers: rawHeaders(i) }))
+    await Promise.all(pending)
+  }
+  void stream
+  return rate(n, performance.now() - t0)
+}
+
+const rawJsConsume = async (nc: Raw, stream: string, n: number, durable: string) => {
+  const jsm = await jetstreamManager(nc)
+  const js = jetstream(nc)
+  const ci = await jsm.consumers.add(stream, { durable_name: durable, ack_policy: AckPolicy.Explicit, max_ack_pending: 1000 })
+  const consumer = js.consumers.getConsumerFromInfo(ci)
+  let got = 0
+  let done!: () => void
+  const finished = new Promise<void>((r) => (done = r))
+  const t0 = performance.now()
+  const messages = await consumer.consume({ max_messages: 1000, callback: (m) => {
+    sink += (m.headers?.get("x-switchyard-id").length ?? 0) + m.info.deliveryCount
+    m.ack()
+    if (++got === n) done()
+  } })
+  await finished
+  const ms = performance.now() - t0
+  await messages.close()
+  return rate(n, ms)
+}
+
+const rawRpc = async (nc: Raw, n: number) => {
+  const subject = `bench.rpc.raw.${suffix}`
+  const sub = nc.subscribe(subject, { callback: (_e, m) => { const req = m.json<{ n: number }>(); m.respond(JSON.stringify({ n: req.n * 2 })) } })
+  await nc.flush()
+  const lat: Array<number> = []
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now()
+    await nc.request(subject, JSON.stringify({ n: i }), { timeout: 5000 })
+    lat.push(performance.now() - t0)
+  }
+  sub.unsubscribe()
+  return lat
+}
+
+// ---- Switchyard ----------------------------------------------------------------------------------
+const time = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.map(Effect.timed(self), ([d]) => Duration.toMillis(d))
+
+const syCore = (n: number) =>
+  Effect.gen(function*() {
+    const broker = yield* Broker.Broker
+    const destination = `bench.core.sy.${suffix}`
+    const sub = yield* broker.subscribe(destination, { group: "bench", prefetch: 1000, startFrom: "latest" })
+    const all = batches(n)
+    const ms = yield* time(Effect.all([
+      sub.deliveries.pipe(Stream.take(n), Stream.runForEach((d) => {
+        sink += d.envelope.id.length
+        return d.ack
+      })),
+      Effect.forEach(all, (batch) => broker.publish(destination, batch), { discard: true })
+    ], { concurrency: 2 }))
+    return rate(n, ms)
+  }).pipe(Effect.scoped)
+
+const syJsPublish = (destination: string, n: number, offset: number) =>
+  Effect.gen(function*() {
+    const broker = yield* Broker.Broker
+    const all = batches(n).map((batch) => batch.map((m, i) => ({ ...m, id: `b-${suffix}-${offset + i}-${m.id}` })))
+    if (offset === 0) yield* broker.publish(destination, [outgoing(-1)]) // provisions the stream outside the timing
+    const ms = yield* time(Effect.forEach(all, (batch) => broker.publish(destination, batch), { discard: true }))
+    return rate(n, ms)
+  })
+
+const syJsConsume = (destination: string, n: number, group: string) =>
+  Effect.gen(function*() {
+    const broker = yield* Broker.Broker
+    const ms = yield* time(Effect.gen(function*() {
+      const sub = yield* broker.subscribe(destination, { group, prefetch: 1000, startFrom: "earliest" })
+      yield* sub.deliveries.pipe(Stream.take(n), Stream.runForEach((d) => {
+        sink += d.envelope.id.length + d.envelope.attempt
+        return d.ack
+      }))
+    }).pipe(Effect.scoped))
+    return rate(n, ms)
+  })
+
+const Req = Schema.Struct({ n: Schema.Number })
+const syRpc = (n: number) =>
+  Effect.gen(function*() {
+    const endpoint = NatsRpc.endpoint(`bench.rpc.sy.${suffix}`, Req, Req)
+    yield* NatsRpc.serve(endpoint, ({ n }) => Effect.succeed({ n: n * 2 }))
+    const lat: Array<number> = []
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now()
+      yield* NatsRpc.request(endpoint, { n: i })
+      lat.push(performance.now() - t0)
+    }
+    return lat
+  }).pipe(Effect.scoped)
+
+// ---- run -----------------------------------------------------------------------------------------
+const main = Effect.gen(function*() {
+  const nc = yield* Effect.acquireRelease(Effect.promise(() => connect({ servers: url, name: "bench-raw" })), (nc) =>
+    Effect.promise(() => nc.drain()))
+  const jsm = yield* Effect.promise(() => jetstreamManager(nc))
+  const rawStream = `BENCH_RAW_${suffix}`
+  const rawSubject = `bench.js.raw.${suffix}`
+  yield* Effect.promise(() => jsm.streams.add({ name: rawStream, subjects: [rawSubject], storage: "memory" }))
+  const syDestination = `bench.js.sy.${suffix}`
+  console.log(`NATS benchmark against ${url}: core ${CORE_N}, JetStream ${JS_N}, request-reply ${RPC_N} (256-byte payloads)`)
+
+  // Warm up both paths a little.
+  yield* Effect.promise(() => rawCore(nc, 5_000))
+  yield* syCore(5_000).pipe(Effect.provide(core))
+
+  // Two alternating rounds per case (raw, switchyard, raw, switchyard); the best of each side counts.
+  const best = (a: number, b: number) => Math.max(a, b)
+  const coreRaw1 = yield* Effect.promise(() => rawCore(nc, CORE_N))
+  const coreSy1 = yield* syCore(CORE_N).pipe(Effect.provide(core))
+  const coreRaw2 = yield* Effect.promise(() => rawCore(nc, CORE_N))
+  const coreSy2 = yield* syCore(CORE_N).pipe(Effect.provide(core))
+  record("core publish→subscribe", best(coreRaw1, coreRaw2), best(coreSy1, coreSy2))
+  const pubRaw1 = yield* Effect.promise(() => rawJsPublish(nc, rawStream, rawSubject, JS_N / 2))
+  const pubSy1 = yield* syJsPublish(syDestination, JS_N / 2, 0).pipe(Effect.provide(js))
+  const pubRaw2 = yield* Effect.promise(() => rawJsPublish(nc, rawStream, rawSubject, JS_N / 2, JS_N / 2))
+  const pubSy2 = yield* syJsPublish(syDestination, JS_N / 2, JS_N / 2).pipe(Effect.provide(js))
+  record("JetStream publish (PubAck)", best(pubRaw1, pubRaw2), best(pubSy1, pubSy2))
+  const conRaw1 = yield* Effect.promise(() => rawJsConsume(nc, rawStream, JS_N, "raw1"))
+  const conSy1 = yield* syJsConsume(syDestination, JS_N, "sy1").pipe(Effect.provide(js))
+  const conRaw2 = yield* Effect.promise(() => rawJsConsume(nc, rawStream, JS_N, "raw2"))
+  const conSy2 = yield* syJsConsume(syDestination, JS_N, "sy2").pipe(Effect.provide(js))
+  record("JetStream consume+ack", best(conRaw1, conRaw2), best(conSy1, conSy2))
+  const rawLat = yield* Effect.promise(() => rawRpc(nc, RPC_N))
+  const syLat = yield* syRpc(RPC_N).pipe(Effect.provide(conn))
+  const fmt = (x: number) => Number(x.toFixed(3))
+  record("request-reply p50 (ms)", fmt(percentile(rawLat, 0.5)), fmt(percentile(syLat, 0.5)), "ms")
+  record("request-reply p99 (ms)", fmt(percentile(rawLat, 0.99)), fmt(percentile(syLat, 0.99)), "ms")
+
+  yield* Effect.promise(() => jsm.streams.delete(rawStream))
+  const syStream = yield* Effect.promise(() => jsm.streams.find(syDestination))
+  yield* Effect.promise(() => jsm.streams.delete(syStream))
+  console.log(`(ratio = switchyard / raw; for latency lower is better)${sink < 0 ? "" : ""}`)
+})
+
+const conn = NatsConnection.layer({ servers: url, name: "bench-switchyard" })
+const core = NatsBroker.layerCore({ connection: { servers: url, name: "bench-switchyard-core" } })
+const js = NatsBroker.layer({ connection: { servers: url, name: "bench-switchyard-js" }, defaultStream: { storage: "memory" } })
+
+Effect.runPromise(main.pipe(Effect.scoped, Effect.timeout("90 seconds"))).catch((e) => {
+  console.error(e)
+  process.exitCode = 1
+})
