@@ -158,6 +158,27 @@ describe("consumer retry timing follows the Schedule", () => {
       assertDeadLettered(run, 3, "Boom")
     }))
 
+  it.effect("fibonacci 100ms: gaps 100, 100, 200, 300, 500", () =>
+    Effect.gen(function*() {
+      const run = yield* runFailing(
+        { retry: Schedule.fibonacci("100 millis").pipe(Schedule.upTo({ times: 5 })) },
+        boom
+      )
+      assert.deepStrictEqual(run.gaps, [100, 100, 200, 300, 500])
+      assertDeadLettered(run, 6, "Boom")
+    }))
+
+  it.effect("upTo({ duration }): retries stop once the schedule's elapsed time exceeds the budget", () =>
+    Effect.gen(function*() {
+      // Steps happen at elapsed 0, 100, 300, 700 (each allowed, ≤ 1s) and 1500 (> 1s: done).
+      const run = yield* runFailing(
+        { retry: Schedule.exponential("100 millis").pipe(Schedule.upTo({ duration: "1 second" })) },
+        boom
+      )
+      assert.deepStrictEqual(relative(run.times), [0, 100, 300, 700, 1500])
+      assertDeadLettered(run, 5, "Boom")
+    }))
+
   it.effect("a handler that recovers before the schedule is exhausted is acked, never dead-lettered", () =>
     Effect.gen(function*() {
       const inspect = yield* MemoryBroker.MemoryBroker
