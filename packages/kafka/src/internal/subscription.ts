@@ -3,9 +3,10 @@
  *
  * - kafkajs `eachBatch` only copies records into the subscription's queue (no Effect is run per record) and
  *   resolves their offsets as *fetched*; it never blocks, so heartbeats and rebalances keep flowing.
- * - Backpressure: each partition holds at most `prefetch` unsettled deliveries; when it is full the
- *   partition is PAUSED (the rest of the batch is left unresolved, so it is fetched again after resume) and
- *   it is resumed once acks bring it back under the bound.
+ * - Backpressure: each partition hands out at most `prefetch` unsettled deliveries; the rest of the fetched
+ *   batch is held (so memory is bounded by `prefetch` + one fetch of `maxBytesPerPartition` per partition),
+ *   the partition is PAUSED, and acks move held records into the stream; fetching resumes once the hold
+ *   is empty and the partition is back under half the bound.
  * - Commits: acks are tracked per partition; the committed offset is the end of the CONTIGUOUS PREFIX of
  *   acknowledged offsets, so out-of-order acks under concurrency never commit past unfinished work. A
  *   commit fiber flushes every `commitInterval`, or sooner once `commitEvery` acks are pending, when a
@@ -48,6 +49,9 @@ export class PartitionState {
   committed: number | undefined = undefined
   /** Highest delivered offset + 1 (records fetched again below it are not delivered twice). */
   nextOffset: number | undefined = undefined
+  /** Fetched records beyond the bound, delivered as acks free room (at most one fetch batch). */
+  overflow: Array<KafkaMessage> = []
+  overflowHead = 0
   paused = false
   revoked = false
   constructor(readonly partition: number) {}
@@ -132,13 +136,30 @@ export const subscribe = (
     })
     const topicPartitions = (partition: number) => [{ topic: destination, partitions: [partition] }]
 
-    const resumeIfDrained = (state: PartitionState) => {
-      if (state.paused && !state.revoked && state.outstanding <= resumeAt) {
-        state.paused = false
-        try {
-          consumer.resume(topicPartitions(state.partition))
-        } catch {
-          // the consumer is restarting; its next assignment starts unpaused
+    const enqueue = (state: PartitionState, message: KafkaMessage) => {
+      const entry = state.push(Number(message.offset))
+      Queue.offerUnsafe(queue, new Delivery(state, entry, message, fromRecord(destination, state.partition, message, 1)))
+    }
+
+    /** Moves held records into the stream as room frees up; resumes fetching once the hold is empty. */
+    const refill = (state: PartitionState) => {
+      if (state.revoked) return
+      const overflow = state.overflow
+      while (state.overflowHead < overflow.length && state.outstanding < prefetch) {
+        enqueue(state, overflow[state.overflowHead++]!)
+      }
+      if (state.overflowHead >= overflow.length) {
+        if (overflow.length > 0) {
+          state.overflow = []
+          state.overflowHead = 0
+        }
+        if (state.paused && state.outstanding <= resumeAt && !closing) {
+          state.paused = false
+          try {
+            consumer.resume(topicPartitions(state.partition))
+          } catch {
+            // the consumer is restarting; its next assignment starts unpaused
+          }
         }
       }
     }
@@ -171,7 +192,7 @@ export const subscribe = (
         }
         if (ok) {
           if (state.ack(this.entry) && ++pendingAcks >= settings.commitEvery) wake.openUnsafe()
-          resumeIfDrained(state)
+          refill(state)
           return Effect.void
         }
         const again = new Delivery(
@@ -202,21 +223,23 @@ export const subscribe = (
         state = new PartitionState(partition)
         states.set(partition, state)
       }
+      let last: string | undefined
       for (const message of batch.messages) {
-        if (closing || !isRunning() || isStale()) return
+        if (closing || !isRunning() || isStale()) break
+        last = message.offset
         const offset = Number(message.offset)
-        if (state.nextOffset !== undefined && offset < state.nextOffset) {
-          resolveOffset(message.offset)
-          continue
+        if (state.nextOffset !== undefined && offset < state.nextOffset) continue
+        if (state.outstanding < prefetch && state.overflowHead >= state.overflow.length) {
+          enqueue(state, message)
+        } else {
+          state.overflow.push(message)
+          state.nextOffset = offset + 1
         }
-        if (state.outstanding >= prefetch) {
-          state.paused = true
-          consumer.pause(topicPartitions(partition))
-          return
-        }
-        const entry = state.push(offset)
-        Queue.offerUnsafe(queue, new Delivery(state, entry, message, fromRecord(destination, partition, message, 1)))
-        resolveOffset(message.offset)
+      }
+      if (last !== undefined) resolveOffset(last)
+      if (state.overflowHead < state.overflow.length && !state.paused) {
+        state.paused = true
+        consumer.pause(topicPartitions(partition))
       }
     }
 
