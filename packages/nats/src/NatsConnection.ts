@@ -88,6 +88,11 @@ export interface Options {
   /** Connect timeout (default 10 seconds). */
   readonly timeout?: Duration.Input | undefined
   readonly pingInterval?: Duration.Input | undefined
+  /**
+   * Capture a stack trace for every request (nats.js `noAsyncTraces: false`). Off by default: it costs
+   * about a fifth of the CPU of a JetStream publish.
+   */
+  readonly asyncTraces?: boolean | undefined
 }
 
 /**
@@ -120,7 +125,8 @@ export const toNodeOptions = (options: Options): NodeConnectionOptions => {
     reconnect: reconnect.enabled ?? true,
     maxReconnectAttempts: reconnect.maxAttempts ?? -1,
     reconnectTimeWait: Duration.toMillis(reconnect.wait ?? "2 seconds"),
-    timeout: Duration.toMillis(options.timeout ?? "10 seconds")
+    timeout: Duration.toMillis(options.timeout ?? "10 seconds"),
+    noAsyncTraces: !(options.asyncTraces ?? false)
   }
   if (reconnect.jitter !== undefined) opts.reconnectJitter = Duration.toMillis(reconnect.jitter)
   if (options.pingInterval !== undefined) opts.pingInterval = Duration.toMillis(options.pingInterval)
