@@ -81,7 +81,7 @@ export interface Options<E> {
 }
 
 /** How a delivery ended, for tests and logs. @since 0.1.0 */
-export type Outcome = "handled" | "duplicate" | "dead-lettered" | "skipped" | "ignored" | "nacked"
+export type Outcome = "handled" | "duplicate" | "dead-lettered" | "skipped" | "ignored" | "nacked" | "abandoned"
 
 interface Failure {
   readonly reason: string
@@ -174,6 +174,8 @@ export const run = <A, E, R>(
       "messaging.consumer.group.name": group
     })
 
+    const stop = yield* Deferred.make<void>()
+
     const settle = (delivery: Delivery<A>, settlement: Effect.Effect<void, unknown>) =>
       settlement.pipe(
         Effect.catch((error) =>
@@ -227,12 +229,21 @@ export const run = <A, E, R>(
 
     const handle = (delivery: Delivery<A>): Effect.Effect<Outcome, DecodeError, R> =>
       Effect.gen(function*() {
+        // Deliveries already buffered when shutdown began are left unsettled: the broker redelivers them.
+        if (yield* Deferred.isDone(stop)) return "abandoned" as const
         yield* Metric.update(Telemetry.consumed, 1)
         const value = delivery.value
         if (Result.isFailure(value)) {
-          if (delivery.unknownType !== undefined && options.onUnknownType === "ignore") {
-            yield* settle(delivery, delivery.ack)
-            return "ignored" as const
+          if (delivery.unknownType !== undefined) {
+            if (options.onUnknownType === "ignore") {
+              yield* settle(delivery, delivery.ack)
+              return "ignored" as const
+            }
+            return yield* deadLetter(delivery, {
+              reason: value.failure.message,
+              errorTag: "UnknownEventType",
+              attempts: delivery.envelope.attempt
+            })
           }
           switch (options.onDecodeFailure ?? "dead-letter") {
             case "skip": {
@@ -245,7 +256,7 @@ export const run = <A, E, R>(
             case "dead-letter":
               return yield* deadLetter(delivery, {
                 reason: value.failure.message,
-                errorTag: delivery.unknownType === undefined ? value.failure._tag : "UnknownEventType",
+                errorTag: value.failure._tag,
                 attempts: delivery.envelope.attempt
               })
           }
@@ -310,7 +321,6 @@ export const run = <A, E, R>(
 
     // The subscription lives in its own scope so that it outlives the handlers during a drain.
     const subscriptionScope = yield* Scope_.make()
-    const stop = yield* Deferred.make<void>()
     const drain = Effect.gen(function*() {
       const rawStream = yield* broker.subscribe(topic.name, Subscriber.resolveOptions({
         group,

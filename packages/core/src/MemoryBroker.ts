@@ -87,7 +87,8 @@ class GroupPartition {
   generation = 0
   owner: Member | undefined = undefined
   readonly acked = new Set<number>()
-  readonly inFlight = new Set<number>()
+  /** Unsettled deliveries by offset; the token identifies the delivery, so a stale settlement is ignored. */
+  readonly inFlight = new Map<number, object>()
   redeliveries: Array<Redelivery> = []
   /** Delivery count per offset, for `attempt`. */
   readonly deliveries = new Map<number, number>()
@@ -222,10 +223,13 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
     partition: number,
     generation: number,
     offset: number,
+    token: object,
     nackAt: number | undefined
   ) => {
     const gp = group.partitions[partition]!
-    if (gp.generation !== generation || !gp.inFlight.delete(offset)) return
+    // Only the first settlement of this very delivery counts (not one of an earlier delivery of the offset).
+    if (gp.generation !== generation || gp.inFlight.get(offset) !== token) return
+    gp.inFlight.delete(offset)
     const owner = gp.owner
     if (owner !== undefined) owner.inFlight--
     if (nackAt === undefined) {
@@ -254,13 +258,14 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
     const deliver = (partition: number, gp: GroupPartition, record: StoredRecord) => {
       const attempt = (gp.deliveries.get(record.offset) ?? 0) + 1
       gp.deliveries.set(record.offset, attempt)
-      gp.inFlight.add(record.offset)
+      const token = {}
+      gp.inFlight.set(record.offset, token)
       member.inFlight++
       const generation = gp.generation
       const offset = record.offset
       batch.push({
         envelope: toEnvelope(topic.name, partition, record, attempt),
-        ack: Effect.sync(() => settle(topic, group, partition, generation, offset, undefined)),
+        ack: Effect.sync(() => settle(topic, group, partition, generation, offset, token, undefined)),
         nack: (nackOptions) =>
           Effect.flatMap(Clock.currentTimeMillis, (at) =>
             Effect.sync(() =>
@@ -270,6 +275,7 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
                 partition,
                 generation,
                 offset,
+                token,
                 at + (nackOptions?.delay === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(nackOptions.delay)))
               )
             ))

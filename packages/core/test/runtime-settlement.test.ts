@@ -58,11 +58,8 @@ describe("settlement is idempotent (Broker contract: only the first settlement c
       yield* Fiber.interrupt(fiber)
     }).pipe(memory))
 
-  // BUG (MemoryBroker.ts, `settle`, line ~228): settlements are matched by (generation, offset), not by
-  // delivery. Once a nacked message is redelivered, the offset is in flight again in the same generation,
-  // so a late `ack` of the FIRST (already nacked) delivery acknowledges the redelivery while it is still
-  // being processed: the message is committed although no handler finished it (at-least-once broken for
-  // `Subscriber` users; the consumer runtime settles each delivery once and is not affected).
+  // Regression: settlements were once matched by (generation, offset) instead of by delivery, so a late
+  // `ack` of an already nacked delivery acknowledged its redelivery while that was still being processed.
   it.effect("nack, redelivery, then a stale ack of the first delivery must not acknowledge the redelivery", () =>
     Effect.gen(function*() {
       const inspect = yield* MemoryBroker.MemoryBroker
@@ -82,8 +79,8 @@ describe("settlement is idempotent (Broker contract: only the first settlement c
       yield* Fiber.interrupt(fiber)
     }).pipe(memory))
 
-  // Same bug, nack flavour: a second nack of the first delivery re-queues the message while its
-  // redelivery is in flight, so it is delivered twice at once (and the member's prefetch count drifts).
+  // Same regression, nack flavour: a second nack of the first delivery must not re-queue the message while
+  // its redelivery is in flight.
   it.effect("nack, redelivery, then a stale nack of the first delivery must not cause another delivery", () =>
     Effect.gen(function*() {
       yield* Publisher.publish(items, { id: "a" })
@@ -227,10 +224,8 @@ describe("onUnknownType governs unknown event types, independently of onDecodeFa
       assert.deepStrictEqual(result, { consumerAlive: true, handled: ["k"], dead: [], lag: 0 })
     }))
 
-  // BUG (Consumer.ts, `handle`, lines ~233-247): only `onUnknownType === "ignore"` is checked; every
-  // other unknown-type delivery falls through to the `onDecodeFailure` switch. So an explicit (or the
-  // default) `onUnknownType: "dead-letter"` is overridden by `onDecodeFailure`: with "skip" the unknown
-  // event is silently acked and dropped, with "fail" the whole consumer dies with a DecodeError.
+  // Regression: `onUnknownType: "dead-letter"` (the default) once fell through to `onDecodeFailure`, so with
+  // "skip" an unknown event was silently dropped and with "fail" the consumer died.
   it.effect("onUnknownType \"dead-letter\" + onDecodeFailure \"skip\": the unknown type is still dead-lettered", () =>
     Effect.gen(function*() {
       const result = yield* unknownTypeRun({ onUnknownType: "dead-letter", onDecodeFailure: "skip" })
