@@ -69,6 +69,14 @@ export interface Options {
 /**
  * One established connection. `generation` grows with every reconnect; `closed` completes when it drops.
  *
+ * @example
+ * ```ts
+ * import { Deferred, Effect } from "effect"
+ * import { AmqpConnection } from "@switchyard/amqp"
+ * const untilDropped = AmqpConnection.AmqpConnection.use((c) => c.current).pipe(
+ *   Effect.flatMap((live) => Deferred.await(live.closed))
+ * )
+ * ```
  * @since 0.1.0
  */
 export interface Live {
@@ -80,6 +88,14 @@ export interface Live {
 /**
  * The connection service.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { AmqpConnection } from "@switchyard/amqp"
+ * const declareAudit = AmqpConnection.AmqpConnection.use((c) =>
+ *   c.declare({ exchanges: [{ name: "audit", type: "fanout" }] })
+ * )
+ * ```
  * @since 0.1.0
  */
 export interface AmqpConnectionShape {

@@ -16,6 +16,11 @@ import * as Topology from "./Topology.ts"
 /**
  * A request.
  *
+ * @example
+ * ```ts
+ * import type { AmqpRpc } from "@switchyard/amqp"
+ * const request: AmqpRpc.Request = { payload: new TextEncoder().encode("sku-1"), key: "eu", timeout: "2 seconds" }
+ * ```
  * @since 0.1.0
  */
 export interface Request {
@@ -30,6 +35,11 @@ export interface Request {
 /**
  * A reply.
  *
+ * @example
+ * ```ts
+ * import type { AmqpRpc } from "@switchyard/amqp"
+ * const text = (reply: AmqpRpc.Reply) => new TextDecoder().decode(reply.payload)
+ * ```
  * @since 0.1.0
  */
 export interface Reply {
@@ -42,6 +52,12 @@ export interface Reply {
 /**
  * The request-reply service.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { AmqpRpc } from "@switchyard/amqp"
+ * const serveEcho = AmqpRpc.AmqpRpc.use((rpc) => rpc.serve("echo", (req) => Effect.succeed(req.payload)))
+ * ```
  * @since 0.1.0
  */
 export interface AmqpRpcShape {
