@@ -6,3 +6,4 @@
 export * as KafkaAdmin from "./KafkaAdmin.ts"
 export * as KafkaBroker from "./KafkaBroker.ts"
 export * as KafkaClient from "./KafkaClient.ts"
+export * as KafkaTransactions from "./KafkaTransactions.ts"

@@ -1,0 +1,175 @@
+/**
+ * Consume-transform-produce exactly once: a transactional producer writes the outputs of a processed batch
+ * and the consumed offsets of that batch in ONE Kafka transaction. Either both become visible (to
+ * `read_committed` consumers, the kafkajs default) or neither does.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer, Schema, Semaphore } from "effect"
+import type { Broker, Envelope } from "@switchyard/core"
+import { Errors } from "@switchyard/core"
+import { Partitioners, type Producer } from "kafkajs"
+import * as KafkaAdmin from "./KafkaAdmin.ts"
+import * as KafkaClient from "./KafkaClient.ts"
+import { toRecord } from "./internal/codec.ts"
+
+/**
+ * The transaction was aborted (or could not be committed); nothing of it is visible.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { KafkaTransactions } from "@switchyard/kafka"
+ * declare const tx: Effect.Effect<void, KafkaTransactions.TransactionError>
+ * tx.pipe(Effect.catchTag("TransactionError", (e) => Effect.logWarning(e.message)))
+ * ```
+ * @since 0.1.0
+ */
+export class TransactionError extends Schema.TaggedError<TransactionError>()("TransactionError", {
+  reason: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {
+  override get message(): string {
+    return `kafka transaction aborted: ${this.reason}`
+  }
+}
+
+/**
+ * Outputs of one processed batch.
+ *
+ * @since 0.1.0
+ */
+export interface Output {
+  readonly destination: string
+  readonly messages: ReadonlyArray<Envelope.OutgoingMessage>
+}
+
+/**
+ * The transactions service.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { Broker } from "@switchyard/core"
+ * import { KafkaTransactions } from "@switchyard/kafka"
+ * declare const batch: ReadonlyArray<Broker.RawDelivery>
+ * const program = Effect.gen(function*() {
+ *   const tx = yield* KafkaTransactions.KafkaTransactions
+ *   yield* tx.commit({ group: "enricher", consumed: batch, outputs: [{ destination: "enriched", messages: [] }] })
+ * })
+ * ```
+ * @since 0.1.0
+ */
+export class KafkaTransactions extends Context.Service<KafkaTransactions, {
+  /**
+   * In one transaction: sends the outputs, sends the offsets after the consumed deliveries (per partition,
+   * the highest offset + 1) for `group`, commits. Then acks the consumed deliveries. On any failure the
+   * transaction is aborted and the deliveries are left unsettled (nack or let them be redelivered).
+   * Process each partition in order (the consumed batch must be a prefix of what is unsettled).
+   */
+  readonly commit: (input: {
+    readonly group: string
+    readonly consumed: ReadonlyArray<Broker.RawDelivery>
+    readonly outputs: ReadonlyArray<Output>
+  }) => Effect.Effect<void, TransactionError>
+  readonly producer: Producer
+}>()("@switchyard/kafka/KafkaTransactions") {}
+
+/**
+ * A transactional producer with the given `transactionalId` (unique per producing instance: it fences
+ * zombies of the same id). Transactions are serialized on it.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { KafkaBroker, KafkaTransactions } from "@switchyard/kafka"
+ * const layer = KafkaTransactions.layer({ transactionalId: "enricher-1" }).pipe(
+ *   Layer.provideMerge(KafkaBroker.layer({ brokers: ["127.0.0.1:9092"] }))
+ * )
+ * ```
+ * @since 0.1.0
+ */
+export const layer = (options: {
+  readonly transactionalId: string
+}): Layer.Layer<KafkaTransactions, Errors.ConnectionError, KafkaClient.KafkaClient | KafkaAdmin.KafkaAdmin> =>
+  Layer.effect(
+    KafkaTransactions,
+    Effect.gen(function*() {
+      const client = yield* KafkaClient.KafkaClient
+      const admin = yield* KafkaAdmin.KafkaAdmin
+      const producer = client.kafka.producer({
+        transactionalId: options.transactionalId,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        createPartitioner: Partitioners.DefaultPartitioner
+      })
+      yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () => producer.connect(),
+          catch: (cause) =>
+            new Errors.ConnectionError({ broker: client.settings.settings.brokers.join(","), reason: "transactional producer connect failed", cause })
+        }),
+        () => Effect.promise(() => producer.disconnect().catch(() => undefined))
+      )
+      const lock = yield* Semaphore.make(1)
+      const partitioner = Partitioners.DefaultPartitioner()
+
+      const commit = (input: {
+        readonly group: string
+        readonly consumed: ReadonlyArray<Broker.RawDelivery>
+        readonly outputs: ReadonlyArray<Output>
+      }) =>
+        Effect.gen(function*() {
+          const prepared = yield* Effect.forEach(input.outputs, (output) =>
+            admin.ensureTopic(output.destination).pipe(
+              Effect.map((metadata) => ({
+                topic: output.destination,
+                messages: output.messages.map((m) =>
+                  toRecord(
+                    m,
+                    partitioner({
+                      topic: output.destination,
+                      partitionMetadata: [...metadata],
+                      message: { key: m.key ?? null, value: null }
+                    })
+                  )
+                )
+              }))
+            )).pipe(Effect.mapError((e) => new TransactionError({ reason: e.message, cause: e })))
+          const offsets = new Map<string, Map<number, number>>()
+          for (const d of input.consumed) {
+            const { destination, partition, offset } = d.envelope.coordinates
+            if (partition === undefined || offset === undefined) continue
+            const perTopic = offsets.get(destination) ?? new Map<number, number>()
+            perTopic.set(partition, Math.max(perTopic.get(partition) ?? -1, Number(offset) + 1))
+            offsets.set(destination, perTopic)
+          }
+          yield* Effect.tryPromise({
+            try: async () => {
+              const tx = await producer.transaction()
+              try {
+                for (const p of prepared) if (p.messages.length > 0) await tx.send({ ...p, acks: -1 })
+                if (offsets.size > 0) {
+                  await tx.sendOffsets({
+                    consumerGroupId: input.group,
+                    topics: [...offsets].map(([topic, parts]) => ({
+                      topic,
+                      partitions: [...parts].map(([partition, offset]) => ({ partition, offset: String(offset) }))
+                    }))
+                  })
+                }
+                await tx.commit()
+              } catch (e) {
+                await tx.abort().catch(() => undefined)
+                throw e
+              }
+            },
+            catch: (cause) => new TransactionError({ reason: String(cause), cause })
+          }).pipe(lock.withPermit)
+          yield* Effect.forEach(input.consumed, (d) => Effect.ignore(d.ack), { discard: true })
+        })
+
+      return KafkaTransactions.of({ commit, producer })
+    })
+  )
