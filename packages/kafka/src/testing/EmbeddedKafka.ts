@@ -295,7 +295,9 @@ export const start = (options: StartOptions = {}): Effect.Effect<EmbeddedKafka, 
       "-cp",
       classpath
     ]
-    const clusterId = randomBytes(16).toString("base64url")
+    // like Kafka's Uuid.randomUuid: never starting with "-", which the tool's argument parser reads as a flag
+    let clusterId = randomBytes(16).toString("base64url")
+    while (clusterId.startsWith("-")) clusterId = randomBytes(16).toString("base64url")
     yield* run("java", [...jvm, "kafka.tools.StorageTool", "format", "-t", clusterId, "-c", propsFile, "--ignore-formatted"], work)
 
     let child: ChildProcess | undefined
