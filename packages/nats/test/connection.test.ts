@@ -25,7 +25,7 @@ describe("NATS connection", () => {
         const sub = yield* broker.subscribe(destination, subscribeOptions(unique("g")))
         yield* broker.publish(destination, [message("configured")])
         assert.strictEqual((yield* take(sub, 1)).length, 1)
-      }).pipe(Effect.provide(NatsBroker.layerConfig({ defaultStream: { storage: "memory" } }).pipe(
+      }).pipe(Effect.provide(NatsBroker.layerConfig({ defaultStream: { storage: "memory", maxAge: "15 minutes" } }).pipe(
         Layer.provide(ConfigProvider.layer(provider))
       )))
     }))

@@ -6,10 +6,8 @@ import { drainFor, message, servers, subscribeOptions, take, text, unique } from
 
 const live = NatsBroker.layer({
   connection: { servers, name: "switchyard-nats-test" },
-  defaultStream: { storage: "memory" },
-  consumer: { ackWait: "2 seconds" },
-  consumers: { },
-  streams: []
+  defaultStream: { storage: "memory", maxAge: "15 minutes" },
+  consumer: { ackWait: "2 seconds", inactiveThreshold: "5 minutes" }
 })
 
 describe("JetStream broker", () => {
@@ -185,7 +183,7 @@ describe("JetStream broker", () => {
         assert.deepStrictEqual(seen.filter((s) => s.startsWith("poison")), ["poison#1", "poison#2", "poison#3"])
       }).pipe(Effect.provide(NatsBroker.layer({
         connection: { servers },
-        defaultStream: { storage: "memory" },
+        defaultStream: { storage: "memory", maxAge: "15 minutes" },
         consumer: { maxDeliver: 3 }
       }))))
 
