@@ -51,15 +51,40 @@ export const capabilities: Capabilities.Capabilities = {
 export type Options = KafkaClient.KafkaSettings
 
 /**
- * A partition-scoped view of a subscription (native extra): one sub-stream per assigned partition, ended
- * when the partition is revoked.
+ * A partition's own stream of deliveries (native extra); it ends when the partition is revoked.
  *
  * @since 0.1.0
  */
-export interface PartitionStream {
-  readonly partition: number
-  readonly deliveries: Stream.Stream<Broker.RawDelivery, Errors.SubscribeError>
+export type PartitionStream = Subscription.PartitionStream
+
+/**
+ * An assignment change of this member (native extra).
+ *
+ * @since 0.1.0
+ */
+export type RebalanceEvent = Subscription.RebalanceEvent
+
+/**
+ * The Kafka-native view of a subscription.
+ *
+ * @since 0.1.0
+ */
+export interface KafkaSubscription extends Broker.Subscription {
+  /** Assignment changes of this member: `Assigned` (the full new assignment) and `Revoked`. Single reader. */
+  readonly rebalances: Stream.Stream<RebalanceEvent, Errors.SubscribeError>
+  /** Lag per assigned partition: high watermark minus the acknowledged position. */
+  readonly lag: Effect.Effect<ReadonlyMap<number, number>>
+  /** Commits the acknowledged prefix now (it is also committed every `commitInterval`). */
+  readonly commit: Effect.Effect<void>
 }
+
+/**
+ * The consumer-lag gauge (`switchyard_kafka_consumer_lag`, attributes topic, group, partition), updated on
+ * every commit.
+ *
+ * @since 0.1.0
+ */
+export const lagGauge = Subscription.lagGauge
 
 /**
  * Builds the broker from the client and admin services.
@@ -145,9 +170,52 @@ export const make: Effect.Effect<Broker.BrokerShape, never, KafkaClient.KafkaCli
     return { system: "kafka", capabilities, publish, subscribe } satisfies Broker.BrokerShape
   })
 
+const nativeSubscribe = (destination: string, options: Broker.SubscribeOptions, partitioned: boolean) =>
+  Effect.gen(function*() {
+    const client = yield* KafkaClient.KafkaClient
+    const admin = yield* KafkaAdmin.KafkaAdmin
+    yield* admin.ensureTopic(destination).pipe(
+      Effect.mapError((e) => new Errors.SubscribeError({ destination, reason: e.message, cause: e }))
+    )
+    return yield* Subscription.subscribe({ client, destination, options, partitioned })
+  })
+
 /**
- * The partition-aware subscription (native extra): like `Broker.subscribe`, plus a stream of per-partition
- * sub-streams, each ending when its partition is revoked.
+ * Like `Broker.subscribe`, with Kafka extras: rebalance events, lag, explicit commit.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { KafkaBroker } from "@switchyard/kafka"
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const sub = yield* KafkaBroker.subscribe("orders", { group: "billing", prefetch: 256, startFrom: "earliest" })
+ *   yield* sub.rebalances.pipe(Stream.runForEach((e) => Effect.log(e._tag, e.partitions)), Effect.forkScoped)
+ *   yield* sub.deliveries.pipe(Stream.runForEach((d) => d.ack))
+ * }))
+ * ```
+ * @since 0.1.0
+ */
+export const subscribe = (
+  destination: string,
+  options: Broker.SubscribeOptions
+): Effect.Effect<
+  KafkaSubscription,
+  Errors.SubscribeError,
+  Scope.Scope | KafkaClient.KafkaClient | KafkaAdmin.KafkaAdmin
+> =>
+  nativeSubscribe(destination, options, false).pipe(
+    Effect.map((s): KafkaSubscription => ({
+      deliveries: s.deliveries,
+      rebalances: s.rebalances,
+      lag: s.lag,
+      commit: s.commit
+    }))
+  )
+
+/**
+ * The partition-aware subscription (native extra): a stream with one sub-stream per assigned partition,
+ * each ending when its partition is revoked (a partition assigned again later comes as a new sub-stream).
+ * Process sub-streams concurrently; within one, records come in offset order.
  *
  * @example
  * ```ts
@@ -170,22 +238,7 @@ export const partitionedStream = (
   Stream.Stream<PartitionStream, Errors.SubscribeError>,
   Errors.SubscribeError,
   Scope.Scope | KafkaClient.KafkaClient | KafkaAdmin.KafkaAdmin
-> =>
-  Effect.gen(function*() {
-    const client = yield* KafkaClient.KafkaClient
-    const admin = yield* KafkaAdmin.KafkaAdmin
-    yield* admin.ensureTopic(destination).pipe(
-      Effect.mapError((e) => new Errors.SubscribeError({ destination, reason: e.message, cause: e }))
-    )
-    const sub = yield* Subscription.subscribe({ client, destination, options })
-    return sub.deliveries.pipe(
-      Stream.groupByKey((d) => d.envelope.coordinates.partition ?? 0),
-      Stream.map(([partition, deliveries]): PartitionStream => ({
-        partition,
-        deliveries: deliveries.pipe(Stream.takeWhile(() => sub.states.get(partition)?.revoked !== true))
-      }))
-    )
-  })
+> => nativeSubscribe(destination, options, true).pipe(Effect.map((s) => s.partitions))
 
 /**
  * The Kafka broker layer: `Broker`, plus the native `KafkaClient` and `KafkaAdmin` services.

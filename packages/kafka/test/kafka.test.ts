@@ -231,6 +231,60 @@ describe("kafka adapter", () => {
         }
       }), { timeout: 90_000 })
 
+    it.effect("native: partitionedStream yields one ordered sub-stream per partition, ending on revoke; rebalance events; lag", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const admin = yield* KafkaAdmin.KafkaAdmin
+        const topic = unique("partitioned")
+        const group = unique("g")
+        yield* admin.createTopics([{ topic, partitions: 4 }])
+        const total = 400
+        yield* broker.publish(topic, Array.from({ length: total }, (_, i) => message(i, { key: `k${i}` })))
+        const offsets = new Map<number, Array<number>>()
+        const ended = new Set<number>()
+        let received = 0
+        const partitions = yield* KafkaBroker.partitionedStream(topic, { group, prefetch: 50, startFrom: "earliest" })
+        yield* partitions.pipe(
+          Stream.flatMap((p) =>
+            p.deliveries.pipe(
+              Stream.mapEffect((d) =>
+                Effect.sync(() => {
+                  const list = offsets.get(p.partition) ?? []
+                  list.push(Number(d.envelope.coordinates.offset))
+                  offsets.set(p.partition, list)
+                  received++
+                }).pipe(Effect.andThen(d.ack))
+              ),
+              Stream.ensuring(Effect.sync(() => ended.add(p.partition)))
+            ), { concurrency: "unbounded" }),
+          Stream.runDrain,
+          Effect.forkChild
+        )
+        yield* Effect.gen(function*() {
+          while (received < total) yield* Effect.sleep("50 millis")
+        }).pipe(Effect.timeoutOrElse({ duration: "20 seconds", orElse: () => Effect.void }))
+        assert.strictEqual(received, total)
+        assert.deepStrictEqual([...offsets.keys()].sort(), [0, 1, 2, 3])
+        for (const list of offsets.values()) assert.deepStrictEqual(list, list.map((_, i) => i), "offset order per partition")
+        // a second member joins: two partitions move to it, their sub-streams end on the first member
+        const second = yield* KafkaBroker.subscribe(topic, { group, prefetch: 50, startFrom: "earliest" })
+        const events = yield* second.rebalances.pipe(Stream.take(1), Stream.runCollect)
+        assert.strictEqual(events[0]?._tag, "Assigned")
+        assert.strictEqual(events[0]?.partitions.length, 2)
+        yield* Effect.gen(function*() {
+          while (ended.size < 2) yield* Effect.sleep("50 millis")
+        }).pipe(Effect.timeoutOrElse({ duration: "20 seconds", orElse: () => Effect.void }))
+        assert.deepStrictEqual([...ended].sort(), [...events[0]!.partitions].sort())
+        // lag: nothing acked on a fresh group = everything; after acking, 0
+        const third = yield* KafkaBroker.subscribe(topic, { group: unique("lag"), prefetch: 1000, startFrom: "earliest" })
+        const all = yield* take(third, total, "30 seconds", () => Effect.void)
+        const before = yield* third.lag
+        assert.strictEqual([...before.values()].reduce((a, b) => a + b, 0), total)
+        yield* Effect.forEach(all, (d) => d.ack, { discard: true })
+        const after = yield* third.lag
+        assert.strictEqual([...after.values()].reduce((a, b) => a + b, 0), 0)
+      }))
+
     it.effect("startFrom latest: a new group only sees messages published after subscribe returned", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker

@@ -22,7 +22,7 @@
  *
  * @internal
  */
-import { Cause, Duration, Effect, Exit, Fiber, Latch, Queue, Schedule, Scope, Stream } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, Latch, Metric, Queue, Schedule, Scope, Stream } from "effect"
 import { Errors } from "@switchyard/core"
 import type { Broker } from "@switchyard/core"
 import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs"
@@ -54,7 +54,16 @@ export class PartitionState {
   overflowHead = 0
   paused = false
   revoked = false
+  /** The partition's high watermark as of the last fetch (for lag). */
+  highWatermark: number | undefined = undefined
   constructor(readonly partition: number) {}
+
+  /** Records between what is committed-or-acked and the end of the partition. */
+  lag(): number | undefined {
+    if (this.highWatermark === undefined) return undefined
+    const position = this.commitPos ?? this.committed
+    return position === undefined ? undefined : Math.max(0, this.highWatermark - position)
+  }
 
   push(offset: number): Entry {
     const entry: Entry = { offset, acked: false }
@@ -93,7 +102,25 @@ export interface SubscriptionOptions {
   readonly onAssign?: ((partitions: ReadonlyArray<number>) => void) | undefined
   /** Called when partitions are revoked from this member. */
   readonly onRevoke?: ((partitions: ReadonlyArray<number>) => void) | undefined
+  /** Route deliveries to one queue per partition (see `partitions`) instead of the single stream. */
+  readonly partitioned?: boolean | undefined
 }
+
+/** A partition's own stream of deliveries; it ends when the partition is revoked. */
+export interface PartitionStream {
+  readonly partition: number
+  readonly deliveries: Stream.Stream<Broker.RawDelivery, Errors.SubscribeError>
+}
+
+/** An assignment change seen by this member. */
+export type RebalanceEvent =
+  | { readonly _tag: "Assigned"; readonly partitions: ReadonlyArray<number> }
+  | { readonly _tag: "Revoked"; readonly partitions: ReadonlyArray<number> }
+
+/** Consumer lag per partition (high watermark minus the acknowledged position), updated on every commit. */
+export const lagGauge = Metric.gauge("switchyard_kafka_consumer_lag", {
+  description: "Records between the acknowledged position and the partition's high watermark"
+})
 
 /** A running subscription: the contract's stream plus internals for native extras and tests. */
 export interface RunningSubscription extends Broker.Subscription {
@@ -101,6 +128,12 @@ export interface RunningSubscription extends Broker.Subscription {
   readonly states: ReadonlyMap<number, PartitionState>
   /** Commits the acknowledged prefix of every partition now. */
   readonly commit: Effect.Effect<void>
+  /** With `partitioned: true`: one stream per assigned partition, ending on revoke. */
+  readonly partitions: Stream.Stream<PartitionStream, Errors.SubscribeError>
+  /** Assignment changes of this member (single reader). */
+  readonly rebalances: Stream.Stream<RebalanceEvent, Errors.SubscribeError>
+  /** Current lag per assigned partition. */
+  readonly lag: Effect.Effect<ReadonlyMap<number, number>>
 }
 
 const subscribeError = (destination: string, reason: string, cause?: unknown) =>
@@ -117,6 +150,10 @@ export const subscribe = (
     const resumeAt = Math.max(1, Math.floor(prefetch / 2))
     const scope = yield* Effect.scope
     const queue = yield* Queue.unbounded<Delivery, Errors.SubscribeError | Cause.Done>()
+    const partitioned = opts.partitioned === true
+    const partitionStreams = yield* Queue.unbounded<PartitionStream, Errors.SubscribeError | Cause.Done>()
+    const partitionQueues = new Map<number, Queue.Queue<Delivery, Errors.SubscribeError | Cause.Done>>()
+    const rebalanceEvents = yield* Queue.unbounded<RebalanceEvent, Errors.SubscribeError | Cause.Done>()
     const states = new Map<number, PartitionState>()
     const wake = Latch.makeUnsafe(false)
     let pendingAcks = 0
@@ -136,9 +173,29 @@ export const subscribe = (
     })
     const topicPartitions = (partition: number) => [{ topic: destination, partitions: [partition] }]
 
+    const target = (state: PartitionState) => (partitioned ? partitionQueues.get(state.partition) ?? queue : queue)
+
+    const liveOnly = (d: Delivery) => {
+      if (d.state.revoked || d.settled) return false
+      d.taken = true
+      d.state.inFlight++
+      return true
+    }
+
+    const newState = (partition: number): PartitionState => {
+      const state = new PartitionState(partition)
+      states.set(partition, state)
+      if (partitioned) {
+        const own = Effect.runSync(Queue.unbounded<Delivery, Errors.SubscribeError | Cause.Done>())
+        partitionQueues.set(partition, own)
+        Queue.offerUnsafe(partitionStreams, { partition, deliveries: Stream.fromQueue(own).pipe(Stream.filter(liveOnly)) })
+      }
+      return state
+    }
+
     const enqueue = (state: PartitionState, message: KafkaMessage) => {
       const entry = state.push(Number(message.offset))
-      Queue.offerUnsafe(queue, new Delivery(state, entry, message, fromRecord(destination, state.partition, message, 1)))
+      Queue.offerUnsafe(target(state), new Delivery(state, entry, message, fromRecord(destination, state.partition, message, 1)))
     }
 
     /** Moves held records into the stream as room frees up; resumes fetching once the hold is empty. */
@@ -202,12 +259,12 @@ export const subscribe = (
           fromRecord(destination, state.partition, this.message, this.envelope.attempt + 1)
         )
         if (delay === undefined || Duration.isZero(Duration.fromInputUnsafe(delay))) {
-          Queue.offerUnsafe(queue, again)
+          Queue.offerUnsafe(target(state), again)
           return Effect.void
         }
         return Effect.sleep(delay).pipe(
           Effect.andThen(Effect.sync(() => {
-            if (!state.revoked) Queue.offerUnsafe(queue, again)
+            if (!state.revoked) Queue.offerUnsafe(target(state), again)
           })),
           Effect.forkIn(scope),
           Effect.asVoid
@@ -219,10 +276,8 @@ export const subscribe = (
       const { batch, resolveOffset, isRunning, isStale } = payload
       const partition = batch.partition
       let state = states.get(partition)
-      if (state === undefined || state.revoked) {
-        state = new PartitionState(partition)
-        states.set(partition, state)
-      }
+      if (state === undefined || state.revoked) state = newState(partition)
+      state.highWatermark = Number(batch.highWatermark)
       let last: string | undefined
       for (const message of batch.messages) {
         if (closing || !isRunning() || isStale()) break
@@ -262,6 +317,15 @@ export const subscribe = (
             }
           })
         ),
+        Effect.andThen(Effect.forEach(committing, ([state]) => {
+          const lag = state.lag()
+          return lag === undefined
+            ? Effect.void
+            : Metric.update(
+              Metric.withAttributes(lagGauge, { topic: destination, group: options.group, partition: String(state.partition) }),
+              lag
+            )
+        }, { discard: true })),
         Effect.catch((e) => Effect.logDebug("kafka commit failed; retried with the next one", String(e)))
       )
     })
@@ -287,6 +351,11 @@ export const subscribe = (
           state.revoked = true
           states.delete(partition)
           revoked.push(partition)
+          const own = partitionQueues.get(partition)
+          if (own !== undefined) {
+            partitionQueues.delete(partition)
+            Queue.endUnsafe(own)
+          }
         } else if (state.paused) {
           // a new generation starts unpaused in kafkajs; keep our bound
           try {
@@ -296,8 +365,15 @@ export const subscribe = (
           }
         }
       }
-      if (revoked.length > 0) opts.onRevoke?.(revoked)
+      for (const partition of assigned) {
+        if (!states.has(partition)) newState(partition)
+      }
+      if (revoked.length > 0) {
+        opts.onRevoke?.(revoked)
+        Queue.offerUnsafe(rebalanceEvents, { _tag: "Revoked", partitions: revoked })
+      }
       opts.onAssign?.([...assigned])
+      Queue.offerUnsafe(rebalanceEvents, { _tag: "Assigned", partitions: [...assigned].sort((a, b) => a - b) })
       if (assigned.size === 0) joined.openUnsafe()
       joinedOnce = true
     }))
@@ -305,14 +381,16 @@ export const subscribe = (
       if (joinedOnce) joined.openUnsafe()
     }))
     listeners.push(consumer.on(consumer.events.REBALANCING, () => {
-      wake.openUnsafe()
+      // best effort: get the acknowledged prefix committed while this generation is still valid
+      Effect.runFork(commitNow)
     }))
     listeners.push(consumer.on(consumer.events.CRASH, (event) => {
       if (!event.payload.restart) {
-        Queue.failCauseUnsafe(
-          queue,
-          Cause.fail(subscribeError(destination, `consumer crashed: ${String(event.payload.error)}`, event.payload.error))
-        )
+        const cause = Cause.fail(subscribeError(destination, `consumer crashed: ${String(event.payload.error)}`, event.payload.error))
+        Queue.failCauseUnsafe(queue, cause)
+        Queue.failCauseUnsafe(partitionStreams, cause)
+        Queue.failCauseUnsafe(rebalanceEvents, cause)
+        for (const own of partitionQueues.values()) Queue.failCauseUnsafe(own, cause)
         joined.openUnsafe()
       }
     }))
@@ -339,6 +417,9 @@ export const subscribe = (
       yield* Effect.promise(() => consumer.disconnect().catch(() => undefined))
       for (const remove of listeners) remove()
       yield* Queue.end(queue)
+      yield* Queue.end(partitionStreams)
+      yield* Queue.end(rebalanceEvents)
+      for (const own of partitionQueues.values()) Queue.endUnsafe(own)
     })
 
     yield* Effect.addFinalizer(() => shutdown)
@@ -361,18 +442,33 @@ export const subscribe = (
     yield* Effect.addFinalizer(() => Fiber.interrupt(commitFiber))
 
     const live: Stream.Stream<Broker.RawDelivery, Errors.SubscribeError> = Stream.fromQueue(queue).pipe(
-      Stream.filter((d) => {
-        if (d.state.revoked || d.settled) return false
-        d.taken = true
-        d.state.inFlight++
-        return true
-      })
+      Stream.filter(liveOnly)
     )
     const deliveries = Stream.suspend(() => {
       readers++
       return live.pipe(Stream.ensuring(Effect.sync(() => readers--)))
     })
-    return { deliveries, consumer, states, commit: commitNow }
+    const partitions = Stream.suspend(() => {
+      readers++
+      return Stream.fromQueue(partitionStreams).pipe(Stream.ensuring(Effect.sync(() => readers--)))
+    })
+    const lag = Effect.sync(() => {
+      const out = new Map<number, number>()
+      for (const state of states.values()) {
+        const value = state.lag()
+        if (value !== undefined) out.set(state.partition, value)
+      }
+      return out as ReadonlyMap<number, number>
+    })
+    return {
+      deliveries,
+      consumer,
+      states,
+      commit: commitNow,
+      partitions,
+      rebalances: Stream.fromQueue(rebalanceEvents),
+      lag
+    }
   })
 
 /** Closes a scope with success; helper for native extras. @internal */
