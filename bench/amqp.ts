@@ -52,7 +52,9 @@ const rawPublishBatch = (ch: ConfirmChannel, exchange: string, from: number, cou
           mandatory: true,
           messageId: `m-${n}`,
           contentType: "application/octet-stream",
-          headers: stamp ? { "x-switchyard-timestamp": String(Date.now()) } : {}
+          // the same metadata the adapter sends for an envelope (ms timestamp header + seconds property)
+          timestamp: Math.floor(Date.now() / 1000),
+          headers: { "x-switchyard-timestamp": String(stamp ? Date.now() : 0) }
         }, (err: unknown) => {
           if (err) return reject(err)
           if (--remaining === 0) resolve()
