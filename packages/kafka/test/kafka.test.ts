@@ -4,7 +4,7 @@
  * backpressure by pausing partitions, rebalances with joining and leaving members, `startFrom: "latest"`,
  * and configuration from `Config` with a redacted password.
  */
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -13,7 +13,7 @@ import { ConfigProvider, Duration, Effect, Fiber, Layer, Redacted, Stream } from
 import { Broker } from "@switchyard/core"
 import { KafkaAdmin, KafkaBroker } from "../src/index.ts"
 import { EmbeddedKafka } from "../src/testing/index.ts"
-import { drainFor, message, take, testLayer, unique } from "./helpers.ts"
+import { brokers, drainFor, message, take, testLayer, unique } from "./helpers.ts"
 
 const committedOffsets = (group: string, topic: string) =>
   Effect.gen(function*() {
@@ -150,6 +150,44 @@ describe("kafka adapter", () => {
           assert.strictEqual(extra.length, 0, "nothing below the holes was redelivered")
         }))
       }))
+
+    it.effect("SIGKILL: a member killed after acking in random order left exactly the contiguous prefix committed", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const admin = yield* KafkaAdmin.KafkaAdmin
+        const topic = unique("sigkill")
+        const group = unique("g")
+        yield* admin.createTopics([{ topic, partitions: 3 }])
+        const total = 300
+        yield* broker.publish(topic, Array.from({ length: total }, (_, i) => message(i, { key: `k${i}` })))
+        const child = spawn(process.execPath, ["--import", "tsx", Path.join(import.meta.dirname, "fixtures", "ack-then-die.ts")], {
+          env: { ...process.env, BROKERS: brokers(), TOPIC: topic, GROUP: group, TOTAL: String(total) },
+          stdio: ["ignore", "pipe", "inherit"]
+        })
+        const holes = yield* Effect.callback<Map<number, number>, Error>((resume) => {
+          let out = ""
+          child.stdout.on("data", (d: Buffer) => {
+            out += d.toString()
+            const line = out.split("\n").find((l) => l.startsWith("HOLES "))
+            if (line !== undefined) resume(Effect.succeed(new Map(JSON.parse(line.slice(6)) as Array<[number, number]>)))
+          })
+          child.on("exit", (code) => resume(Effect.fail(new Error(`child exited early with ${code}: ${out}`))))
+        }).pipe(Effect.timeoutOrElse({ duration: "40 seconds", orElse: () => Effect.fail(new Error("child never reported")) }))
+        child.kill("SIGKILL")
+        const committed = yield* committedOffsets(group, topic)
+        for (const [p, hole] of holes) assert.strictEqual(committed.get(p), hole, `partition ${p}`)
+        // the next member of the group (after the dead one's session expires) resumes exactly at the holes
+        const sub = yield* broker.subscribe(topic, { group, prefetch: 1000, startFrom: "earliest" })
+        const perPartition = yield* Effect.promise(() => admin.admin.fetchTopicOffsets(topic))
+        const remaining = perPartition.reduce((n, p) => n + Number(p.high) - holes.get(p.partition)!, 0)
+        const again = yield* take(sub, remaining, "40 seconds")
+        const first = new Map<number, number>()
+        for (const d of again) {
+          const p = d.envelope.coordinates.partition!
+          if (!first.has(p)) first.set(p, Number(d.envelope.coordinates.offset))
+        }
+        for (const [p, hole] of holes) assert.strictEqual(first.get(p), hole, `partition ${p} resumes at its hole`)
+      }), { timeout: 90_000 })
 
     it.effect("backpressure: a partition holds at most `prefetch` unacked deliveries, acks resume it", () =>
       Effect.gen(function*() {
