@@ -1,0 +1,46 @@
+/**
+ * Runs the order-pipeline demo in a child process (as a user would with `./switchyard demo`), for the
+ * tests that prove it works on each broker.
+ */
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
+
+export interface DemoRun {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly output: string
+}
+
+export const runDemo = (
+  args: ReadonlyArray<string>,
+  options: {
+    readonly env?: Readonly<Record<string, string>>
+    readonly onOutput?: (output: string, kill: (signal: NodeJS.Signals) => void) => void
+  } = {}
+): Promise<DemoRun> =>
+  new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "examples/src/order-pipeline.ts", ...args], {
+      cwd: root,
+      env: { ...process.env, ...options.env }
+    })
+    let output = ""
+    const collect = (chunk: Buffer) => {
+      output += chunk.toString()
+      options.onOutput?.(output, (signal) => child.kill(signal))
+    }
+    child.stdout.on("data", collect)
+    child.stderr.on("data", collect)
+    child.on("exit", (code, signal) => resolve({ code, signal, output }))
+  })
+
+/** The summary lines every successful run prints, for `orders` orders. */
+export const expectedSummary = (orders: number) => {
+  const discontinued = Array.from({ length: orders }, (_, i) => i).filter((i) => i % 97 === 13).length
+  return {
+    emailed: new RegExp(`email\\s+${orders} sent \\(idempotent: ${Math.ceil(orders / 50)} duplicates skipped\\)`),
+    deadLettered: new RegExp(`dead-lettered\\s+${6 + discontinued}\\n`),
+    noViolations: "per-order order violations: 0"
+  }
+}
