@@ -20,7 +20,7 @@ import {
   StorageType,
   type StreamConfig
 } from "@nats-io/jetstream"
-import { nanos } from "@nats-io/transport-node"
+import { nanos, NoRespondersError } from "@nats-io/transport-node"
 import type { Envelope } from "@switchyard/core"
 import { Broker, Capabilities, Errors } from "@switchyard/core"
 import { Cause, Context, Duration, Effect, Layer, Queue, Schedule, Scope, Stream } from "effect"
@@ -254,6 +254,10 @@ const isApiError = (cause: unknown, code?: number): cause is JetStreamApiError =
 
 const STREAM_NOT_FOUND = 10059
 
+/** nats.js reports a publish that no stream answers as "JetStreamNotEnabled" (503 no responders). */
+const streamMissing = (cause: unknown): boolean =>
+  cause instanceof Error && (cause.name === "JetStreamNotEnabled" || cause.cause instanceof NoRespondersError)
+
 interface DeliveryContext {
   readonly destination: string
   /** Unsettled deliveries and when the server last heard about each one. */
@@ -411,11 +415,11 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     return receipts
   }
 
-  const publish = (
+  const publishOnce = (
     destination: string,
     messages: ReadonlyArray<Envelope.OutgoingMessage>
   ): Effect.Effect<ReadonlyArray<Envelope.PublishReceipt>, Errors.PublishError> =>
-    messages.length === 0 ? Effect.succeed([]) : streamFor(destination).pipe(
+    streamFor(destination).pipe(
       Effect.mapError((e) => new Errors.PublishError({ destination, reason: e.reason, cause: e.cause })),
       Effect.andThen(Effect.tryPromise({
         try: () => publishAll(destination, messages),
@@ -424,6 +428,22 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
             ? cause
             : new Errors.PublishError({ destination, reason: reason(cause), cause })
       }))
+    )
+
+  const publish = (
+    destination: string,
+    messages: ReadonlyArray<Envelope.OutgoingMessage>
+  ): Effect.Effect<ReadonlyArray<Envelope.PublishReceipt>, Errors.PublishError> =>
+    messages.length === 0 ? Effect.succeed([]) : publishOnce(destination, messages).pipe(
+      // The stream was deleted behind our back (nobody answers on the subject): provision it again, once.
+      Effect.catchIf(
+        (e) => streamMissing(e.cause),
+        () =>
+          Effect.suspend(() => {
+            streams.delete(destination)
+            return publishOnce(destination, messages)
+          })
+      )
     )
 
   const ensureConsumer = (stream: string, destination: string, opts: Broker.SubscribeOptions, s: ConsumerSettings) =>
@@ -462,8 +482,19 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   ): Effect.Effect<Broker.Subscription, Errors.SubscribeError, Scope.Scope> =>
     Effect.gen(function*() {
       const settings: ConsumerSettings = { ...options.consumer, ...options.consumers?.[destination] }
-      const stream = yield* streamFor(destination)
-      const info = yield* ensureConsumer(stream, destination, opts, settings)
+      const register = Effect.suspend(() => streamFor(destination)).pipe(
+        Effect.flatMap((stream) => ensureConsumer(stream, destination, opts, settings))
+      )
+      const info = yield* register.pipe(
+        // A cached stream may have been deleted behind our back: forget it and provision again, once.
+        Effect.catchIf(
+          (e) => isApiError(e.cause, STREAM_NOT_FOUND),
+          () => Effect.suspend(() => {
+            streams.delete(destination)
+            return register
+          })
+        )
+      )
       const consumer = client.consumers.getConsumerFromInfo(info)
       const ackWaitMillis = Duration.toMillis(settings.ackWait ?? "30 seconds")
       const queue = yield* Queue.unbounded<Broker.RawDelivery, Errors.SubscribeError | Cause.Done>()

@@ -198,7 +198,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
         case "disconnect":
           return Effect.logWarning("nats disconnected", { server: status.server })
         case "reconnecting":
-          return Effect.logInfo("nats reconnecting")
+          return Effect.logDebug("nats reconnecting")
         case "reconnect":
           return Effect.logInfo("nats reconnected", { server: status.server })
         case "error":

@@ -59,6 +59,25 @@ describe("JetStream broker", () => {
         assert.strictEqual(info.state.messages, 2)
       }))
 
+    it.effect("a stream deleted behind the adapter's back is provisioned again on the next publish", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const js = yield* JetStream.JetStream
+        const destination = unique("sy.gone")
+        yield* broker.publish(destination, [message("before")])
+        const stream = yield* js.streamFor(destination)
+        yield* Effect.promise(() => js.manager.streams.delete(stream))
+        const [receipt] = yield* broker.publish(destination, [message("after")])
+        assert.strictEqual(receipt!.coordinates.sequence, 1)
+        const sub = yield* broker.subscribe(destination, subscribeOptions(unique("g")))
+        assert.deepStrictEqual((yield* take(sub, 1)).map(text), ["after"])
+        // and the same for a subscription
+        yield* Effect.promise(() => js.manager.streams.delete(stream))
+        const again = yield* broker.subscribe(destination, subscribeOptions(unique("g")))
+        yield* broker.publish(destination, [message("again")])
+        assert.deepStrictEqual((yield* take(again, 1)).map(text), ["again"])
+      }))
+
     it.effect("startFrom earliest replays, latest does not", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
