@@ -3,7 +3,7 @@
  * broker; never touches the shared server on 4222. The process is killed in the scope's finalizer.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { type AddressInfo, createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -24,9 +24,18 @@ const freePort = Effect.callback<number, Error>((resume) => {
   })
 })
 
-const startProcess = (port: number, dir: string, token: string | undefined) =>
+const startProcess = (port: number, dir: string, options: Options) =>
   Effect.callback<ChildProcess, Error>((resume) => {
-    const auth = token === undefined ? [] : ["--auth", token]
+    const auth = options.token !== undefined
+      ? ["--auth", options.token]
+      : options.user !== undefined
+      ? ["--user", options.user.name, "--pass", options.user.password]
+      : []
+    if (options.config !== undefined) {
+      const file = join(dir, "server.conf")
+      writeFileSync(file, options.config)
+      auth.push("-c", file)
+    }
     const proc = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir, ...auth], {
       stdio: ["ignore", "ignore", "pipe"]
     })
@@ -57,6 +66,13 @@ const stopProcess = (proc: ChildProcess) =>
     Effect.catch(() => Effect.sync(() => proc.kill("SIGKILL")))
   )
 
+export interface Options {
+  readonly token?: string
+  readonly user?: { readonly name: string; readonly password: string }
+  /** nats-server configuration file contents (e.g. an nkey authorization block). */
+  readonly config?: string
+}
+
 export interface PrivateServer {
   /** Starts the server in the current scope (stopped, storage removed, when it closes); the URL. */
   readonly start: Effect.Effect<string, Error, Scope.Scope>
@@ -69,13 +85,13 @@ export interface PrivateServer {
 }
 
 export const PrivateServer = {
-  make: (options: { readonly token?: string } = {}): PrivateServer => {
+  make: (options: Options = {}): PrivateServer => {
     const state: { port: number; dir: string; proc: ChildProcess | undefined } = { port: 0, dir: "", proc: undefined }
     const start = Effect.acquireRelease(
       Effect.gen(function*() {
         state.port = yield* freePort
         state.dir = mkdtempSync(join(tmpdir(), "switchyard-nats-"))
-        state.proc = yield* startProcess(state.port, state.dir, options.token)
+        state.proc = yield* startProcess(state.port, state.dir, options)
         return `nats://127.0.0.1:${state.port}`
       }),
       () =>
@@ -88,7 +104,7 @@ export const PrivateServer = {
     const restart = Effect.gen(function*() {
       if (state.proc !== undefined) yield* stopProcess(state.proc)
       state.proc = undefined
-      state.proc = yield* startProcess(state.port, state.dir, options.token)
+      state.proc = yield* startProcess(state.port, state.dir, options)
       yield* Effect.logInfo("private nats-server restarted", { port: state.port })
     })
     const brokerLayer = (options: JetStream.Options = {}) =>

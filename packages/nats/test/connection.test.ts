@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Broker } from "@switchyard/core"
+import { nkeys } from "@nats-io/transport-node"
 import { ConfigProvider, Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import { KeyValueStore } from "effect/persistence"
 import { NatsBroker, NatsConnection } from "../src/index.ts"
@@ -64,6 +65,41 @@ describe("NATS connection", () => {
       yield* Effect.sleep("100 millis")
       yield* server.restart
       assert.deepStrictEqual(yield* Fiber.join(seen).pipe(Effect.timeout("15 seconds")), ["disconnect", "reconnect"])
+    }))
+
+  it.live("user/password and nkey auth against real servers", () =>
+    Effect.gen(function*() {
+      const userServer = PrivateServer.make({ user: { name: "svc", password: "pa55-w0rd" } })
+      const userUrl = yield* userServer.start
+      const ok = yield* NatsConnection.make({
+        servers: userUrl,
+        auth: { _tag: "UserPassword", user: "svc", password: Redacted.make("pa55-w0rd") }
+      })
+      assert.isFalse(ok.nc.isClosed())
+      const denied = yield* NatsConnection.make({
+        servers: userUrl,
+        auth: { _tag: "UserPassword", user: "svc", password: Redacted.make("nope") },
+        reconnect: { maxAttempts: 0 }
+      }).pipe(Effect.scoped, Effect.flip)
+      assert.strictEqual(denied._tag, "ConnectionError")
+
+      const user = nkeys.createUser()
+      const seed = new TextDecoder().decode(user.getSeed())
+      const nkeyServer = PrivateServer.make({
+        config: `authorization { users = [ { nkey: "${user.getPublicKey()}" } ] }`
+      })
+      const nkeyUrl = yield* nkeyServer.start
+      const viaNkey = yield* NatsConnection.make({ servers: nkeyUrl, auth: { _tag: "NKey", seed: Redacted.make(seed) } })
+      const rtt = yield* Effect.promise(() => viaNkey.nc.rtt())
+      assert.isAtLeast(rtt, 0)
+      const other = new TextDecoder().decode(nkeys.createUser().getSeed())
+      const rejected = yield* NatsConnection.make({
+        servers: nkeyUrl,
+        auth: { _tag: "NKey", seed: Redacted.make(other) },
+        reconnect: { maxAttempts: 0 }
+      }).pipe(Effect.scoped, Effect.flip)
+      assert.strictEqual(rejected._tag, "ConnectionError")
+      assert.notInclude(rejected.message, other)
     }))
 
   it.live("KeyValueStore on a JetStream KV bucket", () =>
