@@ -206,6 +206,32 @@ describe("JetStream broker", () => {
         consumer: { maxDeliver: 3 }
       }))))
 
+    it.effect("acks sent right before shutdown are not lost: the connection is drained, not closed", () =>
+      Effect.gen(function*() {
+        const destination = unique("sy.drain")
+        const group = unique("g")
+        const n = 500
+        const ownLayer = NatsBroker.layer({
+          connection: { servers },
+          defaultStream: { storage: "memory", maxAge: "15 minutes" },
+          consumer: { ackWait: "1 second" }
+        })
+        yield* Effect.gen(function*() {
+          const broker = yield* Broker.Broker
+          const sub = yield* broker.subscribe(destination, subscribeOptions(group, { prefetch: n }))
+          yield* broker.publish(destination, Array.from({ length: n }, (_, i) => message(`m${i}`)))
+          const got = yield* take(sub, n, { ack: false })
+          // fire-and-forget acks, then the layer (and its connection) closes at once
+          yield* Effect.forEach(got, (d) => d.ack, { discard: true })
+        }).pipe(Effect.scoped, Effect.provide(ownLayer))
+        const leftovers = yield* Effect.gen(function*() {
+          const broker = yield* Broker.Broker
+          const sub = yield* broker.subscribe(destination, subscribeOptions(group, { prefetch: n }))
+          return yield* drainFor(sub, "2500 millis")
+        }).pipe(Effect.scoped, Effect.provide(ownLayer))
+        assert.strictEqual(leftovers.length, 0)
+      }))
+
     it.effect("replays a destination with an ordered consumer", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
