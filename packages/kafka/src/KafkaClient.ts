@@ -80,7 +80,11 @@ export interface ConsumerSettings {
   readonly sessionTimeout?: Duration.Input | undefined
   readonly heartbeatInterval?: Duration.Input | undefined
   readonly rebalanceTimeout?: Duration.Input | undefined
-  /** How long a fetch waits for data (default 250 ms). */
+  /**
+   * How long a fetch waits for data (default 25 ms). kafkajs also sleeps this long when every assigned
+   * partition is paused, so it bounds how fast a paused partition refills: keep it short for throughput,
+   * raise it to cut idle polling (an idle member sends about 1000 / maxWaitTime fetches per second).
+   */
   readonly maxWaitTime?: Duration.Input | undefined
   readonly maxBytesPerPartition?: number | undefined
   /** Commit the acknowledged prefix at least this often (default 100 ms). */
@@ -136,7 +140,7 @@ export const resolve = (settings: KafkaSettings): ResolvedSettings => {
     sessionTimeout: millis(c.sessionTimeout, 30_000),
     heartbeatInterval: millis(c.heartbeatInterval, 3_000),
     rebalanceTimeout: millis(c.rebalanceTimeout, 60_000),
-    maxWaitTime: millis(c.maxWaitTime, 250),
+    maxWaitTime: millis(c.maxWaitTime, 25),
     maxBytesPerPartition: c.maxBytesPerPartition ?? 1_048_576,
     commitInterval: Duration.fromInputUnsafe(c.commitInterval ?? "100 millis"),
     commitEvery: c.commitEvery ?? 1000,

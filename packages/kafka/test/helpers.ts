@@ -14,7 +14,6 @@ export const testOptions = (extra: Partial<KafkaBroker.Options> = {}): KafkaBrok
     sessionTimeout: "6 seconds",
     heartbeatInterval: "500 millis",
     rebalanceTimeout: "6 seconds",
-    maxWaitTime: "100 millis",
     commitInterval: "50 millis",
     drainTimeout: "3 seconds"
   },

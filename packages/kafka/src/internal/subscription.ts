@@ -6,7 +6,8 @@
  * - Backpressure: each partition hands out at most `prefetch` unsettled deliveries; the rest of the fetched
  *   batch is held (so memory is bounded by `prefetch` + one fetch of `maxBytesPerPartition` per partition),
  *   the partition is PAUSED, and acks move held records into the stream; fetching resumes once the hold
- *   is empty and the partition is back under half the bound.
+ *   is empty (the next fetch is then held while the stream works through the bound, keeping the pipeline
+ *   full without growing memory).
  * - Commits: acks are tracked per partition; the committed offset is the end of the CONTIGUOUS PREFIX of
  *   acknowledged offsets, so out-of-order acks under concurrency never commit past unfinished work. A
  *   commit fiber flushes every `commitInterval`, or sooner once `commitEvery` acks are pending, when a
@@ -147,7 +148,6 @@ export const subscribe = (
     const { client, destination, options } = opts
     const settings = client.settings
     const prefetch = Math.max(1, options.prefetch)
-    const resumeAt = Math.max(1, Math.floor(prefetch / 2))
     const scope = yield* Effect.scope
     const queue = yield* Queue.unbounded<Delivery, Errors.SubscribeError | Cause.Done>()
     const partitioned = opts.partitioned === true
@@ -210,7 +210,7 @@ export const subscribe = (
           state.overflow = []
           state.overflowHead = 0
         }
-        if (state.paused && state.outstanding <= resumeAt && !closing) {
+        if (state.paused && !closing) {
           state.paused = false
           try {
             consumer.resume(topicPartitions(state.partition))
