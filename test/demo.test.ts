@@ -7,6 +7,7 @@ describe("demo pipeline (in-memory broker)", () => {
     const expected = expectedSummary(200)
     expect(output).toContain("Order pipeline summary (memory)")
     expect(output).toMatch(expected.emailed)
+    expect(output).toMatch(expected.duplicatesSkipped)
     expect(output).toContain(expected.noViolations)
     expect(output).toMatch(expected.deadLettered)
     expect(output).toMatch(/2 × inventory: OutOfStock/)

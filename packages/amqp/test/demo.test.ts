@@ -7,6 +7,7 @@ describe("demo pipeline on RabbitMQ", () => {
     const expected = expectedSummary(300)
     expect(output).toContain("Order pipeline summary (rabbitmq)")
     expect(output).toMatch(expected.emailed)
+    expect(output).toMatch(expected.duplicatesSkipped)
     expect(output).toContain(expected.noViolations)
     expect(output).toMatch(expected.deadLettered)
     expect(code).toBe(0)
