@@ -384,16 +384,46 @@ export const subscribe = (
       // best effort: get the acknowledged prefix committed while this generation is still valid
       Effect.runFork(commitNow)
     }))
+    const crashes = yield* Queue.unbounded<{ readonly error: unknown; readonly restart: boolean }>()
     listeners.push(consumer.on(consumer.events.CRASH, (event) => {
-      if (!event.payload.restart) {
-        const cause = Cause.fail(subscribeError(destination, `consumer crashed: ${String(event.payload.error)}`, event.payload.error))
-        Queue.failCauseUnsafe(queue, cause)
-        Queue.failCauseUnsafe(partitionStreams, cause)
-        Queue.failCauseUnsafe(rebalanceEvents, cause)
-        for (const own of partitionQueues.values()) Queue.failCauseUnsafe(own, cause)
-        joined.openUnsafe()
-      }
+      Queue.offerUnsafe(crashes, { error: event.payload.error, restart: event.payload.restart })
     }))
+    const failAll = (error: unknown) => {
+      const cause = Cause.fail(subscribeError(destination, `consumer crashed: ${String(error)}`, error))
+      Queue.failCauseUnsafe(queue, cause)
+      Queue.failCauseUnsafe(partitionStreams, cause)
+      Queue.failCauseUnsafe(rebalanceEvents, cause)
+      for (const own of partitionQueues.values()) Queue.failCauseUnsafe(own, cause)
+      joined.openUnsafe()
+    }
+    const run = Effect.tryPromise({
+      try: () => consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch }),
+      catch: (cause) => subscribeError(destination, "consumer start failed", cause)
+    })
+    // kafkajs restarts itself after retriable crashes; after any other crash we restart it per a Schedule,
+    // and fail the streams only when that keeps failing (liveness: never leave a stream hanging).
+    const supervisor = Effect.gen(function*() {
+      while (true) {
+        const crash = yield* Queue.take(crashes)
+        yield* Effect.logWarning(`kafka consumer of ${destination} (group ${options.group}) crashed`, String(crash.error))
+        if (crash.restart || closing) continue
+        const restarted = yield* Effect.tryPromise({
+          try: async () => {
+            await consumer.disconnect().catch(() => undefined)
+            await consumer.connect()
+          },
+          catch: (cause) => subscribeError(destination, "consumer reconnect failed", cause)
+        }).pipe(
+          Effect.andThen(run),
+          Effect.retry(Schedule.exponential("500 millis").pipe(Schedule.upTo({ times: 10 }))),
+          Effect.result
+        )
+        if (restarted._tag === "Failure") {
+          failAll(restarted.failure)
+          return
+        }
+      }
+    })
 
     const shutdown = Effect.gen(function*() {
       closing = true
@@ -424,14 +454,16 @@ export const subscribe = (
 
     yield* Effect.addFinalizer(() => shutdown)
 
+    const supervisorFiber = yield* Effect.forkIn(supervisor, scope)
+    yield* Effect.addFinalizer(() => Fiber.interrupt(supervisorFiber))
     yield* Effect.tryPromise({
       try: async () => {
         await consumer.connect()
         await consumer.subscribe({ topics: [destination], fromBeginning: options.startFrom === "earliest" })
-        await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch })
       },
       catch: (cause) => subscribeError(destination, "consumer start failed", cause)
     })
+    yield* run
     yield* joined.await.pipe(
       Effect.timeoutOrElse({
         duration: Duration.max(Duration.seconds(30), Duration.millis(settings.rebalanceTimeout)),
