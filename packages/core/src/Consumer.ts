@@ -208,6 +208,11 @@ export const run = <A, E, R>(
     }
 
     const runHandler = (value: A, envelope: Envelope, attempts: { count: number }) => {
+      if (handlerTimeout === undefined && options.retry === undefined) {
+        // The common case allocates nothing around the handler.
+        attempts.count = 1
+        return handler(value, envelope)
+      }
       const once = Effect.suspend(() => {
         attempts.count++
         return handler(value, envelope)
@@ -229,9 +234,6 @@ export const run = <A, E, R>(
 
     const handle = (delivery: Delivery<A>): Effect.Effect<Outcome, DecodeError, R> =>
       Effect.gen(function*() {
-        // Deliveries already buffered when shutdown began are left unsettled: the broker redelivers them.
-        if (yield* Deferred.isDone(stop)) return "abandoned" as const
-        yield* Metric.update(Telemetry.consumed, 1)
         const value = delivery.value
         if (Result.isFailure(value)) {
           if (delivery.unknownType !== undefined) {
@@ -272,7 +274,6 @@ export const run = <A, E, R>(
         if (Exit.isSuccess(exit)) {
           if (ledger !== undefined) yield* ledger.remember(delivery.envelope.id)
           yield* settle(delivery, delivery.ack)
-          yield* Metric.update(Telemetry.handled, 1)
           return "handled" as const
         }
         if (Cause.hasInterruptsOnly(exit.cause)) return yield* Effect.interrupt
@@ -311,12 +312,26 @@ export const run = <A, E, R>(
       ? (delivery: Delivery<A>) => delivery.envelope.coordinates.lane ?? ""
       : (delivery: Delivery<A>) => delivery.envelope.key ?? delivery.envelope.id
 
+    // Sequential work runs per chunk (no per-element stream step); parallel work uses lanes.
+    const handleChunk = (chunk: ReadonlyArray<Delivery<A>>) =>
+      Effect.andThen(
+        Metric.update(Telemetry.consumed, chunk.length),
+        // Deliveries already buffered when shutdown began are left unsettled: the broker redelivers them.
+        Effect.forEach(chunk, (delivery) => Deferred.isDoneUnsafe(stop) ? Effect.void : handle(delivery), { discard: true })
+      )
     const processAll = (deliveries: Stream.Stream<Delivery<A>, SubscribeError>) =>
-      ordering === "none" || concurrency === 1
-        ? Stream.mapEffect(deliveries, handle, { concurrency, unordered: true })
+      concurrency === 1
+        ? Stream.runForEachArray(deliveries, handleChunk)
+        : ordering === "none"
+        ? Stream.runDrain(Stream.mapEffect(deliveries, (delivery) =>
+          Deferred.isDoneUnsafe(stop) ? Effect.void : Effect.andThen(Metric.update(Telemetry.consumed, 1), handle(delivery)), {
+          concurrency,
+          unordered: true
+        }))
         : deliveries.pipe(
           Stream.groupByKey((delivery) => keyHash(laneOf(delivery)) % concurrency, { bufferSize: prefetch }),
-          Stream.flatMap(([, lane]) => Stream.mapEffect(lane, handle), { concurrency: "unbounded" })
+          Stream.mapEffect(([, lane]) => Stream.runForEachArray(lane, handleChunk), { concurrency: "unbounded" }),
+          Stream.runDrain
         )
 
     // The subscription lives in its own scope so that it outlives the handlers during a drain.
@@ -332,7 +347,7 @@ export const run = <A, E, R>(
         Stream.map((raw) => Subscriber.decode(topic, raw)),
         Stream.interruptWhen(Deferred.await(stop))
       )
-      yield* Stream.runDrain(processAll(deliveries))
+      yield* processAll(deliveries)
     })
     const fiber = yield* Effect.forkIn(drain, subscriptionScope)
     return yield* Fiber.join(fiber).pipe(

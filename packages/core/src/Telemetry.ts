@@ -20,11 +20,6 @@ export const consumed = Metric.counter("switchyard_messages_consumed", {
   description: "Deliveries taken by consumers",
   incremental: true
 })
-/** Messages handled successfully and acknowledged. @since 0.1.0 */
-export const handled = Metric.counter("switchyard_messages_handled", {
-  description: "Messages handled successfully and acknowledged",
-  incremental: true
-})
 /** Handler retries (each re-run of a failed handler). @since 0.1.0 */
 export const retried = Metric.counter("switchyard_messages_retried", {
   description: "Handler retries",
