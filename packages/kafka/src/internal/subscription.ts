@@ -44,8 +44,10 @@ export class PartitionState {
   outstanding = 0
   /** Taken by the stream and not yet settled (for the shutdown drain). */
   inFlight = 0
-  /** The end of the contiguous acked prefix: the offset to commit. */
+  /** The end of the contiguous acked prefix: the offset to commit (set by the first ack that moves it). */
   commitPos: number | undefined = undefined
+  /** The first offset this member delivered from the partition. */
+  firstOffset: number | undefined = undefined
   /** What the broker has committed for us. */
   committed: number | undefined = undefined
   /** Highest delivered offset + 1 (records fetched again below it are not delivered twice). */
@@ -62,13 +64,13 @@ export class PartitionState {
   /** Records between what is committed-or-acked and the end of the partition. */
   lag(): number | undefined {
     if (this.highWatermark === undefined) return undefined
-    const position = this.commitPos ?? this.committed
+    const position = this.commitPos ?? this.committed ?? this.firstOffset
     return position === undefined ? undefined : Math.max(0, this.highWatermark - position)
   }
 
   push(offset: number): Entry {
     const entry: Entry = { offset, acked: false }
-    if (this.commitPos === undefined) this.commitPos = offset
+    if (this.firstOffset === undefined) this.firstOffset = offset
     this.entries.push(entry)
     this.outstanding++
     this.nextOffset = offset + 1
