@@ -240,13 +240,20 @@ export const layer = (settings: KafkaSettings): Layer.Layer<KafkaClient, Errors.
   Layer.effect(
     KafkaClient,
     Effect.gen(function*() {
-      const resolved = resolve(settings)
-      const kafka = makeKafka(resolved)
-      const producer = kafka.producer({
-        idempotent: resolved.idempotent,
-        maxInFlightRequests: resolved.idempotent ? 5 : 100,
-        allowAutoTopicCreation: false,
-        createPartitioner: Partitioners.DefaultPartitioner
+      const { kafka, producer, resolved } = yield* Effect.try({
+        try: () => {
+          const resolved = resolve(settings)
+          const kafka = makeKafka(resolved)
+          const producer = kafka.producer({
+            idempotent: resolved.idempotent,
+            maxInFlightRequests: resolved.idempotent ? 5 : 100,
+            allowAutoTopicCreation: false,
+            createPartitioner: Partitioners.DefaultPartitioner
+          })
+          return { kafka, producer, resolved }
+        },
+        catch: (cause) =>
+          new Errors.ConnectionError({ broker: settings.brokers.join(","), reason: `invalid settings: ${String(cause)}`, cause })
       })
       yield* Effect.acquireRelease(
         Effect.tryPromise({

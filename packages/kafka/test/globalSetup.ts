@@ -10,6 +10,8 @@ import { EmbeddedKafka } from "../src/testing/index.ts"
 declare module "vitest" {
   export interface ProvidedContext {
     kafkaBrokers: string
+    /** The embedded broker's SASL_PLAINTEXT listener ("" with KAFKA_BROKERS: the SASL test starts its own). */
+    kafkaSaslBrokers: string
   }
 }
 
@@ -17,11 +19,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const external = process.env["KAFKA_BROKERS"]
   if (external !== undefined && external !== "") {
     project.provide("kafkaBrokers", external)
+    project.provide("kafkaSaslBrokers", "")
     return async () => {}
   }
   const scope = Effect.runSync(Scope.make())
-  const kafka = await Effect.runPromise(EmbeddedKafka.start().pipe(Scope.provide(scope)))
+  const kafka = await Effect.runPromise(EmbeddedKafka.start({ sasl: true }).pipe(Scope.provide(scope)))
   project.provide("kafkaBrokers", kafka.bootstrap)
+  project.provide("kafkaSaslBrokers", kafka.saslBootstrap ?? "")
   return async () => {
     await Effect.runPromise(Scope.close(scope, Exit.void))
   }

@@ -9,11 +9,12 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { assert, describe, layer } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Fiber, Layer, Redacted, Stream } from "effect"
+import { Cause, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Redacted, Stream } from "effect"
+import { inject } from "vitest"
 import { Broker } from "@switchyard/core"
 import { KafkaAdmin, KafkaBroker } from "../src/index.ts"
 import { EmbeddedKafka } from "../src/testing/index.ts"
-import { brokers, drainFor, message, take, testLayer, unique } from "./helpers.ts"
+import { brokers, drainFor, message, take, testLayer, testOptions, unique } from "./helpers.ts"
 
 const committedOffsets = (group: string, topic: string) =>
   Effect.gen(function*() {
@@ -339,6 +340,12 @@ describe("kafka adapter", () => {
   })
 
   layer(testLayer(), { excludeTestServices: true })((it) => {
+    it.effect("invalid settings (an idempotent producer without retries) fail the layer with a ConnectionError, not a defect", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.scoped(Layer.build(KafkaBroker.layer({ brokers: [brokers()], retry: { retries: 0 } }))).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "ConnectionError")
+      }))
+
     it.effect("configuration from Config: brokers, client id, SASL with a redacted password", () =>
       Effect.gen(function*() {
         const provider = ConfigProvider.fromEnvRecord({
@@ -357,6 +364,32 @@ describe("kafka adapter", () => {
         assert.strictEqual(Redacted.value(settings.sasl!.password), "s3cret")
         assert.notInclude(JSON.stringify(settings), "s3cret")
         assert.notInclude(String(settings.sasl!.password), "s3cret")
+      }))
+
+    it.effect("SASL PLAIN and SCRAM-SHA-256 authenticate against the real broker; a wrong password is a ConnectionError", () =>
+      Effect.gen(function*() {
+        const provided = inject("kafkaSaslBrokers")
+        const sasl = provided !== "" ? provided : (yield* EmbeddedKafka.start({ sasl: true })).saslBootstrap!
+        const { username, password } = EmbeddedKafka.saslUser
+        for (const mechanism of ["plain", "scram-sha-256"] as const) {
+          const topic = unique(`sasl-${mechanism}`)
+          const got = yield* Effect.scoped(Effect.gen(function*() {
+            const broker = yield* Broker.Broker
+            yield* broker.publish(topic, [message(1)])
+            const sub = yield* broker.subscribe(topic, { group: unique("g"), prefetch: 10, startFrom: "earliest" })
+            return yield* take(sub, 1)
+          }).pipe(Effect.provide(KafkaBroker.layer(testOptions({ brokers: [sasl], sasl: { mechanism, username, password: Redacted.make(password) } })))))
+          assert.strictEqual(got[0]?.envelope.id, "m-1")
+        }
+        const exit = yield* Effect.scoped(Layer.build(KafkaBroker.layer({
+          brokers: [sasl],
+          retry: { retries: 1, initialRetryTime: "50 millis" },
+          sasl: { mechanism: "scram-sha-256", username, password: Redacted.make("not-the-password") }
+        }))).pipe(Effect.exit)
+        assert.isTrue(Exit.isFailure(exit))
+        const error = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : undefined
+        assert.strictEqual(error?._tag === "Some" ? error.value._tag : "none", "ConnectionError")
+        assert.notInclude(String(error?._tag === "Some" ? error.value.message : ""), "not-the-password")
       }))
 
     it.effect("an unreachable cluster fails the layer with a ConnectionError", () =>

@@ -407,8 +407,13 @@ export const subscribe = (
     const supervisor = Effect.gen(function*() {
       while (true) {
         const crash = yield* Queue.take(crashes)
-        yield* Effect.logWarning(`kafka consumer of ${destination} (group ${options.group}) crashed`, String(crash.error))
-        if (crash.restart || closing) continue
+        const text = `kafka consumer of ${destination} (group ${options.group}) crashed`
+        if (crash.restart || closing) {
+          // kafkajs restarts it by itself
+          yield* Effect.logDebug(text, String(crash.error))
+          continue
+        }
+        yield* Effect.logWarning(`${text}; restarting it`, String(crash.error))
         const restarted = yield* Effect.tryPromise({
           try: async () => {
             await consumer.disconnect().catch(() => undefined)

@@ -51,8 +51,10 @@ export class EmbeddedKafkaError extends Schema.TaggedError<EmbeddedKafkaError>()
  * @since 0.1.0
  */
 export interface EmbeddedKafka {
-  /** `127.0.0.1:<port>` */
+  /** `127.0.0.1:<port>` (PLAINTEXT) */
   readonly bootstrap: string
+  /** With `sasl`: the SASL_PLAINTEXT listener, accepting {@link saslUser} over PLAIN and SCRAM-SHA-256. */
+  readonly saslBootstrap: string | undefined
   readonly logDir: string
   /** Stops the broker (SIGTERM, then SIGKILL) and starts it again on the same log dir and ports. */
   readonly restart: Effect.Effect<void, EmbeddedKafkaError>
@@ -75,7 +77,16 @@ export interface StartOptions {
   readonly properties?: Readonly<Record<string, string>> | undefined
   /** Print the broker's output (default: only on failure). */
   readonly verbose?: boolean | undefined
+  /** Also open a SASL_PLAINTEXT listener with {@link saslUser} (PLAIN and SCRAM-SHA-256). */
+  readonly sasl?: boolean | undefined
 }
+
+/**
+ * The user the SASL listener accepts (test credentials, not a secret).
+ *
+ * @since 0.1.0
+ */
+export const saslUser = { username: "switchyard", password: "switchyard-test-password" } as const
 
 const fail = (reason: string, cause?: unknown) =>
   new EmbeddedKafkaError(cause === undefined ? { reason } : { reason, cause })
@@ -195,8 +206,19 @@ const serverProperties = (
   logDir: string,
   port: number,
   controllerPort: number,
+  saslPort: number | undefined,
   extra: Readonly<Record<string, string>>
 ) => {
+  const sasl: Record<string, string> = saslPort === undefined ? {} : {
+    "listeners": `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort},SASL_PLAINTEXT://127.0.0.1:${saslPort}`,
+    "advertised.listeners": `PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort}`,
+    "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+    "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256",
+    "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+      `org.apache.kafka.common.security.plain.PlainLoginModule required user_${saslUser.username}="${saslUser.password}";`,
+    "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config":
+      "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+  }
   const props: Record<string, string> = {
     "process.roles": "broker,controller",
     "node.id": "1",
@@ -222,6 +244,7 @@ const serverProperties = (
     "auto.create.topics.enable": "false",
     "delete.topic.enable": "true",
     "log.flush.interval.messages": "9223372036854775807",
+    ...sasl,
     ...extra
   }
   return Object.entries(props).map(([k, v]) => `${k}=${v}`).join("\n") + "\n"
@@ -271,6 +294,7 @@ export const start = (options: StartOptions = {}): Effect.Effect<EmbeddedKafka, 
     const dir = yield* resolveJars(version, options.cacheDir)
     const port = yield* freePort
     const controllerPort = yield* freePort
+    const saslPort = options.sasl === true ? yield* freePort : undefined
     const work = yield* Effect.acquireRelease(
       Effect.try({
         try: () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "switchyard-kafka-")),
@@ -281,7 +305,7 @@ export const start = (options: StartOptions = {}): Effect.Effect<EmbeddedKafka, 
     const logDir = Path.join(work, "data")
     const propsFile = Path.join(work, "server.properties")
     yield* Effect.try({
-      try: () => Fs.writeFileSync(propsFile, serverProperties(logDir, port, controllerPort, options.properties ?? {})),
+      try: () => Fs.writeFileSync(propsFile, serverProperties(logDir, port, controllerPort, saslPort, options.properties ?? {})),
       catch: (e) => fail("cannot write server.properties", e)
     })
     const classpath = `${Path.join(dir, "libs")}${Path.sep}*`
@@ -298,7 +322,14 @@ export const start = (options: StartOptions = {}): Effect.Effect<EmbeddedKafka, 
     // like Kafka's Uuid.randomUuid: never starting with "-", which the tool's argument parser reads as a flag
     let clusterId = randomBytes(16).toString("base64url")
     while (clusterId.startsWith("-")) clusterId = randomBytes(16).toString("base64url")
-    yield* run("java", [...jvm, "kafka.tools.StorageTool", "format", "-t", clusterId, "-c", propsFile, "--ignore-formatted"], work)
+    const scram = saslPort === undefined
+      ? []
+      : ["--add-scram", `SCRAM-SHA-256=[name=${saslUser.username},password=${saslUser.password}]`]
+    yield* run(
+      "java",
+      [...jvm, "kafka.tools.StorageTool", "format", "-t", clusterId, "-c", propsFile, "--ignore-formatted", ...scram],
+      work
+    )
 
     let child: ChildProcess | undefined
     let output = ""
@@ -364,6 +395,7 @@ export const start = (options: StartOptions = {}): Effect.Effect<EmbeddedKafka, 
     yield* Effect.logInfo(`embedded Kafka ${version} ready on ${bootstrap}`)
     return {
       bootstrap,
+      saslBootstrap: saslPort === undefined ? undefined : `127.0.0.1:${saslPort}`,
       logDir,
       stop: stopProcess,
       restart: stopProcess.pipe(Effect.andThen(launch.pipe(Effect.tapError(() => stopProcess))))
