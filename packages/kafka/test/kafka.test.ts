@@ -325,6 +325,47 @@ describe("kafka adapter", () => {
         assert.strictEqual([...after.values()].reduce((a, b) => a + b, 0), 0)
       }))
 
+    it.effect("sticky assignment: joining members take only their share, nobody else's partitions move", () =>
+      Effect.gen(function*() {
+        const admin = yield* KafkaAdmin.KafkaAdmin
+        const topic = unique("sticky")
+        const group = unique("g")
+        yield* admin.createTopics([{ topic, partitions: 4 }])
+        const options = { group, prefetch: 10, startFrom: "earliest" } as const
+        const latest = new Map<string, ReadonlyArray<number>>()
+        let revoked = 0
+        const member = (name: string) =>
+          Effect.gen(function*() {
+            const sub = yield* KafkaBroker.subscribe(topic, options)
+            yield* sub.rebalances.pipe(
+              Stream.runForEach((e) =>
+                Effect.sync(() => {
+                  if (e._tag === "Assigned") latest.set(name, e.partitions)
+                  else revoked += e.partitions.length
+                })
+              ),
+              Effect.forkChild
+            )
+          })
+        const settled = (expected: number) =>
+          Effect.gen(function*() {
+            while (
+              latest.size < expected ||
+              new Set([...latest.values()].flat()).size !== 4 ||
+              [...latest.values()].flat().length !== 4
+            ) yield* Effect.sleep("50 millis")
+          }).pipe(Effect.timeoutOrElse({ duration: "20 seconds", orElse: () => Effect.void }))
+        yield* member("a")
+        yield* settled(1)
+        yield* member("b")
+        yield* settled(2)
+        assert.strictEqual(revoked, 2, "b takes two of a's four")
+        yield* member("c")
+        yield* settled(3)
+        assert.strictEqual(revoked, 3, "c takes one partition; a and b keep the rest")
+        assert.deepStrictEqual([...latest.values()].map((p) => p.length).sort(), [1, 1, 2])
+      }))
+
     it.effect("startFrom latest: a new group only sees messages published after subscribe returned", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker

@@ -28,7 +28,7 @@ import { Errors } from "@switchyard/core"
 import type { Broker } from "@switchyard/core"
 import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs"
 import type { KafkaClient } from "../KafkaClient.ts"
-import { SubscriptionAwareAssigner } from "./assigner.ts"
+import { makeAssigner } from "./assigner.ts"
 import { fromRecord } from "./codec.ts"
 
 interface Entry {
@@ -171,7 +171,7 @@ export const subscribe = (
       maxWaitTimeInMs: settings.maxWaitTime,
       maxBytesPerPartition: settings.maxBytesPerPartition,
       allowAutoTopicCreation: false,
-      partitionAssigners: [SubscriptionAwareAssigner]
+      partitionAssigners: [makeAssigner(() => ({ [destination]: [...states.keys()] }))]
     })
     const topicPartitions = (partition: number) => [{ topic: destination, partitions: [partition] }]
 
