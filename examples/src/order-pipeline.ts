@@ -178,16 +178,8 @@ const program = Effect.gen(function*() {
     Stream.runForEach((batch) => Publisher.publishMessages(email.topic, batch))
   )
   // Malformed traffic from a misbehaving producer, straight through the byte-level broker.
-  const raw = (id: string, payload: string): Envelope.OutgoingMessage => ({
-    id,
-    key: undefined,
-    headers: {},
-    timestamp: Date.now(),
-    contentType: "application/json",
-    payload: new TextEncoder().encode(payload),
-    correlationId: undefined,
-    causationId: undefined
-  })
+  const raw = (id: string, payload: string) =>
+    Envelope.outgoing(new TextEncoder().encode(payload), { id, contentType: "application/json" })
   yield* broker.publish(destination, [
     raw(`malformed-json-${run}`, "{ this is not json"),
     raw(`missing-fields-${run}`, JSON.stringify({ _tag: "OrderPlaced", orderId: "x" })),

@@ -3,6 +3,7 @@
  * tests that prove it works on each broker.
  */
 import { spawn } from "node:child_process"
+import { expect } from "vitest"
 import { fileURLToPath } from "node:url"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
@@ -46,3 +47,23 @@ export const expectedSummary = (orders: number) => {
     noViolations: "per-order order violations: 0"
   }
 }
+
+/**
+ * The proof that the demo runs on a broker through the switch: a vitest case that runs it for 300 orders
+ * and checks the summary. `extra` adds broker-specific expectations.
+ */
+export const demoRunsOn = (
+  broker: string,
+  summaryName: string,
+  extra: (output: string) => void = () => undefined
+) =>
+  async () => {
+    const { code, output } = await runDemo(["--broker", broker, "--orders", "300"])
+    const expected = expectedSummary(300)
+    expect(output).toContain(`Order pipeline summary (${summaryName})`)
+    expect(output).toMatch(expected.emailed)
+    expect(output).toContain(expected.noViolations)
+    expect(output).toMatch(expected.deadLettered)
+    extra(output)
+    expect(code).toBe(0)
+  }

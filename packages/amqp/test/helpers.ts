@@ -1,7 +1,6 @@
 import { execFile } from "node:child_process"
 import { promisify } from "node:util"
-import type { Envelope } from "@switchyard/core"
-import { Broker } from "@switchyard/core"
+import { Broker, Envelope } from "@switchyard/core"
 import { Effect, Queue, Redacted, Stream } from "effect"
 import type { Scope } from "effect"
 import { AmqpBroker } from "../src/index.ts"
@@ -23,17 +22,8 @@ export const unique = (prefix: string): string =>
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
-export const message = (id: string, body: string, extra: Partial<Envelope.OutgoingMessage> = {}): Envelope.OutgoingMessage => ({
-  id,
-  key: undefined,
-  headers: {},
-  timestamp: Date.now(),
-  contentType: "text/plain",
-  payload: encoder.encode(body),
-  correlationId: undefined,
-  causationId: undefined,
-  ...extra
-})
+export const message = (id: string, body: string, extra: Partial<Envelope.OutgoingMessage> = {}): Envelope.OutgoingMessage =>
+  Envelope.outgoing(encoder.encode(body), { id, contentType: "text/plain", ...extra })
 
 export const text = (e: Envelope.Envelope): string => decoder.decode(e.payload)
 

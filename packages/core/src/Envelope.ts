@@ -90,3 +90,25 @@ export const describe = (envelope: Envelope): string =>
   (envelope.coordinates.partition !== undefined ? ` p${envelope.coordinates.partition}` : "") +
   (envelope.coordinates.offset !== undefined ? `@${envelope.coordinates.offset}` : "") +
   (envelope.coordinates.sequence !== undefined ? ` seq ${envelope.coordinates.sequence}` : "")
+
+/**
+ * Builds an outgoing message for the byte-level `Broker` (raw publishing, tests, bridges): a fresh id, the
+ * current time and empty headers unless given.
+ *
+ * @example
+ * ```ts
+ * import { Envelope } from "@switchyard/core"
+ * const message = Envelope.outgoing(new TextEncoder().encode("hello"), { key: "greetings", contentType: "text/plain" })
+ * ```
+ * @since 0.1.0
+ */
+export const outgoing = (payload: Uint8Array, fields: Partial<Omit<OutgoingMessage, "payload">> = {}): OutgoingMessage => ({
+  id: fields.id ?? makeId(),
+  key: fields.key,
+  headers: fields.headers ?? {},
+  timestamp: fields.timestamp ?? Date.now(),
+  contentType: fields.contentType ?? "application/octet-stream",
+  payload,
+  correlationId: fields.correlationId,
+  causationId: fields.causationId
+})

@@ -11,17 +11,7 @@ const decoder = new TextDecoder()
 export const message = (
   body: string,
   extra: Partial<Envelope.OutgoingMessage> = {}
-): Envelope.OutgoingMessage => ({
-  id: Envelope.makeId(),
-  key: undefined,
-  headers: {},
-  timestamp: Date.now(),
-  contentType: "text/plain",
-  payload: encoder.encode(body),
-  correlationId: undefined,
-  causationId: undefined,
-  ...extra
-})
+): Envelope.OutgoingMessage => Envelope.outgoing(encoder.encode(body), { contentType: "text/plain", ...extra })
 
 export const text = (d: Broker.RawDelivery): string => decoder.decode(d.envelope.payload)
 

@@ -18,7 +18,7 @@ import { Broker } from "../Broker.ts"
 import type { Capabilities } from "../Capabilities.ts"
 import * as Codec from "../Codec.ts"
 import * as Consumer from "../Consumer.ts"
-import type { Envelope, OutgoingMessage } from "../Envelope.ts"
+import { type Envelope, type OutgoingMessage, outgoing } from "../Envelope.ts"
 import * as H from "../Headers.ts"
 import * as Publisher from "../Publisher.ts"
 import * as Switchyard from "../Switchyard.ts"
@@ -54,17 +54,13 @@ type Payload = typeof Payload.Type
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
-const makeMessage = (n: number, key: string, extra?: Partial<OutgoingMessage>): OutgoingMessage => ({
-  id: `m-${n}-${Math.random().toString(36).slice(2, 10)}`,
-  key,
-  headers: {},
-  timestamp: Date.now(),
-  contentType: "application/json",
-  payload: encoder.encode(JSON.stringify({ n, key })),
-  correlationId: undefined,
-  causationId: undefined,
-  ...extra
-})
+const makeMessage = (n: number, key: string, extra?: Partial<OutgoingMessage>): OutgoingMessage =>
+  outgoing(extra?.payload ?? encoder.encode(JSON.stringify({ n, key })), {
+    id: `m-${n}-${Math.random().toString(36).slice(2, 10)}`,
+    key,
+    contentType: "application/json",
+    ...extra
+  })
 
 const payloadOf = (envelope: Envelope): Payload => JSON.parse(decoder.decode(envelope.payload)) as Payload
 
