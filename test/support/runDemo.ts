@@ -55,15 +55,18 @@ export const expectedSummary = (orders: number) => {
 export const demoRunsOn = (
   broker: string,
   summaryName: string,
-  extra: (output: string) => void = () => undefined
+  options: {
+    readonly env?: () => Readonly<Record<string, string>>
+    readonly extra?: (output: string) => void
+  } = {}
 ) =>
   async () => {
-    const { code, output } = await runDemo(["--broker", broker, "--orders", "300"])
+    const { code, output } = await runDemo(["--broker", broker, "--orders", "300"], { env: options.env?.() ?? {} })
     const expected = expectedSummary(300)
     expect(output).toContain(`Order pipeline summary (${summaryName})`)
     expect(output).toMatch(expected.emailed)
     expect(output).toContain(expected.noViolations)
     expect(output).toMatch(expected.deadLettered)
-    extra(output)
+    options.extra?.(output)
     expect(code).toBe(0)
   }

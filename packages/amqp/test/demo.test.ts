@@ -4,7 +4,7 @@ import { demoRunsOn, expectedSummary } from "../../../test/support/runDemo.ts"
 describe("demo pipeline on RabbitMQ", () => {
   it(
     "runs through the broker switch to the expected outcome",
-    demoRunsOn("amqp", "rabbitmq", (output) => expect(output).toMatch(expectedSummary(300).duplicatesSkipped)),
+    demoRunsOn("amqp", "rabbitmq", { extra: (output) => expect(output).toMatch(expectedSummary(300).duplicatesSkipped) }),
     180_000
   )
 })
