@@ -6,7 +6,7 @@
  *    depend on the backlog size (it is bounded by `prefetch`).
  */
 import { Consumer, Publisher, Switchyard, Topic } from "@switchyard/core"
-import { Effect, Fiber, Result, Schema } from "effect"
+import { Effect, Fiber, References, Result, Schema } from "effect"
 
 const Order = Schema.Struct({
   orderId: Schema.String,
@@ -48,7 +48,7 @@ const bareLoop = () => {
 
 const topic = Topic.make("bench.orders", Order, { key: (o) => o.orderId })
 
-const switchyard = (concurrency: number) =>
+const switchyard = (concurrency: number, tracing = true) =>
   Effect.gen(function*() {
     let handled = 0
     const start = performance.now()
@@ -65,7 +65,7 @@ const switchyard = (concurrency: number) =>
     const seconds = (performance.now() - start) / 1000
     yield* Fiber.interrupt(consumer)
     return N / seconds
-  }).pipe(Effect.provide(Switchyard.layerMemory()))
+  }).pipe(Effect.provide(Switchyard.layerMemory()), Effect.provideService(References.TracerEnabled, tracing))
 
 const heapMb = () => {
   globalThis.gc?.()
@@ -100,11 +100,13 @@ const main = Effect.gen(function*() {
   yield* switchyard(1) // warm-up
   const sequential = yield* switchyard(1)
   const parallel = yield* switchyard(8)
+  const untraced = yield* switchyard(1, false)
   const fmt = (n: number) => Math.round(n).toLocaleString("en-US").padStart(10)
   console.log(`in-memory end to end, ${N.toLocaleString("en-US")} messages (~300 B JSON, Schema-validated):`)
   console.log(`  bare JS loop (encode, JSON, Schema decode)   ${fmt(bare)} msg/s`)
   console.log(`  switchyard, concurrency 1                    ${fmt(sequential)} msg/s   ratio ${(sequential / bare).toFixed(2)}`)
   console.log(`  switchyard, concurrency 8, unordered         ${fmt(parallel)} msg/s   ratio ${(parallel / bare).toFixed(2)}`)
+  console.log(`  switchyard, concurrency 1, tracing disabled  ${fmt(untraced)} msg/s   ratio ${(untraced / bare).toFixed(2)}`)
   const small = yield* backpressure(10_000)
   const large = yield* backpressure(100_000)
   console.log(`memory under backpressure (slow handler, prefetch 64, 1.5 s):`)

@@ -16,7 +16,7 @@
  * @since 0.1.0
  */
 import type { Schedule, Scope } from "effect"
-import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Result, Stream } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Option, References, Result, Stream } from "effect"
 import * as Scope_ from "effect/Scope"
 import { Broker } from "./Broker.ts"
 import type { Envelope, OutgoingMessage } from "./Envelope.ts"
@@ -232,80 +232,86 @@ export const run = <A, E, R>(
         })
     }
 
+    const undecodable = (delivery: Delivery<A>, failure: DecodeError): Effect.Effect<Outcome, DecodeError> => {
+      if (delivery.unknownType !== undefined) {
+        return options.onUnknownType === "ignore"
+          ? Effect.as(settle(delivery, delivery.ack), "ignored" as const)
+          : deadLetter(delivery, { reason: failure.message, errorTag: "UnknownEventType", attempts: delivery.envelope.attempt })
+      }
+      switch (options.onDecodeFailure ?? "dead-letter") {
+        case "skip":
+          return Effect.logWarning(`skipping undecodable ${describeEnvelope(delivery.envelope)}: ${failure.message}`).pipe(
+            Effect.andThen(settle(delivery, delivery.ack)),
+            Effect.as("skipped" as const)
+          )
+        case "fail":
+          return Effect.fail(failure)
+        case "dead-letter":
+          return deadLetter(delivery, { reason: failure.message, errorTag: failure._tag, attempts: delivery.envelope.attempt })
+      }
+    }
+
+    const failed = (delivery: Delivery<A>, cause: Cause.Cause<E | HandlerTimeoutError>, attempts: number) => {
+      if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt
+      const error = Cause.findErrorOption(cause)
+      const total = delivery.envelope.attempt - 1 + attempts
+      return deadLetter(
+        delivery,
+        Option.isSome(error)
+          ? { reason: reasonOf(error.value), errorTag: errorTagOf(error.value), attempts: total }
+          : { reason: `handler defect: ${reasonOf(Cause.squash(cause))}`, errorTag: "Defect", attempts: total }
+      )
+    }
+
+    const runAndSettle = (delivery: Delivery<A>, value: A): Effect.Effect<Outcome, never, R> => {
+      const attempts = { count: 0 }
+      return Effect.flatMap(Effect.exit(runHandler(value, delivery.envelope, attempts)), (exit) => {
+        const retried = attempts.count > 1 ? Metric.update(Telemetry.retried, attempts.count - 1) : Effect.void
+        if (Exit.isFailure(exit)) return Effect.andThen(retried, failed(delivery, exit.cause, attempts.count))
+        const done = Effect.as(settle(delivery, delivery.ack), "handled" as const)
+        return Effect.andThen(retried, ledger === undefined ? done : Effect.andThen(ledger.remember(delivery.envelope.id), done))
+      })
+    }
+
+    // Written without a generator: this is the per-message hot path.
+    const processDelivery = (delivery: Delivery<A>): Effect.Effect<Outcome, DecodeError, R> => {
+      const value = delivery.value
+      if (Result.isFailure(value)) return undecodable(delivery, value.failure)
+      if (ledger === undefined) return runAndSettle(delivery, value.success)
+      return Effect.flatMap(ledger.seen(delivery.envelope.id), (seen) =>
+        seen
+          ? Metric.update(Telemetry.duplicates, 1).pipe(
+            Effect.andThen(settle(delivery, delivery.ack)),
+            Effect.as("duplicate" as const)
+          )
+          : runAndSettle(delivery, value.success))
+    }
+
+    // One consumer span per message, continuing (or linking to) the publisher's trace. Skipped entirely
+    // when tracing is disabled (`References.TracerEnabled`), for throughput-critical consumers.
+    const tracingEnabled = yield* References.TracerEnabled
+    const spanOptions = (delivery: Delivery<A>) => {
+      const upstream = Telemetry.parseTraceparent(delivery.envelope.headers[H.traceparent])
+      const base = {
+        kind: "consumer",
+        attributes: {
+          ...attributes,
+          "messaging.message.id": delivery.envelope.id,
+          "messaging.message.delivery_attempt": delivery.envelope.attempt
+        }
+      } as const
+      return upstream === undefined
+        ? base
+        : options.traceContext === "link"
+        ? { ...base, links: [{ span: upstream, attributes: {} }] }
+        : { ...base, parent: upstream }
+    }
     const handle = (delivery: Delivery<A>): Effect.Effect<Outcome, DecodeError, R> =>
-      Effect.gen(function*() {
-        const value = delivery.value
-        if (Result.isFailure(value)) {
-          if (delivery.unknownType !== undefined) {
-            if (options.onUnknownType === "ignore") {
-              yield* settle(delivery, delivery.ack)
-              return "ignored" as const
-            }
-            return yield* deadLetter(delivery, {
-              reason: value.failure.message,
-              errorTag: "UnknownEventType",
-              attempts: delivery.envelope.attempt
-            })
-          }
-          switch (options.onDecodeFailure ?? "dead-letter") {
-            case "skip": {
-              yield* Effect.logWarning(`skipping undecodable ${describeEnvelope(delivery.envelope)}: ${value.failure.message}`)
-              yield* settle(delivery, delivery.ack)
-              return "skipped" as const
-            }
-            case "fail":
-              return yield* value.failure
-            case "dead-letter":
-              return yield* deadLetter(delivery, {
-                reason: value.failure.message,
-                errorTag: value.failure._tag,
-                attempts: delivery.envelope.attempt
-              })
-          }
-        }
-        if (ledger !== undefined && (yield* ledger.seen(delivery.envelope.id))) {
-          yield* Metric.update(Telemetry.duplicates, 1)
-          yield* settle(delivery, delivery.ack)
-          return "duplicate" as const
-        }
-        const attempts = { count: 0 }
-        const exit = yield* Effect.exit(runHandler(value.success, delivery.envelope, attempts))
-        if (attempts.count > 1) yield* Metric.update(Telemetry.retried, attempts.count - 1)
-        if (Exit.isSuccess(exit)) {
-          if (ledger !== undefined) yield* ledger.remember(delivery.envelope.id)
-          yield* settle(delivery, delivery.ack)
-          return "handled" as const
-        }
-        if (Cause.hasInterruptsOnly(exit.cause)) return yield* Effect.interrupt
-        const error = Cause.findErrorOption(exit.cause)
-        const failure: Failure = Option.isSome(error)
-          ? {
-            reason: reasonOf(error.value),
-            errorTag: errorTagOf(error.value),
-            attempts: delivery.envelope.attempt - 1 + attempts.count
-          }
-          : {
-            reason: `handler defect: ${reasonOf(Cause.squash(exit.cause))}`,
-            errorTag: "Defect",
-            attempts: delivery.envelope.attempt - 1 + attempts.count
-          }
-        return yield* deadLetter(delivery, failure)
-      }).pipe(
-        Effect.withSpan(`${topic.name} process`, () => {
-          const upstream = Telemetry.parseTraceparent(delivery.envelope.headers[H.traceparent])
-          const spanAttributes = {
-            ...attributes,
-            "messaging.message.id": delivery.envelope.id,
-            "messaging.message.delivery_attempt": delivery.envelope.attempt
-          }
-          const base = { kind: "consumer", attributes: spanAttributes } as const
-          return upstream === undefined
-            ? base
-            : options.traceContext === "link"
-            ? { ...base, links: [{ span: upstream, attributes: {} }] }
-            : { ...base, parent: upstream }
-        }, { captureStackTrace: false }), // stack capture dominated the per-message cost in profiles
-        Effect.trackDuration(Telemetry.handlingDuration)
+      Effect.trackDuration(
+        tracingEnabled
+          ? Effect.withSpan(processDelivery(delivery), `${topic.name} process`, { ...spanOptions(delivery), captureStackTrace: false })
+          : processDelivery(delivery),
+        Telemetry.handlingDuration
       )
 
     const laneOf = ordering === "partition"
