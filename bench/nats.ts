@@ -154,14 +154,15 @@ const syJsPublish = (destination: string, n: number, offset: number) =>
 const syJsConsume = (destination: string, n: number, group: string) =>
   Effect.gen(function*() {
     const broker = yield* Broker.Broker
-    const ms = yield* time(Effect.gen(function*() {
+    // Like the raw side: the consumer is created before the clock starts, and closing it is not timed.
+    return yield* Effect.scoped(Effect.gen(function*() {
       const sub = yield* broker.subscribe(destination, { group, prefetch: 1000, startFrom: "earliest" })
-      yield* sub.deliveries.pipe(Stream.take(n), Stream.runForEach((d) => {
+      const ms = yield* time(sub.deliveries.pipe(Stream.take(n), Stream.runForEach((d) => {
         sink += d.envelope.id.length + d.envelope.attempt
         return d.ack
-      }))
-    }).pipe(Effect.scoped))
-    return rate(n, ms)
+      })))
+      return rate(n, ms)
+    }))
   })
 
 const Req = Schema.Struct({ n: Schema.Number })
