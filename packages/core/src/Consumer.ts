@@ -76,6 +76,11 @@ export interface Options<E> {
   readonly onUnknownType?: "dead-letter" | "ignore" | undefined
   /** Skip messages whose id this group already processed. */
   readonly idempotency?: Idempotency.Options | boolean | undefined
+  /**
+   * Restart the subscription when it fails (`SubscribeError`), per this schedule; handlers in flight are
+   * unaffected and unsettled messages come back from the broker. Default: the consumer fails.
+   */
+  readonly restart?: Schedule.Schedule<unknown, SubscribeError | DecodeError> | undefined
   /** Continue the publisher's trace as the parent (default) or link to it. */
   readonly traceContext?: "parent" | "link" | undefined
 }
@@ -340,22 +345,38 @@ export const run = <A, E, R>(
           Stream.runDrain
         )
 
-    // The subscription lives in its own scope so that it outlives the handlers during a drain.
-    const subscriptionScope = yield* Scope_.make()
-    const drain = Effect.gen(function*() {
-      const rawStream = yield* broker.subscribe(topic.name, Subscriber.resolveOptions({
-        group,
-        prefetch,
-        startFrom: options.startFrom
-      })).pipe(Scope_.provide(subscriptionScope))
-      yield* Effect.logDebug(`consumer "${group}" subscribed to ${topic.name}`)
-      const deliveries = rawStream.deliveries.pipe(
-        Stream.map((raw) => Subscriber.decode(topic, raw)),
-        Stream.interruptWhen(Deferred.await(stop))
+    // Each subscription lives in a scope of its own, closed only after the last settlement: during a
+    // drain the channel/consumer that delivered a message is still there to ack it.
+    const subscribeAndProcess = Effect.acquireUseRelease(
+      Scope_.make(),
+      (scope) =>
+        Effect.gen(function*() {
+          const rawStream = yield* broker.subscribe(topic.name, Subscriber.resolveOptions({
+            group,
+            prefetch,
+            startFrom: options.startFrom
+          })).pipe(Scope_.provide(scope))
+          yield* Effect.logDebug(`consumer "${group}" subscribed to ${topic.name}`)
+          const deliveries = rawStream.deliveries.pipe(
+            Stream.map((raw) => Subscriber.decode(topic, raw)),
+            Stream.interruptWhen(Deferred.await(stop))
+          )
+          yield* processAll(deliveries)
+        }),
+      (scope, exit) => Scope_.close(scope, exit)
+    )
+    const supervised = options.restart === undefined
+      ? subscribeAndProcess
+      : subscribeAndProcess.pipe(
+        Effect.tapError((error) =>
+          error._tag === "SubscribeError"
+            ? Effect.logWarning(`consumer "${group}" on ${topic.name}: subscription failed, restarting`, error)
+            : Effect.void
+        ),
+        Effect.retry({ schedule: options.restart, while: (error) => error._tag === "SubscribeError" })
       )
-      yield* processAll(deliveries)
-    })
-    const fiber = yield* Effect.forkIn(drain, subscriptionScope)
+    const subscriptionScope = yield* Scope_.make()
+    const fiber = yield* Effect.forkIn(supervised, subscriptionScope)
     return yield* Fiber.join(fiber).pipe(
       Effect.onInterrupt(() =>
         Effect.gen(function*() {
