@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Config, Effect, Layer, Option, Redacted, Stream } from "effect"
+import { Config, Effect, Layer, Option, Redacted, Semaphore, Stream } from "effect"
 import type { Scope } from "effect"
 import { Broker, Errors } from "@switchyard/core"
 import type { Capabilities, Envelope } from "@switchyard/core"
@@ -98,12 +98,42 @@ export const lagGauge = Subscription.lagGauge
  * ```
  * @since 0.1.0
  */
-export const make: Effect.Effect<Broker.BrokerShape, never, KafkaClient.KafkaClient | KafkaAdmin.KafkaAdmin> = Effect
+export const make: Effect.Effect<
+  Broker.BrokerShape,
+  never,
+  KafkaClient.KafkaClient | KafkaAdmin.KafkaAdmin | Scope.Scope
+> = Effect
   .gen(function*() {
     const client = yield* KafkaClient.KafkaClient
     const admin = yield* KafkaAdmin.KafkaAdmin
     const partitioner = Partitioners.DefaultPartitioner()
-    const { producer, settings } = client
+    const { settings } = client
+
+    // kafkajs rolls an idempotent producer's sequence numbers back when a produce request fails, even when
+    // the broker did write it (a connection lost mid-request, e.g. during a broker restart). The next,
+    // different batch then reuses those sequence numbers, the broker takes it for a duplicate, confirms it
+    // with the earlier batch's offset and never stores it: a confirmed message is lost. So sends go one at a
+    // time (kafkajs already holds one produce request per broker for an idempotent producer), and after a
+    // failed send the producer is replaced (a new producer id starts fresh sequences) before the next one.
+    let producer = client.producer
+    const sendLock = yield* Semaphore.make(1)
+    yield* Effect.addFinalizer(() =>
+      producer === client.producer ? Effect.void : Effect.promise(() => producer.disconnect().catch(() => undefined))
+    )
+    const replaceProducer = Effect.suspend(() => {
+      const fresh = client.newProducer()
+      const old = producer
+      return Effect.tryPromise(() => fresh.connect()).pipe(
+        Effect.andThen(Effect.sync(() => {
+          producer = fresh
+        })),
+        Effect.andThen(old === client.producer ? Effect.void : Effect.promise(() => old.disconnect().catch(() => undefined))),
+        Effect.andThen(Effect.logDebug("kafka producer replaced after a failed send")),
+        Effect.catch((error) =>
+          Effect.logWarning("could not replace the kafka producer; trying again after the next failure", String(error))
+        )
+      )
+    })
 
     const receipts = (
       destination: string,
@@ -146,10 +176,12 @@ export const make: Effect.Effect<Broker.BrokerShape, never, KafkaClient.KafkaCli
         partitions[i] = partition
         return toRecord(message, partition)
       })
-      return Effect.tryPromise({
+      const sendOnce = Effect.tryPromise({
         try: () => producer.send({ topic: destination, messages: records, acks: -1, compression: settings.compression }),
         catch: (cause) => new Errors.PublishError({ destination, reason: String(cause), cause })
-      }).pipe(Effect.map((result) => receipts(destination, messages, partitions, result)))
+      })
+      return (settings.idempotent ? sendLock.withPermits(1)(Effect.tapError(sendOnce, () => replaceProducer)) : sendOnce)
+        .pipe(Effect.map((result) => receipts(destination, messages, partitions, result)))
     }
 
     const publish = (destination: string, messages: ReadonlyArray<Envelope.OutgoingMessage>) =>

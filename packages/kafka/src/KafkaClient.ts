@@ -222,6 +222,8 @@ export const makeKafka = (resolved: ResolvedSettings): Kafka => {
 export class KafkaClient extends Context.Service<KafkaClient, {
   readonly kafka: Kafka
   readonly producer: Producer
+  /** A fresh, unconnected producer with the same settings (to replace one whose idempotence state is unsure). */
+  readonly newProducer: () => Producer
   readonly settings: ResolvedSettings
 }>()("@switchyard/kafka/KafkaClient") {}
 
@@ -240,17 +242,18 @@ export const layer = (settings: KafkaSettings): Layer.Layer<KafkaClient, Errors.
   Layer.effect(
     KafkaClient,
     Effect.gen(function*() {
-      const { kafka, producer, resolved } = yield* Effect.try({
+      const { kafka, newProducer, producer, resolved } = yield* Effect.try({
         try: () => {
           const resolved = resolve(settings)
           const kafka = makeKafka(resolved)
-          const producer = kafka.producer({
-            idempotent: resolved.idempotent,
-            maxInFlightRequests: resolved.idempotent ? 5 : 100,
-            allowAutoTopicCreation: false,
-            createPartitioner: Partitioners.DefaultPartitioner
-          })
-          return { kafka, producer, resolved }
+          const newProducer = () =>
+            kafka.producer({
+              idempotent: resolved.idempotent,
+              maxInFlightRequests: resolved.idempotent ? 5 : 100,
+              allowAutoTopicCreation: false,
+              createPartitioner: Partitioners.DefaultPartitioner
+            })
+          return { kafka, newProducer, producer: newProducer(), resolved }
         },
         catch: (cause) =>
           new Errors.ConnectionError({ broker: settings.brokers.join(","), reason: `invalid settings: ${String(cause)}`, cause })
@@ -263,6 +266,6 @@ export const layer = (settings: KafkaSettings): Layer.Layer<KafkaClient, Errors.
         }),
         () => Effect.promise(() => producer.disconnect().catch(() => undefined))
       )
-      return KafkaClient.of({ kafka, producer, settings: resolved })
+      return KafkaClient.of({ kafka, producer, newProducer, settings: resolved })
     })
   )

@@ -443,7 +443,7 @@ export const suite = (config: Config): void => {
             const total = config.restartMessageCount ?? 10_000
             const destination = yield* fresh("restart")
             const sub = yield* open(destination, "g1", 500)
-            const confirmed = new Set<string>()
+            const confirmed = new Map<string, string>()
             const received = new Set<string>()
             const reader = yield* sub.deliveries.pipe(
               Stream.runForEach((d) => Effect.andThen(d.ack.pipe(Effect.ignore), Effect.sync(() => received.add(d.envelope.id)))),
@@ -455,7 +455,7 @@ export const suite = (config: Config): void => {
                 const message = makeMessage(p * total + i, `k${i % 16}`)
                 return publish(destination, [message]).pipe(
                   Effect.retry(Schedule.spaced("200 millis").pipe(Schedule.upTo({ times: 300 }))),
-                  Effect.tap(() => Effect.sync(() => confirmed.add(message.id))),
+                  Effect.tap((receipts) => Effect.sync(() => confirmed.set(message.id, JSON.stringify(receipts[0]?.coordinates)))),
                   Effect.ignore
                 )
               }), { concurrency: "unbounded" }).pipe(Effect.forkChild)
@@ -465,12 +465,20 @@ export const suite = (config: Config): void => {
             yield* restart
             yield* Fiber.join(publishing)
             yield* Effect.gen(function*() {
-              while ([...confirmed].some((id) => !received.has(id))) yield* Effect.sleep("250 millis")
+              while ([...confirmed.keys()].some((id) => !received.has(id))) yield* Effect.sleep("250 millis")
             }).pipe(Effect.timeout(Duration.seconds(120 * scale)), Effect.ignore)
             yield* Fiber.interrupt(reader)
             assert.isAtLeast(confirmed.size, total * 0.5, "too few publishes were confirmed")
-            const lost = [...confirmed].filter((id) => !received.has(id))
-            assert.strictEqual(lost.length, 0, `${lost.length} confirmed messages were never consumed`)
+            const lost = [...confirmed].filter(([id]) => !received.has(id))
+            const sharing = (at: string) => [...confirmed].filter(([, other]) => other === at).map(([id]) => id)
+            assert.strictEqual(
+              lost.length,
+              0,
+              `${lost.length} confirmed messages were never consumed, e.g. ${
+                lost.slice(0, 5).map(([id, at]) => `${id} at ${at} (receipts at that position: ${sharing(at).join(", ")})`)
+                  .join("; ")
+              }`
+            )
           }), { timeout: 300_000 })
       }
 
