@@ -10,8 +10,7 @@
  * Bounded in count and time (well under 60 s on a 2-core machine).
  */
 import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
-import { Broker } from "@switchyard/core"
-import type { Envelope } from "@switchyard/core"
+import { Broker, Envelope } from "@switchyard/core"
 import { Kafka, logLevel, Partitioners } from "kafkajs"
 import { KafkaAdmin, KafkaBroker } from "@switchyard/kafka"
 import { EmbeddedKafka } from "@switchyard/kafka/testing"
@@ -25,16 +24,7 @@ const payload = new Uint8Array(256).fill(120)
 const suffix = () => `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
 const rss = () => process.memoryUsage().rss / 1024 / 1024
 
-const outgoing = (i: number): Envelope.OutgoingMessage => ({
-  id: `b-${i}`,
-  key: `k-${i % 1024}`,
-  headers: {},
-  timestamp: Date.now(),
-  contentType: "application/octet-stream",
-  payload,
-  correlationId: undefined,
-  causationId: undefined
-})
+const outgoing = (i: number): Envelope.OutgoingMessage => Envelope.outgoing(payload, { id: `b-${i}`, key: `k-${i % 1024}` })
 
 const batches = (n: number) => Array.from({ length: Math.ceil(n / BATCH) }, (_, b) =>
   Array.from({ length: Math.min(BATCH, n - b * BATCH) }, (_, i) => outgoing(b * BATCH + i)))

@@ -17,16 +17,7 @@ const BATCH = 1_000
 const payload = new Uint8Array(256).fill(120)
 const suffix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
 
-const outgoing = (i: number): Envelope.OutgoingMessage => ({
-  id: `b-${suffix}-${i}`,
-  key: undefined,
-  headers: {},
-  timestamp: Date.now(),
-  contentType: "application/octet-stream",
-  payload,
-  correlationId: undefined,
-  causationId: undefined
-})
+const outgoing = (i: number): Envelope.OutgoingMessage => Envelope.outgoing(payload, { id: `b-${suffix}-${i}` })
 const batches = (n: number) =>
   Array.from({ length: Math.ceil(n / BATCH) }, (_, b) =>
     Array.from({ length: Math.min(BATCH, n - b * BATCH) }, (_, i) => outgoing(b * BATCH + i)))
