@@ -10,11 +10,11 @@
  *
  * @since 0.1.0
  */
-import { Config, Effect, Layer, Option, Redacted, Semaphore, Stream } from "effect"
+import { Cause, Config, Deferred, Effect, Exit, Layer, Option, Queue, Redacted, Stream } from "effect"
 import type { Scope } from "effect"
 import { Broker, Errors } from "@switchyard/core"
 import type { Capabilities, Envelope } from "@switchyard/core"
-import { Partitioners, type PartitionMetadata } from "kafkajs"
+import { Partitioners, type PartitionMetadata, type RecordMetadata } from "kafkajs"
 import * as KafkaAdmin from "./KafkaAdmin.ts"
 import * as KafkaClient from "./KafkaClient.ts"
 import { toRecord } from "./internal/codec.ts"
@@ -112,11 +112,11 @@ export const make: Effect.Effect<
     // kafkajs rolls an idempotent producer's sequence numbers back when a produce request fails, even when
     // the broker did write it (a connection lost mid-request, e.g. during a broker restart). The next,
     // different batch then reuses those sequence numbers, the broker takes it for a duplicate, confirms it
-    // with the earlier batch's offset and never stores it: a confirmed message is lost. So sends go one at a
-    // time (kafkajs already holds one produce request per broker for an idempotent producer), and after a
-    // failed send the producer is replaced (a new producer id starts fresh sequences) before the next one.
+    // with the earlier batch's offset and never stores it: a confirmed message is lost. So one sender fiber
+    // sends at a time — coalescing every publish that arrived meanwhile into one `sendBatch`, which keeps
+    // the throughput of pipelined sends — and after a failed send it replaces the producer (a new producer
+    // id starts fresh sequences) before sending anything else.
     let producer = client.producer
-    const sendLock = yield* Semaphore.make(1)
     yield* Effect.addFinalizer(() =>
       producer === client.producer ? Effect.void : Effect.promise(() => producer.disconnect().catch(() => undefined))
     )
@@ -135,54 +135,93 @@ export const make: Effect.Effect<
       )
     })
 
-    const receipts = (
-      destination: string,
-      messages: ReadonlyArray<Envelope.OutgoingMessage>,
-      partitions: ReadonlyArray<number>,
-      metadata: ReadonlyArray<{ partition: number; baseOffset?: string | undefined }>
-    ): ReadonlyArray<Envelope.PublishReceipt> => {
-      const next = new Map<number, number>()
-      for (const m of metadata) {
-        if (m.baseOffset !== undefined) next.set(m.partition, Number(m.baseOffset))
-      }
-      return messages.map((message, i) => {
-        const partition = partitions[i]!
-        const offset = next.get(partition)
-        if (offset !== undefined) next.set(partition, offset + 1)
-        return {
-          id: message.id,
-          coordinates: {
-            destination,
-            lane: String(partition),
-            partition,
-            ...(offset !== undefined ? { offset: String(offset) } : {})
-          }
-        }
-      })
+    interface PendingSend {
+      readonly destination: string
+      readonly messages: ReadonlyArray<Envelope.OutgoingMessage>
+      readonly records: ReadonlyArray<ReturnType<typeof toRecord>>
+      readonly partitions: ReadonlyArray<number>
+      readonly done: Deferred.Deferred<ReadonlyArray<Envelope.PublishReceipt>, Errors.PublishError>
     }
+
+    /** Receipts in send order: each partition's messages take consecutive offsets from its base offset. */
+    const settleSent = (group: ReadonlyArray<PendingSend>, metadata: ReadonlyArray<RecordMetadata>) => {
+      const next = new Map<string, number>()
+      for (const m of metadata) {
+        if (m.baseOffset !== undefined) next.set(`${m.topicName}\u0000${m.partition}`, Number(m.baseOffset))
+      }
+      for (const pending of group) {
+        const receipts = pending.messages.map((message, i): Envelope.PublishReceipt => {
+          const partition = pending.partitions[i]!
+          const slot = `${pending.destination}\u0000${partition}`
+          const offset = next.get(slot)
+          if (offset !== undefined) next.set(slot, offset + 1)
+          return {
+            id: message.id,
+            coordinates: {
+              destination: pending.destination,
+              lane: String(partition),
+              partition,
+              ...(offset !== undefined ? { offset: String(offset) } : {})
+            }
+          }
+        })
+        Deferred.doneUnsafe(pending.done, Exit.succeed(receipts))
+      }
+    }
+
+    const sendGroup = (group: ReadonlyArray<PendingSend>) => {
+      const byTopic = new Map<string, Array<ReturnType<typeof toRecord>>>()
+      for (const pending of group) {
+        const records = byTopic.get(pending.destination)
+        if (records === undefined) byTopic.set(pending.destination, [...pending.records])
+        else records.push(...pending.records)
+      }
+      return Effect.tryPromise(() =>
+        producer.sendBatch({
+          topicMessages: Array.from(byTopic, ([topic, messages]) => ({ topic, messages })),
+          acks: -1,
+          compression: settings.compression
+        })
+      ).pipe(
+        Effect.matchCauseEffect({
+          onSuccess: (metadata) => Effect.sync(() => settleSent(group, metadata)),
+          onFailure: (cause) => {
+            const reason = String(Cause.squash(cause))
+            for (const pending of group) {
+              Deferred.doneUnsafe(
+                pending.done,
+                Exit.fail(new Errors.PublishError({ destination: pending.destination, reason, cause: Cause.squash(cause) }))
+              )
+            }
+            return settings.idempotent ? replaceProducer : Effect.void
+          }
+        })
+      )
+    }
+
+    const pendingSends = yield* Queue.unbounded<PendingSend>()
+    yield* Queue.takeAll(pendingSends).pipe(Effect.flatMap(sendGroup), Effect.forever, Effect.forkScoped)
 
     const send = (
       destination: string,
       messages: ReadonlyArray<Envelope.OutgoingMessage>,
       metadata: ReadonlyArray<PartitionMetadata>
-    ) => {
-      const partitions = new Array<number>(messages.length)
-      const records = messages.map((message, i) => {
-        const partition = partitioner({
-          topic: destination,
-          partitionMetadata: metadata as Array<PartitionMetadata>,
-          message: { key: message.key ?? null, value: null }
+    ) =>
+      Effect.suspend(() => {
+        const partitions = new Array<number>(messages.length)
+        const records = messages.map((message, i) => {
+          const partition = partitioner({
+            topic: destination,
+            partitionMetadata: metadata as Array<PartitionMetadata>,
+            message: { key: message.key ?? null, value: null }
+          })
+          partitions[i] = partition
+          return toRecord(message, partition)
         })
-        partitions[i] = partition
-        return toRecord(message, partition)
+        const done = Deferred.makeUnsafe<ReadonlyArray<Envelope.PublishReceipt>, Errors.PublishError>()
+        Queue.offerUnsafe(pendingSends, { destination, messages, records, partitions, done })
+        return Deferred.await(done)
       })
-      const sendOnce = Effect.tryPromise({
-        try: () => producer.send({ topic: destination, messages: records, acks: -1, compression: settings.compression }),
-        catch: (cause) => new Errors.PublishError({ destination, reason: String(cause), cause })
-      })
-      return (settings.idempotent ? sendLock.withPermits(1)(Effect.tapError(sendOnce, () => replaceProducer)) : sendOnce)
-        .pipe(Effect.map((result) => receipts(destination, messages, partitions, result)))
-    }
 
     const publish = (destination: string, messages: ReadonlyArray<Envelope.OutgoingMessage>) =>
       messages.length === 0
