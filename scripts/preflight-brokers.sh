@@ -23,12 +23,11 @@ ensure() { # name port start-command...
   fi
 }
 
+# A RabbitMQ node can be up with its app stopped (e.g. after an interrupted restart test): start_app first.
+start_rabbitmq() { rabbitmqctl -q start_app 2>/dev/null || rabbitmq-server -detached; }
+
 status=0
-ensure RabbitMQ 5672 rabbitmq-server -detached || status=1
-# rabbitmq-server -detached returns before the node accepts AMQP; make sure its app is running too.
-if command -v rabbitmqctl >/dev/null 2>&1 && reachable 5672; then :; elif command -v rabbitmqctl >/dev/null 2>&1; then
-  rabbitmqctl start_app >/dev/null 2>&1 || true
-fi
+ensure RabbitMQ 5672 start_rabbitmq || status=1
 ensure NATS 4222 start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
   -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log || status=1
 exit $status
