@@ -86,7 +86,7 @@ export interface Options<E> {
 }
 
 /** How a delivery ended, for tests and logs. @since 0.1.0 */
-export type Outcome = "handled" | "duplicate" | "dead-lettered" | "skipped" | "ignored" | "nacked" | "abandoned"
+export type Outcome = "handled" | "duplicate" | "dead-lettered" | "skipped" | "ignored" | "nacked"
 
 interface Failure {
   readonly reason: string
