@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Deferred, Duration, Effect, Exit, Layer, Stream } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Exit, identity, Layer, Stream } from "effect"
 import * as Cause from "effect/Cause"
 import * as Broker from "./Broker.ts"
 import type { Capabilities } from "./Capabilities.ts"
@@ -415,10 +415,34 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
  * ```
  * @since 0.1.0
  */
-export const layer = (options: Options = {}): Layer.Layer<Broker.Broker | MemoryBroker> =>
+export const layer = (options: Options = {}): Layer.Layer<Broker.Broker | MemoryBroker> => layerWrapped(identity, options)
+
+/**
+ * The in-memory broker with its `Broker` service wrapped: fault injection and recording for tests (a failing
+ * dead-letter publish, a subscription that drops, publish calls counted). The inspection service sees the
+ * real broker underneath.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Errors, MemoryBroker } from "@switchyard/core"
+ * const noDeadLetters = MemoryBroker.layerWrapped((broker) => ({
+ *   ...broker,
+ *   publish: (destination, messages) =>
+ *     destination.endsWith(".dlq")
+ *       ? Effect.fail(new Errors.PublishError({ destination, reason: "down" }))
+ *       : broker.publish(destination, messages)
+ * }))
+ * ```
+ * @since 0.1.0
+ */
+export const layerWrapped = (
+  wrap: (broker: Broker.BrokerShape, inspect: MemoryBrokerShape) => Broker.BrokerShape,
+  options: Options = {}
+): Layer.Layer<Broker.Broker | MemoryBroker> =>
   Layer.effectContext(
     Effect.sync(() => {
       const { broker, inspect } = make(options)
-      return Context.make(Broker.Broker, broker).pipe(Context.add(MemoryBroker, inspect))
+      return Context.make(Broker.Broker, wrap(broker, inspect)).pipe(Context.add(MemoryBroker, inspect))
     })
   )

@@ -16,11 +16,11 @@
  *   its behaviour dictates), the group has no lag and nothing in flight, handled ≥ published − dead.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Data, Effect, Fiber, Layer, References, Schedule, Schema, Stream } from "effect"
+import { Data, Effect, Fiber, References, Schedule, Schema, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 import type { Envelope as EnvelopeModule } from "@switchyard/core"
-import { Broker, Consumer, Headers as H, MemoryBroker, Publisher, Subscriber, Switchyard, Topic } from "@switchyard/core"
+import { Consumer, Headers as H, MemoryBroker, Publisher, Subscriber, Switchyard, Topic } from "@switchyard/core"
 import { TestKit } from "@switchyard/core/testing"
 
 const Behaviour = Schema.Literals(["ok", "transient", "permanent", "defect", "hang"])
@@ -107,34 +107,28 @@ interface World {
  * completed for this delivery, or the message was dead-lettered".
  */
 const stack = (world: World) =>
-  Switchyard.on(
-    Layer.effectContext(
-      Effect.sync(() => {
-        const { broker, inspect } = MemoryBroker.make({ partitions: 4 })
-        const checkAck = (envelope: Envelope) =>
-          Effect.flatMap(inspect.deadLetters(TOPIC), (dead) =>
-            Effect.sync(() => {
-              world.acks++
-              const completed = world.completedDeliveries.has(`${envelope.id}#${envelope.attempt}`)
-              const deadLettered = dead.some((d) => d.headers[H.deadLetterOriginalId] === envelope.id)
-              if (!completed && !deadLettered) {
-                world.ackViolations.push(`${envelope.id} (delivery ${envelope.attempt}) acked without completion or DLQ`)
-              }
-            }))
-        const wrapped: Broker.BrokerShape = {
-          ...broker,
-          subscribe: (destination, options) =>
-            Effect.map(broker.subscribe(destination, options), (subscription) => ({
-              deliveries: Stream.map(subscription.deliveries, (raw) => ({
-                ...raw,
-                ack: destination === TOPIC ? Effect.andThen(checkAck(raw.envelope), raw.ack) : raw.ack
-              }))
-            }))
-        }
-        return Context.make(Broker.Broker, wrapped).pipe(Context.add(MemoryBroker.MemoryBroker, inspect))
-      })
-    )
-  )
+  Switchyard.on(MemoryBroker.layerWrapped((broker, inspect) => {
+    const checkAck = (envelope: Envelope) =>
+      Effect.flatMap(inspect.deadLetters(TOPIC), (dead) =>
+        Effect.sync(() => {
+          world.acks++
+          const completed = world.completedDeliveries.has(`${envelope.id}#${envelope.attempt}`)
+          const deadLettered = dead.some((d) => d.headers[H.deadLetterOriginalId] === envelope.id)
+          if (!completed && !deadLettered) {
+            world.ackViolations.push(`${envelope.id} (delivery ${envelope.attempt}) acked without completion or DLQ`)
+          }
+        }))
+    return {
+      ...broker,
+      subscribe: (destination, options) =>
+        Effect.map(broker.subscribe(destination, options), (subscription) => ({
+          deliveries: Stream.map(subscription.deliveries, (raw) => ({
+            ...raw,
+            ack: destination === TOPIC ? Effect.andThen(checkAck(raw.envelope), raw.ack) : raw.ack
+          }))
+        }))
+    }
+  }, { partitions: 4 }))
 
 /** The dead-letter error tag each failing behaviour must produce (undefined: must be handled). */
 const expectedTag: Record<Behaviour, string | undefined> = {

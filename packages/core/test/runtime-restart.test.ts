@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Broker, Consumer, Errors, MemoryBroker, Publisher, Switchyard, Topic } from "@switchyard/core"
+import { Consumer, Errors, MemoryBroker, Publisher, Switchyard, Topic } from "@switchyard/core"
 import { TestKit } from "@switchyard/core/testing"
 import { Effect, Exit, Fiber, Layer, Schedule, Schema, Stream } from "effect"
 
@@ -7,26 +7,22 @@ const Item = Schema.Struct({ n: Schema.Number })
 const items = Topic.make("flaky", Item)
 
 /** The in-memory broker, except that its first subscription fails after two deliveries (a lost connection). */
-const flakyBroker = Layer.effect(
-  Broker.Broker,
-  Effect.gen(function*() {
-    const { broker } = MemoryBroker.make({ partitions: 1 })
-    let subscriptions = 0
-    return Broker.Broker.of({
-      ...broker,
-      subscribe: (destination, options) =>
-        Effect.map(broker.subscribe(destination, options), (subscription) =>
-          ++subscriptions === 1
-            ? {
-              deliveries: Stream.concat(
-                Stream.take(subscription.deliveries, 2),
-                Stream.fail(new Errors.SubscribeError({ destination, reason: "connection lost" }))
-              )
-            }
-            : subscription)
-    })
-  })
-)
+const flakyBroker = Layer.suspend(() => {
+  let subscriptions = 0
+  return MemoryBroker.layerWrapped((broker) => ({
+    ...broker,
+    subscribe: (destination, options) =>
+      Effect.map(broker.subscribe(destination, options), (subscription) =>
+        ++subscriptions === 1
+          ? {
+            deliveries: Stream.concat(
+              Stream.take(subscription.deliveries, 2),
+              Stream.fail(new Errors.SubscribeError({ destination, reason: "connection lost" }))
+            )
+          }
+          : subscription)
+  }), { partitions: 1 })
+})
 
 const stack = Switchyard.on(flakyBroker)
 

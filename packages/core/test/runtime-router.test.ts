@@ -3,8 +3,8 @@
  * size and by time, and graceful drain of the consumer on interruption.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Clock, Context, Duration, Effect, Exit, Fiber, Layer, Queue, References, Schema, Scope, Stream } from "effect"
-import { Broker, Consumer, Headers as H, MemoryBroker, Publisher, Router, Switchyard, Topic } from "@switchyard/core"
+import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Queue, References, Schema, Scope, Stream } from "effect"
+import { Consumer, Headers as H, MemoryBroker, Publisher, Router, Switchyard, Topic } from "@switchyard/core"
 import { TestKit } from "@switchyard/core/testing"
 
 /** A publish call seen by the broker. */
@@ -16,22 +16,14 @@ interface PublishCall {
 
 /** The in-memory stack with the broker's `publish` calls recorded, and quiet logs. */
 const recording = (calls: Array<PublishCall>) =>
-  Switchyard.on(
-    Layer.effectContext(
-      Effect.sync(() => {
-        const { broker, inspect } = MemoryBroker.make({ partitions: 4 })
-        const wrapped: Broker.BrokerShape = {
-          ...broker,
-          publish: (destination, messages) =>
-            Effect.flatMap(Clock.currentTimeMillis, (at) => {
-              calls.push({ destination, size: messages.length, at })
-              return broker.publish(destination, messages)
-            })
-        }
-        return Context.make(Broker.Broker, wrapped).pipe(Context.add(MemoryBroker.MemoryBroker, inspect))
+  Switchyard.on(MemoryBroker.layerWrapped((broker) => ({
+    ...broker,
+    publish: (destination, messages) =>
+      Effect.flatMap(Clock.currentTimeMillis, (at) => {
+        calls.push({ destination, size: messages.length, at })
+        return broker.publish(destination, messages)
       })
-    )
-  )
+  }), { partitions: 4 }))
 
 const withStack = (calls: Array<PublishCall> = []) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
   self.pipe(Effect.provide(recording(calls)), Effect.provideService(References.MinimumLogLevel, "Error"))

@@ -7,8 +7,8 @@
  * - `onUnknownType` governs unknown event types whatever `onDecodeFailure` says.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Context, Data, Effect, Fiber, Layer, References, Schema, Stream } from "effect"
-import { Broker, Consumer, Errors, Headers as H, MemoryBroker, Publisher, Router, Subscriber, Switchyard, Topic } from "@switchyard/core"
+import { Clock, Data, Effect, Fiber, References, Schema, Stream } from "effect"
+import { Consumer, Errors, Headers as H, MemoryBroker, Publisher, Router, Subscriber, Switchyard, Topic } from "@switchyard/core"
 import { TestKit } from "@switchyard/core/testing"
 
 const quiet = <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.provideService(self, References.MinimumLogLevel, "None")
@@ -101,26 +101,18 @@ describe("failure paths of the consumer", () => {
   it.effect("a failing dead-letter publish is never acked: nacked, redelivered ≥ 1s later, parked once the DLQ works", () => {
     let dlqFailuresLeft = 2
     const dlqAttempts: Array<number> = []
-    const flakyDlq = Switchyard.on(
-      Layer.effectContext(
-        Effect.sync(() => {
-          const { broker, inspect } = MemoryBroker.make({ partitions: 4 })
-          const wrapped: Broker.BrokerShape = {
-            ...broker,
-            publish: (destination, messages) =>
-              destination !== "items.dlq"
-                ? broker.publish(destination, messages)
-                : Effect.flatMap(Clock.currentTimeMillis, (now) => {
-                  dlqAttempts.push(now)
-                  return dlqFailuresLeft-- > 0
-                    ? Effect.fail(new Errors.PublishError({ destination, reason: "dlq unavailable" }))
-                    : broker.publish(destination, messages)
-                })
-          }
-          return Context.make(Broker.Broker, wrapped).pipe(Context.add(MemoryBroker.MemoryBroker, inspect))
-        })
-      )
-    )
+    const flakyDlq = Switchyard.on(MemoryBroker.layerWrapped((broker) => ({
+      ...broker,
+      publish: (destination, messages) =>
+        destination !== "items.dlq"
+          ? broker.publish(destination, messages)
+          : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            dlqAttempts.push(now)
+            return dlqFailuresLeft-- > 0
+              ? Effect.fail(new Errors.PublishError({ destination, reason: "dlq unavailable" }))
+              : broker.publish(destination, messages)
+          })
+    }), { partitions: 4 }))
     return Effect.gen(function*() {
       const inspect = yield* MemoryBroker.MemoryBroker
       const deliveries: Array<number> = []
