@@ -23,7 +23,7 @@ import {
 import { nanos, NoRespondersError } from "@nats-io/transport-node"
 import type { Envelope } from "@switchyard/core"
 import { Broker, Capabilities, Errors } from "@switchyard/core"
-import { Cause, Context, Duration, Effect, Layer, Queue, Schedule, Scope, Stream } from "effect"
+import { Cause, Context, Duration, Effect, Layer, Queue, Schedule, Scheduler, Scope, Stream } from "effect"
 import { fromMessage, reason, sanitizeName, toHeaders } from "./internal/envelope.ts"
 import { NatsConnection } from "./NatsConnection.ts"
 
@@ -260,21 +260,21 @@ const streamMissing = (cause: unknown): boolean =>
 
 interface DeliveryContext {
   readonly destination: string
-  /** Unsettled deliveries and when the server last heard about each one. */
-  readonly inflight: Map<JsMsg, number>
+  /** Unsettled deliveries; each remembers when the server last heard about it. */
+  readonly inflight: Set<Delivery>
 }
 
-const settle = (self: Delivery, f: (m: JsMsg) => void): Effect.Effect<void, Errors.AckError> =>
-  Effect.try({
-    try: () => {
-      if (self.context.inflight.delete(self.message)) f(self.message)
-    },
-    catch: (cause) => new Errors.AckError({ destination: self.context.destination, reason: reason(cause), cause })
-  })
+/** What a settlement tells the server. */
+type Settlement = "ack" | "nak" | "term" | "working"
 
-/** One object per message; the settlement effects are built only when asked for. */
+/**
+ * One object per message. Settlement effects are built only when asked for and allocate a single
+ * thunk: this is the per-message hot path, so no `Effect.try` option objects and no named closures.
+ */
 class Delivery implements JetStreamDelivery {
   #envelope: Envelope.Envelope | undefined
+  /** When the server last heard about this delivery (arrival or `working()`), in epoch ms. */
+  heardAt = Date.now()
   constructor(readonly message: JsMsg, readonly context: DeliveryContext) {}
   get envelope(): Envelope.Envelope {
     if (this.#envelope === undefined) {
@@ -287,32 +287,52 @@ class Delivery implements JetStreamDelivery {
     return this.#envelope
   }
   get ack(): Effect.Effect<void, Errors.AckError> {
-    return settle(this, ackMessage)
+    return Effect.suspend(() => this.settle("ack", undefined))
   }
   // Getters returning closures: safe to pass around unbound, allocated only when used.
   get nack(): (options?: Broker.NackOptions) => Effect.Effect<void, Errors.AckError> {
-    return (options) => {
-      const delay = options?.delay === undefined ? undefined : Duration.toMillis(options.delay)
-      return settle(this, (m) => m.nak(delay))
-    }
+    return (options) =>
+      Effect.suspend(() =>
+        this.settle("nak", options?.delay === undefined ? undefined : Duration.toMillis(options.delay))
+      )
   }
   get term(): (reason?: string) => Effect.Effect<void, Errors.AckError> {
-    return (why) => settle(this, (m) => m.term(why))
+    return (why) => Effect.suspend(() => this.settle("term", why))
   }
   get working(): Effect.Effect<void, Errors.AckError> {
-    return Effect.try({
-      try: () => {
-        if (this.context.inflight.has(this.message)) {
-          this.context.inflight.set(this.message, Date.now())
+    return Effect.suspend(() => this.settle("working", undefined))
+  }
+  /** Sends the settlement if this delivery is still unsettled; only the first final settlement counts. */
+  settle(kind: Settlement, arg: number | string | undefined): Effect.Effect<void, Errors.AckError> {
+    const inflight = this.context.inflight
+    if (!inflight.has(this)) return Effect.void
+    try {
+      switch (kind) {
+        case "ack":
+          inflight.delete(this)
+          this.message.ack()
+          break
+        case "nak":
+          inflight.delete(this)
+          this.message.nak(typeof arg === "number" ? arg : undefined)
+          break
+        case "term":
+          inflight.delete(this)
+          this.message.term(typeof arg === "string" ? arg : undefined)
+          break
+        case "working":
+          this.heardAt = Date.now()
           this.message.working()
-        }
-      },
-      catch: (cause) => new Errors.AckError({ destination: this.context.destination, reason: reason(cause), cause })
-    })
+      }
+      return Effect.void
+    } catch (cause) {
+      return Effect.fail(new Errors.AckError({ destination: this.context.destination, reason: reason(cause), cause }))
+    }
   }
 }
 
-const ackMessage = (m: JsMsg) => m.ack()
+/** Dispatches a delivery queue's wake-ups as microtasks (see `subscribe`). */
+const wakeInSameTick = new Scheduler.MixedScheduler("sync")
 const closeRedeliveryDelayMillis = 250
 const closeSettleMillis = 50
 
@@ -497,8 +517,12 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       )
       const consumer = client.consumers.getConsumerFromInfo(info)
       const ackWaitMillis = Duration.toMillis(settings.ackWait ?? "30 seconds")
-      const queue = yield* Queue.unbounded<Broker.RawDelivery, Errors.SubscribeError | Cause.Done>()
-      const inflight = new Map<JsMsg, number>()
+      const queue = yield* Queue.unbounded<Broker.RawDelivery, Errors.SubscribeError | Cause.Done>().pipe(
+        // Wake the consumer in the microtask after nats.js's socket read, not in a later event-loop phase:
+        // otherwise libuv's back-to-back reads fill the whole ack window before the first ack goes out.
+        Effect.provideService(Scheduler.Scheduler, wakeInSameTick)
+      )
+      const inflight = new Set<Delivery>()
       const closing = { value: false }
       const context: DeliveryContext = { destination, inflight }
       const messages = yield* Effect.acquireRelease(
@@ -516,8 +540,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
                   }
                   return
                 }
-                inflight.set(m, Date.now())
-                Queue.offerUnsafe(queue, new Delivery(m, context))
+                const delivery = new Delivery(m, context)
+                inflight.add(delivery)
+                Queue.offerUnsafe(queue, delivery)
               }
             }),
           catch: (cause) => new Errors.SubscribeError({ destination, reason: reason(cause), cause })
@@ -528,9 +553,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
             // pending pull request. So first hand back everything held (and anything still arriving)
             // with a short delay, let in-transit messages arrive, and only then close the pull.
             closing.value = true
-            for (const m of inflight.keys()) {
+            for (const d of inflight) {
               try {
-                m.nak(closeRedeliveryDelayMillis)
+                d.message.nak(closeRedeliveryDelayMillis)
               } catch {
                 // connection gone: the server redelivers after ack-wait
               }
@@ -573,11 +598,11 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         const every = Math.max(50, Math.floor(ackWaitMillis / 2))
         yield* Effect.sync(() => {
           const now = Date.now()
-          for (const [m, last] of inflight) {
-            if (now - last >= every / 2) {
-              inflight.set(m, now)
+          for (const d of inflight) {
+            if (now - d.heardAt >= every / 2) {
+              d.heardAt = now
               try {
-                m.working()
+                d.message.working()
               } catch {
                 // disconnected: nats.js cannot send now; the next tick retries
               }

@@ -52,6 +52,9 @@ export const toHeaders = (message: Envelope.OutgoingMessage): MsgHdrs => {
   return h
 }
 
+/** Shared by every envelope without user headers (envelopes are immutable). */
+const noHeaders: Headers.Headers = Object.freeze({})
+
 /** Reads an envelope back from a delivered message, in one pass over the headers. */
 export const fromMessage = (
   data: Uint8Array,
@@ -66,7 +69,7 @@ export const fromMessage = (
   let contentType = "application/octet-stream"
   let correlationId: string | undefined
   let causationId: string | undefined
-  const user: Record<string, string> = {}
+  let user: Record<string, string> | undefined
   if (h !== undefined) {
     for (const [name, values] of h) {
       const raw = values[values.length - 1]
@@ -95,6 +98,7 @@ export const fromMessage = (
           causationId = value
           break
         default:
+          if (user === undefined) user = {}
           user[name] = value
       }
     }
@@ -102,7 +106,7 @@ export const fromMessage = (
   return {
     id: id === "" ? natsId : id,
     key,
-    headers: user as Headers.Headers,
+    headers: user === undefined ? noHeaders : user as Headers.Headers,
     timestamp,
     contentType,
     payload: data,
