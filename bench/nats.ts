@@ -1,20 +1,40 @@
 /**
  * NATS benchmark: Switchyard's adapter vs raw nats.js, same server, same run.
  *   ./switchyard pnpm exec tsx bench/nats.ts            (NATS_URL to point elsewhere)
- * Cases: core publish→subscribe, JetStream publish (PubAck), JetStream consume+ack, request-reply latency.
+ * Cases: core publish→subscribe, JetStream publish (PubAck), JetStream consume+ack (read the metadata and the
+ * payload bytes, ack), JetStream consume+decode+ack (the same plus JSON + Schema decoding of the payload: the
+ * typed `Subscriber` against raw nats.js calling the same Schema decoder), request-reply latency.
  */
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { connect, headers, type NatsConnection as Raw } from "@nats-io/transport-node"
-import { Broker, Envelope } from "@switchyard/core"
+import { Broker, Envelope, Subscriber, Topic } from "@switchyard/core"
 import { NatsBroker, NatsConnection, NatsRpc } from "@switchyard/nats"
-import { Duration, Effect, Schema, Stream } from "effect"
+import { Duration, Effect, Layer, Result, Schema, Stream } from "effect"
 
 const url = process.env["NATS_URL"] ?? "nats://127.0.0.1:4222"
 const CORE_N = Number(process.env["BENCH_CORE_N"] ?? 100_000)
 const JS_N = Number(process.env["BENCH_JS_N"] ?? 20_000)
 const RPC_N = Number(process.env["BENCH_RPC_N"] ?? 2_000)
 const BATCH = 1_000
-const payload = new Uint8Array(256).fill(120)
+// A 256-byte JSON order: what the decode case decodes (the other cases only carry it).
+const Order = Schema.Struct({
+  orderId: Schema.String,
+  customer: Schema.String,
+  items: Schema.Array(Schema.Struct({ sku: Schema.String, quantity: Schema.Number, price: Schema.Number })),
+  total: Schema.Number,
+  note: Schema.String
+})
+const orderJson = (note: string) =>
+  JSON.stringify({
+    orderId: "o-000123",
+    customer: "c-4711",
+    items: [{ sku: "sku-1", quantity: 2, price: 9.5 }, { sku: "sku-2", quantity: 1, price: 23 }],
+    total: 42,
+    note
+  })
+const payload = new TextEncoder().encode(orderJson("x".repeat(256 - orderJson("").length)))
+const decodeOrder = Schema.decodeUnknownResult(Order)
+const textDecoder = new TextDecoder()
 const suffix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
 
 const outgoing = (i: number): Envelope.OutgoingMessage => Envelope.outgoing(payload, { id: `b-${suffix}-${i}` })
@@ -26,7 +46,7 @@ const rate = (n: number, ms: number) => Math.round(n / (ms / 1000))
 const results: Array<{ case: string; raw: number; switchyard: number; unit: string }> = []
 const record = (name: string, raw: number, switchyard: number, unit = "msg/s") => {
   results.push({ case: name, raw, switchyard, unit })
-  console.log(`${name.padEnd(28)} raw ${String(raw).padStart(8)} ${unit}   switchyard ${String(switchyard).padStart(8)} ${unit}   ratio ${(switchyard / raw).toFixed(2)}`)
+  console.log(`${name.padEnd(30)} raw ${String(raw).padStart(8)} ${unit}   switchyard ${String(switchyard).padStart(8)} ${unit}   ratio ${(switchyard / raw).toFixed(2)}`)
 }
 const percentile = (xs: Array<number>, p: number) => {
   const s = [...xs].sort((a, b) => a - b)
@@ -79,7 +99,7 @@ const rawJsPublish = async (nc: Raw, stream: string, subject: string, n: number,
   return rate(n, performance.now() - t0)
 }
 
-const rawJsConsume = async (nc: Raw, stream: string, n: number, durable: string) => {
+const rawJsConsume = async (nc: Raw, stream: string, n: number, durable: string, decode: boolean) => {
   const jsm = await jetstreamManager(nc)
   const js = jetstream(nc)
   const ci = await jsm.consumers.add(stream, { durable_name: durable, ack_policy: AckPolicy.Explicit, max_ack_pending: 1000 })
@@ -89,7 +109,11 @@ const rawJsConsume = async (nc: Raw, stream: string, n: number, durable: string)
   const finished = new Promise<void>((r) => (done = r))
   const t0 = performance.now()
   const messages = await consumer.consume({ max_messages: 1000, callback: (m) => {
-    sink += (m.headers?.get("x-switchyard-id").length ?? 0) + m.info.deliveryCount
+    sink += (m.headers?.get("x-switchyard-id").length ?? 0) + m.info.deliveryCount + m.data.length
+    if (decode) {
+      const order = decodeOrder(JSON.parse(textDecoder.decode(m.data)))
+      if (Result.isSuccess(order)) sink += order.success.items.length
+    }
     m.ack()
     if (++got === n) done()
   } })
@@ -149,7 +173,22 @@ const syJsConsume = (destination: string, n: number, group: string) =>
     return yield* Effect.scoped(Effect.gen(function*() {
       const sub = yield* broker.subscribe(destination, { group, prefetch: 1000, startFrom: "earliest" })
       const ms = yield* time(sub.deliveries.pipe(Stream.take(n), Stream.runForEach((d) => {
-        sink += d.envelope.id.length + d.envelope.attempt
+        sink += d.envelope.id.length + d.envelope.attempt + d.envelope.payload.length
+        return d.ack
+      })))
+      return rate(n, ms)
+    }))
+  })
+
+const syJsConsumeDecoded = (destination: string, n: number, group: string) =>
+  Effect.gen(function*() {
+    const subscriber = yield* Subscriber.Subscriber
+    const orders = Topic.make(destination, Order)
+    return yield* Effect.scoped(Effect.gen(function*() {
+      const deliveries = yield* subscriber.open(orders, { group, prefetch: 1000, startFrom: "earliest" })
+      const ms = yield* time(deliveries.pipe(Stream.take(n), Stream.runForEach((d) => {
+        sink += d.envelope.id.length + d.envelope.attempt + d.envelope.payload.length
+        if (Result.isSuccess(d.value)) sink += d.value.success.items.length
         return d.ack
       })))
       return rate(n, ms)
@@ -207,10 +246,17 @@ const main = Effect.gen(function*() {
   record("JetStream publish (PubAck)", pubRaw, pubSy)
   const consumeN = 3 * third
   for (const r of rounds) {
-    conRaw = Math.max(conRaw, yield* Effect.promise(() => rawJsConsume(nc, rawStream, consumeN, `raw${r}`)))
+    conRaw = Math.max(conRaw, yield* Effect.promise(() => rawJsConsume(nc, rawStream, consumeN, `raw${r}`, false)))
     conSy = Math.max(conSy, yield* syJsConsume(syDestination, consumeN, `sy${r}`).pipe(Effect.provide(js)))
   }
   record("JetStream consume+ack", conRaw, conSy)
+  let decRaw = 0
+  let decSy = 0
+  for (const r of rounds) {
+    decRaw = Math.max(decRaw, yield* Effect.promise(() => rawJsConsume(nc, rawStream, consumeN, `rawdec${r}`, true)))
+    decSy = Math.max(decSy, yield* syJsConsumeDecoded(syDestination, consumeN, `sydec${r}`).pipe(Effect.provide(typed)))
+  }
+  record("JetStream consume+decode+ack", decRaw, decSy)
   const rawLat = yield* Effect.promise(() => rawRpc(nc, RPC_N))
   const syLat = yield* syRpc(RPC_N).pipe(Effect.provide(conn))
   const fmt = (x: number) => Number(x.toFixed(3))
@@ -226,6 +272,7 @@ const main = Effect.gen(function*() {
 const conn = NatsConnection.layer({ servers: url, name: "bench-switchyard" })
 const core = NatsBroker.layerCore({ connection: { servers: url, name: "bench-switchyard-core" } })
 const js = NatsBroker.layer({ connection: { servers: url, name: "bench-switchyard-js" }, defaultStream: { storage: "memory" } })
+const typed = Subscriber.layer.pipe(Layer.provideMerge(js))
 
 Effect.runPromise(main.pipe(Effect.scoped, Effect.timeout("90 seconds"))).catch((e) => {
   console.error(e)

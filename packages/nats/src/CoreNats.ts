@@ -8,6 +8,7 @@ import type { Msg } from "@nats-io/transport-node"
 import type { Envelope } from "@switchyard/core"
 import { Broker, Capabilities, Errors } from "@switchyard/core"
 import { Cause, Effect, Layer, Queue, Stream } from "effect"
+import { makeDeliveryQueue } from "./internal/deliveryQueue.ts"
 import { fromMessage, reason, toHeaders } from "./internal/envelope.ts"
 import { NatsConnection } from "./NatsConnection.ts"
 
@@ -36,7 +37,7 @@ class CoreDelivery implements Broker.RawDelivery {
   constructor(readonly message: Msg) {}
   get envelope(): Envelope.Envelope {
     if (this.#envelope === undefined) {
-      this.#envelope = fromMessage(this.message.data, this.message.headers, 1, { destination: this.message.subject })
+      this.#envelope = fromMessage(this.message, 1, { destination: this.message.subject })
     }
     return this.#envelope
   }
@@ -82,7 +83,7 @@ export const make: Effect.Effect<Broker.BrokerShape, never, NatsConnection> = Ef
 
   const subscribe = (destination: string, options: Broker.SubscribeOptions) =>
     Effect.gen(function*() {
-      const queue = yield* Queue.unbounded<Broker.RawDelivery, Errors.SubscribeError | Cause.Done>()
+      const queue = yield* makeDeliveryQueue<CoreDelivery>()
       const onMessage = (err: Error | null, msg: Msg) => {
         if (err !== null) {
           Queue.failCauseUnsafe(queue, Cause.fail(new Errors.SubscribeError({ destination, reason: reason(err) })))

@@ -23,7 +23,8 @@ import {
 import { nanos, NoRespondersError } from "@nats-io/transport-node"
 import type { Envelope } from "@switchyard/core"
 import { Broker, Capabilities, Errors } from "@switchyard/core"
-import { Cause, Context, Duration, Effect, Layer, Queue, Schedule, Scheduler, Scope, Stream } from "effect"
+import { Cause, Context, Duration, Effect, Layer, Queue, Schedule, Scope, Stream } from "effect"
+import { makeDeliveryQueue } from "./internal/deliveryQueue.ts"
 import { fromMessage, reason, sanitizeName, toHeaders } from "./internal/envelope.ts"
 import { NatsConnection } from "./NatsConnection.ts"
 
@@ -262,6 +263,8 @@ interface DeliveryContext {
   readonly destination: string
   /** Unsettled deliveries; each remembers when the server last heard about it. */
   readonly inflight: Set<Delivery>
+  /** The heartbeat's tick count: a clock that costs nothing to read per message. */
+  tick: number
 }
 
 /** What a settlement tells the server. */
@@ -273,13 +276,15 @@ type Settlement = "ack" | "nak" | "term" | "working"
  */
 class Delivery implements JetStreamDelivery {
   #envelope: Envelope.Envelope | undefined
-  /** When the server last heard about this delivery (arrival or `working()`), in epoch ms. */
-  heardAt = Date.now()
-  constructor(readonly message: JsMsg, readonly context: DeliveryContext) {}
+  /** The heartbeat tick at which the server last heard about this delivery (arrival or `working()`). */
+  heardAt: number
+  constructor(readonly message: JsMsg, readonly context: DeliveryContext) {
+    this.heardAt = context.tick
+  }
   get envelope(): Envelope.Envelope {
     if (this.#envelope === undefined) {
       const m = this.message
-      this.#envelope = fromMessage(m.data, m.headers, m.info.deliveryCount, {
+      this.#envelope = fromMessage(m, m.info.deliveryCount, {
         destination: this.context.destination,
         sequence: m.seq
       })
@@ -321,7 +326,7 @@ class Delivery implements JetStreamDelivery {
           this.message.term(typeof arg === "string" ? arg : undefined)
           break
         case "working":
-          this.heardAt = Date.now()
+          this.heardAt = this.context.tick
           this.message.working()
       }
       return Effect.void
@@ -331,8 +336,6 @@ class Delivery implements JetStreamDelivery {
   }
 }
 
-/** Dispatches a delivery queue's wake-ups as microtasks (see `subscribe`). */
-const wakeInSameTick = new Scheduler.MixedScheduler("sync")
 const closeRedeliveryDelayMillis = 250
 const closeSettleMillis = 50
 
@@ -517,14 +520,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       )
       const consumer = client.consumers.getConsumerFromInfo(info)
       const ackWaitMillis = Duration.toMillis(settings.ackWait ?? "30 seconds")
-      const queue = yield* Queue.unbounded<Broker.RawDelivery, Errors.SubscribeError | Cause.Done>().pipe(
-        // Wake the consumer in the microtask after nats.js's socket read, not in a later event-loop phase:
-        // otherwise libuv's back-to-back reads fill the whole ack window before the first ack goes out.
-        Effect.provideService(Scheduler.Scheduler, wakeInSameTick)
-      )
+      const queue = yield* makeDeliveryQueue<Delivery>()
       const inflight = new Set<Delivery>()
       const closing = { value: false }
-      const context: DeliveryContext = { destination, inflight }
+      const context: DeliveryContext = { destination, inflight, tick: 0 }
       const messages = yield* Effect.acquireRelease(
         Effect.tryPromise({
           try: () =>
@@ -595,12 +594,14 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         Effect.forkScoped
       )
       if (settings.heartbeat ?? true) {
-        const every = Math.max(50, Math.floor(ackWaitMillis / 2))
+        // Ticks every ackWait/6. A delivery last heard two ticks ago (so at most ackWait/3 ago) gets a
+        // `working()`; one that arrived since the previous tick is left alone.
+        const every = Math.max(25, Math.floor(ackWaitMillis / 6))
         yield* Effect.sync(() => {
-          const now = Date.now()
+          const tick = ++context.tick
           for (const d of inflight) {
-            if (now - d.heardAt >= every / 2) {
-              d.heardAt = now
+            if (tick - d.heardAt >= 2) {
+              d.heardAt = tick
               try {
                 d.message.working()
               } catch {
@@ -639,7 +640,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
                 callback: (m) => {
                   Queue.offerUnsafe(
                     queue,
-                    fromMessage(m.data, m.headers, m.info.deliveryCount, { destination, sequence: m.seq })
+                    fromMessage(m, m.info.deliveryCount, { destination, sequence: m.seq })
                   )
                   if (o.live !== true && (m.info.pending === 0 || m.seq >= lastSeq)) Queue.endUnsafe(queue)
                 }

@@ -55,66 +55,134 @@ export const toHeaders = (message: Envelope.OutgoingMessage): MsgHdrs => {
 /** Shared by every envelope without user headers (envelopes are immutable). */
 const noHeaders: Headers.Headers = Object.freeze({})
 
-/** Reads an envelope back from a delivered message, in one pass over the headers. */
+type Fields = { -readonly [K in keyof Envelope.Envelope]: Envelope.Envelope[K] }
+
+/**
+ * The last `Nats-Msg-Id` seen while one envelope is read (reading is synchronous, so one slot serves all):
+ * the id only when the message has no `x-switchyard-id`.
+ */
+let natsIdSeen = ""
+
+/** Files one header into the envelope under construction; a repeated name's last value wins. */
+const put = (e: Fields, name: string, raw: string): void => {
+  const value = decodeValue(raw)
+  switch (name) {
+    case H.messageId:
+      e.id = value
+      break
+    case natsMsgId:
+      natsIdSeen = value
+      break
+    case H.key:
+      e.key = value
+      break
+    case H.timestamp:
+      e.timestamp = Number(value)
+      break
+    case H.contentType:
+      e.contentType = value
+      break
+    case H.correlationId:
+      e.correlationId = value
+      break
+    case H.causationId:
+      e.causationId = value
+      break
+    default:
+      if (e.headers === noHeaders) e.headers = {}
+      ;(e.headers as Record<string, string>)[name] = value
+  }
+}
+
+const blank = (payload: Uint8Array, attempt: number, coordinates: Envelope.Coordinates): Fields => {
+  natsIdSeen = ""
+  return {
+    id: "",
+    key: undefined,
+    headers: noHeaders,
+    timestamp: 0,
+    contentType: "application/octet-stream",
+    payload,
+    correlationId: undefined,
+    causationId: undefined,
+    attempt,
+    coordinates
+  }
+}
+
+const finish = (e: Fields): Envelope.Envelope => {
+  if (e.id === "") e.id = natsIdSeen
+  return e
+}
+
+const utf8 = new TextDecoder()
+
+/**
+ * The raw header block of a message received by nats.js: `NATS/1.0\r\nName: value\r\n…\r\n\r\n`.
+ * `"none"` when the message has no headers; `undefined` when this nats.js does not expose the block the way
+ * 3.x does (then the public, slower `headers` API is used). Reading the block ourselves skips nats.js's
+ * header object, which validates, canonicalises and searches every name again on every message; on the
+ * consume path that was the single largest cost.
+ */
+export const headerBlock = (msg: object): Uint8Array | "none" | undefined => {
+  // A JetStream message wraps the core message.
+  const inner: unknown = Reflect.get(msg, "msg")
+  const core = typeof inner === "object" && inner !== null ? inner : msg
+  const arg: unknown = Reflect.get(core, "_msg")
+  const data: unknown = Reflect.get(core, "_rdata")
+  if (typeof arg !== "object" || arg === null || !(data instanceof Uint8Array)) return undefined
+  const hdr: unknown = Reflect.get(arg, "hdr")
+  if (typeof hdr !== "number" || hdr > data.length) return undefined
+  return hdr > 0 ? data.subarray(0, hdr) : "none"
+}
+
+/**
+ * Parses a header block exactly as nats.js does (lines split on CRLF, the status line skipped, the name
+ * before the first `:` kept as is, the value trimmed, the last value of a repeated name winning).
+ */
+const putBlock = (e: Fields, block: Uint8Array): void => {
+  const text = utf8.decode(block)
+  let start = text.indexOf("\r\n")
+  while (start !== -1) {
+    start += 2
+    let end = text.indexOf("\r\n", start)
+    if (end === -1) end = text.length
+    if (end > start) {
+      const colon = text.indexOf(":", start)
+      if (colon !== -1 && colon < end) put(e, text.slice(start, colon), text.slice(colon + 1, end).trim())
+    }
+    start = end < text.length ? end : -1
+  }
+}
+
+/** Reads an envelope back from a delivered message, in one pass over its headers. */
 export const fromMessage = (
+  msg: { readonly data: Uint8Array; readonly headers?: MsgHdrs | undefined },
+  attempt: number,
+  coordinates: Envelope.Coordinates
+): Envelope.Envelope => {
+  const block = headerBlock(msg)
+  if (block === undefined) return fromHeaders(msg.data, msg.headers, attempt, coordinates)
+  const e = blank(msg.data, attempt, coordinates)
+  if (block !== "none") putBlock(e, block)
+  return finish(e)
+}
+
+/** Reads an envelope from a payload and nats.js headers (the public API only). */
+export const fromHeaders = (
   data: Uint8Array,
   h: MsgHdrs | undefined,
   attempt: number,
   coordinates: Envelope.Coordinates
 ): Envelope.Envelope => {
-  let id = ""
-  let natsId = ""
-  let key: string | undefined
-  let timestamp = 0
-  let contentType = "application/octet-stream"
-  let correlationId: string | undefined
-  let causationId: string | undefined
-  let user: Record<string, string> | undefined
+  const e = blank(data, attempt, coordinates)
   if (h !== undefined) {
     for (const [name, values] of h) {
       const raw = values[values.length - 1]
-      if (raw === undefined) continue
-      const value = decodeValue(raw)
-      switch (name) {
-        case H.messageId:
-          id = value
-          break
-        case natsMsgId:
-          natsId = value
-          break
-        case H.key:
-          key = value
-          break
-        case H.timestamp:
-          timestamp = Number(value)
-          break
-        case H.contentType:
-          contentType = value
-          break
-        case H.correlationId:
-          correlationId = value
-          break
-        case H.causationId:
-          causationId = value
-          break
-        default:
-          if (user === undefined) user = {}
-          user[name] = value
-      }
+      if (raw !== undefined) put(e, name, raw)
     }
   }
-  return {
-    id: id === "" ? natsId : id,
-    key,
-    headers: user === undefined ? noHeaders : user as Headers.Headers,
-    timestamp,
-    contentType,
-    payload: data,
-    correlationId,
-    causationId,
-    attempt,
-    coordinates
-  }
+  return finish(e)
 }
 
 /** Turns any thrown value into a short, secret-free reason. */
