@@ -34,7 +34,7 @@ export type Auth =
   | { readonly _tag: "Creds"; readonly creds: Redacted.Redacted<string> }
 
 /**
- * TLS settings (file paths or PEM contents).
+ * TLS settings: file paths or PEM contents; a server that requires TLS is upgraded to it automatically.
  *
  * @example
  * ```ts
@@ -44,9 +44,15 @@ export type Auth =
  * @since 0.1.0
  */
 export interface Tls {
+  /** CA certificate(s) to trust, as a file path or as PEM contents (`ca`). */
   readonly caFile?: string | undefined
+  readonly ca?: string | undefined
+  /** Client certificate for mutual TLS, as a file path or as PEM contents (`cert`). */
   readonly certFile?: string | undefined
+  readonly cert?: string | undefined
+  /** The client certificate's private key, as a file path or as PEM contents (`key`, kept redacted). */
   readonly keyFile?: string | undefined
+  readonly key?: Redacted.Redacted<string> | undefined
   readonly handshakeFirst?: boolean | undefined
   readonly rejectUnauthorized?: boolean | undefined
 }
@@ -154,6 +160,9 @@ export const toNodeOptions = (options: Options): NodeConnectionOptions => {
     if (options.tls.caFile !== undefined) tls.caFile = options.tls.caFile
     if (options.tls.certFile !== undefined) tls.certFile = options.tls.certFile
     if (options.tls.keyFile !== undefined) tls.keyFile = options.tls.keyFile
+    if (options.tls.ca !== undefined) tls.ca = options.tls.ca
+    if (options.tls.cert !== undefined) tls.cert = options.tls.cert
+    if (options.tls.key !== undefined) tls.key = Redacted.value(options.tls.key)
     if (options.tls.handshakeFirst !== undefined) tls.handshakeFirst = options.tls.handshakeFirst
     if (options.tls.rejectUnauthorized !== undefined) tls.rejectUnauthorized = options.tls.rejectUnauthorized
     opts.tls = tls
