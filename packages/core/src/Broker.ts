@@ -58,6 +58,13 @@ export interface RawDelivery {
   readonly envelope: Envelope
   readonly ack: Effect.Effect<void, AckError>
   readonly nack: (options?: NackOptions) => Effect.Effect<void, AckError>
+  /**
+   * How many deliveries of this message may run a handler, when the broker enforces a limit (JetStream
+   * `maxDeliver`). A delivery whose `envelope.attempt` exceeds it is the broker's last: every earlier one
+   * went unsettled (the consumer crashed, stalled or was stopped each time). The `Consumer` dead-letters
+   * it instead of running the handler again, so the broker never drops it silently.
+   */
+  readonly deliveryLimit?: number | undefined
 }
 
 /**

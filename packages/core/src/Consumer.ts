@@ -278,8 +278,21 @@ export const run = <A, E, R>(
       })
     }
 
+    // Every earlier delivery went unsettled (crash, stall, stop): park it rather than risk a crash loop
+    // and have the broker drop it silently after its last delivery.
+    const pastDeliveryLimit = (delivery: Delivery<A>, limit: number): Effect.Effect<Outcome> =>
+      deadLetter(delivery, {
+        reason: `delivered ${delivery.envelope.attempt} times, past the broker's limit of ${limit}, without being ` +
+          `settled: each earlier delivery ended without an ack (the consumer crashed, stalled past the ack ` +
+          `deadline or was stopped)`,
+        errorTag: "DeliveryLimitExceeded",
+        attempts: delivery.envelope.attempt - 1
+      })
+
     // Written without a generator: this is the per-message hot path.
     const processDelivery = (delivery: Delivery<A>): Effect.Effect<Outcome, DecodeError, R> => {
+      const limit = delivery.deliveryLimit
+      if (limit !== undefined && delivery.envelope.attempt > limit) return pastDeliveryLimit(delivery, limit)
       const value = delivery.value
       if (Result.isFailure(value)) return undecodable(delivery, value.failure)
       if (ledger === undefined) return runAndSettle(delivery, value.success)

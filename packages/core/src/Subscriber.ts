@@ -28,6 +28,8 @@ export interface Delivery<A> {
   readonly ack: Effect.Effect<void, AckError>
   /** Negative acknowledgement: redeliver, optionally after a delay. */
   readonly nack: (options?: NackOptions) => Effect.Effect<void, AckError>
+  /** The broker's delivery limit, when it has one (see `Broker.RawDelivery.deliveryLimit`). */
+  readonly deliveryLimit?: number | undefined
 }
 
 /**
@@ -89,7 +91,8 @@ export const decode = <A>(topic: Topic<A>, raw: RawDelivery): Delivery<A> => {
       : Result.fail(new DecodeError({ destination: topic.name, message: decoded.failure.message })),
     unknownType: Result.isFailure(decoded) ? decoded.failure.unknownType : undefined,
     ack: raw.ack,
-    nack: raw.nack
+    nack: raw.nack,
+    deliveryLimit: raw.deliveryLimit
   }
 }
 

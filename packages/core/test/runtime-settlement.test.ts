@@ -4,7 +4,8 @@
  *   checked on the in-memory broker through `Subscriber`;
  * - a dead-letter publish that fails is never acked: the message is nacked and retried later;
  * - `deadLetter: false` nacks failures, so the broker redelivers until the handler succeeds;
- * - `onUnknownType` governs unknown event types whatever `onDecodeFailure` says.
+ * - `onUnknownType` governs unknown event types whatever `onDecodeFailure` says;
+ * - a delivery past the broker's `deliveryLimit` is dead-lettered without running the handler.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Data, Effect, Fiber, References, Schema, Stream } from "effect"
@@ -229,4 +230,51 @@ describe("onUnknownType governs unknown event types, independently of onDecodeFa
       const result = yield* unknownTypeRun({ onUnknownType: "dead-letter", onDecodeFailure: "fail" })
       assert.deepStrictEqual(result, { consumerAlive: true, handled: ["k"], dead: ["UnknownEventType"], lag: 0 })
     }))
+})
+
+describe("a delivery past the broker's delivery limit", () => {
+  // The in-memory broker has no limit of its own: this wrapper declares one (as JetStream's maxDeliver does).
+  const limited = Switchyard.on(MemoryBroker.layerWrapped((broker) => ({
+    ...broker,
+    subscribe: (destination, options) =>
+      Effect.map(broker.subscribe(destination, options), (subscription) => ({
+        deliveries: Stream.map(subscription.deliveries, (delivery) => ({
+          envelope: delivery.envelope,
+          ack: delivery.ack,
+          nack: delivery.nack,
+          deliveryLimit: 2
+        }))
+      }))
+  }), { partitions: 1 }))
+
+  it.effect("is dead-lettered with the reason instead of running the handler; deliveries within it run", () =>
+    Effect.gen(function*() {
+      const inspect = yield* MemoryBroker.MemoryBroker
+      yield* Publisher.publish(items, { id: "crashy" })
+      // Two deliveries that ended unsettled, as if the consumer had crashed each time.
+      const { fiber, got } = yield* collectDeliveries("g")
+      yield* got[0]!.nack()
+      yield* TestKit.advance("10 millis")
+      yield* got[1]!.nack()
+      yield* TestKit.advance("10 millis")
+      // The third delivery (already past the limit) also ends unsettled when this subscriber stops.
+      yield* Fiber.interrupt(fiber)
+      assert.deepStrictEqual(got.map((d) => [d.envelope.attempt, d.deliveryLimit]), [[1, 2], [2, 2], [3, 2]])
+
+      const handled: Array<string> = []
+      yield* Publisher.publish(items, { id: "fine" })
+      const consumer = yield* Consumer.run(items, (item) => Effect.sync(() => handled.push(item.id)), { group: "g" }).pipe(
+        Effect.forkChild
+      )
+      assert.isTrue(
+        yield* TestKit.advanceUntil(Effect.map(inspect.lag("items", "g"), (l) => l === 0), { within: "5 seconds" })
+      )
+      assert.deepStrictEqual(handled, ["fine"])
+      const dead = yield* inspect.deadLetters("items")
+      assert.strictEqual(dead.length, 1)
+      assert.strictEqual(dead[0]!.headers[H.deadLetterErrorTag], "DeliveryLimitExceeded")
+      assert.include(dead[0]!.headers[H.deadLetterReason], "delivered 4 times, past the broker's limit of 2")
+      assert.strictEqual(dead[0]!.headers[H.deadLetterAttempts], "3")
+      yield* Fiber.interrupt(consumer)
+    }).pipe(Effect.provide(limited), quiet))
 })

@@ -82,7 +82,12 @@ export interface StreamSettings {
 export interface ConsumerSettings {
   /** How long the server waits for an ack before redelivering (default 30 seconds). */
   readonly ackWait?: Duration.Input | undefined
-  /** Deliveries before the server gives up on a message (default unlimited, -1). */
+  /**
+   * Deliveries of a message that may run a handler (default unlimited, -1). The server is asked for one
+   * more: that last delivery carries `deliveryLimit` and the `Consumer` dead-letters it (with the reason)
+   * instead of running the handler again, so a message whose every attempt crashed the consumer is parked,
+   * not dropped by the server.
+   */
   readonly maxDeliver?: number | undefined
   /** Redelivery delays after ack-wait expiries (JetStream `backoff`). */
   readonly backoff?: ReadonlyArray<Duration.Input> | undefined
@@ -265,6 +270,8 @@ interface DeliveryContext {
   readonly inflight: Set<Delivery>
   /** The heartbeat's tick count: a clock that costs nothing to read per message. */
   tick: number
+  /** `maxDeliver`, when set (the server allows one delivery more, see `ConsumerSettings.maxDeliver`). */
+  readonly deliveryLimit: number | undefined
 }
 
 /** What a settlement tells the server. */
@@ -290,6 +297,9 @@ class Delivery implements JetStreamDelivery {
       })
     }
     return this.#envelope
+  }
+  get deliveryLimit(): number | undefined {
+    return this.context.deliveryLimit
   }
   get ack(): Effect.Effect<void, Errors.AckError> {
     return Effect.suspend(() => this.settle("ack", undefined))
@@ -475,7 +485,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         const durable = sanitizeName(`${opts.group}__${destination}`)
         const updatable = {
           ack_wait: nanos(Duration.toMillis(s.ackWait ?? "30 seconds")),
-          max_deliver: s.maxDeliver ?? -1,
+          max_deliver: s.maxDeliver === undefined || s.maxDeliver < 0 ? -1 : s.maxDeliver + 1,
           max_ack_pending: Math.max(1, opts.prefetch),
           ...(s.backoff !== undefined ? { backoff: s.backoff.map((d) => nanos(Duration.toMillis(d))) } : {}),
           ...(s.inactiveThreshold !== undefined
@@ -523,7 +533,12 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       const queue = yield* makeDeliveryQueue<Delivery>()
       const inflight = new Set<Delivery>()
       const closing = { value: false }
-      const context: DeliveryContext = { destination, inflight, tick: 0 }
+      const context: DeliveryContext = {
+        destination,
+        inflight,
+        tick: 0,
+        deliveryLimit: settings.maxDeliver === undefined || settings.maxDeliver < 0 ? undefined : settings.maxDeliver
+      }
       const messages = yield* Effect.acquireRelease(
         Effect.tryPromise({
           try: () =>

@@ -1,6 +1,6 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { Broker, Headers } from "@switchyard/core"
-import { Effect, Stream } from "effect"
+import { Broker, Consumer, Headers, Publisher, Switchyard, Topic } from "@switchyard/core"
+import { Effect, Fiber, Schema, Stream } from "effect"
 import { JetStream, NatsBroker } from "../src/index.ts"
 import { drainFor, message, servers, subscribeOptions, take, text, unique } from "./helpers.ts"
 
@@ -180,7 +180,7 @@ describe("JetStream broker", () => {
         assert.strictEqual(held.envelope.attempt, 1)
       }), 20_000)
 
-    it.effect("max_deliver bounds redeliveries, term stops them", () =>
+    it.effect("max_deliver bounds redeliveries (plus the one that carries the limit), term stops them", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
         const destination = unique("sy.poison")
@@ -189,7 +189,7 @@ describe("JetStream broker", () => {
         const seen: Array<string> = []
         yield* sub.deliveries.pipe(
           Stream.tap((d) =>
-            Effect.sync(() => seen.push(`${text(d)}#${d.envelope.attempt}`)).pipe(
+            Effect.sync(() => seen.push(`${text(d)}#${d.envelope.attempt}/${d.deliveryLimit}`)).pipe(
               Effect.andThen(
                 text(d) === "terminal" && JetStream.isJetStreamDelivery(d) ? d.term("unparseable") : d.nack()
               )
@@ -198,13 +198,57 @@ describe("JetStream broker", () => {
           Stream.interruptWhen(Effect.sleep("2 seconds")),
           Stream.runDrain
         )
-        assert.deepStrictEqual(seen.filter((s) => s.startsWith("terminal")), ["terminal#1"])
-        assert.deepStrictEqual(seen.filter((s) => s.startsWith("poison")), ["poison#1", "poison#2", "poison#3"])
+        assert.deepStrictEqual(seen.filter((s) => s.startsWith("terminal")), ["terminal#1/3"])
+        // Three deliveries may run a handler; the server sends a fourth, past the limit, for the Consumer to
+        // dead-letter, and then gives up.
+        assert.deepStrictEqual(seen.filter((s) => s.startsWith("poison")), [
+          "poison#1/3",
+          "poison#2/3",
+          "poison#3/3",
+          "poison#4/3"
+        ])
       }).pipe(Effect.provide(NatsBroker.layer({
         connection: { servers },
         defaultStream: { storage: "memory", maxAge: "15 minutes" },
         consumer: { maxDeliver: 3 }
       }))))
+
+    it.effect("a message whose every delivery went unsettled (crashes) is dead-lettered with the reason at max_deliver", () =>
+      Effect.gen(function*() {
+        const destination = unique("sy.crashloop")
+        const group = unique("g")
+        const crashy = Topic.make(destination, Schema.Struct({ id: Schema.String }))
+        yield* Publisher.publish(crashy, { id: "crashes-every-time" })
+        // Two members in turn take the message and stop without settling it, as a crashing process would.
+        for (const attempt of [1, 2]) {
+          yield* Effect.gen(function*() {
+            const broker = yield* Broker.Broker
+            const sub = yield* broker.subscribe(destination, subscribeOptions(group))
+            const [d] = yield* take(sub, 1, { ack: false })
+            assert.strictEqual(d!.envelope.attempt, attempt)
+          }).pipe(Effect.scoped)
+        }
+        const broker = yield* Broker.Broker
+        const dlq = yield* broker.subscribe(`${destination}.dlq`, subscribeOptions(unique("dlq")))
+        const handled: Array<string> = []
+        const consumer = yield* Consumer.run(crashy, (order) => Effect.sync(() => handled.push(order.id)), {
+          group
+        }).pipe(Effect.forkScoped)
+        const [dead] = yield* take(dlq, 1, { within: "15 seconds" })
+        assert.deepStrictEqual(handled, [])
+        assert.strictEqual(dead!.envelope.headers[Headers.deadLetterErrorTag], "DeliveryLimitExceeded")
+        assert.include(dead!.envelope.headers[Headers.deadLetterReason], "delivered 3 times, past the broker's limit of 2")
+        assert.strictEqual(dead!.envelope.headers[Headers.deadLetterAttempts], "2")
+        assert.strictEqual(JSON.parse(text(dead!)).id, "crashes-every-time")
+        // Nothing comes back to the group afterwards: the server reached max_deliver and the dead letter is acked.
+        yield* Fiber.interrupt(consumer)
+        const sub = yield* broker.subscribe(destination, subscribeOptions(group))
+        assert.strictEqual((yield* drainFor(sub, "1500 millis")).length, 0)
+      }).pipe(Effect.provide(Switchyard.on(NatsBroker.layer({
+        connection: { servers },
+        defaultStream: { storage: "memory", maxAge: "15 minutes" },
+        consumer: { maxDeliver: 2 }
+      })))), 40_000)
 
     it.effect("acks sent right before shutdown are not lost: the connection is drained, not closed", () =>
       Effect.gen(function*() {
