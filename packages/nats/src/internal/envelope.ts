@@ -4,7 +4,7 @@
  * @internal
  */
 import { headers as makeHeaders, type MsgHdrs } from "@nats-io/transport-node"
-import type { Envelope, Headers } from "@switchyard/core"
+import type { Envelope } from "@switchyard/core"
 import { Headers as H } from "@switchyard/core"
 
 /** The JetStream de-duplication header. */
@@ -52,10 +52,13 @@ export const toHeaders = (message: Envelope.OutgoingMessage): MsgHdrs => {
   return h
 }
 
-/** Shared by every envelope without user headers (envelopes are immutable). */
-const noHeaders: Headers.Headers = Object.freeze({})
+/** Shared by every envelope without user headers (frozen: envelopes are immutable). */
+const noHeaders: Record<string, string> = Object.freeze({})
 
-type Fields = { -readonly [K in keyof Envelope.Envelope]: Envelope.Envelope[K] }
+/** An envelope under construction. */
+type Fields = { -readonly [K in Exclude<keyof Envelope.Envelope, "headers">]: Envelope.Envelope[K] } & {
+  headers: Record<string, string>
+}
 
 /**
  * The last `Nats-Msg-Id` seen while one envelope is read (reading is synchronous, so one slot serves all):
@@ -90,7 +93,7 @@ const put = (e: Fields, name: string, raw: string): void => {
       break
     default:
       if (e.headers === noHeaders) e.headers = {}
-      ;(e.headers as Record<string, string>)[name] = value
+      e.headers[name] = value
   }
 }
 
