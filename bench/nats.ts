@@ -258,11 +258,19 @@ const main = Effect.gen(function*() {
     decSy = Math.max(decSy, yield* syJsConsumeDecoded(syDestination, consumeN, `sydec${r}`).pipe(Effect.provide(typed)))
   }
   record("JetStream consume+decode+ack", decRaw, decSy)
-  const rawLat = yield* Effect.promise(() => rawRpc(nc, RPC_N))
-  const syLat = yield* syRpc(RPC_N).pipe(Effect.provide(conn))
+  // Latency: alternating rounds too; the best p50 and the best p99 of each side count.
+  const latency = { raw50: Infinity, raw99: Infinity, sy50: Infinity, sy99: Infinity }
+  for (const _ of rounds) {
+    const rawLat = yield* Effect.promise(() => rawRpc(nc, RPC_N))
+    latency.raw50 = Math.min(latency.raw50, percentile(rawLat, 0.5))
+    latency.raw99 = Math.min(latency.raw99, percentile(rawLat, 0.99))
+    const syLat = yield* syRpc(RPC_N).pipe(Effect.provide(conn))
+    latency.sy50 = Math.min(latency.sy50, percentile(syLat, 0.5))
+    latency.sy99 = Math.min(latency.sy99, percentile(syLat, 0.99))
+  }
   const fmt = (x: number) => Number(x.toFixed(3))
-  record("request-reply p50 (ms)", fmt(percentile(rawLat, 0.5)), fmt(percentile(syLat, 0.5)), "ms")
-  record("request-reply p99 (ms)", fmt(percentile(rawLat, 0.99)), fmt(percentile(syLat, 0.99)), "ms")
+  record("request-reply p50 (ms)", fmt(latency.raw50), fmt(latency.sy50), "ms")
+  record("request-reply p99 (ms)", fmt(latency.raw99), fmt(latency.sy99), "ms")
 
   yield* Effect.promise(() => jsm.streams.delete(rawStream))
   const syStream = yield* Effect.promise(() => jsm.streams.find(syDestination))

@@ -4,11 +4,11 @@
  *
  * @since 0.1.0
  */
-import { headers as makeHeaders, type Msg, NoRespondersError, RequestError, TimeoutError } from "@nats-io/transport-node"
+import { headers as makeHeaders, type Msg, type MsgHdrs, NoRespondersError, RequestError, TimeoutError } from "@nats-io/transport-node"
 import { Codec, Errors } from "@switchyard/core"
 import type { Scope } from "effect"
-import { Cause, Duration, Effect, Predicate, Result, Schema, Stream } from "effect"
-import { decodeValue, encodeValue, reason } from "./internal/envelope.ts"
+import { Cause, Duration, Effect, FiberSet, Predicate, Result, Schema, Semaphore } from "effect"
+import { encodeValue, lastHeader, reason } from "./internal/envelope.ts"
 import { NatsConnection } from "./NatsConnection.ts"
 
 /** Header carrying a responder-side failure. @since 0.1.0 */
@@ -100,16 +100,18 @@ export const request = <Req, Res>(
   value: Req,
   options?: { readonly timeout?: Duration.Input | undefined }
 ): Effect.Effect<Res, RequestFailure, NatsConnection> =>
-  Effect.gen(function*() {
-    const { nc } = yield* NatsConnection
+  NatsConnection.use(({ nc }) => {
+    // Written without a generator: this is the per-request hot path.
     const destination = endpoint.subject
-    const timeoutMillis = Duration.toMillis(options?.timeout ?? "5 seconds")
     const payload = endpoint.request.encode(value)
-    if (Result.isFailure(payload)) return yield* new Errors.EncodeError({ destination, message: payload.failure })
-    const h = makeHeaders()
-    h.set("content-type", endpoint.request.contentType)
-    const reply = yield* Effect.tryPromise({
-      try: () => nc.request(destination, payload.success, { timeout: timeoutMillis, headers: h }),
+    if (Result.isFailure(payload)) return Effect.fail(new Errors.EncodeError({ destination, message: payload.failure }))
+    const timeoutMillis = Duration.toMillis(options?.timeout ?? "5 seconds")
+    return Effect.tryPromise({
+      try: () =>
+        nc.request(destination, payload.success, {
+          timeout: timeoutMillis,
+          headers: contentTypeHeader(endpoint.request.contentType)
+        }),
       catch: (cause): RequestFailure =>
         cause instanceof TimeoutError
           ? new Errors.RequestTimeoutError({ destination, timeoutMillis })
@@ -117,15 +119,30 @@ export const request = <Req, Res>(
               (cause instanceof RequestError && cause.isNoResponders())
           ? new Errors.NoRespondersError({ destination })
           : new Errors.PublishError({ destination, reason: reason(cause), cause })
-    })
-    const remote = reply.headers?.has(errorHeader) === true ? decodeValue(reply.headers.get(errorHeader)) : undefined
-    if (remote !== undefined) return yield* new RemoteError({ destination, reason: remote })
-    const decoded = endpoint.response.decode(reply.data)
-    if (Result.isFailure(decoded)) {
-      return yield* new Errors.DecodeError({ destination, message: decoded.failure.message })
-    }
-    return decoded.success
+    }).pipe(Effect.flatMap((reply): Effect.Effect<Res, RequestFailure> => {
+      const remote = lastHeader(reply, errorHeader)
+      if (remote !== undefined) return Effect.fail(new RemoteError({ destination, reason: remote }))
+      const decoded = endpoint.response.decode(reply.data)
+      return Result.isFailure(decoded)
+        ? Effect.fail(new Errors.DecodeError({ destination, message: decoded.failure.message }))
+        : Effect.succeed(decoded.success)
+    }))
   })
+
+/**
+ * `content-type` headers, built once per content type and shared: nats.js only reads the headers of
+ * what it publishes (it encodes them per message).
+ */
+const contentTypeHeaders = new Map<string, MsgHdrs>()
+const contentTypeHeader = (contentType: string): MsgHdrs => {
+  let h = contentTypeHeaders.get(contentType)
+  if (h === undefined) {
+    h = makeHeaders()
+    h.set("content-type", contentType)
+    contentTypeHeaders.set(contentType, h)
+  }
+  return h
+}
 
 /**
  * Options of {@link serve}.
@@ -137,10 +154,13 @@ export interface ServeOptions {
   readonly queue?: string | undefined
   /** Requests handled at once (default 64). */
   readonly concurrency?: number | undefined
+  /** On shutdown, how long requests in flight may take to be answered (default 10 seconds). */
+  readonly drainTimeout?: Duration.Input | undefined
 }
 
 /**
- * Answers requests on an endpoint until the scope closes (then drains: in-flight requests are answered).
+ * Answers requests on an endpoint until the scope closes. Then it drains: no new requests are taken, and
+ * those in flight are answered (within `drainTimeout`) before their handlers are interrupted.
  * Requests that fail to decode, and handler failures, are answered with a {@link RemoteError}.
  *
  * @example
@@ -160,17 +180,6 @@ export const serve = <Req, Res, E, R>(
   Effect.gen(function*() {
     const { nc } = yield* NatsConnection
     const destination = endpoint.subject
-    const sub = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: async () => {
-          const sub = nc.subscribe(destination, { queue: options?.queue ?? destination })
-          await nc.flush()
-          return sub
-        },
-        catch: (cause) => new Errors.SubscribeError({ destination, reason: reason(cause), cause })
-      }),
-      (sub) => Effect.promise(() => sub.drain().catch(() => undefined))
-    )
     const respondError = (msg: Msg, why: string) =>
       Effect.sync(() => {
         const h = makeHeaders()
@@ -186,19 +195,37 @@ export const serve = <Req, Res, E, R>(
           return Result.isFailure(encoded)
             ? respondError(msg, `EncodeError: ${encoded.failure}`)
             : Effect.sync(() => {
-              const h = makeHeaders()
-              h.set("content-type", endpoint.response.contentType)
-              msg.respond(encoded.success, { headers: h })
+              msg.respond(encoded.success, { headers: contentTypeHeader(endpoint.response.contentType) })
             })
         }),
         Effect.catchCause((cause) => respondError(msg, causeMessage(cause)))
       )
     }
-    yield* Stream.fromAsyncIterable(sub, (cause) => cause).pipe(
-      Stream.mapEffect(handle, { concurrency: options?.concurrency ?? 64, unordered: true }),
-      Stream.runDrain,
-      Effect.ignore,
-      Effect.forkScoped
+    const permits = yield* Semaphore.make(Math.max(1, options?.concurrency ?? 64))
+    // Each request starts its handler right in nats.js's callback (a fiber of this scope's set, bounded by
+    // the permits): no hand-over through a stream and no event-loop hop before the handler runs.
+    const handlers = yield* FiberSet.make<void, never>()
+    const run = yield* FiberSet.runtime(handlers)<R>()
+    // Shutdown, in this order (finalizers run last-registered first): drain the subscription (no new
+    // requests), let the handlers in flight answer within the drain timeout, then interrupt what is left.
+    yield* Effect.addFinalizer(() =>
+      FiberSet.awaitEmpty(handlers).pipe(Effect.timeout(options?.drainTimeout ?? "10 seconds"), Effect.ignore)
+    )
+    yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          const sub = nc.subscribe(destination, {
+            queue: options?.queue ?? destination,
+            callback: (err, msg) => {
+              if (err === null) run(Semaphore.withPermits(permits, 1)(handle(msg)))
+            }
+          })
+          await nc.flush()
+          return sub
+        },
+        catch: (cause) => new Errors.SubscribeError({ destination, reason: reason(cause), cause })
+      }),
+      (sub) => Effect.promise(() => sub.drain().catch(() => undefined))
     )
   })
 

@@ -1,6 +1,6 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Broker } from "@switchyard/core"
-import { Effect, Schema, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Schema, Scope, Stream } from "effect"
 import { NatsBroker, NatsRpc } from "../src/index.ts"
 import { drainFor, message, servers, subscribeOptions, take, text, unique } from "./helpers.ts"
 
@@ -105,6 +105,26 @@ describe("core NATS broker", () => {
         )
         assert.strictEqual(error._tag, "RequestTimeoutError")
         assert.isBelow(Date.now() - started, 900)
+      }))
+
+    it.effect("closing a responder answers the requests in flight, then takes no new ones", () =>
+      Effect.gen(function*() {
+        const endpoint = endpointOn(unique("sy.rpc.drain"))
+        const started = yield* Deferred.make<void>()
+        const scope = yield* Scope.make()
+        yield* NatsRpc.serve(endpoint, ({ sku }) =>
+          Deferred.succeed(started, undefined).pipe(
+            Effect.andThen(Effect.sleep("300 millis")),
+            Effect.as({ sku, total: 1 })
+          )).pipe(Scope.provide(scope))
+        const pending = yield* NatsRpc.request(endpoint, { sku: "in-flight", quantity: 1 }).pipe(Effect.forkChild)
+        yield* Deferred.await(started)
+        yield* Scope.close(scope, Exit.void)
+        assert.deepStrictEqual(yield* Fiber.join(pending), { sku: "in-flight", total: 1 })
+        const late = yield* NatsRpc.request(endpoint, { sku: "late", quantity: 1 }, { timeout: "500 millis" }).pipe(
+          Effect.flip
+        )
+        assert.strictEqual(late._tag, "NoRespondersError")
       }))
 
     it.effect("handler failures and undecodable requests come back as RemoteError", () =>

@@ -8,7 +8,7 @@ import { AckPolicy, jetstream, jetstreamManager, StorageType } from "@nats-io/je
 import { connect, headers, type Msg, type NatsConnection } from "@nats-io/transport-node"
 import * as fc from "fast-check"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
-import { fromHeaders, fromMessage, headerBlock } from "../src/internal/envelope.ts"
+import { decodeValue, fromHeaders, fromMessage, headerBlock, lastHeader } from "../src/internal/envelope.ts"
 import { servers, unique } from "./helpers.ts"
 
 let nc: NatsConnection
@@ -61,7 +61,7 @@ const headerValue = fc.oneof(
 )
 
 describe("envelope from a raw header block", () => {
-  it("reads every header set exactly as nats.js's public header API does", async () => {
+  it("reads every header set (whole, and one header at a time) exactly as nats.js's public header API does", async () => {
     const subject = unique("sy.envelope")
     await fc.assert(
       fc.asyncProperty(
@@ -73,6 +73,11 @@ describe("envelope from a raw header block", () => {
           const slow = fromHeaders(m.data, m.headers, 1, { destination: subject })
           assert.deepStrictEqual(fast, slow)
           assert.deepStrictEqual([...fast.payload], [...body])
+          for (const name of [...pairs.map(([n]) => n), "x-absent"]) {
+            const h = m.headers
+            const expected = h !== undefined && h.has(name) ? decodeValue(h.last(name)) : undefined
+            assert.strictEqual(lastHeader(m, name), expected, name)
+          }
         }
       ),
       { numRuns: 150 }

@@ -140,10 +140,11 @@ export const headerBlock = (msg: object): Uint8Array | "none" | undefined => {
 }
 
 /**
- * Parses a header block exactly as nats.js does (lines split on CRLF, the status line skipped, the name
- * before the first `:` kept as is, the value trimmed, the last value of a repeated name winning).
+ * Visits the headers of a block exactly as nats.js parses them (lines split on CRLF, the status line
+ * skipped, the name before the first `:` kept as is, the value trimmed), in order. `visit` is a module
+ * function taking its state as an argument, so a scan allocates no closure.
  */
-const putBlock = (e: Fields, block: Uint8Array): void => {
+const scanBlock = <T>(block: Uint8Array, state: T, visit: (state: T, name: string, raw: string) => void): void => {
   const text = utf8.decode(block)
   let start = text.indexOf("\r\n")
   while (start !== -1) {
@@ -152,10 +153,35 @@ const putBlock = (e: Fields, block: Uint8Array): void => {
     if (end === -1) end = text.length
     if (end > start) {
       const colon = text.indexOf(":", start)
-      if (colon !== -1 && colon < end) put(e, text.slice(start, colon), text.slice(colon + 1, end).trim())
+      if (colon !== -1 && colon < end) visit(state, text.slice(start, colon), text.slice(colon + 1, end).trim())
     }
     start = end < text.length ? end : -1
   }
+}
+
+interface Lookup {
+  readonly name: string
+  value: string | undefined
+}
+
+const matchHeader = (lookup: Lookup, name: string, raw: string): void => {
+  if (name === lookup.name) lookup.value = raw
+}
+
+/** The last value of one header of a received message (decoded), or `undefined` when it has none. */
+export const lastHeader = (
+  msg: { readonly headers?: MsgHdrs | undefined },
+  name: string
+): string | undefined => {
+  const block = headerBlock(msg)
+  if (block === "none") return undefined
+  if (block === undefined) {
+    const h = msg.headers
+    return h !== undefined && h.has(name) ? decodeValue(h.last(name)) : undefined
+  }
+  const lookup: Lookup = { name, value: undefined }
+  scanBlock(block, lookup, matchHeader)
+  return lookup.value === undefined ? undefined : decodeValue(lookup.value)
 }
 
 /** Reads an envelope back from a delivered message, in one pass over its headers. */
@@ -167,7 +193,7 @@ export const fromMessage = (
   const block = headerBlock(msg)
   if (block === undefined) return fromHeaders(msg.data, msg.headers, attempt, coordinates)
   const e = blank(msg.data, attempt, coordinates)
-  if (block !== "none") putBlock(e, block)
+  if (block !== "none") scanBlock(block, e, put)
   return finish(e)
 }
 
