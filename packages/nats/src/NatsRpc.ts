@@ -218,6 +218,7 @@ export const serve = <Req, Res, E, R>(
             queue: options?.queue ?? destination,
             callback: (err, msg) => {
               if (err === null) run(Semaphore.withPermits(permits, 1)(handle(msg)))
+              else run(Effect.logWarning("nats responder subscription error", { destination, error: reason(err) }))
             }
           })
           await nc.flush()
