@@ -60,9 +60,9 @@ export interface RawDelivery {
   readonly nack: (options?: NackOptions) => Effect.Effect<void, AckError>
   /**
    * How many deliveries of this message may run a handler, when the broker enforces a limit (JetStream
-   * `maxDeliver`). A delivery whose `envelope.attempt` exceeds it is the broker's last: every earlier one
-   * went unsettled (the consumer crashed, stalled or was stopped each time). The `Consumer` dead-letters
-   * it instead of running the handler again, so the broker never drops it silently.
+   * `maxDeliver`). A delivery whose `envelope.attempt` exceeds it is the broker's last: no earlier one was
+   * acked (the consumer crashed, stalled or was stopped each time, or nacked it). The `Consumer`
+   * dead-letters it instead of running the handler again, so the broker never drops it silently.
    */
   readonly deliveryLimit?: number | undefined
 }

@@ -278,13 +278,12 @@ export const run = <A, E, R>(
       })
     }
 
-    // Every earlier delivery went unsettled (crash, stall, stop): park it rather than risk a crash loop
+    // No earlier delivery was acked (crash, stall, stop, or nack): park it rather than risk a crash loop
     // and have the broker drop it silently after its last delivery.
     const pastDeliveryLimit = (delivery: Delivery<A>, limit: number): Effect.Effect<Outcome> =>
       deadLetter(delivery, {
-        reason: `delivered ${delivery.envelope.attempt} times, past the broker's limit of ${limit}, without being ` +
-          `settled: each earlier delivery ended without an ack (the consumer crashed, stalled past the ack ` +
-          `deadline or was stopped)`,
+        reason: `delivered ${delivery.envelope.attempt} times, past the broker's limit of ${limit}: no earlier ` +
+          `delivery was acked (the consumer crashed, stalled past the ack deadline, was stopped, or nacked it)`,
         errorTag: "DeliveryLimitExceeded",
         attempts: delivery.envelope.attempt - 1
       })
