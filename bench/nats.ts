@@ -87,7 +87,7 @@ const rawCore = async (nc: Raw, n: number) => {
   return rate(n, ms)
 }
 
-const rawJsPublish = async (nc: Raw, stream: string, subject: string, n: number, offset = 0) => {
+const rawJsPublish = async (nc: Raw, subject: string, n: number, offset = 0) => {
   const js = jetstream(nc)
   const t0 = performance.now()
   for (let start = offset; start < offset + n; start += BATCH) {
@@ -95,7 +95,6 @@ const rawJsPublish = async (nc: Raw, stream: string, subject: string, n: number,
     for (let i = start; i < Math.min(offset + n, start + BATCH); i++) pending.push(js.publish(subject, payload, { msgID: `r-${suffix}-${i}`, headers: rawHeaders(i) }))
     await Promise.all(pending)
   }
-  void stream
   return rate(n, performance.now() - t0)
 }
 
@@ -241,7 +240,7 @@ const main = Effect.gen(function*() {
   }
   record("core publish→subscribe", coreRaw, coreSy)
   for (const r of rounds) {
-    pubRaw = Math.max(pubRaw, yield* Effect.promise(() => rawJsPublish(nc, rawStream, rawSubject, third, r * third)))
+    pubRaw = Math.max(pubRaw, yield* Effect.promise(() => rawJsPublish(nc, rawSubject, third, r * third)))
     pubSy = Math.max(pubSy, yield* syJsPublish(syDestination, third, r * third).pipe(Effect.provide(js)))
   }
   record("JetStream publish (PubAck)", pubRaw, pubSy)

@@ -69,26 +69,28 @@ export const make = Effect.fnUntraced(function*(bucket: string, options: Options
       },
       catch: fail("get", key)
     })
-  const keys = Effect.tryPromise({
+  /** The bucket's keys as stored (encoded). */
+  const storedKeys = Effect.tryPromise({
     try: async () => {
       const out: Array<string> = []
-      for await (const k of await kv.keys()) out.push(decodeKey(k))
-      return out as ReadonlyArray<string>
+      for await (const k of await kv.keys()) out.push(k)
+      return out
     },
     catch: fail("keys")
   })
+  const keys = Effect.map(storedKeys, (all): ReadonlyArray<string> => all.map(decodeKey))
   return KeyValueStore.make({
     get: (key) => Effect.map(getBytes(key), (v) => v === undefined ? undefined : textDecoder.decode(v)),
     getUint8Array: getBytes,
     set: (key, value) =>
       Effect.tryPromise({ try: () => kv.put(encodeKey(key), value), catch: fail("set", key) }).pipe(Effect.asVoid),
     remove: (key) => Effect.tryPromise({ try: () => kv.purge(encodeKey(key)), catch: fail("remove", key) }),
-    clear: Effect.flatMap(keys, (all) =>
+    clear: Effect.flatMap(storedKeys, (all) =>
       Effect.tryPromise({
-        try: () => Promise.all(all.map((k) => kv.purge(encodeKey(k)))),
+        try: () => Promise.all(all.map((k) => kv.purge(k))),
         catch: fail("clear")
       })).pipe(Effect.asVoid),
-    size: Effect.map(keys, (all) => all.length),
+    size: Effect.map(storedKeys, (all) => all.length),
     keys
   })
 })
