@@ -101,8 +101,24 @@ const errorTagOf = (error: unknown): string =>
     ? error.name
     : "UnknownError"
 
-const reasonOf = (error: unknown): string =>
-  error instanceof Error ? error.message || error.name : typeof error === "string" ? error : JSON.stringify(error)
+/** A readable reason for any error value; total: never throws, never `undefined`. */
+const reasonOf = (error: unknown): string => {
+  if (error instanceof Error) return error.message || error.name
+  if (typeof error === "string") return error
+  try {
+    // `JSON.stringify` throws on cycles and BigInt, and returns `undefined` for `undefined`, functions, symbols.
+    const json: string | undefined = JSON.stringify(error)
+    if (json !== undefined) return json
+  } catch {
+    // fall through
+  }
+  try {
+    return String(error)
+  } catch {
+    // An object without a prototype, or whose `toString` throws.
+    return "unprintable error value"
+  }
+}
 
 /**
  * Builds the message sent to a dead-letter destination: the original payload, key and headers plus the

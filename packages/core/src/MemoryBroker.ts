@@ -79,9 +79,14 @@ interface Redelivery {
 }
 
 class GroupPartition {
-  /** All offsets below `committed` are acknowledged. */
+  /**
+   * All offsets below `committed` are acknowledged. Never below the log's `base`: retention raises it.
+   */
   committed: number
-  /** Next offset never delivered in this generation. */
+  /**
+   * Next offset never delivered in this generation. It can fall behind `committed` (a rebalance resets it to
+   * `committed`, then acks kept from an earlier generation let `committed` jump ahead): `collect` raises it.
+   */
   next: number
   /** Bumped on every reassignment; settlements of older generations are ignored. */
   generation = 0
@@ -195,6 +200,9 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
       if (gp.committed < log.base) gp.committed = log.base
       if (gp.next < log.base) gp.next = log.base
       gp.redeliveries = gp.redeliveries.filter((r) => r.offset >= log.base)
+      // Bookkeeping of dropped records is of no use any more (acks below `committed` are never looked at).
+      for (const offset of gp.acked) if (offset < log.base) gp.acked.delete(offset)
+      for (const offset of gp.deliveries.keys()) if (offset < log.base) gp.deliveries.delete(offset)
     }
   }
 
@@ -218,7 +226,6 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
   }
 
   const settle = (
-    topic: TopicState,
     group: GroupState,
     partition: number,
     generation: number,
@@ -234,11 +241,10 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
     if (owner !== undefined) owner.inFlight--
     if (nackAt === undefined) {
       gp.deliveries.delete(offset)
-      gp.acked.add(offset)
+      // An offset below `committed` (its record was dropped by retention meanwhile) is acknowledged already.
+      if (offset >= gp.committed) gp.acked.add(offset)
+      // This may move `committed` past `next` (after a rebalance); `collect` then skips ahead.
       while (gp.acked.delete(gp.committed)) gp.committed++
-      // Skip offsets that retention removed meanwhile.
-      const log = topic.partitions[partition]!
-      if (gp.committed < log.base) gp.committed = log.base
     } else {
       gp.redeliveries.push({ offset, at: nackAt })
       gp.redeliveries.sort((a, b) => a.at - b.at)
@@ -265,12 +271,11 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
       const offset = record.offset
       batch.push({
         envelope: toEnvelope(topic.name, partition, record, attempt),
-        ack: Effect.sync(() => settle(topic, group, partition, generation, offset, token, undefined)),
+        ack: Effect.sync(() => settle(group, partition, generation, offset, token, undefined)),
         nack: (nackOptions) =>
           Effect.flatMap(Clock.currentTimeMillis, (at) =>
             Effect.sync(() =>
               settle(
-                topic,
                 group,
                 partition,
                 generation,
@@ -295,7 +300,10 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
         const at = gp.redeliveries[0]!.at
         if (at > now && (nextDue === undefined || at < nextDue)) nextDue = at
       }
-      if (gp.next < log.base) gp.next = log.base
+      // Everything below `committed` is acknowledged: never deliver it again. `committed >= log.base` holds
+      // (retention raises it), so this also skips records that retention dropped.
+      if (gp.next < gp.committed) gp.next = gp.committed
+      // Offsets acked above `committed` (kept across a rebalance) are skipped too.
       while (gp.next < log.end && member.inFlight < member.prefetch) {
         if (!gp.acked.has(gp.next)) deliver(partition, gp, log.get(gp.next)!)
         gp.next++

@@ -80,6 +80,8 @@ export const make = <
   type R = ContextOf<H>
   const known = new Set(Object.keys(handlers))
   const json = Codec.json(schema)
+  // The payload is parsed once: the tag is read from the parsed value, which the schema then decodes.
+  const decodeValue = Schema.decodeUnknownResult(schema)
   const Envelope = Schema.Struct({ _tag: Schema.String })
   const readTag = Schema.decodeUnknownResult(Envelope)
   const codec: Codec.Codec<S["Type"]> = {
@@ -93,7 +95,8 @@ export const make = <
       if (!known.has(tagged.success._tag)) {
         return Result.fail(Codec.failure(`unknown event type "${tagged.success._tag}"`, tagged.success._tag))
       }
-      return json.decode(bytes)
+      // Same failure as `Codec.json`'s decode.
+      return Result.mapError(decodeValue(parsed.success), (error) => Codec.failure(error.message))
     }
   }
   // Each handler accepts exactly the union member of its tag; dispatch is by that same tag.

@@ -9,7 +9,19 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Data, Effect, Fiber, References, Schema, Stream } from "effect"
-import { Consumer, Errors, Headers as H, MemoryBroker, Publisher, Router, Subscriber, Switchyard, Topic } from "@switchyard/core"
+import {
+  Broker,
+  Consumer,
+  Envelope,
+  Errors,
+  Headers as H,
+  MemoryBroker,
+  Publisher,
+  Router,
+  Subscriber,
+  Switchyard,
+  Topic
+} from "@switchyard/core"
 import { TestKit } from "@switchyard/core/testing"
 
 const quiet = <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.provideService(self, References.MinimumLogLevel, "None")
@@ -167,6 +179,50 @@ describe("failure paths of the consumer", () => {
       yield* Fiber.interrupt(consumer)
     }).pipe(memory))
 
+  // Regression: the dead-letter reason came from a bare `JSON.stringify`, which throws on cycles and BigInt
+  // (inside the consumer) and gives `undefined` for `undefined`.
+  it.effect("errors JSON cannot print (cyclic, BigInt, undefined) are dead-lettered with a string reason; the consumer survives", () =>
+    Effect.gen(function*() {
+      const inspect = yield* MemoryBroker.MemoryBroker
+      const cyclic: { self?: unknown; name: string } = { name: "cyclic" }
+      cyclic.self = cyclic
+      // Neither JSON nor `String` can print this one.
+      const opaque: { self?: unknown } = Object.create(null)
+      opaque.self = opaque
+      const errors: Record<string, unknown> = {
+        cyclic,
+        bigint: { amount: 10n },
+        bare: 10n,
+        undefined: undefined,
+        opaque
+      }
+      const handled: Array<string> = []
+      for (const id of [...Object.keys(errors), "fine"]) yield* Publisher.publish(items, { id })
+      const consumer = yield* Consumer.run(
+        items,
+        (item): Effect.Effect<void, unknown> =>
+          item.id in errors ? Effect.fail(errors[item.id]) : Effect.sync(() => handled.push(item.id)),
+        { group: "g" }
+      ).pipe(Effect.forkChild)
+      assert.isTrue(
+        yield* TestKit.advanceUntil(Effect.map(inspect.lag("items", "g"), (l) => l === 0), { within: "5 seconds" })
+      )
+      assert.isUndefined(consumer.pollUnsafe(), "the consumer is still running")
+      assert.deepStrictEqual(handled, ["fine"])
+      const dead = yield* inspect.deadLetters("items")
+      const reasons = Object.fromEntries(
+        dead.map((d) => [JSON.parse(new TextDecoder().decode(d.payload)).id, d.headers[H.deadLetterReason]])
+      )
+      assert.deepStrictEqual(reasons, {
+        cyclic: "[object Object]",
+        bigint: "[object Object]",
+        bare: "10",
+        undefined: "undefined",
+        opaque: "unprintable error value"
+      })
+      yield* Fiber.interrupt(consumer)
+    }).pipe(memory))
+
   it.effect("idempotency: a message id already handled by the group is acked without running the handler", () =>
     Effect.gen(function*() {
       const inspect = yield* MemoryBroker.MemoryBroker
@@ -277,4 +333,49 @@ describe("a delivery past the broker's delivery limit", () => {
       assert.strictEqual(dead[0]!.headers[H.deadLetterAttempts], "3")
       yield* Fiber.interrupt(consumer)
     }).pipe(Effect.provide(limited), quiet))
+})
+
+describe("in-memory broker: a rebalance never redelivers an acknowledged message", () => {
+  // Regression: after a reassignment the new owner resumes from the committed offset while acks above it are
+  // kept. Acking the first unacknowledged offset then moved `committed` past the new owner's `next` (and
+  // dropped those acks), so the already acknowledged message in between was delivered again.
+  it.effect("A takes m0 and m1, acks only m1 and closes; B sees m0 (attempt 2) and m2, never m1", () =>
+    Effect.gen(function*() {
+      const { broker, inspect } = MemoryBroker.make({ partitions: 1 })
+      yield* broker.publish(
+        "t",
+        ["m0", "m1", "m2"].map((id) => Envelope.outgoing(new TextEncoder().encode(id), { id }))
+      )
+      /** A member of group "g" in the background; `onDelivery` runs for each delivery in order. */
+      const member = (prefetch: number, onDelivery: (delivery: Broker.RawDelivery) => Effect.Effect<void, Errors.AckError>) =>
+        Effect.scoped(
+          Effect.flatMap(
+            broker.subscribe("t", { group: "g", prefetch, startFrom: "earliest" }),
+            (subscription) => Stream.runForEach(subscription.deliveries, onDelivery)
+          )
+        ).pipe(Effect.forkChild)
+
+      // A leaves m0 unsettled, acks m1 and then stalls (it pulls nothing more, so m2 stays undelivered).
+      const seenA: Array<[string, number]> = []
+      const a = yield* member(2, (delivery) =>
+        Effect.andThen(
+          Effect.sync(() => seenA.push([delivery.envelope.id, delivery.envelope.attempt])),
+          delivery.envelope.id === "m1" ? Effect.andThen(delivery.ack, Effect.never) : Effect.void
+        ))
+      yield* TestKit.settle()
+      assert.deepStrictEqual(seenA, [["m0", 1], ["m1", 1]])
+      assert.deepStrictEqual(yield* inspect.committedOffsets("t", "g"), [0], "m0 is not acknowledged")
+      assert.strictEqual(yield* inspect.inFlight("t", "g"), 1, "m0 is in flight, m1 acked, m2 not taken")
+      yield* Fiber.interrupt(a)
+
+      const seenB: Array<[string, number]> = []
+      const b = yield* member(1, (delivery) =>
+        Effect.andThen(Effect.sync(() => seenB.push([delivery.envelope.id, delivery.envelope.attempt])), delivery.ack))
+      assert.isTrue(yield* TestKit.advanceUntil(Effect.map(inspect.lag("t", "g"), (l) => l === 0), { within: "1 second" }))
+      yield* TestKit.advance("1 second")
+      assert.deepStrictEqual(seenB, [["m0", 2], ["m2", 1]])
+      assert.deepStrictEqual(yield* inspect.committedOffsets("t", "g"), [3])
+      assert.strictEqual(yield* inspect.inFlight("t", "g"), 0)
+      yield* Fiber.interrupt(b)
+    }).pipe(quiet))
 })
