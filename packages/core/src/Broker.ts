@@ -3,7 +3,7 @@
  * RabbitMQ, NATS). Everything typed — codecs, retries, dead letters, ordering, idempotency, telemetry —
  * is built once in core on top of it (see `Publisher`, `Subscriber`, `Consumer`).
  *
- * Adapters provide it as a Layer; `Broker.layerServices` then derives the typed `Publisher` and
+ * Adapters provide it as a Layer; `Switchyard.on(brokerLayer)` then adds the typed `Publisher` and
  * `Subscriber` services.
  *
  * @since 0.1.0
