@@ -10,14 +10,15 @@
  *   delivery from a channel that has since closed is never acked on a new one (its ack is an `AckError`: the
  *   broker redelivers it);
  * - `nack({ delay })` republishes the message to a per-delay retry queue whose TTL dead-letters it back to the
- *   work queue (no plugin), then acks the original.
+ *   work queue (no plugin), then acks the original; when the delayed copy cannot be scheduled, it logs a warning
+ *   and requeues the original at once instead.
  *
  * @since 0.1.0
  */
 import type { ConfirmChannel, ConsumeMessage, Options as AmqpOptions } from "amqplib"
 import type { Capabilities, Envelope } from "@switchyard/core"
 import { Broker as BrokerModule, Errors, Headers } from "@switchyard/core"
-import type { Scope } from "effect"
+import type { Cause, Scope } from "effect"
 import { Config, Deferred, Duration, Effect, Exit, Layer, Queue, Semaphore, Stream } from "effect"
 import * as AmqpConnection from "./AmqpConnection.ts"
 import * as AmqpRpc from "./AmqpRpc.ts"
@@ -235,42 +236,41 @@ class AmqpDelivery implements BrokerModule.RawDelivery {
     }
   }
 
-  settle(kind: "ack" | "nack"): Errors.AckError | undefined {
-    if (this.settled) return undefined
-    this.settled = true
-    const { attached, context } = this
-    if (attached.closed) {
-      return ackError(context.destination, "the channel that delivered this message is closed; it will be redelivered")
-    }
-    try {
-      if (kind === "ack") {
-        attached.channel.ack(this.message)
-        if (this.message.fields.redelivered) context.nacks.delete(this.envelope.id)
-      } else {
-        if (context.nacks.size > 10_000) context.nacks.clear()
-        context.nacks.set(this.envelope.id, (context.nacks.get(this.envelope.id) ?? 0) + 1)
-        attached.channel.nack(this.message, false, true)
+  /** Acks, or nacks with requeue, on the channel that delivered; a no-op once settled. */
+  settle(kind: "ack" | "nack"): Effect.Effect<void, Errors.AckError> {
+    return Effect.suspend(() => {
+      if (this.settled) return Effect.void
+      this.settled = true
+      const { attached, context } = this
+      if (attached.closed) {
+        return Effect.fail(
+          ackError(context.destination, "the channel that delivered this message is closed; it will be redelivered")
+        )
       }
-      return undefined
-    } catch (e) {
-      return ackError(context.destination, AmqpConnection.errorMessage(e), e)
-    }
+      try {
+        if (kind === "ack") {
+          attached.channel.ack(this.message)
+          if (this.message.fields.redelivered) context.nacks.delete(this.envelope.id)
+        } else {
+          if (context.nacks.size > 10_000) context.nacks.clear()
+          context.nacks.set(this.envelope.id, (context.nacks.get(this.envelope.id) ?? 0) + 1)
+          attached.channel.nack(this.message, false, true)
+        }
+        return Effect.void
+      } catch (e) {
+        return Effect.fail(ackError(context.destination, AmqpConnection.errorMessage(e), e))
+      }
+    })
   }
 
   get ack(): Effect.Effect<void, Errors.AckError> {
-    return Effect.suspend(() => {
-      const error = this.settle("ack")
-      return error === undefined ? Effect.void : Effect.fail(error)
-    })
+    return this.settle("ack")
   }
 
   nack(options?: BrokerModule.NackOptions): Effect.Effect<void, Errors.AckError> {
     return Effect.suspend(() => {
       const delayMillis = options?.delay === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(options.delay))
-      if (delayMillis <= 0 || this.settled) {
-        const error = this.settle("nack")
-        return error === undefined ? Effect.void : Effect.fail(error)
-      }
+      if (delayMillis <= 0 || this.settled) return this.settle("nack")
       return this.context.retry(this, Math.round(delayMillis))
     })
   }
@@ -465,16 +465,34 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
   const retryLater = (delivery: AmqpDelivery, delayMillis: number): Effect.Effect<void, Errors.AckError> => {
     const { context } = delivery
     const queue = Topology.retryQueue(context.queue, delayMillis)
-    return provision(`r:${queue.name}`, { queues: [queue] }).pipe(
-      Effect.mapError((e) => ackError(context.destination, e.reason)),
+    const scheduleCopy: Effect.Effect<void, Errors.ConnectionError | Errors.PublishError> = provision(
+      `r:${queue.name}`,
+      { queues: [queue] }
+    ).pipe(
       Effect.andThen(
         publishTo(context.destination, "", [delivery.envelope], delivery.envelope.attempt + 1, queue.name)
-          .pipe(Effect.mapError((e) => ackError(context.destination, e.reason)))
-      ),
-      Effect.andThen(Effect.suspend(() => {
-        const error = delivery.settle("ack")
-        return error === undefined ? Effect.void : Effect.fail(error)
-      }))
+      )
+    )
+    return scheduleCopy.pipe(
+      Effect.matchEffect({
+        onSuccess: () => delivery.settle("ack"),
+        // Never leave the delivery unsettled on a live channel (it would hold a prefetch slot and not come back
+        // until the channel closes): without a delayed copy, requeue it now.
+        onFailure: (e) =>
+          Effect.logWarning(
+            `could not schedule the delayed retry of message ${delivery.envelope.id} on ${queue.name} ` +
+              `(${e.reason}); requeueing it immediately instead`
+          ).pipe(
+            Effect.andThen(delivery.settle("nack")),
+            Effect.mapError((requeue) =>
+              ackError(
+                context.destination,
+                `scheduling the delayed retry failed (${e.reason}) and requeueing failed: ${requeue.reason}`,
+                requeue
+              )
+            )
+          )
+      })
     )
   }
 
@@ -486,7 +504,7 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
       const subscribeError = (reason: string) => new Errors.SubscribeError({ destination, reason })
       yield* ensureDestination(destination).pipe(Effect.andThen(ensureGroup(destination, options.group)), Effect.mapError((e) => subscribeError(e.reason)))
       const queueName = Topology.groupQueueName(destination, options.group)
-      const deliveries = yield* Queue.unbounded<BrokerModule.RawDelivery, Errors.SubscribeError | import("effect").Cause.Done>()
+      const deliveries = yield* Queue.unbounded<BrokerModule.RawDelivery, Errors.SubscribeError | Cause.Done>()
       const context: SubscriptionContext = { destination, queue: queueName, nacks: new Map(), retry: retryLater }
       let stopping = false
 

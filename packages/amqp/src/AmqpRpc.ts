@@ -8,7 +8,7 @@
 import type { Channel, ConsumeMessage } from "amqplib"
 import type { Envelope } from "@switchyard/core"
 import { Errors } from "@switchyard/core"
-import type { Scope } from "effect"
+import type { Cause, Scope } from "effect"
 import { Context, Duration, Effect, Layer, Queue, Semaphore, Stream } from "effect"
 import * as AmqpConnection from "./AmqpConnection.ts"
 import * as Topology from "./Topology.ts"
@@ -209,19 +209,25 @@ export const make = Effect.gen(function*() {
     Effect.gen(function*() {
       const queue = `${destination}.rpc`
       const subscribeError = (reason: string) => new Errors.SubscribeError({ destination, reason })
-      yield* connection.declare(Topology.merge(Topology.destination(destination), {
-        queues: [{ name: queue, type: "classic", durable: false, autoDelete: true }],
-        bindings: [{ source: destination, destination: queue, pattern: "#" }]
-      })).pipe(Effect.mapError((e) => subscribeError(e.reason)))
+      // Only the durable exchange goes through the connection's declare cache (re-declared on reconnect). The
+      // auto-delete rpc queue disappears with its last consumer, so it is declared on this serve's own channel
+      // every time: a cached declaration would outlive it (a later serve would skip it and fail to consume).
+      yield* connection.declare(Topology.destination(destination)).pipe(
+        Effect.mapError((e) => subscribeError(e.reason))
+      )
       const live = yield* connection.current.pipe(Effect.mapError((e) => subscribeError(e.reason)))
       const channel = yield* Effect.acquireRelease(
         connection.openChannel(live).pipe(Effect.mapError((e) => subscribeError(e.reason))),
         (channel) => Effect.promise(() => channel.close().catch(() => {}))
       )
       const concurrency = options?.concurrency ?? 16
-      const inbox = yield* Queue.unbounded<ConsumeMessage, import("effect").Cause.Done>()
+      const inbox = yield* Queue.unbounded<ConsumeMessage, Cause.Done>()
       yield* Effect.tryPromise({
         try: async () => {
+          await Topology.declareOn(channel, {
+            queues: [{ name: queue, type: "classic", durable: false, autoDelete: true }],
+            bindings: [{ source: destination, destination: queue, pattern: "#" }]
+          })
           await channel.prefetch(concurrency)
           await channel.consume(queue, (msg) => {
             if (msg === null) Queue.endUnsafe(inbox)

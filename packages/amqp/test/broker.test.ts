@@ -1,7 +1,8 @@
 import { assert, describe, layer } from "@effect/vitest"
+import * as amqp from "amqplib"
 import { Broker } from "@switchyard/core"
 import { Effect, Exit, Fiber, Queue, Scope, Stream } from "effect"
-import { AmqpBroker } from "../src/index.ts"
+import { AmqpBroker, Topology } from "../src/index.ts"
 import { BrokerLive, collect, message, options, takeN, text, unique } from "./helpers.ts"
 
 layer(BrokerLive, { excludeTestServices: true, timeout: "30 seconds" })("AmqpBroker contract", (it) => {
@@ -144,6 +145,39 @@ layer(BrokerLive, { excludeTestServices: true, timeout: "30 seconds" })("AmqpBro
       const [d3] = yield* takeN(q, 1)
       assert.strictEqual(d3!.envelope.attempt, 3)
       yield* d3!.ack
+    }))
+
+  it.effect("nack with delay falls back to an immediate requeue when the retry queue can't be provisioned", () =>
+    Effect.gen(function*() {
+      const broker = yield* Broker.Broker
+      const destination = unique("delay-fallback")
+      const retry = Topology.retryQueue(Topology.groupQueueName(destination, "g"), 300)
+      // a queue of the retry queue's name with other arguments: declaring the retry queue fails (406)
+      yield* Effect.acquireRelease(
+        Effect.promise(async () => {
+          const conn = await amqp.connect(`amqp://guest:guest@${options.hostname}:${options.port}`)
+          const ch = await conn.createChannel()
+          await ch.assertQueue(retry.name, { durable: true, arguments: { "x-message-ttl": 999_999 } })
+          return { conn, ch }
+        }),
+        ({ ch, conn }) => Effect.promise(() => ch.deleteQueue(retry.name).then(() => conn.close()).catch(() => {}))
+      )
+      // prefetch 1: a delivery left unsettled would block the subscription
+      const q = yield* collect(destination, "g", { ack: false, prefetch: 1 })
+      yield* broker.publish(destination, [message("f-1", "x")])
+      const [d1] = yield* takeN(q, 1)
+      assert.strictEqual(d1!.envelope.attempt, 1)
+      const start = Date.now()
+      const exit = yield* Effect.exit(d1!.nack({ delay: "300 millis" }))
+      assert.isTrue(Exit.isSuccess(exit), `nack({ delay }) failed: ${String(exit)}`)
+      const [d2] = yield* takeN(q, 1, "5 seconds")
+      assert.isBelow(Date.now() - start, 3000)
+      assert.strictEqual(d2!.envelope.id, "f-1")
+      assert.strictEqual(d2!.envelope.attempt, 2)
+      yield* d2!.ack
+      // nothing went to the retry queue
+      yield* Effect.sleep("500 millis")
+      assert.strictEqual(yield* Queue.size(q), 0)
     }))
 
   it.effect("closing the subscription cancels it; unacked deliveries go to the next member; stale acks are AckErrors", () =>
