@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Deferred, Effect, Layer, Schedule, Schema } from "effect"
+import { Cache, Context, Duration, Effect, Exit, Layer, Schedule, Schema } from "effect"
 import { Errors } from "@switchyard/core"
 import type { Admin, PartitionMetadata } from "kafkajs"
 import { KafkaClient, type TopicSpec } from "./KafkaClient.ts"
@@ -79,11 +79,6 @@ export class KafkaAdmin extends Context.Service<KafkaAdmin, {
   readonly ensureTopic: (topic: string) => Effect.Effect<ReadonlyArray<PartitionMetadata>, KafkaAdminError>
 }>()("@switchyard/kafka/KafkaAdmin") {}
 
-const isAlreadyExists = (e: unknown): boolean => {
-  const text = String((e as { type?: unknown } | null)?.type ?? "") + String(e)
-  return text.includes("TOPIC_ALREADY_EXISTS") || text.includes("already exists")
-}
-
 /**
  * The admin layer; the admin client is connected once and disconnected with the layer.
  *
@@ -114,25 +109,21 @@ export const layer: Layer.Layer<KafkaAdmin, Errors.ConnectionError, KafkaClient>
       () => Effect.promise(() => admin.disconnect().catch(() => undefined))
     )
 
+    // kafkajs resolves to `false` (it does not throw) when every topic in the request already exists
     const createTopics = (topics: ReadonlyArray<CreateTopic>) =>
       Effect.tryPromise({
-        try: async () => {
-          try {
-            await admin.createTopics({
-              waitForLeaders: true,
-              topics: topics.map((t) => ({
-                topic: t.topic,
-                numPartitions: t.partitions ?? settings.defaultPartitions,
-                replicationFactor: t.replicationFactor ?? settings.defaultReplicationFactor,
-                configEntries: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value }))
-              }))
-            })
-          } catch (e) {
-            if (!isAlreadyExists(e)) throw e
-          }
-        },
+        try: () =>
+          admin.createTopics({
+            waitForLeaders: true,
+            topics: topics.map((t) => ({
+              topic: t.topic,
+              numPartitions: t.partitions ?? settings.defaultPartitions,
+              replicationFactor: t.replicationFactor ?? settings.defaultReplicationFactor,
+              configEntries: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value }))
+            }))
+          }),
         catch: (cause) => new KafkaAdminError({ operation: "createTopics", reason: String(cause), cause })
-      })
+      }).pipe(Effect.asVoid)
 
     const describe = (topic: string) =>
       Effect.tryPromise({
@@ -150,31 +141,26 @@ export const layer: Layer.Layer<KafkaAdmin, Errors.ConnectionError, KafkaClient>
         })
       )
 
-    const deleteTopics = (topics: ReadonlyArray<string>) =>
-      Effect.tryPromise({
-        try: () => admin.deleteTopics({ topics: [...topics] }),
-        catch: (cause) => new KafkaAdminError({ operation: "deleteTopics", reason: String(cause), cause })
-      }).pipe(Effect.tap(() => Effect.sync(() => topics.forEach((t) => cache.delete(t)))))
-
-    const cache = new Map<string, Deferred.Deferred<ReadonlyArray<PartitionMetadata>, KafkaAdminError>>()
-    const ensureTopic = (topic: string): Effect.Effect<ReadonlyArray<PartitionMetadata>, KafkaAdminError> =>
-      Effect.suspend(() => {
-        const known = cache.get(topic)
-        if (known !== undefined) return Deferred.await(known)
-        const deferred = Deferred.makeUnsafe<ReadonlyArray<PartitionMetadata>, KafkaAdminError>()
-        cache.set(topic, deferred)
+    // "create on first use", once per topic: concurrent callers share one lookup, which runs in its own
+    // fiber and is interrupted only when every caller waiting on it is; failures are not cached
+    const topics = yield* Cache.makeWith(
+      (topic: string) => {
         const declared = settings.settings.topics?.[topic] ?? {}
         return createTopics([{ ...declared, topic }]).pipe(
           Effect.andThen(describe(topic)),
-          Effect.map((d) => d.partitions),
-          Effect.retry({ times: 5, schedule: Schedule.spaced("200 millis") }),
-          Effect.onExit((exit) =>
-            Effect.sync(() => {
-              if (exit._tag === "Failure") cache.delete(topic)
-            }).pipe(Effect.andThen(Deferred.done(deferred, exit)))
-          )
+          Effect.map((d): ReadonlyArray<PartitionMetadata> => d.partitions),
+          Effect.retry({ times: 5, schedule: Schedule.spaced("200 millis") })
         )
-      })
+      },
+      { capacity: Number.POSITIVE_INFINITY, timeToLive: (exit) => (Exit.isSuccess(exit) ? Duration.infinity : Duration.zero) }
+    )
+    const ensureTopic = (topic: string): Effect.Effect<ReadonlyArray<PartitionMetadata>, KafkaAdminError> => Cache.get(topics, topic)
+
+    const deleteTopics = (names: ReadonlyArray<string>) =>
+      Effect.tryPromise({
+        try: () => admin.deleteTopics({ topics: [...names] }),
+        catch: (cause) => new KafkaAdminError({ operation: "deleteTopics", reason: String(cause), cause })
+      }).pipe(Effect.tap(() => Effect.forEach(names, (name) => Cache.invalidate(topics, name), { discard: true })))
 
     return KafkaAdmin.of({ admin, createTopics, describe, deleteTopics, ensureTopic })
   })

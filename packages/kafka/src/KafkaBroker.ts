@@ -273,15 +273,7 @@ export const subscribe = (
   KafkaSubscription,
   Errors.SubscribeError,
   Scope.Scope | KafkaClient.KafkaClient | KafkaAdmin.KafkaAdmin
-> =>
-  nativeSubscribe(destination, options, false).pipe(
-    Effect.map((s): KafkaSubscription => ({
-      deliveries: s.deliveries,
-      rebalances: s.rebalances,
-      lag: s.lag,
-      commit: s.commit
-    }))
-  )
+> => nativeSubscribe(destination, options, false)
 
 /**
  * The partition-aware subscription (native extra): a stream with one sub-stream per assigned partition,

@@ -64,7 +64,7 @@ public class Partition {
 
 describe("kafka adapter", () => {
   layer(testLayer(), { excludeTestServices: true, timeout: Duration.minutes(2) })((it) => {
-    it.effect("publish: one send per batch, receipts carry partition and offset, keys partition like the Java client", () =>
+    it.effect("publish: receipts carry partition and contiguous offsets in publish order, keys partition like the Java client", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
         const admin = yield* KafkaAdmin.KafkaAdmin
@@ -102,6 +102,24 @@ describe("kafka adapter", () => {
         yield* Effect.forEach([1, 2, 3], (i) => broker.publish(topic, [message(i)]), { concurrency: "unbounded" })
         const described = yield* admin.describe(topic)
         assert.strictEqual(described.partitions.length, 4)
+      }))
+
+    it.effect("ensureTopic: interrupting one caller does not interrupt the others waiting on the same topic", () =>
+      Effect.gen(function*() {
+        const admin = yield* KafkaAdmin.KafkaAdmin
+        const topic = unique("shared")
+        const first = yield* admin.ensureTopic(topic).pipe(Effect.forkChild)
+        yield* Effect.sleep("10 millis")
+        const second = yield* admin.ensureTopic(topic).pipe(Effect.forkChild)
+        yield* Effect.sleep("10 millis")
+        yield* Fiber.interrupt(first)
+        // the first caller really was interrupted while the topic was being created
+        const exit = yield* Fiber.await(first)
+        assert.isTrue(Exit.hasInterrupts(exit), "the first caller was interrupted")
+        const partitions = yield* Fiber.join(second)
+        assert.strictEqual(partitions.length, 4)
+        // and the topic is known from now on
+        assert.strictEqual((yield* admin.ensureTopic(topic)).length, 4)
       }))
 
     it.effect("commits are the contiguous prefix of acks under random order; a restarted member resumes exactly there", () =>
@@ -209,7 +227,7 @@ describe("kafka adapter", () => {
         assert.strictEqual(ids.size, total)
       }))
 
-    it.effect("rebalance: a member joins mid-stream and another leaves; nothing is lost, no partition is worked by two members at once", () =>
+    it.effect("rebalance: a member joins mid-stream and another leaves; nothing is lost, and acknowledged work on a partition never overlaps across members", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
         const admin = yield* KafkaAdmin.KafkaAdmin

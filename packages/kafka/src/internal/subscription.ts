@@ -23,10 +23,10 @@
  *
  * @internal
  */
-import { Cause, Duration, Effect, Exit, Fiber, Latch, Metric, Queue, Schedule, Scope, Stream } from "effect"
+import { Cause, Duration, Effect, Fiber, Latch, Metric, Queue, Schedule, type Scope, Stream } from "effect"
 import { Errors } from "@switchyard/core"
 import type { Broker } from "@switchyard/core"
-import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs"
+import type { EachBatchPayload, KafkaMessage } from "kafkajs"
 import type { KafkaClient } from "../KafkaClient.ts"
 import { makeAssigner } from "./assigner.ts"
 import { fromRecord } from "./codec.ts"
@@ -101,10 +101,6 @@ export interface SubscriptionOptions {
   readonly client: KafkaClient["Service"]
   readonly destination: string
   readonly options: Broker.SubscribeOptions
-  /** Called for each (re)assignment: partitions assigned to this member. */
-  readonly onAssign?: ((partitions: ReadonlyArray<number>) => void) | undefined
-  /** Called when partitions are revoked from this member. */
-  readonly onRevoke?: ((partitions: ReadonlyArray<number>) => void) | undefined
   /** Route deliveries to one queue per partition (see `partitions`) instead of the single stream. */
   readonly partitioned?: boolean | undefined
 }
@@ -125,10 +121,8 @@ export const lagGauge = Metric.gauge("switchyard_kafka_consumer_lag", {
   description: "Records between the acknowledged position and the partition's high watermark"
 })
 
-/** A running subscription: the contract's stream plus internals for native extras and tests. */
+/** A running subscription: the contract's stream plus the native extras. */
 export interface RunningSubscription extends Broker.Subscription {
-  readonly consumer: Consumer
-  readonly states: ReadonlyMap<number, PartitionState>
   /** Commits the acknowledged prefix of every partition now. */
   readonly commit: Effect.Effect<void>
   /** With `partitioned: true`: one stream per assigned partition, ending on revoke. */
@@ -197,7 +191,7 @@ export const subscribe = (
 
     const enqueue = (state: PartitionState, message: KafkaMessage) => {
       const entry = state.push(Number(message.offset))
-      Queue.offerUnsafe(target(state), new Delivery(state, entry, message, fromRecord(destination, state.partition, message, 1)))
+      Queue.offerUnsafe(target(state), new Delivery(state, entry, fromRecord(destination, state.partition, message, 1)))
     }
 
     /** Moves held records into the stream as room frees up; resumes fetching once the hold is empty. */
@@ -229,7 +223,6 @@ export const subscribe = (
       constructor(
         readonly state: PartitionState,
         readonly entry: Entry,
-        readonly message: KafkaMessage,
         readonly envelope: ReturnType<typeof fromRecord>
       ) {}
       readonly ack: Effect.Effect<void, Errors.AckError> = Effect.suspend(() => this.settle(true, undefined))
@@ -254,12 +247,7 @@ export const subscribe = (
           refill(state)
           return Effect.void
         }
-        const again = new Delivery(
-          state,
-          this.entry,
-          this.message,
-          fromRecord(destination, state.partition, this.message, this.envelope.attempt + 1)
-        )
+        const again = new Delivery(state, this.entry, { ...this.envelope, attempt: this.envelope.attempt + 1 })
         if (delay === undefined || Duration.isZero(Duration.fromInputUnsafe(delay))) {
           Queue.offerUnsafe(target(state), again)
           return Effect.void
@@ -278,7 +266,8 @@ export const subscribe = (
       const { batch, resolveOffset, isRunning, isStale } = payload
       const partition = batch.partition
       let state = states.get(partition)
-      if (state === undefined || state.revoked) state = newState(partition)
+      // (a revoked state is removed from `states` when it is revoked)
+      if (state === undefined) state = newState(partition)
       state.highWatermark = Number(batch.highWatermark)
       let last: string | undefined
       for (const message of batch.messages) {
@@ -371,10 +360,8 @@ export const subscribe = (
         if (!states.has(partition)) newState(partition)
       }
       if (revoked.length > 0) {
-        opts.onRevoke?.(revoked)
         Queue.offerUnsafe(rebalanceEvents, { _tag: "Revoked", partitions: revoked })
       }
-      opts.onAssign?.([...assigned])
       Queue.offerUnsafe(rebalanceEvents, { _tag: "Assigned", partitions: [...assigned].sort((a, b) => a - b) })
       if (assigned.size === 0) joined.openUnsafe()
       joinedOnce = true
@@ -383,8 +370,9 @@ export const subscribe = (
       if (joinedOnce) joined.openUnsafe()
     }))
     listeners.push(consumer.on(consumer.events.REBALANCING, () => {
-      // best effort: get the acknowledged prefix committed while this generation is still valid
-      Effect.runFork(commitNow)
+      // best effort: wake the commit fiber so the acknowledged prefix is committed while this generation is
+      // still valid (the generation changes only once every member has rejoined)
+      wake.openUnsafe()
     }))
     const crashes = yield* Queue.unbounded<{ readonly error: unknown; readonly restart: boolean }>()
     listeners.push(consumer.on(consumer.events.CRASH, (event) => {
@@ -497,18 +485,13 @@ export const subscribe = (
         const value = state.lag()
         if (value !== undefined) out.set(state.partition, value)
       }
-      return out as ReadonlyMap<number, number>
+      return out
     })
     return {
       deliveries,
-      consumer,
-      states,
       commit: commitNow,
       partitions,
       rebalances: Stream.fromQueue(rebalanceEvents),
       lag
     }
   })
-
-/** Closes a scope with success; helper for native extras. @internal */
-export const closeScope = (scope: Scope.Closeable) => Scope.close(scope, Exit.void)
