@@ -103,6 +103,11 @@ export interface BrokerShape {
     destination: string,
     options: SubscribeOptions
   ) => Effect.Effect<Subscription, SubscribeError, Scope.Scope>
+  /**
+   * Broker-specific OpenTelemetry attributes of a delivered message (Kafka partition, offset and key,
+   * RabbitMQ routing key, JetStream stream sequence), added to its `process` span. Optional.
+   */
+  readonly telemetryAttributes?: ((envelope: Envelope) => Readonly<Record<string, string | number>>) | undefined
 }
 
 /**

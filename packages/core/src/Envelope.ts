@@ -29,6 +29,13 @@ export interface Coordinates {
 export interface OutgoingMessage {
   readonly id: string
   readonly key: string | undefined
+  /**
+   * The key's exact bytes, when the broker's key is binary and not valid UTF-8 text (a Kafka key written by
+   * Java's `LongSerializer`). Adapters with binary keys publish these bytes instead of `key`, so dead letters,
+   * redrives and republishes keep the original key and partition. `key` then holds a lossy text form for
+   * logs and ordering lanes.
+   */
+  readonly keyBytes?: Uint8Array | undefined
   readonly headers: Headers
   /** Epoch milliseconds. */
   readonly timestamp: number
@@ -46,7 +53,22 @@ export interface OutgoingMessage {
 export interface Envelope extends OutgoingMessage {
   readonly attempt: number
   readonly coordinates: Coordinates
+  /**
+   * Where `id` came from: `"message"` (the publisher set it), `"broker"` (derived from broker coordinates
+   * that stay the same on every redelivery, e.g. Kafka topic/partition/offset or a JetStream stream
+   * sequence), or `"generated"` (the message carried none and the broker has no stable coordinate, so the
+   * id is fresh per delivery). Idempotency never treats a `"generated"` id as a duplicate. Absent means
+   * `"message"`.
+   */
+  readonly idSource?: IdSource | undefined
 }
+
+/**
+ * See `Envelope.idSource`.
+ *
+ * @since 0.2.0
+ */
+export type IdSource = "message" | "broker" | "generated"
 
 /**
  * What the broker confirmed for one published message.

@@ -7,6 +7,69 @@
 import { Schema } from "effect"
 
 /**
+ * Why a broker operation failed, classified once at the adapter's edge from the client's error codes (never
+ * from message text alone). `reason` keeps the broker's own words; `kind` tells callers what to do:
+ *
+ * | kind | retryable | typical source |
+ * | --- | --- | --- |
+ * | `Unreachable` | yes | ECONNREFUSED, DNS failure, connection lost |
+ * | `Timeout` | yes | no answer within the configured time |
+ * | `BrokerClosed` | yes | the broker or channel closed (shutdown, restart) |
+ * | `AuthenticationFailed` | no | bad credentials (AMQP 403 on connect, SASL failure, NATS authorization violation) |
+ * | `AuthorizationFailed` | no | permission denied on a destination (AMQP 403 access-refused, NATS permissions violation) |
+ * | `TopologyConflict` | no | a declaration that contradicts an existing one (AMQP 406 PRECONDITION_FAILED) |
+ * | `NotFound` | no | missing vhost, stream, topic, queue (AMQP 404 / 530) |
+ * | `Unroutable` | no | the broker accepted nothing for the destination (AMQP `mandatory` return) |
+ * | `TooLarge` | no | the message exceeds a broker limit (payload, header block, frame) |
+ * | `Invalid` | no | the client refused to encode the message (bad field value, header table too big) |
+ * | `Unknown` | yes | anything not classified (kept retryable: a transient fault must not drop work) |
+ *
+ * @example
+ * ```ts
+ * import { Errors } from "@switchyard/core"
+ * const error = new Errors.PublishError({ destination: "orders", reason: "message too large", kind: "TooLarge" })
+ * console.log(error.isRetryable) // false
+ * ```
+ * @since 0.2.0
+ */
+export const ErrorKind = Schema.Literals([
+  "Unreachable",
+  "Timeout",
+  "BrokerClosed",
+  "AuthenticationFailed",
+  "AuthorizationFailed",
+  "TopologyConflict",
+  "NotFound",
+  "Unroutable",
+  "TooLarge",
+  "Invalid",
+  "Unknown"
+])
+
+/**
+ * See {@link ErrorKind}.
+ *
+ * @since 0.2.0
+ */
+export type ErrorKind = typeof ErrorKind.Type
+
+const retryableKinds: ReadonlySet<ErrorKind> = new Set<ErrorKind>(["Unreachable", "Timeout", "BrokerClosed", "Unknown"])
+
+/**
+ * Whether an operation that failed with this kind may succeed when tried again. An error without a kind
+ * (raised by an adapter that does not classify) counts as `Unknown`, so retryable.
+ *
+ * @example
+ * ```ts
+ * import { Errors } from "@switchyard/core"
+ * Errors.isRetryableKind("Timeout") // true
+ * Errors.isRetryableKind("AuthenticationFailed") // false
+ * ```
+ * @since 0.2.0
+ */
+export const isRetryableKind = (kind: ErrorKind | undefined): boolean => kind === undefined || retryableKinds.has(kind)
+
+/**
  * A value could not be encoded for a destination. Raised before anything is sent to the broker.
  *
  * @example
@@ -42,8 +105,15 @@ export class DecodeError extends Schema.TaggedError<DecodeError>()("DecodeError"
 export class PublishError extends Schema.TaggedError<PublishError>()("PublishError", {
   destination: Schema.String,
   reason: Schema.String,
+  /** How the failure is classified (see {@link ErrorKind}); absent means `Unknown`. */
+  kind: Schema.optional(ErrorKind),
   cause: Schema.optional(Schema.Defect())
 }) {
+  /** Whether trying again may succeed (see {@link ErrorKind}). */
+  get isRetryable(): boolean {
+    return isRetryableKind(this.kind)
+  }
+
   override get message(): string {
     return `publish to "${this.destination}" failed: ${this.reason}`
   }
@@ -58,8 +128,15 @@ export class PublishError extends Schema.TaggedError<PublishError>()("PublishErr
 export class SubscribeError extends Schema.TaggedError<SubscribeError>()("SubscribeError", {
   destination: Schema.String,
   reason: Schema.String,
+  /** How the failure is classified (see {@link ErrorKind}); absent means `Unknown`. */
+  kind: Schema.optional(ErrorKind),
   cause: Schema.optional(Schema.Defect())
 }) {
+  /** Whether trying again may succeed (see {@link ErrorKind}). */
+  get isRetryable(): boolean {
+    return isRetryableKind(this.kind)
+  }
+
   override get message(): string {
     return `subscription to "${this.destination}" failed: ${this.reason}`
   }
@@ -74,8 +151,15 @@ export class SubscribeError extends Schema.TaggedError<SubscribeError>()("Subscr
 export class AckError extends Schema.TaggedError<AckError>()("AckError", {
   destination: Schema.String,
   reason: Schema.String,
+  /** How the failure is classified (see {@link ErrorKind}); absent means `Unknown`. */
+  kind: Schema.optional(ErrorKind),
   cause: Schema.optional(Schema.Defect())
 }) {
+  /** Whether trying again may succeed (see {@link ErrorKind}). */
+  get isRetryable(): boolean {
+    return isRetryableKind(this.kind)
+  }
+
   override get message(): string {
     return `ack on "${this.destination}" failed: ${this.reason}`
   }
@@ -89,8 +173,15 @@ export class AckError extends Schema.TaggedError<AckError>()("AckError", {
 export class ConnectionError extends Schema.TaggedError<ConnectionError>()("ConnectionError", {
   broker: Schema.String,
   reason: Schema.String,
+  /** How the failure is classified (see {@link ErrorKind}); absent means `Unknown`. */
+  kind: Schema.optional(ErrorKind),
   cause: Schema.optional(Schema.Defect())
 }) {
+  /** Whether trying again may succeed (see {@link ErrorKind}). */
+  get isRetryable(): boolean {
+    return isRetryableKind(this.kind)
+  }
+
   override get message(): string {
     return `connection to ${this.broker} failed: ${this.reason}`
   }

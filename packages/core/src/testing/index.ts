@@ -5,3 +5,4 @@
  */
 export * as Conformance from "./Conformance.ts"
 export * as TestKit from "./TestKit.ts"
+export * as PoisonCorpus from "./PoisonCorpus.ts"

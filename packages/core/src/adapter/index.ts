@@ -1,0 +1,7 @@
+/**
+ * The adapter kit: what every broker adapter is built from, so that the same guarantees hold on every
+ * broker. Import it from `@switchyard/core/adapter` when writing an adapter; applications do not need it.
+ *
+ * @since 0.2.0
+ */
+export * as IncomingEnvelope from "./IncomingEnvelope.ts"
