@@ -27,7 +27,7 @@ export PATH="$TOOLS/node/node_modules/.bin:$TOOLS/pnpm/node_modules/.bin:$PATH"
 
 # Install workspace dependencies when the lockfile changed since the last install.
 stamp="$SWITCHYARD_ROOT/node_modules/.switchyard-install-stamp"
-lock_sum=$( (cat "$SWITCHYARD_ROOT/pnpm-lock.yaml" "$SWITCHYARD_ROOT"/package.json "$SWITCHYARD_ROOT"/*/package.json "$SWITCHYARD_ROOT"/packages/*/package.json 2>/dev/null || true) | cksum)
+lock_sum=$( (cat "$SWITCHYARD_ROOT/pnpm-lock.yaml" "$SWITCHYARD_ROOT"/package.json "$SWITCHYARD_ROOT"/*/package.json "$SWITCHYARD_ROOT"/packages/*/package.json "$SWITCHYARD_ROOT"/scripts/*/package.json 2>/dev/null || true) | cksum)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
   echo "[setup] pnpm install" >&2
   if [ -f "$SWITCHYARD_ROOT/pnpm-lock.yaml" ] && [ "${CI:-}" = "true" ]; then
@@ -35,6 +35,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
   else
     (cd "$SWITCHYARD_ROOT" && pnpm install --reporter=append-only >&2)
   fi
-  lock_sum=$( (cat "$SWITCHYARD_ROOT/pnpm-lock.yaml" "$SWITCHYARD_ROOT"/package.json "$SWITCHYARD_ROOT"/*/package.json "$SWITCHYARD_ROOT"/packages/*/package.json 2>/dev/null || true) | cksum)
+  lock_sum=$( (cat "$SWITCHYARD_ROOT/pnpm-lock.yaml" "$SWITCHYARD_ROOT"/package.json "$SWITCHYARD_ROOT"/*/package.json "$SWITCHYARD_ROOT"/packages/*/package.json "$SWITCHYARD_ROOT"/scripts/*/package.json 2>/dev/null || true) | cksum)
   echo "$lock_sum" > "$stamp"
 fi
