@@ -95,37 +95,62 @@ export const parseJson = (bytes: Uint8Array): Result.Result<unknown, Failure> =>
  */
 export const encodeUtf8 = (text: string): Uint8Array => textEncoder.encode(text)
 
+/** JSON text of an already JSON-shaped value; `undefined` has no JSON text, cycles throw. */
+const stringify = (value: unknown): Result.Result<Uint8Array, string> => {
+  try {
+    const text: string | undefined = JSON.stringify(value)
+    return text === undefined
+      ? Result.fail("value has no JSON representation")
+      : Result.succeed(textEncoder.encode(text))
+  } catch (cause) {
+    return Result.fail(`value is not JSON serialisable: ${String(cause)}`)
+  }
+}
+
 /**
- * JSON text validated by a Schema: the default codec of a topic.
+ * Decodes an already parsed JSON value (the output of `JSON.parse`) with a Schema's JSON codec
+ * (`Schema.toCodecJson`): the decoding half of `json`, for codecs that parse once and inspect the value
+ * first (see `Router`). Build it once per schema; the returned function is the per-message path.
+ *
+ * @since 0.2.0
+ */
+export const jsonValueDecoder = <S extends Schema.Codec<unknown, unknown, never, never>>(
+  schema: S
+): (value: unknown) => Result.Result<S["Type"], Failure> => {
+  const decodeValue = Schema.decodeUnknownResult(Schema.toCodecJson(schema))
+  return (value) => Result.mapError(decodeValue(value), (error) => failure(error.message))
+}
+
+/**
+ * JSON text validated by a Schema: the default codec of a topic. Values go through the Schema's canonical
+ * JSON codec (`Schema.toCodecJson`), so every Schema with a JSON form round-trips: a `Date` travels as an
+ * ISO string, `BigInt` as a decimal string, `NaN` / `±Infinity` as `"NaN"` / `"Infinity"`, a
+ * `ReadonlySet` as an array, a `ReadonlyMap` as an array of pairs, an `Option` as `{ _tag, value }`, a
+ * `Uint8Array` as base64. A Schema whose encoded side is already JSON (strings, finite numbers, structs,
+ * `DateFromString`…) produces the same bytes as before. Payloads must be valid UTF-8: invalid byte
+ * sequences are a decode failure, never replacement characters.
  *
  * @example
  * ```ts
  * import { Schema } from "effect"
  * import { Codec } from "@switchyard/core"
- * const codec = Codec.json(Schema.Struct({ orderId: Schema.String }))
+ * const codec = Codec.json(Schema.Struct({ orderId: Schema.String, placedAt: Schema.Date }))
  * ```
  * @since 0.1.0
  */
 export const json = <S extends Schema.Codec<unknown, unknown, never, never>>(schema: S): Codec<S["Type"]> => {
-  const decodeValue = Schema.decodeUnknownResult(schema)
-  const encodeValue = Schema.encodeUnknownResult(schema)
+  // Built once per topic: the per-message path is one Schema pass plus JSON.stringify / JSON.parse.
+  const encodeValue = Schema.encodeUnknownResult(Schema.toCodecJson(schema))
+  const decodeValue = jsonValueDecoder(schema)
   return {
     contentType: "application/json",
-    encode: (value) =>
-      Result.match(encodeValue(value), {
-        onFailure: (error) => Result.fail(error.message),
-        onSuccess: (encoded) => {
-          try {
-            return Result.succeed(textEncoder.encode(JSON.stringify(encoded)))
-          } catch (cause) {
-            return Result.fail(`value is not JSON serialisable: ${String(cause)}`)
-          }
-        }
-      }),
+    encode: (value) => {
+      const encoded = encodeValue(value)
+      return Result.isFailure(encoded) ? Result.fail(encoded.failure.message) : stringify(encoded.success)
+    },
     decode: (bytes) => {
       const parsed = parseJson(bytes)
-      if (Result.isFailure(parsed)) return parsed
-      return Result.mapError(decodeValue(parsed.success), (error) => failure(error.message))
+      return Result.isFailure(parsed) ? parsed : decodeValue(parsed.success)
     }
   }
 }

@@ -81,7 +81,7 @@ export const make = <
   const known = new Set(Object.keys(handlers))
   const json = Codec.json(schema)
   // The payload is parsed once: the tag is read from the parsed value, which the schema then decodes.
-  const decodeValue = Schema.decodeUnknownResult(schema)
+  const decodeValue = Codec.jsonValueDecoder(schema)
   const Envelope = Schema.Struct({ _tag: Schema.String })
   const readTag = Schema.decodeUnknownResult(Envelope)
   const codec: Codec.Codec<S["Type"]> = {
@@ -96,7 +96,7 @@ export const make = <
         return Result.fail(Codec.failure(`unknown event type "${tagged.success._tag}"`, tagged.success._tag))
       }
       // Same failure as `Codec.json`'s decode.
-      return Result.mapError(decodeValue(parsed.success), (error) => Codec.failure(error.message))
+      return decodeValue(parsed.success)
     }
   }
   // Each handler accepts exactly the union member of its tag; dispatch is by that same tag.
