@@ -18,6 +18,7 @@ import { Broker } from "../Broker.ts"
 import type { Capabilities } from "../Capabilities.ts"
 import * as Codec from "../Codec.ts"
 import * as Consumer from "../Consumer.ts"
+import * as ConformanceCodec from "./ConformanceCodec.ts"
 import { type Envelope, type OutgoingMessage, outgoing } from "../Envelope.ts"
 import * as H from "../Headers.ts"
 import * as Publisher from "../Publisher.ts"
@@ -139,6 +140,7 @@ export const suite = (config: Config): void => {
 
   describe(`conformance: ${config.name}`, () => {
     layer(stack, { excludeTestServices: true, timeout: Duration.minutes(2) })((it) => {
+      ConformanceCodec.cases(it, { fresh, idle })
       it.effect("publish-subscribe round trip keeps id, key, headers, timestamp, content type, correlation and causation", () =>
         Effect.gen(function*() {
           const destination = yield* fresh("roundtrip")
