@@ -15,7 +15,7 @@
  *
  * @since 0.1.0
  */
-import type { Schedule, Scope } from "effect"
+import type { Schedule, Scope, Tracer } from "effect"
 import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Option, References, Result, Stream } from "effect"
 import * as Scope_ from "effect/Scope"
 import { Broker } from "./Broker.ts"
@@ -191,9 +191,8 @@ export const run = <A, E, R>(
     const ledger = options.idempotency === undefined || options.idempotency === false
       ? undefined
       : yield* Idempotency.ledger(options.idempotency === true ? {} : options.idempotency, topic.name, group)
-    const attributes = Telemetry.messagingAttributes(broker.system, topic.name, "process", {
-      "messaging.consumer.group.name": group
-    })
+    const groupAttribute = { "messaging.consumer.group.name": group }
+    const attributes = Telemetry.messagingAttributes(broker.system, topic.name, "process", groupAttribute)
 
     const stop = yield* Deferred.make<void>()
 
@@ -320,29 +319,47 @@ export const run = <A, E, R>(
           : runAndSettle(delivery, value.success))
     }
 
-    // One consumer span per message, continuing (or linking to) the publisher's trace. Skipped entirely
-    // when tracing is disabled (`References.TracerEnabled`), for throughput-critical consumers.
+    // One `process <topic>` consumer span per message (OpenTelemetry messaging conventions, see
+    // docs/telemetry.md), with the publisher's span as parent (default) or only as a link, and one `ack` /
+    // `nack <topic>` settle span per settlement inside it. Skipped entirely when tracing is disabled
+    // (`References.TracerEnabled`): the untraced hot path allocates nothing for telemetry.
     const tracingEnabled = yield* References.TracerEnabled
-    const spanOptions = (delivery: Delivery<A>) => {
-      const upstream = Telemetry.parseTraceparent(delivery.envelope.headers[H.traceparent])
+    const spanOptions = (delivery: Delivery<A>): Tracer.SpanOptions => {
+      const envelope = delivery.envelope
+      const upstream = Telemetry.parseTraceparent(envelope.headers[H.traceparent])
       const base = {
         kind: "consumer",
+        captureStackTrace: false,
         attributes: {
           ...attributes,
-          "messaging.message.id": delivery.envelope.id,
-          "messaging.message.delivery_attempt": delivery.envelope.attempt
+          ...Telemetry.messageAttributes(envelope),
+          "switchyard.message.delivery_attempt": envelope.attempt,
+          ...broker.telemetryAttributes?.(envelope)
         }
       } as const
-      return upstream === undefined
-        ? base
-        : options.traceContext === "link"
-        ? { ...base, links: [{ span: upstream, attributes: {} }] }
-        : { ...base, parent: upstream }
+      if (upstream === undefined) return base
+      const links = [{ span: upstream, attributes: {} }]
+      return options.traceContext === "link" ? { ...base, links } : { ...base, parent: upstream, links }
     }
+    const settleSpan = (delivery: Delivery<A>, operationName: "ack" | "nack"): Tracer.SpanOptions => ({
+      kind: "client",
+      captureStackTrace: false,
+      attributes: Telemetry.messagingAttributes(broker.system, topic.name, "settle", {
+        ...groupAttribute,
+        "messaging.message.id": delivery.envelope.id
+      }, operationName)
+    })
+    const withSettleSpans = (delivery: Delivery<A>): Delivery<A> => ({
+      ...delivery,
+      ack: Effect.withSpan(delivery.ack, Telemetry.spanName("ack", topic.name), settleSpan(delivery, "ack")),
+      nack: (nackOptions) =>
+        Effect.withSpan(delivery.nack(nackOptions), Telemetry.spanName("nack", topic.name), settleSpan(delivery, "nack"))
+    })
+    const processName = Telemetry.spanName("process", topic.name)
     const handle = (delivery: Delivery<A>): Effect.Effect<Outcome, DecodeError, R> =>
       Effect.trackDuration(
         tracingEnabled
-          ? Effect.withSpan(processDelivery(delivery), `${topic.name} process`, { ...spanOptions(delivery), captureStackTrace: false })
+          ? Effect.withSpan(processDelivery(withSettleSpans(delivery)), processName, spanOptions(delivery))
           : processDelivery(delivery),
         Telemetry.handlingDuration
       )

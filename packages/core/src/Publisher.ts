@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Layer, Metric, Result, Sink, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Metric, References, Result, Sink, Stream } from "effect"
 import { Broker } from "./Broker.ts"
 import type { OutgoingMessage, PublishOptions, PublishReceipt } from "./Envelope.ts"
 import { makeId } from "./Envelope.ts"
@@ -104,7 +104,7 @@ export const encode = <A>(
  * @since 0.1.0
  */
 export const make: Effect.Effect<PublisherShape, never, Broker> = Broker.useSync((broker) => {
-  const send = <A>(topic: Topic<A>, messages: ReadonlyArray<Message<A>>) =>
+  const publishing = <A>(topic: Topic<A>, messages: ReadonlyArray<Message<A>>, traced: boolean) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const headers = yield* Telemetry.injectTraceContext({})
@@ -114,17 +114,27 @@ export const make: Effect.Effect<PublisherShape, never, Broker> = Broker.useSync
         if (Result.isFailure(encoded)) return yield* encoded.failure
         outgoing.push(encoded.success)
       }
+      // Per-message attributes belong on a span that accounts for exactly one message.
+      if (traced && outgoing.length === 1) yield* Effect.annotateCurrentSpan(Telemetry.messageAttributes(outgoing[0]!))
       const receipts = yield* broker.publish(topic.name, outgoing)
       yield* Metric.update(Telemetry.published, receipts.length)
       return receipts
-    }).pipe(
-      Effect.withSpan(`${topic.name} publish`, {
-        kind: "producer",
-        attributes: Telemetry.messagingAttributes(broker.system, topic.name, "publish", {
-          "messaging.batch.message_count": messages.length
+    })
+  // One `send <destination>` producer span per publish call; its context is injected into every message.
+  const send = <A>(topic: Topic<A>, messages: ReadonlyArray<Message<A>>) =>
+    Effect.flatMap(References.TracerEnabled, (traced) =>
+      traced
+        ? Effect.withSpan(publishing(topic, messages, true), Telemetry.spanName("send", topic.name), {
+          kind: "producer",
+          attributes: Telemetry.messagingAttributes(
+            broker.system,
+            topic.name,
+            "send",
+            messages.length >= 2 ? { "messaging.batch.message_count": messages.length } : undefined
+          ),
+          captureStackTrace: false
         })
-      }, { captureStackTrace: false })
-    )
+        : publishing(topic, messages, false))
   return Publisher.of({
     publish: (topic, value, options) =>
       Effect.map(send(topic, [{ value, options }]), (receipts) => receipts[0]!),

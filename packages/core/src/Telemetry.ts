@@ -1,12 +1,14 @@
 /**
  * Observability shared by every broker: `Metric`s for published / consumed / retried / dead-lettered
  * messages and a handling-duration histogram, plus W3C trace context propagation through headers.
- * Spans themselves are created by `Publisher` and `Consumer` (one per publish call and per handled
- * message, kind producer/consumer, with OpenTelemetry messaging attributes).
+ * Spans themselves are created by `Publisher` and `Consumer` (`send <destination>` per publish call,
+ * `process <destination>` per handled message, `ack` / `nack <destination>` per settlement), following the
+ * OpenTelemetry messaging semantic conventions; docs/telemetry.md has the mapping.
  *
  * @since 0.1.0
  */
-import { Effect, Metric, Option, Tracer } from "effect"
+import { Context, Effect, Metric, Option, Tracer } from "effect"
+import type { OutgoingMessage } from "./Envelope.ts"
 import type { Headers } from "./Headers.ts"
 import * as H from "./Headers.ts"
 
@@ -48,10 +50,16 @@ export const handlingDuration = Metric.timer("switchyard_handling_duration", {
 export const formatTraceparent = (span: Tracer.AnySpan): string =>
   `00-${span.traceId.padStart(32, "0").slice(-32)}-${span.spanId.padStart(16, "0").slice(-16)}-${span.sampled ? "01" : "00"}`
 
-const traceparentPattern = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
+// W3C Trace Context: lowercase hex only. Version 00 has exactly four fields; a later version may append
+// fields after a dash, which a version-00 parser skips. Version ff is invalid.
+const traceparentPattern = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/
+const allZeros = /^0+$/
 
 /**
- * Parses a `traceparent` header into an external span usable as a parent or a link.
+ * Parses a `traceparent` header (W3C Trace Context) into an external span usable as a parent or a link.
+ * Invalid values are ignored (`undefined`), as the specification requires: uppercase hex, version `ff`,
+ * wrong field lengths, extra fields on version `00`, and an all-zero trace id or parent id. Surrounding
+ * whitespace is trimmed, as HTTP does for header values.
  *
  * @example
  * ```ts
@@ -62,33 +70,77 @@ const traceparentPattern = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
  */
 export const parseTraceparent = (value: string | undefined): Tracer.ExternalSpan | undefined => {
   if (value === undefined) return undefined
-  const match = traceparentPattern.exec(value.trim().toLowerCase())
+  const match = traceparentPattern.exec(value.trim())
   if (match === null) return undefined
-  return Tracer.externalSpan({ traceId: match[1]!, spanId: match[2]!, sampled: (Number.parseInt(match[3]!, 16) & 1) === 1 })
+  const [, version, traceId, spanId, flags, rest] = match
+  if (version === "ff" || (version === "00" && rest !== undefined)) return undefined
+  if (traceId === undefined || spanId === undefined || flags === undefined) return undefined
+  if (allZeros.test(traceId) || allZeros.test(spanId)) return undefined
+  return Tracer.externalSpan({ traceId, spanId, sampled: (Number.parseInt(flags, 16) & 1) === 1 })
 }
 
 /**
- * Adds the current span's trace context to headers (unchanged when there is no current span).
+ * Adds the current span's trace context to headers (unchanged when there is no current span, or when
+ * tracing is disabled and the current span is a no-op one that must not propagate).
  *
  * @since 0.1.0
  */
 export const injectTraceContext = (headers: Headers): Effect.Effect<Headers> =>
   Effect.map(Effect.option(Effect.currentSpan), (span) =>
-    Option.isSome(span) ? { ...headers, [H.traceparent]: formatTraceparent(span.value) } : headers)
+    Option.isSome(span) && !Context.get(span.value.annotations, Tracer.DisablePropagation)
+      ? { ...headers, [H.traceparent]: formatTraceparent(span.value) }
+      : headers)
 
 /**
- * OpenTelemetry messaging attributes for a span.
+ * The messaging operation types of the OpenTelemetry semantic conventions (`messaging.operation.type`).
+ * Switchyard records `send` (publish), `process` (a consumer handling a delivery) and `settle`
+ * (ack / nack); `receive` is for pull APIs (see docs/telemetry.md).
+ *
+ * @since 0.2.0
+ */
+export type OperationType = "send" | "receive" | "process" | "settle"
+
+/**
+ * The span name of a messaging operation: `<operation name> <destination>` (e.g. `send orders`).
+ *
+ * @since 0.2.0
+ */
+export const spanName = (operationName: string, destination: string): string => `${operationName} ${destination}`
+
+/**
+ * OpenTelemetry messaging attributes of a span: system, destination, operation type and name.
  *
  * @since 0.1.0
  */
 export const messagingAttributes = (
   system: string,
   destination: string,
-  operation: "publish" | "process",
-  extra?: Record<string, unknown>
+  operation: OperationType,
+  extra?: Record<string, unknown>,
+  operationName: string = operation
 ): Record<string, unknown> => ({
   "messaging.system": system,
   "messaging.destination.name": destination,
   "messaging.operation.type": operation,
+  "messaging.operation.name": operationName,
   ...extra
 })
+
+/**
+ * The per-message attributes of a span that accounts for one message: `messaging.message.id`,
+ * `messaging.message.conversation_id` (the correlation id, when set) and `messaging.message.body.size`.
+ *
+ * @since 0.2.0
+ */
+export const messageAttributes = (
+  message: Pick<OutgoingMessage, "id" | "correlationId" | "payload">
+): Record<string, string | number> => {
+  const attributes: Record<string, string | number> = {
+    "messaging.message.id": message.id,
+    "messaging.message.body.size": message.payload.length
+  }
+  if (message.correlationId !== undefined && message.correlationId !== "") {
+    attributes["messaging.message.conversation_id"] = message.correlationId
+  }
+  return attributes
+}

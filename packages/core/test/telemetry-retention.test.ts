@@ -28,14 +28,14 @@ describe("telemetry", () => {
       const [published] = yield* inspect.published("traced")
       const header = published?.headers[Headers.traceparent]
       assert.match(header ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
-      const publishSpan = spans.find((s) => s.name === "traced publish")!
+      const publishSpan = spans.find((s) => s.name === "send traced")!
       assert.strictEqual(header, Telemetry.formatTraceparent(publishSpan))
       assert.strictEqual(publishSpan.kind, "producer")
       assert.strictEqual(publishSpan.attributes.get("messaging.destination.name"), "traced")
       const fiber = yield* Consumer.run(topic, () => Effect.void, { group: "g" }).pipe(Effect.forkChild)
-      assert.isTrue(yield* TestKit.advanceUntil(Effect.sync(() => spans.some((s) => s.name === "traced process")), { within: "1 second" }))
+      assert.isTrue(yield* TestKit.advanceUntil(Effect.sync(() => spans.some((s) => s.name === "process traced")), { within: "1 second" }))
       yield* Fiber.interrupt(fiber)
-      const processSpan = spans.find((s) => s.name === "traced process")!
+      const processSpan = spans.find((s) => s.name === "process traced")!
       assert.strictEqual(processSpan.kind, "consumer")
       assert.strictEqual(processSpan.traceId, publishSpan.traceId)
       assert.strictEqual(Option.getOrUndefined(processSpan.parent)?.spanId, publishSpan.spanId)
@@ -49,14 +49,14 @@ describe("telemetry", () => {
       const { spans, tracer } = recordingTracer()
       const topic = Topic.make("linked", Item)
       yield* Publisher.publish(topic, { n: 1 }).pipe(Effect.withTracer(tracer))
-      const publishSpan = spans.find((s) => s.name === "linked publish")!
+      const publishSpan = spans.find((s) => s.name === "send linked")!
       const fiber = yield* Consumer.run(topic, () => Effect.void, { group: "g", traceContext: "link" }).pipe(
         Effect.withTracer(tracer),
         Effect.forkChild
       )
-      assert.isTrue(yield* TestKit.advanceUntil(Effect.sync(() => spans.some((s) => s.name === "linked process")), { within: "1 second" }))
+      assert.isTrue(yield* TestKit.advanceUntil(Effect.sync(() => spans.some((s) => s.name === "process linked")), { within: "1 second" }))
       yield* Fiber.interrupt(fiber)
-      const processSpan = spans.find((s) => s.name === "linked process")!
+      const processSpan = spans.find((s) => s.name === "process linked")!
       assert.notStrictEqual(processSpan.traceId, publishSpan.traceId)
       assert.strictEqual(processSpan.links[0]?.span.spanId, publishSpan.spanId)
     }).pipe(Effect.provide(Switchyard.layerMemory())))
