@@ -19,6 +19,8 @@ export interface Coordinates {
   readonly offset?: string | undefined
   readonly sequence?: number | undefined
   readonly deliveryTag?: number | undefined
+  /** The routing key the message was published with (AMQP). */
+  readonly routingKey?: string | undefined
 }
 
 /**

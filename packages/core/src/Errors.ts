@@ -227,3 +227,27 @@ export class NoRespondersError extends Schema.TaggedError<NoRespondersError>()("
     return `no responders for "${this.destination}"`
   }
 }
+
+/**
+ * A request-reply responder failed (its handler failed or died, or it could not decode the request) and
+ * answered with the reason instead of a reply. The requester gets it at once, not after its timeout. The
+ * same contract on every broker with request-reply (AMQP `AmqpRpc`, NATS `NatsRpc`): the reply carries
+ * the reason in the `x-switchyard-rpc-error` header.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Errors } from "@switchyard/core"
+ * declare const call: Effect.Effect<Uint8Array, Errors.RemoteError>
+ * call.pipe(Effect.catchTag("RemoteError", (e) => Effect.logError(e.reason)))
+ * ```
+ * @since 0.2.0
+ */
+export class RemoteError extends Schema.TaggedError<RemoteError>()("RemoteError", {
+  destination: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `responder on "${this.destination}" failed: ${this.reason}`
+  }
+}
