@@ -4,8 +4,10 @@
  * - a destination is a durable topic exchange; a consumer group is a durable queue `<destination>.<group>`
  *   bound to it with `#` (both provisioned on first use, idempotently, unless the user's topology declares them);
  * - publishing goes through one confirm channel per connection: a batch is written without waiting
- *   (pipelined, honouring the channel's `drain`), then all its confirms are awaited; a broker nack or an
- *   unroutable message (`mandatory` + `basic.return`) is a `PublishError`; messages are persistent;
+ *   (pipelined, honouring the channel's `drain`), then all its confirms are awaited; a broker nack is a
+ *   `PublishError`; a message no queue is bound for is logged (default), dropped, or a `PublishError` of kind
+ *   `Unroutable` (see {@link Options.unroutable}); messages are persistent. Errors carry a `kind` classified
+ *   from amqplib's codes: what the client refuses to encode (`Invalid`, `TooLarge`) fails at once;
  * - a subscription owns a channel with `basic.qos(prefetch)`; acks go to the channel that delivered, and a
  *   delivery from a channel that has since closed is never acked on a new one (its ack is an `AckError`: the
  *   broker redelivers it);
@@ -15,13 +17,15 @@
  *
  * @since 0.1.0
  */
-import type { ConfirmChannel, ConsumeMessage, Options as AmqpOptions } from "amqplib"
+import type { ConfirmChannel, ConsumeMessage } from "amqplib"
 import type { Capabilities, Envelope } from "@switchyard/core"
-import { Broker as BrokerModule, Errors, Headers } from "@switchyard/core"
+import { Broker as BrokerModule, Errors } from "@switchyard/core"
 import type { Cause, Scope } from "effect"
-import { Config, Deferred, Duration, Effect, Exit, Layer, Queue, Semaphore, Stream } from "effect"
+import { Clock, Config, Deferred, Duration, Effect, Exit, Layer, Queue, Semaphore, Stream } from "effect"
 import * as AmqpConnection from "./AmqpConnection.ts"
 import * as AmqpRpc from "./AmqpRpc.ts"
+import * as AmqpEnvelope from "./internal/envelope.ts"
+import * as AmqpErrors from "./internal/errors.ts"
 import * as Topology from "./Topology.ts"
 
 /**
@@ -34,16 +38,16 @@ import * as Topology from "./Topology.ts"
  * ```
  * @since 0.1.0
  */
-export const AmqpHeaders = {
+export const AmqpHeaders: {
   /** `reply-to` property. */
-  replyTo: "x-amqp-reply-to",
-  /** `priority` property (0-255, needs a queue with `x-max-priority`). */
-  priority: "x-amqp-priority",
-  /** `expiration` property: per-message TTL in milliseconds. */
-  expiration: "x-amqp-expiration",
+  readonly replyTo: "x-amqp-reply-to"
+  /** `priority` property (0-255, needs a queue with `x-max-priority`; other values are not sent). */
+  readonly priority: "x-amqp-priority"
+  /** `expiration` property: per-message TTL in milliseconds (a non-negative integer; other values are not sent). */
+  readonly expiration: "x-amqp-expiration"
   /** The delivery attempt carried by delayed retries. */
-  attempt: "x-switchyard-attempt"
-} as const
+  readonly attempt: "x-switchyard-attempt"
+} = AmqpEnvelope.AmqpHeaders
 
 /**
  * What RabbitMQ promises through this adapter.
@@ -73,125 +77,58 @@ export const capabilities: Capabilities.Capabilities = {
  * @example
  * ```ts
  * import { AmqpBroker } from "@switchyard/amqp"
- * const options: AmqpBroker.Options = { url: "amqp://127.0.0.1", queueType: "quorum", mandatory: true }
+ * const options: AmqpBroker.Options = { url: "amqp://127.0.0.1", queueType: "quorum", unroutable: "fail" }
  * ```
  * @since 0.1.0
  */
 export interface Options extends AmqpConnection.Options {
   /** Queue type of auto-provisioned consumer-group queues (default `"classic"`). */
   readonly queueType?: "classic" | "quorum" | undefined
-  /** Publish with `mandatory`: an unroutable message fails with `PublishError` (default `true`). */
+  /**
+   * What happens to a message no queue is bound for (no consumer group has subscribed to the destination yet,
+   * and the topology declares none). RabbitMQ keeps nothing for such a message, as NATS does for a subject
+   * nobody listens on:
+   * - `"warn"` (default): the publish succeeds and a warning names the destination and the message id
+   *   (published with AMQP `mandatory`; the broker returns the message, which costs its bytes once);
+   * - `"drop"`: the publish succeeds silently (no `mandatory`, no returns);
+   * - `"fail"`: the publish fails with a `PublishError` of kind `Unroutable` (not retryable).
+   *
+   * To keep messages published before the first consumer starts, declare the group's queue up front:
+   * `topology: Topology.consumerGroup("orders", "email")`.
+   *
+   * @since 0.2.0
+   */
+  readonly unroutable?: "warn" | "drop" | "fail" | undefined
+  /**
+   * @deprecated Use `unroutable`: `mandatory: true` is `unroutable: "fail"`, `false` is `"drop"`.
+   */
   readonly mandatory?: boolean | undefined
   /** Bound on one `publish` call and on opening a subscription, including waiting for a reconnect (default 30 seconds). */
   readonly publishTimeout?: Duration.Input | undefined
 }
 
-const internalHeaders = new Set<string>([
-  Headers.key,
-  Headers.causationId,
-  Headers.timestamp,
-  Headers.messageId,
-  AmqpHeaders.attempt,
-  "x-death",
-  "x-delivery-count",
-  "x-first-death-exchange",
-  "x-first-death-queue",
-  "x-first-death-reason",
-  "x-last-death-exchange",
-  "x-last-death-queue",
-  "x-last-death-reason"
-])
+/** @internal */
+export const toPublishOptions = AmqpEnvelope.toPublishOptions
 
 /** @internal */
-export const toPublishOptions = (
-  message: Envelope.OutgoingMessage,
-  mandatory: boolean,
-  attempt?: number
-): AmqpOptions.Publish => {
-  const headers: Record<string, string> = {}
-  let replyTo: string | undefined
-  let priority: number | undefined
-  let expiration: string | undefined
-  for (const name in message.headers) {
-    const value = message.headers[name]!
-    if (name === AmqpHeaders.replyTo) replyTo = value
-    else if (name === AmqpHeaders.priority) priority = Number(value)
-    else if (name === AmqpHeaders.expiration) expiration = value
-    else headers[name] = value
-  }
-  if (message.key !== undefined) headers[Headers.key] = message.key
-  if (message.causationId !== undefined) headers[Headers.causationId] = message.causationId
-  headers[Headers.timestamp] = String(message.timestamp)
-  if (attempt !== undefined) headers[AmqpHeaders.attempt] = String(attempt)
-  const options: AmqpOptions.Publish = {
-    persistent: true,
-    mandatory,
-    messageId: message.id,
-    contentType: message.contentType,
-    timestamp: Math.floor(message.timestamp / 1000),
-    headers
-  }
-  if (message.correlationId !== undefined) options.correlationId = message.correlationId
-  if (replyTo !== undefined) options.replyTo = replyTo
-  if (priority !== undefined && Number.isFinite(priority)) options.priority = priority
-  if (expiration !== undefined) options.expiration = expiration
-  return options
-}
-
-/** @internal */
-export const toBuffer = (payload: Uint8Array): Buffer =>
-  Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
-
-const headerString = (value: unknown): string | undefined =>
-  typeof value === "string"
-    ? value
-    : typeof value === "number" || typeof value === "boolean" || typeof value === "bigint"
-    ? String(value)
-    : Buffer.isBuffer(value)
-    ? value.toString("utf8")
-    : undefined
-
-/** @internal */
-export const toOutgoing = (msg: ConsumeMessage): Envelope.OutgoingMessage => {
-  const raw = msg.properties.headers ?? {}
-  const headers: Record<string, string> = {}
-  for (const name in raw) {
-    if (internalHeaders.has(name)) continue
-    const value = headerString(raw[name])
-    if (value !== undefined) headers[name] = value
-  }
-  const props = msg.properties
-  const replyTo = headerString(props.replyTo)
-  if (replyTo !== undefined && replyTo !== "") headers[AmqpHeaders.replyTo] = replyTo
-  const timestampHeader = headerString(raw[Headers.timestamp])
-  const timestamp = timestampHeader !== undefined
-    ? Number(timestampHeader)
-    : typeof props.timestamp === "number"
-    ? props.timestamp * 1000
-    : Date.now()
-  return {
-    id: headerString(props.messageId) ?? headerString(raw[Headers.messageId]) ?? "",
-    key: headerString(raw[Headers.key]),
-    headers,
-    timestamp,
-    contentType: headerString(props.contentType) ?? "application/octet-stream",
-    payload: new Uint8Array(msg.content.buffer, msg.content.byteOffset, msg.content.byteLength),
-    correlationId: headerString(props.correlationId),
-    causationId: headerString(raw[Headers.causationId])
-  }
-}
+export const toBuffer = AmqpEnvelope.toBuffer
 
 interface Publisher {
   readonly channel: ConfirmChannel
   readonly returned: Map<string, number>
   closed: boolean
+  /** The broker's reason when it closed the channel (its `error` event comes before `close`). */
+  closeError: unknown
 }
 
 interface SendFailure {
   readonly reason: string
-  readonly retriable: boolean
+  readonly kind: Errors.ErrorKind
   readonly cause?: unknown
 }
+
+const sendFailure = (reason: string, kind: Errors.ErrorKind, cause?: unknown): SendFailure =>
+  cause === undefined ? { reason, kind } : { reason, kind, cause }
 
 interface Attached {
   readonly channel: import("amqplib").Channel
@@ -208,8 +145,8 @@ interface SubscriptionContext {
   readonly retry: (delivery: AmqpDelivery, delayMillis: number) => Effect.Effect<void, Errors.AckError>
 }
 
-const ackError = (destination: string, reason: string, cause?: unknown) =>
-  new Errors.AckError({ destination, reason, ...(cause !== undefined ? { cause } : {}) })
+const ackError = (destination: string, reason: string, kind: Errors.ErrorKind, cause?: unknown) =>
+  new Errors.AckError({ destination, reason, kind, ...(cause !== undefined ? { cause } : {}) })
 
 /**
  * A delivery bound to the channel that delivered it.
@@ -219,46 +156,58 @@ const ackError = (destination: string, reason: string, cause?: unknown) =>
 class AmqpDelivery implements BrokerModule.RawDelivery {
   settled = false
   readonly envelope: Envelope.Envelope
-  constructor(readonly message: ConsumeMessage, readonly attached: Attached, readonly context: SubscriptionContext) {
-    const outgoing = toOutgoing(message)
+  /** The id the message carries (undefined when it has none): the key of the classic-queue nack count. */
+  readonly carriedId: string | undefined
+  constructor(
+    readonly message: ConsumeMessage,
+    readonly attached: Attached,
+    readonly context: SubscriptionContext,
+    now: () => number
+  ) {
     const raw = message.properties.headers ?? {}
-    const base = Number(headerString(raw[AmqpHeaders.attempt]) ?? "1") || 1
+    this.carriedId = AmqpEnvelope.carriedId(message)
+    const base = Number(AmqpEnvelope.headerString(raw[AmqpHeaders.attempt]) ?? "1") || 1
     const deliveryCount = raw["x-delivery-count"]
     const attempt = typeof deliveryCount === "number"
       ? base + deliveryCount
       : message.fields.redelivered
-      ? base + Math.max(1, context.nacks.get(outgoing.id) ?? 1)
+      ? base + Math.max(1, (this.carriedId === undefined ? undefined : context.nacks.get(this.carriedId)) ?? 1)
       : base
-    this.envelope = {
-      ...outgoing,
-      attempt,
-      coordinates: { destination: context.destination, deliveryTag: message.fields.deliveryTag }
-    }
+    this.envelope = AmqpEnvelope.toEnvelope(message, context.destination, attempt, now)
   }
 
-  /** Acks, or nacks with requeue, on the channel that delivered; a no-op once settled. */
-  settle(kind: "ack" | "nack"): Effect.Effect<void, Errors.AckError> {
+  /**
+   * Acks, or nacks with requeue, on the channel that delivered; a no-op once settled. `release` requeues
+   * a delivery that was never handed out (shutdown), without counting it as a failed attempt.
+   */
+  settle(kind: "ack" | "nack" | "release"): Effect.Effect<void, Errors.AckError> {
     return Effect.suspend(() => {
       if (this.settled) return Effect.void
       this.settled = true
-      const { attached, context } = this
+      const { attached, context, carriedId } = this
       if (attached.closed) {
         return Effect.fail(
-          ackError(context.destination, "the channel that delivered this message is closed; it will be redelivered")
+          ackError(
+            context.destination,
+            "the channel that delivered this message is closed; it will be redelivered",
+            "BrokerClosed"
+          )
         )
       }
       try {
         if (kind === "ack") {
           attached.channel.ack(this.message)
-          if (this.message.fields.redelivered) context.nacks.delete(this.envelope.id)
+          if (this.message.fields.redelivered && carriedId !== undefined) context.nacks.delete(carriedId)
         } else {
-          if (context.nacks.size > 10_000) context.nacks.clear()
-          context.nacks.set(this.envelope.id, (context.nacks.get(this.envelope.id) ?? 0) + 1)
+          if (kind === "nack" && carriedId !== undefined) {
+            if (context.nacks.size > 10_000) context.nacks.clear()
+            context.nacks.set(carriedId, (context.nacks.get(carriedId) ?? 0) + 1)
+          }
           attached.channel.nack(this.message, false, true)
         }
         return Effect.void
       } catch (e) {
-        return Effect.fail(ackError(context.destination, AmqpConnection.errorMessage(e), e))
+        return Effect.fail(ackError(context.destination, AmqpConnection.errorMessage(e), AmqpErrors.classify(e), e))
       }
     })
   }
@@ -274,6 +223,30 @@ class AmqpDelivery implements BrokerModule.RawDelivery {
       return this.context.retry(this, Math.round(delayMillis))
     })
   }
+}
+
+const kindOf = (e: { readonly kind?: Errors.ErrorKind | undefined }): { readonly kind?: Errors.ErrorKind } =>
+  e.kind === undefined ? {} : { kind: e.kind }
+
+/**
+ * The RabbitMQ attributes of a delivered message's `process` span (OpenTelemetry semantic conventions):
+ * the routing key it was published with and its delivery tag.
+ *
+ * @example
+ * ```ts
+ * import { AmqpBroker } from "@switchyard/amqp"
+ * import type { Envelope } from "@switchyard/core"
+ * declare const envelope: Envelope.Envelope
+ * AmqpBroker.telemetryAttributes(envelope) // { "messaging.rabbitmq.destination.routing_key": "eu", ... }
+ * ```
+ * @since 0.2.0
+ */
+export const telemetryAttributes = (envelope: Envelope.Envelope): Readonly<Record<string, string | number>> => {
+  const { deliveryTag, routingKey } = envelope.coordinates
+  const attributes: Record<string, string | number> = {}
+  if (routingKey !== undefined) attributes["messaging.rabbitmq.destination.routing_key"] = routingKey
+  if (deliveryTag !== undefined) attributes["messaging.rabbitmq.message.delivery_tag"] = deliveryTag
+  return attributes
 }
 
 /**
@@ -293,17 +266,14 @@ class AmqpDelivery implements BrokerModule.RawDelivery {
  */
 export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof AmqpConnection.Options>) {
   const connection = yield* AmqpConnection.AmqpConnection
-  const mandatory = options.mandatory ?? true
+  const clock = yield* Clock.Clock
+  const now = () => clock.currentTimeMillisUnsafe()
+  const unroutable = options.unroutable ?? (options.mandatory === undefined ? "warn" : options.mandatory ? "fail" : "drop")
+  const mandatory = unroutable !== "drop"
   const queueType = options.queueType ?? "classic"
   const publishTimeoutMillis = Duration.toMillis(Duration.fromInputUnsafe(options.publishTimeout ?? "30 seconds"))
   const userExchanges = new Set((connection.topology.exchanges ?? []).map((e) => e.name))
   const userQueues = new Set((connection.topology.queues ?? []).map((q) => q.name))
-  const provisioned = new Set<string>()
-
-  const provision = (key: string, topology: Topology.Topology) =>
-    provisioned.has(key)
-      ? Effect.void
-      : connection.declare(topology).pipe(Effect.tap(() => Effect.sync(() => provisioned.add(key))))
 
   const destinationTopology = (name: string): Topology.Topology => {
     const exchanges = userExchanges.has(name) ? [] : [{ name, type: "topic" as const, durable: true }]
@@ -315,10 +285,11 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
       bindings: parking ? [{ source: name, destination: name, pattern: "#" }] : []
     }
   }
-  const ensureDestination = (name: string) => provision(`d:${name}`, destinationTopology(name))
+  // `connection.declare` is the one cache: concurrent first uses share one declaration.
+  const ensureDestination = (name: string) => connection.declare(destinationTopology(name))
   const ensureGroup = (destination: string, group: string) => {
     const queue = Topology.groupQueueName(destination, group)
-    return provision(`g:${queue}`, userQueues.has(queue) ? Topology.empty : Topology.group(destination, group, queueType))
+    return userQueues.has(queue) ? Effect.void : connection.declare(Topology.group(destination, group, queueType))
   }
 
   // ---------------------------------------------------------------- publishing
@@ -331,12 +302,15 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
       return connection.current.pipe(
         Effect.flatMap(connection.openConfirmChannel),
         Effect.map((channel) => {
-          const p: Publisher = { channel, returned: new Map(), closed: false }
+          const p: Publisher = { channel, returned: new Map(), closed: false, closeError: undefined }
           // every in-flight batch listens for the channel closing
           channel.setMaxListeners(0)
           channel.on("return", (msg: ConsumeMessage) => {
-            const id = headerString(msg.properties.messageId)
+            const id = AmqpEnvelope.headerString(msg.properties.messageId)
             if (id !== undefined) p.returned.set(id, (p.returned.get(id) ?? 0) + 1)
+          })
+          channel.on("error", (error: unknown) => {
+            p.closeError = error
           })
           channel.on("close", () => {
             p.closed = true
@@ -348,12 +322,36 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
     }))
   })
 
+  // Unroutable messages under `unroutable: "warn"`: the first per destination is logged, then every 1000th.
+  const unroutableCounts = new Map<string, number>()
+  const warnUnroutable = (destination: string, ids: ReadonlyArray<string>): Effect.Effect<void> => {
+    if (ids.length === 0) return Effect.void
+    const before = unroutableCounts.get(destination) ?? 0
+    const after = before + ids.length
+    unroutableCounts.set(destination, after)
+    if (before !== 0 && Math.floor(before / 1000) === Math.floor(after / 1000)) return Effect.void
+    return Effect.logWarning(
+      `${after} message(s) to ${destination} were dropped by RabbitMQ since start, e.g. ${ids[0]}: no queue is ` +
+        `bound to the exchange (no consumer group has subscribed yet). Declare the group's queue in the topology ` +
+        `(Topology.consumerGroup) to keep them, or set unroutable: "drop" or "fail".`
+    )
+  }
+
+  /** Why the publisher channel closed: the broker's reply code and text when it closed it, else a retryable close. */
+  const closedFailure = (p: Publisher, cause?: unknown): SendFailure => {
+    const error = p.closeError ?? cause
+    return error === undefined || AmqpErrors.codeOf(error) === undefined
+      ? sendFailure("channel closed before confirming", "BrokerClosed", cause)
+      : sendFailure(AmqpConnection.errorMessage(error), AmqpErrors.classify(error), error)
+  }
+
   const send = (
     p: Publisher,
     exchange: string,
     messages: ReadonlyArray<Envelope.OutgoingMessage>,
     pending: ReadonlyArray<number>,
     confirmed: Array<boolean>,
+    returned: Array<string>,
     attempt: number | undefined,
     routingKey: string | undefined
   ) =>
@@ -369,42 +367,54 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
         channel.off("close", onClose)
         resume(effect)
       }
-      const onClose = () => finish(Effect.fail({ reason: "channel closed before confirming", retriable: true }))
+      const onClose = () => finish(Effect.fail(closedFailure(p)))
       function pump() {
         while (next < pending.length && !done) {
           const index = pending[next++]!
           const message = messages[index]!
+          const options = AmqpEnvelope.toPublishOptions(message, mandatory, attempt)
           let written: boolean
           try {
             written = channel.publish(
               exchange,
               routingKey ?? message.key ?? "",
               toBuffer(message.payload),
-              toPublishOptions(message, mandatory, attempt),
+              options,
               (err: unknown) => {
                 if (done) return
                 if (err) {
-                  const closed = p.closed || (err instanceof Error && err.message === "channel closed")
-                  finish(Effect.fail({
-                    reason: closed ? "channel closed before confirming" : "message nacked by the broker",
-                    retriable: closed,
-                    cause: err
-                  }))
+                  finish(Effect.fail(
+                    p.closed || (err instanceof Error && err.message === "channel closed")
+                      ? closedFailure(p, err)
+                      : sendFailure("message nacked by the broker", "Unknown", err)
+                  ))
                   return
                 }
-                const returns = p.returned.get(message.id)
+                const returnedId = options.messageId ?? ""
+                const returns = p.returned.get(returnedId)
                 if (returns !== undefined) {
-                  if (returns <= 1) p.returned.delete(message.id)
-                  else p.returned.set(message.id, returns - 1)
-                  finish(Effect.fail({ reason: `message ${message.id} is unroutable (no queue bound)`, retriable: false }))
-                  return
+                  if (returns <= 1) p.returned.delete(returnedId)
+                  else p.returned.set(returnedId, returns - 1)
+                  if (unroutable === "fail") {
+                    finish(Effect.fail(
+                      sendFailure(`message ${message.id} is unroutable (no queue bound)`, "Unroutable")
+                    ))
+                    return
+                  }
+                  returned.push(message.id)
                 }
                 confirmed[index] = true
                 if (--remaining === 0) finish(Effect.void)
               }
             )
           } catch (e) {
-            finish(Effect.fail({ reason: AmqpConnection.errorMessage(e), retriable: true, cause: e }))
+            // amqplib refused to encode the frame (nothing was written), or the channel is already closed
+            const kind = AmqpErrors.classify(e)
+            finish(Effect.fail(
+              kind === "BrokerClosed"
+                ? closedFailure(p, e)
+                : sendFailure(`message ${message.id}: ${AmqpConnection.errorMessage(e)}`, kind, e)
+            ))
             return
           }
           if (!written) {
@@ -431,23 +441,32 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
     routingKey?: string
   ): Effect.Effect<void, Errors.PublishError> => {
     const confirmed = new Array<boolean>(messages.length).fill(false)
-    const toPublishError = (reason: string, cause?: unknown) =>
-      new Errors.PublishError({ destination, reason, ...(cause !== undefined ? { cause } : {}) })
+    const returned: Array<string> = []
+    const toPublishError = (failure: SendFailure) =>
+      new Errors.PublishError({
+        destination,
+        reason: failure.reason,
+        kind: failure.kind,
+        ...(failure.cause !== undefined ? { cause: failure.cause } : {})
+      })
     const once: Effect.Effect<void, SendFailure> = Effect.suspend(() => {
       const pending: Array<number> = []
       for (let i = 0; i < messages.length; i++) if (!confirmed[i]) pending.push(i)
       return openPublisher.pipe(
-        Effect.mapError((e): SendFailure => ({ reason: e.reason, retriable: true })),
-        Effect.flatMap((p) => send(p, exchange, messages, pending, confirmed, attempt, routingKey))
+        Effect.mapError((e): SendFailure => sendFailure(e.reason, e.kind ?? "Unknown")),
+        Effect.flatMap((p) => send(p, exchange, messages, pending, confirmed, returned, attempt, routingKey))
       )
     })
     return once.pipe(
-      Effect.retry({ schedule: connection.reconnectSchedule, while: (f: SendFailure) => f.retriable }),
-      Effect.mapError((f) => toPublishError(f.reason, f.cause)),
+      // only what may succeed on a new channel is retried: an encoding error fails at once
+      Effect.retry({ schedule: connection.reconnectSchedule, while: (f: SendFailure) => Errors.isRetryableKind(f.kind) }),
+      Effect.mapError(toPublishError),
       Effect.timeoutOrElse({
         duration: Duration.millis(publishTimeoutMillis),
-        orElse: () => Effect.fail(toPublishError(`not confirmed within ${publishTimeoutMillis}ms`))
-      })
+        orElse: () =>
+          Effect.fail(toPublishError(sendFailure(`not confirmed within ${publishTimeoutMillis}ms`, "Timeout")))
+      }),
+      Effect.tap(() => warnUnroutable(destination, returned))
     )
   }
 
@@ -456,7 +475,7 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
     messages: ReadonlyArray<Envelope.OutgoingMessage>
   ): Effect.Effect<ReadonlyArray<Envelope.PublishReceipt>, Errors.PublishError> =>
     messages.length === 0 ? Effect.succeed([]) : ensureDestination(destination).pipe(
-      Effect.mapError((e) => new Errors.PublishError({ destination, reason: e.reason })),
+      Effect.mapError((e) => new Errors.PublishError({ destination, reason: e.reason, ...kindOf(e) })),
       Effect.andThen(publishTo(destination, destination, messages)),
       Effect.map(() => messages.map((m) => ({ id: m.id, coordinates: { destination } })))
     )
@@ -465,8 +484,7 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
   const retryLater = (delivery: AmqpDelivery, delayMillis: number): Effect.Effect<void, Errors.AckError> => {
     const { context } = delivery
     const queue = Topology.retryQueue(context.queue, delayMillis)
-    const scheduleCopy: Effect.Effect<void, Errors.ConnectionError | Errors.PublishError> = provision(
-      `r:${queue.name}`,
+    const scheduleCopy: Effect.Effect<void, Errors.ConnectionError | Errors.PublishError> = connection.declare(
       { queues: [queue] }
     ).pipe(
       Effect.andThen(
@@ -488,6 +506,7 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
               ackError(
                 context.destination,
                 `scheduling the delayed retry failed (${e.reason}) and requeueing failed: ${requeue.reason}`,
+                requeue.kind ?? "Unknown",
                 requeue
               )
             )
@@ -501,10 +520,14 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
     options: BrokerModule.SubscribeOptions
   ): Effect.Effect<BrokerModule.Subscription, Errors.SubscribeError, Scope.Scope> =>
     Effect.gen(function*() {
-      const subscribeError = (reason: string) => new Errors.SubscribeError({ destination, reason })
-      yield* ensureDestination(destination).pipe(Effect.andThen(ensureGroup(destination, options.group)), Effect.mapError((e) => subscribeError(e.reason)))
+      const subscribeError = (e: { readonly reason: string; readonly kind?: Errors.ErrorKind | undefined }) =>
+        new Errors.SubscribeError({ destination, reason: e.reason, ...kindOf(e) })
+      yield* ensureDestination(destination).pipe(
+        Effect.andThen(ensureGroup(destination, options.group)),
+        Effect.mapError(subscribeError)
+      )
       const queueName = Topology.groupQueueName(destination, options.group)
-      const deliveries = yield* Queue.unbounded<BrokerModule.RawDelivery, Errors.SubscribeError | Cause.Done>()
+      const deliveries = yield* Queue.unbounded<AmqpDelivery, Errors.SubscribeError | Cause.Done>()
       const context: SubscriptionContext = { destination, queue: queueName, nacks: new Map(), retry: retryLater }
       let stopping = false
 
@@ -525,17 +548,21 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
                 channel.close().catch(() => {})
                 return
               }
-              Queue.offerUnsafe(deliveries, new AmqpDelivery(msg, attached, context))
+              Queue.offerUnsafe(deliveries, new AmqpDelivery(msg, attached, context, now))
             }, { noAck: false })
           },
           catch: (e) =>
-            new Errors.ConnectionError({ broker: connection.label, reason: `consume failed: ${AmqpConnection.errorMessage(e)}` })
+            new Errors.ConnectionError({
+              broker: connection.label,
+              reason: `consume failed: ${AmqpConnection.errorMessage(e)}`,
+              kind: AmqpErrors.classify(e)
+            })
         }).pipe(Effect.onError(() => Effect.promise(() => channel.close().catch(() => {}))))
         attached.consumerTag = reply.consumerTag
         return attached
       })
 
-      let attached = yield* attach.pipe(Effect.mapError((e) => subscribeError(e.reason)))
+      let attached = yield* attach.pipe(Effect.mapError(subscribeError))
 
       const keepAttached = Effect.gen(function*() {
         while (true) {
@@ -546,9 +573,24 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
           yield* Effect.logInfo(`subscription to ${queueName} re-attached`)
         }
       }).pipe(
-        Effect.catch((e) => Queue.fail(deliveries, subscribeError(e.reason)))
+        Effect.catch((e) => Queue.fail(deliveries, subscribeError(e)))
       )
       yield* Effect.forkScoped(keepAttached)
+
+      // Deliveries still buffered here were never handed out: back to the queue at once, for other members.
+      const releaseBuffered = Effect.flatMap(Queue.clear(deliveries), (buffered) =>
+        Effect.forEach(buffered, (delivery) => Effect.ignore(delivery.settle("release")), { discard: true }))
+
+      // The consumer stopped reading (the stream ended or was interrupted): stop intake, give back the buffer.
+      const stopIntake = Effect.suspend(() => {
+        const current = attached
+        if (stopping || current.closed) return releaseBuffered
+        return Effect.promise(() => current.channel.cancel(current.consumerTag).catch(() => {})).pipe(
+          Effect.timeout("5 seconds"),
+          Effect.ignore,
+          Effect.andThen(releaseBuffered)
+        )
+      })
 
       yield* Effect.addFinalizer(() =>
         Effect.gen(function*() {
@@ -564,13 +606,20 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
         })
       )
 
-      return { deliveries: Stream.fromQueue(deliveries) }
+      const stream: Stream.Stream<BrokerModule.RawDelivery, Errors.SubscribeError> = Stream.fromQueue(deliveries).pipe(
+        Stream.ensuring(Effect.ignore(stopIntake))
+      )
+      return { deliveries: stream }
     }).pipe(
       Effect.timeoutOrElse({
         duration: Duration.millis(publishTimeoutMillis),
         orElse: () =>
           Effect.fail(
-            new Errors.SubscribeError({ destination, reason: `not registered within ${publishTimeoutMillis}ms` })
+            new Errors.SubscribeError({
+              destination,
+              reason: `not registered within ${publishTimeoutMillis}ms`,
+              kind: "Timeout"
+            })
           )
       })
     )
@@ -586,7 +635,7 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
     })
   )
 
-  return BrokerModule.Broker.of({ system: "rabbitmq", capabilities, publish, subscribe })
+  return BrokerModule.Broker.of({ system: "rabbitmq", capabilities, publish, subscribe, telemetryAttributes })
 })
 
 /**

@@ -8,7 +8,8 @@
 import * as amqp from "amqplib"
 import type { Channel, ChannelModel, ConfirmChannel, Options as AmqpOptions, SocketOptions } from "amqplib"
 import { Errors } from "@switchyard/core"
-import { Config, Context, Deferred, Duration, Effect, Exit, Layer, Redacted, Schedule } from "effect"
+import { Cache, Config, Context, Deferred, Duration, Effect, Equal, Exit, Hash, Layer, Redacted, Schedule } from "effect"
+import * as AmqpErrors from "./internal/errors.ts"
 import * as Topology from "./Topology.ts"
 
 /**
@@ -105,7 +106,11 @@ export interface AmqpConnectionShape {
   readonly topology: Topology.Topology
   /** The current connection; waits while reconnecting, fails once reconnecting gave up. */
   readonly current: Effect.Effect<Live, Errors.ConnectionError>
-  /** Declares a topology now and after every reconnect (idempotent, cached by content). */
+  /**
+   * Declares a topology now and after every reconnect (idempotent, cached by content). Concurrent first
+   * declarations of the same topology share one declaration (one channel); failures are not cached, and
+   * the cache is cleared on reconnect. A conflicting declaration fails at once with kind `TopologyConflict`.
+   */
   readonly declare: (topology: Topology.Topology) => Effect.Effect<void, Errors.ConnectionError>
   /** Opens a channel on the current connection (an `error` listener is attached). */
   readonly openChannel: (live: Live) => Effect.Effect<Channel, Errors.ConnectionError>
@@ -205,13 +210,26 @@ export const errorMessage = (error: unknown, secrets: ReadonlyArray<string> = []
   return message
 }
 
-const isAuthFailure = (message: string): boolean =>
-  /ACCESS.REFUSED|403|not allowed|NOT_ALLOWED|authentication/i.test(message)
+/** A topology, compared by content: the key of the declaration cache. */
+class Declaration implements Equal.Equal {
+  constructor(readonly key: string, readonly topology: Topology.Topology) {}
+  [Equal.symbol](that: Equal.Equal): boolean {
+    return that instanceof Declaration && that.key === this.key
+  }
+  [Hash.symbol](): number {
+    return Hash.string(this.key)
+  }
+}
 
 /**
- * Builds the connection service in the current scope: connects (bounded by `connectTimeout`; a wrong password
- * or an unreachable host fails with a `ConnectionError`), declares the topology, and supervises the connection
- * (reconnect with backoff and re-declare). Closing the scope closes the connection.
+ * Builds the connection service in the current scope: connects, declares the topology, and supervises the
+ * connection (reconnect with backoff and re-declare). Closing the scope closes the connection.
+ *
+ * The first connection fails at once, with the broker's reason and a `kind`, when the broker answered:
+ * refused credentials (`AuthenticationFailed`), a virtual host that does not exist or may not be opened
+ * (`NotFound`), a topology that conflicts with what exists (`TopologyConflict`), a refused port
+ * (`Unreachable`: nothing listens there). Only attempts that got no answer are retried, within
+ * `connectTimeout` (`Timeout`).
  *
  * @example
  * ```ts
@@ -226,7 +244,14 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const secrets = [Redacted.value(resolved.password)]
   const reconnectSchedule = options.reconnectSchedule ?? defaultReconnectSchedule
   const userTopology = options.topology ?? Topology.empty
-  const connectionError = (reason: string) => new Errors.ConnectionError({ broker: resolved.label, reason })
+  const connectionError = (reason: string, kind: Errors.ErrorKind, cause?: unknown) =>
+    new Errors.ConnectionError({ broker: resolved.label, reason, kind, ...(cause === undefined ? {} : { cause }) })
+  const failure = (prefix: string, during: "connect" | "operation") => (e: unknown) =>
+    connectionError(
+      `${prefix}${errorMessage(AmqpErrors.describe(e, { vhost: resolved.connect.vhost, username: resolved.connect.username }), secrets)}`,
+      AmqpErrors.classify(e, during)
+    )
+  /** Declarations that succeeded, re-declared on every new connection. */
   const declared = new Map<string, Topology.Topology>()
   let closing = false
   let generation = 0
@@ -246,7 +271,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
           await channel.close().catch(() => {})
         }
       },
-      catch: (e) => connectionError(`declaring topology failed: ${errorMessage(e, secrets)}`)
+      catch: failure("declaring topology failed: ", "operation")
     })
 
   const connectOnce: Effect.Effect<Live, Errors.ConnectionError> = Effect.gen(function*() {
@@ -256,7 +281,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
           { ...resolved.connect, password: Redacted.value(resolved.password) },
           resolved.socket
         ),
-      catch: (e) => connectionError(errorMessage(e, secrets))
+      catch: failure("", "connect")
     })
     const closed = Deferred.makeUnsafe<void>()
     model.on("error", () => {})
@@ -278,19 +303,31 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   })
 
   const timeoutMillis = Duration.toMillis(Duration.fromInputUnsafe(options.connectTimeout ?? "10 seconds"))
+  // The broker's answer is final on the first connection (a refused port too: nothing listens there); only
+  // attempts that got no answer at all are tried again.
   const first = yield* connectOnce.pipe(
     Effect.retry({
       schedule: Schedule.spaced("250 millis"),
-      while: (e: Errors.ConnectionError) => !isAuthFailure(e.reason)
+      while: (e: Errors.ConnectionError) => e.kind === "Timeout" || e.kind === "BrokerClosed" || e.kind === "Unknown"
     }),
     Effect.timeoutOrElse({
       duration: Duration.millis(timeoutMillis),
-      orElse: () => Effect.fail(connectionError(`timed out after ${timeoutMillis}ms`))
+      orElse: () => Effect.fail(connectionError(`timed out after ${timeoutMillis}ms`, "Timeout"))
     })
   )
   let current = Deferred.makeUnsafe<Live, Errors.ConnectionError>()
   Deferred.doneUnsafe(current, Effect.succeed(first))
   yield* Effect.logDebug(`connected to ${resolved.label}`)
+
+  const currentLive: Effect.Effect<Live, Errors.ConnectionError> = Effect.suspend(() => Deferred.await(current))
+
+  const declarations = yield* Cache.makeWith(
+    (declaration: Declaration) =>
+      Effect.flatMap(currentLive, (live) => declareOnModel(live.model, declaration.topology)).pipe(
+        Effect.tap(() => Effect.sync(() => declared.set(declaration.key, declaration.topology)))
+      ),
+    { capacity: Number.POSITIVE_INFINITY, timeToLive: (exit) => (Exit.isSuccess(exit) ? Duration.infinity : Duration.zero) }
+  )
 
   const supervise: Effect.Effect<void> = Effect.gen(function*() {
     while (true) {
@@ -313,6 +350,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
         yield* Effect.logError(`giving up reconnecting to ${resolved.label}`)
         return
       }
+      // everything declared was declared again on the new connection; later first uses start afresh
+      yield* Cache.invalidateAll(declarations)
       yield* Effect.logInfo(`reconnected to ${resolved.label} (generation ${exit.value.generation})`)
     }
   }).pipe(Effect.catchCause(() => Effect.void)) as Effect.Effect<void>
@@ -332,7 +371,6 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     })
   )
 
-  const currentLive: Effect.Effect<Live, Errors.ConnectionError> = Effect.suspend(() => Deferred.await(current))
 
   const wrapChannel = <C extends Channel>(create: () => Promise<C>) =>
     Effect.tryPromise({
@@ -341,22 +379,16 @@ export const make = Effect.fnUntraced(function*(options: Options) {
         channel.on("error", () => {})
         return channel
       },
-      catch: (e) => connectionError(`opening a channel failed: ${errorMessage(e, secrets)}`)
+      catch: failure("opening a channel failed: ", "operation")
     })
+
 
   return AmqpConnection.of({
     label: resolved.label,
     topology: userTopology,
     current: currentLive,
     reconnectSchedule,
-    declare: (topology) =>
-      Effect.suspend(() => {
-        const key = JSON.stringify(topology)
-        if (declared.has(key)) return Effect.void
-        return Effect.flatMap(currentLive, (live) => declareOnModel(live.model, topology)).pipe(
-          Effect.tap(() => Effect.sync(() => declared.set(key, topology)))
-        )
-      }),
+    declare: (topology) => Effect.suspend(() => Cache.get(declarations, new Declaration(JSON.stringify(topology), topology))),
     openChannel: (live) => wrapChannel(() => live.model.createChannel()),
     openConfirmChannel: (live) => wrapChannel(() => live.model.createConfirmChannel())
   })

@@ -1,17 +1,33 @@
 /**
  * Request-reply over RabbitMQ's direct reply-to (`amq.rabbitmq.reply-to`): no reply queue is declared, replies
  * are matched to requests by correlation id, and a request without an answer in time fails with
- * `RequestTimeoutError` (or `NoRespondersError` when nothing is bound to the destination).
+ * `RequestTimeoutError` (or `NoRespondersError` when nothing is bound to the destination). When the
+ * responder's handler fails or dies, the requester gets a `RemoteError` with the reason at once (the reply
+ * carries it in the `x-switchyard-rpc-error` header, the same contract as `NatsRpc`).
  *
  * @since 0.1.0
  */
 import type { Channel, ConsumeMessage } from "amqplib"
 import type { Envelope } from "@switchyard/core"
 import { Errors } from "@switchyard/core"
-import type { Cause, Scope } from "effect"
-import { Context, Duration, Effect, Layer, Queue, Semaphore, Stream } from "effect"
+import type { Scope } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Layer, Queue, Semaphore, Stream } from "effect"
 import * as AmqpConnection from "./AmqpConnection.ts"
+import * as AmqpEnvelope from "./internal/envelope.ts"
+import * as AmqpErrors from "./internal/errors.ts"
 import * as Topology from "./Topology.ts"
+
+/**
+ * Header of a reply that reports a responder-side failure instead of a result (the same name as NATS's).
+ *
+ * @example
+ * ```ts
+ * import { AmqpRpc } from "@switchyard/amqp"
+ * AmqpRpc.errorHeader // "x-switchyard-rpc-error"
+ * ```
+ * @since 0.2.0
+ */
+export const errorHeader = "x-switchyard-rpc-error"
 
 /**
  * A request.
@@ -65,10 +81,14 @@ export interface AmqpRpcShape {
   readonly request: (
     destination: string,
     request: Request
-  ) => Effect.Effect<Reply, Errors.RequestTimeoutError | Errors.NoRespondersError | Errors.PublishError>
+  ) => Effect.Effect<
+    Reply,
+    Errors.RequestTimeoutError | Errors.NoRespondersError | Errors.RemoteError | Errors.PublishError
+  >
   /**
    * Answers requests on a destination (queue `<destination>.rpc`, bound with `#`) until the scope closes.
-   * Resolves once the responder is registered.
+   * Resolves once the responder is registered. A request whose handler fails or dies is answered with the
+   * reason (the requester gets a `RemoteError`) and acknowledged: it is not redelivered.
    */
   readonly serve: <E, R>(
     destination: string,
@@ -99,16 +119,21 @@ interface Requester {
   closed: boolean
 }
 
-const toBuffer = (payload: Uint8Array): Buffer =>
-  Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+const toBuffer = AmqpEnvelope.toBuffer
 
 const stringHeaders = (raw: Record<string, unknown> | undefined): Record<string, string> => {
   const headers: Record<string, string> = {}
   for (const name in raw ?? {}) {
-    const value = raw?.[name]
-    if (typeof value === "string") headers[name] = value
+    const value = AmqpEnvelope.headerString(raw?.[name])
+    if (value !== undefined) headers[name] = value
   }
   return headers
+}
+
+/** The reason of a failed handler, bounded: it travels in a header. */
+const failureReason = (cause: Cause.Cause<unknown>): string => {
+  const reason = Cause.pretty(cause).split("\n")[0] ?? "handler failed"
+  return reason.length > 1000 ? `${reason.slice(0, 1000)}…` : reason
 }
 
 /**
@@ -124,6 +149,7 @@ const stringHeaders = (raw: Record<string, unknown> | undefined): Record<string,
  */
 export const make = Effect.gen(function*() {
   const connection = yield* AmqpConnection.AmqpConnection
+  const clock = yield* Clock.Clock
   const pending = new Map<string, (outcome: Reply | "no-responders") => void>()
   let requester: Requester | undefined
   const lock = Semaphore.makeUnsafe(1)
@@ -161,7 +187,11 @@ export const make = Effect.gen(function*() {
               return r
             },
             catch: (e) =>
-              new Errors.ConnectionError({ broker: connection.label, reason: AmqpConnection.errorMessage(e) })
+              new Errors.ConnectionError({
+                broker: connection.label,
+                reason: AmqpConnection.errorMessage(e),
+                kind: AmqpErrors.classify(e)
+              })
           })
         )
       )
@@ -171,17 +201,19 @@ export const make = Effect.gen(function*() {
   const request: AmqpRpcShape["request"] = (destination, req) => {
     const timeoutMillis = Duration.toMillis(Duration.fromInputUnsafe(req.timeout ?? "5 seconds"))
     const correlationId = globalThis.crypto.randomUUID()
-    const publishError = (reason: string) => new Errors.PublishError({ destination, reason })
+    const publishError = (reason: string, kind: Errors.ErrorKind) => new Errors.PublishError({ destination, reason, kind })
     return connection.declare(Topology.destination(destination)).pipe(
       Effect.andThen(openRequester),
-      Effect.mapError((e) => publishError(e.reason)),
+      Effect.mapError((e) => publishError(e.reason, e.kind ?? "Unknown")),
       Effect.flatMap((r) =>
-        Effect.callback<Reply, Errors.NoRespondersError | Errors.PublishError>((resume) => {
+        Effect.callback<Reply, Errors.NoRespondersError | Errors.RemoteError | Errors.PublishError>((resume) => {
           pending.set(correlationId, (outcome) => {
             pending.delete(correlationId)
-            resume(outcome === "no-responders"
-              ? Effect.fail(new Errors.NoRespondersError({ destination }))
-              : Effect.succeed(outcome))
+            if (outcome === "no-responders") return resume(Effect.fail(new Errors.NoRespondersError({ destination })))
+            const remote = outcome.headers[errorHeader]
+            resume(remote === undefined
+              ? Effect.succeed(outcome)
+              : Effect.fail(new Errors.RemoteError({ destination, reason: remote })))
           })
           try {
             r.channel.publish(destination, req.key ?? "", toBuffer(req.payload), {
@@ -193,7 +225,7 @@ export const make = Effect.gen(function*() {
             })
           } catch (e) {
             pending.delete(correlationId)
-            resume(Effect.fail(publishError(AmqpConnection.errorMessage(e))))
+            resume(Effect.fail(publishError(AmqpConnection.errorMessage(e), AmqpErrors.classify(e))))
           }
           return Effect.sync(() => pending.delete(correlationId))
         })
@@ -208,7 +240,8 @@ export const make = Effect.gen(function*() {
   const serve: AmqpRpcShape["serve"] = (destination, handler, options) =>
     Effect.gen(function*() {
       const queue = `${destination}.rpc`
-      const subscribeError = (reason: string) => new Errors.SubscribeError({ destination, reason })
+      const subscribeError = (reason: string, kind?: Errors.ErrorKind) =>
+        new Errors.SubscribeError({ destination, reason, ...(kind === undefined ? {} : { kind }) })
       // Only the durable exchange goes through the connection's declare cache (re-declared on reconnect). The
       // auto-delete rpc queue disappears with its last consumer, so it is declared on this serve's own channel
       // every time: a cached declaration would outlive it (a later serve would skip it and fail to consume).
@@ -234,38 +267,34 @@ export const make = Effect.gen(function*() {
             else Queue.offerUnsafe(inbox, msg)
           })
         },
-        catch: (e) => subscribeError(AmqpConnection.errorMessage(e))
+        catch: (e) => subscribeError(AmqpConnection.errorMessage(e), AmqpErrors.classify(e))
       })
-      const answer = (msg: ConsumeMessage) => {
-        const raw = msg.properties.headers ?? {}
-        const incoming: Envelope.OutgoingMessage = {
-          id: typeof msg.properties.messageId === "string" ? msg.properties.messageId : "",
-          key: msg.fields.routingKey === "" ? undefined : msg.fields.routingKey,
-          headers: stringHeaders(raw),
-          timestamp: Date.now(),
-          contentType: typeof msg.properties.contentType === "string" ? msg.properties.contentType : "",
-          payload: new Uint8Array(msg.content.buffer, msg.content.byteOffset, msg.content.byteLength),
-          correlationId: typeof msg.properties.correlationId === "string" ? msg.properties.correlationId : undefined,
-          causationId: undefined
-        }
-        return handler(incoming).pipe(
-          Effect.flatMap((payload) =>
-            Effect.sync(() => {
-              const to = msg.properties.replyTo
-              if (typeof to === "string" && to !== "") {
-                channel.publish("", to, toBuffer(payload), {
-                  correlationId: incoming.correlationId ?? "",
-                  contentType: "application/octet-stream"
-                })
-              }
-              channel.ack(msg)
+      const now = () => clock.currentTimeMillisUnsafe()
+      // Replies go to the requester's direct reply-to queue; a closed channel loses them (the requester times out).
+      const reply = (msg: ConsumeMessage, payload: Uint8Array, headers: Record<string, string>) =>
+        Effect.sync(() => {
+          const to = msg.properties.replyTo
+          if (typeof to === "string" && to !== "") {
+            channel.publish("", to, toBuffer(payload), {
+              correlationId: AmqpEnvelope.headerString(msg.properties.correlationId) ?? "",
+              contentType: "application/octet-stream",
+              headers
             })
-          ),
+          }
+          channel.ack(msg)
+        })
+      const answer = (msg: ConsumeMessage) => {
+        const incoming: Envelope.OutgoingMessage = AmqpEnvelope.toEnvelope(msg, destination, 1, now)
+        return Effect.suspend(() => handler(incoming)).pipe(
+          Effect.flatMap((payload) => reply(msg, payload, {})),
           Effect.catchCause((cause) =>
-            Effect.logWarning("rpc handler failed; the request is dropped", cause).pipe(
-              Effect.andThen(Effect.sync(() => channel.nack(msg, false, false)))
-            )
+            Cause.hasInterruptsOnly(cause)
+              ? Effect.interrupt
+              : Effect.logWarning(`rpc handler on ${destination} failed; answering with the reason`, cause).pipe(
+                Effect.andThen(reply(msg, new Uint8Array(0), { [errorHeader]: failureReason(cause) }))
+              )
           ),
+          // the channel closed under us: the request goes back to the queue with it
           Effect.catchDefect(() => Effect.void)
         )
       }

@@ -178,6 +178,27 @@ export const group = (destinationName: string, groupName: string, type: "classic
 }
 
 /**
+ * A consumer group declared up front: the destination's topic exchange, the group's durable queue and its
+ * binding. Give it as (part of) the connection's `topology` so that the queue exists before the first
+ * consumer starts: messages published before then are kept for the group instead of being unroutable.
+ *
+ * @example
+ * ```ts
+ * import { AmqpBroker, Topology } from "@switchyard/amqp"
+ * const BrokerLive = AmqpBroker.layer({
+ *   url: "amqp://127.0.0.1",
+ *   topology: Topology.merge(Topology.consumerGroup("orders", "email"), Topology.consumerGroup("orders", "billing"))
+ * })
+ * ```
+ * @since 0.2.0
+ */
+export const consumerGroup = (
+  destinationName: string,
+  groupName: string,
+  type: "classic" | "quorum" = "classic"
+): Topology => merge(destination(destinationName), group(destinationName, groupName, type))
+
+/**
  * The delayed-retry queue of a work queue: messages wait `delayMillis` in it, then dead-letter back to the
  * work queue through the default exchange (no plugin needed).
  *

@@ -1,9 +1,9 @@
 import { assert, describe, layer } from "@effect/vitest"
 import * as amqp from "amqplib"
-import { Broker } from "@switchyard/core"
-import { Effect, Exit, Fiber, Queue, Scope, Stream } from "effect"
+import { Broker, Consumer, Publisher, Switchyard, Topic } from "@switchyard/core"
+import { Effect, Exit, Fiber, Queue, Schedule, Schema, Scope, Stream } from "effect"
 import { AmqpBroker, Topology } from "../src/index.ts"
-import { BrokerLive, collect, message, options, takeN, text, unique } from "./helpers.ts"
+import { BrokerLive, collect, drainQueue, message, options, takeN, text, unique } from "./helpers.ts"
 
 layer(BrokerLive, { excludeTestServices: true, timeout: "30 seconds" })("AmqpBroker contract", (it) => {
   it.effect("round-trips the whole envelope", () =>
@@ -213,18 +213,17 @@ layer(BrokerLive, { excludeTestServices: true, timeout: "30 seconds" })("AmqpBro
       assert.deepStrictEqual(all.map((d) => d.envelope.id), ["e-1"])
     }))
 
-  it.effect("an unroutable message is a PublishError (mandatory + basic.return)", () =>
+  it.effect("by default a message no queue is bound for is confirmed (and logged), not a PublishError", () =>
     Effect.gen(function*() {
       const broker = yield* Broker.Broker
-      const destination = unique("unroutable")
-      const error = yield* Effect.flip(broker.publish(destination, [message("u-1", "x")]))
-      assert.strictEqual(error._tag, "PublishError")
-      assert.include(error.reason, "unroutable")
-      // once a group exists the same destination is routable
+      const destination = unique("unroutable-default")
+      const receipts = yield* broker.publish(destination, [message("u-0", "x")])
+      assert.deepStrictEqual(receipts.map((r) => r.id), ["u-0"])
+      // RabbitMQ kept nothing: a group created afterwards gets only what is published afterwards
       const q = yield* collect(destination, "g")
-      yield* broker.publish(destination, [message("u-2", "y")])
+      yield* broker.publish(destination, [message("u-1", "y")])
       const [d] = yield* takeN(q, 1)
-      assert.strictEqual(d!.envelope.id, "u-2")
+      assert.strictEqual(d!.envelope.id, "u-1")
     }))
 
   it.effect("a .dlq destination keeps dead letters in a parking queue even with no subscriber", () =>
@@ -297,3 +296,90 @@ layer(AmqpBroker.layer({ ...options, queueType: "quorum" }), { excludeTestServic
       }))
   }
 )
+
+layer(AmqpBroker.layer({ ...options, unroutable: "fail" }), { excludeTestServices: true, timeout: "30 seconds" })(
+  "unroutable: \"fail\"",
+  (it) => {
+    it.effect("an unroutable message is a non-retryable PublishError of kind Unroutable (mandatory + basic.return)", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const destination = unique("unroutable")
+        const error = yield* Effect.flip(broker.publish(destination, [message("u-1", "x")]))
+        assert.strictEqual(error._tag, "PublishError")
+        assert.include(error.reason, "unroutable")
+        assert.strictEqual(error.kind, "Unroutable")
+        assert.isFalse(error.isRetryable)
+        // once a group exists the same destination is routable
+        const q = yield* collect(destination, "g")
+        yield* broker.publish(destination, [message("u-2", "y")])
+        const [d] = yield* takeN(q, 1)
+        assert.strictEqual(d!.envelope.id, "u-2")
+      }))
+
+    it.effect("a long id is matched to its basic.return through its bounded message_id", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const error = yield* Effect.flip(broker.publish(unique("unroutable-long"), [message("r".repeat(300), "x")]))
+        assert.strictEqual(error.kind, "Unroutable")
+      }), 10_000)
+  }
+)
+
+// The README example: publish first, then consume from the earliest position.
+const Order = Schema.Struct({ orderId: Schema.String, email: Schema.String, total: Schema.Number })
+const readmeFlow = (orders: Topic.Topic<typeof Order.Type>) =>
+  Effect.gen(function*() {
+    const handled: Array<string> = []
+    yield* Publisher.publish(orders, { orderId: "o-1", email: "ada@example.com", total: 42 })
+    const consumer = yield* Consumer.run(orders, (o) => Effect.sync(() => handled.push(o.orderId)), {
+      group: "email",
+      idempotency: true
+    }).pipe(Effect.forkChild)
+    // the consumer's queue exists once a publish after it is routed to it
+    yield* Publisher.publish(orders, { orderId: "o-2", email: "bob@example.com", total: 7 }).pipe(
+      Effect.repeat({ until: () => handled.includes("o-2"), schedule: Schedule.spaced("200 millis") })
+    )
+    yield* Fiber.interrupt(consumer)
+    return handled
+  })
+
+const readmeDestination = unique("readme")
+describe("the README example on RabbitMQ", () => {
+  layer(Switchyard.on(BrokerLive), { excludeTestServices: true, timeout: "30 seconds" })("with no topology", (it) => {
+    it.effect("the publish before any consumer succeeds; RabbitMQ keeps it for no group, so only later messages are handled", () =>
+      Effect.gen(function*() {
+        const handled = yield* readmeFlow(Topic.make(unique("readme-bare"), Order, { key: (o) => o.orderId }))
+        assert.strictEqual(handled[0], "o-2")
+        assert.notInclude(handled, "o-1")
+      }), 20_000)
+  })
+  layer(
+    Switchyard.on(AmqpBroker.layer({ ...options, topology: Topology.consumerGroup(readmeDestination, "email") })),
+    { excludeTestServices: true, timeout: "30 seconds" }
+  )("with the group declared in the topology", (it) => {
+    it.effect("the message published before the consumer started is handled", () =>
+      Effect.gen(function*() {
+        const handled = yield* readmeFlow(Topic.make(readmeDestination, Order, { key: (o) => o.orderId }))
+        assert.strictEqual(handled[0], "o-1")
+        assert.include(handled, "o-2")
+      }), 20_000)
+  })
+})
+
+layer(BrokerLive, { excludeTestServices: true, timeout: "30 seconds" })("first publishes", (it) => {
+  it.effect("2,500 concurrent first publishes to new destinations share one declaration each (no channel exhaustion)", () =>
+    Effect.gen(function*() {
+      const broker = yield* Broker.Broker
+      const destinations = Array.from({ length: 5 }, (_, i) => `${unique("burst")}.${i}.dlq`)
+      const results = yield* Effect.forEach(
+        Array.from({ length: 2500 }, (_, i) => i),
+        (i) => Effect.result(broker.publish(destinations[i % destinations.length]!, [message(`b-${i}`, "x")])),
+        { concurrency: "unbounded" }
+      )
+      const failures = results.filter((r) => r._tag === "Failure")
+      assert.strictEqual(failures.length, 0, failures.slice(0, 3).map((f) => String(f)).join("; "))
+      // every message is in its destination's parking queue
+      const counts = yield* Effect.forEach(destinations, (d) => drainQueue(d).pipe(Effect.map((m) => m.length)))
+      assert.deepStrictEqual(counts, destinations.map(() => 500))
+    }), 30_000)
+})

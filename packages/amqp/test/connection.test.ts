@@ -25,12 +25,13 @@ describe("AmqpConnection", () => {
       assert.notInclude(String(error.cause ?? ""), secret)
     }))
 
-  it.live("an unreachable broker is a ConnectionError within the connect timeout", () =>
+  it.live("an unreachable broker is a ConnectionError within the connect timeout (a refused port at once, kind Unreachable)", () =>
     Effect.gen(function*() {
       const start = Date.now()
       const error = yield* Effect.flip(Layer.build(AmqpBroker.layer({ ...options, port: 1, connectTimeout: "1500 millis" })))
       assert.strictEqual(error._tag, "ConnectionError")
-      assert.include(error.message, "timed out")
+      assert.strictEqual(error.kind, "Unreachable")
+      assert.include(error.message, "ECONNREFUSED")
       assert.isBelow(Date.now() - start, 4000)
     }))
 
@@ -214,6 +215,23 @@ layer(AmqpBroker.layer(options), { excludeTestServices: true, timeout: "30 secon
       const error = yield* Effect.flip(rpc.request(destination, { payload: encoder.encode("x"), timeout: "300 millis" }))
       assert.strictEqual(error._tag, "RequestTimeoutError")
     }))
+
+  it.effect("a responder whose handler fails or dies answers at once with a RemoteError carrying the reason", () =>
+    Effect.gen(function*() {
+      const rpc = yield* AmqpRpc.AmqpRpc
+      const destination = unique("rpc-fail")
+      yield* rpc.serve(destination, (req) =>
+        new TextDecoder().decode(req.payload) === "die"
+          ? Effect.die(new Error("responder defect"))
+          : Effect.fail(new Error("no price for sku-1")))
+      // a 20 s request timeout: only an answer from the responder ends these requests within the test's 10 s
+      const failed = yield* Effect.flip(rpc.request(destination, { payload: encoder.encode("sku-1"), timeout: "20 seconds" }))
+      assert.strictEqual(failed._tag, "RemoteError")
+      assert.include(failed.message, "no price for sku-1")
+      const died = yield* Effect.flip(rpc.request(destination, { payload: encoder.encode("die"), timeout: "20 seconds" }))
+      assert.strictEqual(died._tag, "RemoteError")
+      assert.include(died.message, "responder defect")
+    }), 10_000)
 
   it.effect("a request to a destination nobody serves is a NoRespondersError", () =>
     Effect.gen(function*() {

@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process"
 import { promisify } from "node:util"
+import * as amqp from "amqplib"
 import { Broker, Envelope } from "@switchyard/core"
 import { Effect, Queue, Redacted, Stream } from "effect"
 import type { Scope } from "effect"
@@ -57,3 +58,66 @@ const exec = promisify(execFile)
 /** Runs rabbitmqctl (the test machine's RabbitMQ node). */
 export const rabbitmqctl = (...args: Array<string>) =>
   Effect.promise(() => exec("rabbitmqctl", args, { timeout: 120_000 }).then((r) => r.stdout))
+
+export const amqpUrl = `amqp://guest:guest@${options.hostname}:${options.port}`
+
+/** A raw amqplib confirm channel (a foreign producer), closed with the scope. */
+export const rawChannel = Effect.acquireRelease(
+  Effect.promise(async () => {
+    const connection = await amqp.connect(amqpUrl)
+    const channel = await connection.createConfirmChannel()
+    return { connection, channel }
+  }),
+  ({ connection }) => Effect.promise(() => connection.close().catch(() => {}))
+).pipe(Effect.map(({ channel }) => channel))
+
+/** Publishes with the raw client and waits for the broker's confirms. */
+export const rawPublish = (
+  channel: amqp.ConfirmChannel,
+  exchange: string,
+  messages: ReadonlyArray<{ readonly content: Uint8Array; readonly options?: amqp.Options.Publish; readonly routingKey?: string }>
+) =>
+  Effect.promise(async () => {
+    for (const m of messages) {
+      if (!channel.publish(exchange, m.routingKey ?? "", Buffer.from(m.content), m.options ?? {})) {
+        await new Promise((resolve) => channel.once("drain", resolve))
+      }
+    }
+    await channel.waitForConfirms()
+  })
+
+/** Reads and removes every message of a queue with basic.get (the dead-letter parking queue needs no subscriber). */
+export const drainQueue = (queue: string) =>
+  Effect.promise(async () => {
+    const conn = await amqp.connect(amqpUrl)
+    try {
+      const ch = await conn.createChannel()
+      ch.on("error", () => {})
+      const out: Array<amqp.GetMessage> = []
+      // a queue that does not exist yet (declared on the first dead letter) is empty
+      if (await ch.checkQueue(queue).then(() => false, () => true)) return out
+      for (let msg = await ch.get(queue, { noAck: true }); msg !== false; msg = await ch.get(queue, { noAck: true })) {
+        out.push(msg)
+      }
+      return out
+    } finally {
+      await conn.close().catch(() => {})
+    }
+  })
+
+/** Collects the messages of a queue until there are `n` (polling with basic.get). */
+export const awaitQueue = (queue: string, n: number) =>
+  Effect.gen(function*() {
+    const out: Array<amqp.GetMessage> = []
+    while (out.length < n) {
+      out.push(...(yield* drainQueue(queue)))
+      if (out.length < n) yield* Effect.sleep("100 millis")
+    }
+    return out
+  })
+
+/** Waits until `done()` holds, checking every 20 ms (bounded by the test's timeout). */
+export const eventually = (done: () => boolean) =>
+  Effect.gen(function*() {
+    while (!done()) yield* Effect.sleep("20 millis")
+  })
