@@ -23,9 +23,10 @@ import {
 import { nanos, NoRespondersError } from "@nats-io/transport-node"
 import type { Envelope } from "@switchyard/core"
 import { Broker, Capabilities, Errors } from "@switchyard/core"
-import { Cause, Context, Duration, Effect, Layer, Queue, Schedule, Scope, Stream } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Layer, Queue, Schedule, Scope, Stream } from "effect"
 import { makeDeliveryQueue } from "./internal/deliveryQueue.ts"
-import { fromMessage, reason, sanitizeName, toHeaders } from "./internal/envelope.ts"
+import { exceedsMaxPayload, fromMessage, type Origin, reason, sanitizeName, toHeaders } from "./internal/envelope.ts"
+import { kindOf } from "./internal/errors.ts"
 import { NatsConnection } from "./NatsConnection.ts"
 
 /**
@@ -167,6 +168,69 @@ export interface JetStreamDelivery extends Broker.RawDelivery {
 }
 
 /**
+ * The coordinates of a JetStream delivery: `sequence` is the stream sequence (stable across redeliveries,
+ * so `<stream>/<sequence>` is the id of a message that carries none), `consumerSequence` the consumer's
+ * delivery sequence, `subject` the concrete subject (the destination may be a wildcard filter).
+ *
+ * @example
+ * ```ts
+ * import type { Envelope } from "@switchyard/core"
+ * import { JetStream } from "@switchyard/nats"
+ * declare const envelope: Envelope.Envelope
+ * const stream = JetStream.isJetStreamCoordinates(envelope.coordinates) ? envelope.coordinates.stream : undefined
+ * ```
+ * @since 0.2.0
+ */
+export interface Coordinates extends Envelope.Coordinates {
+  readonly sequence: number
+  readonly stream: string
+  readonly consumerSequence: number
+  readonly subject: string
+}
+
+/**
+ * Are these the coordinates of a JetStream delivery?
+ *
+ * @example
+ * ```ts
+ * import type { Envelope } from "@switchyard/core"
+ * import { JetStream } from "@switchyard/nats"
+ * declare const coordinates: Envelope.Coordinates
+ * if (JetStream.isJetStreamCoordinates(coordinates)) console.log(coordinates.stream, coordinates.sequence)
+ * ```
+ * @since 0.2.0
+ */
+export const isJetStreamCoordinates = (coordinates: Envelope.Coordinates): coordinates is Coordinates =>
+  "stream" in coordinates && typeof coordinates.stream === "string" && typeof coordinates.sequence === "number" &&
+  "consumerSequence" in coordinates && typeof coordinates.consumerSequence === "number"
+
+/**
+ * Broker-specific OpenTelemetry attributes of a JetStream delivery: stream, stream sequence, consumer
+ * sequence and concrete subject (`messaging.nats.*`; OpenTelemetry defines no NATS attributes yet).
+ *
+ * @example
+ * ```ts
+ * import type { Envelope } from "@switchyard/core"
+ * import { JetStream } from "@switchyard/nats"
+ * declare const envelope: Envelope.Envelope
+ * const attributes = JetStream.telemetryAttributes(envelope) // { "messaging.nats.stream.sequence": 42, ... }
+ * ```
+ * @since 0.2.0
+ */
+export const telemetryAttributes = (envelope: Envelope.Envelope): Readonly<Record<string, string | number>> => {
+  const c = envelope.coordinates
+  if (!isJetStreamCoordinates(c)) {
+    return c.sequence === undefined ? {} : { "messaging.nats.stream.sequence": c.sequence }
+  }
+  return {
+    "messaging.nats.stream": c.stream,
+    "messaging.nats.stream.sequence": c.sequence,
+    "messaging.nats.consumer.sequence": c.consumerSequence,
+    "messaging.nats.subject": c.subject
+  }
+}
+
+/**
  * Is this delivery from JetStream (so `term` / `working` are available)?
  *
  * @example
@@ -266,6 +330,8 @@ const streamMissing = (cause: unknown): boolean =>
 
 interface DeliveryContext {
   readonly destination: string
+  /** The Clock's time, read only for a message without a usable time (never on JetStream, which stores one). */
+  readonly now: () => number
   /** Unsettled deliveries; each remembers when the server last heard about it. */
   readonly inflight: Set<Delivery>
   /** The heartbeat's tick count: a clock that costs nothing to read per message. */
@@ -281,7 +347,7 @@ type Settlement = "ack" | "nak" | "term" | "working"
  * One object per message. Settlement effects are built only when asked for and allocate a single
  * thunk: this is the per-message hot path, so no `Effect.try` option objects and no named closures.
  */
-class Delivery implements JetStreamDelivery {
+class Delivery implements JetStreamDelivery, Origin {
   #envelope: Envelope.Envelope | undefined
   /** The heartbeat tick at which the server last heard about this delivery (arrival or `working()`). */
   heardAt: number
@@ -291,12 +357,25 @@ class Delivery implements JetStreamDelivery {
   get envelope(): Envelope.Envelope {
     if (this.#envelope === undefined) {
       const m = this.message
-      this.#envelope = fromMessage(m, m.info.deliveryCount, {
+      const info = m.info
+      const coordinates: Coordinates = {
         destination: this.context.destination,
-        sequence: m.seq
-      })
+        sequence: info.streamSequence,
+        stream: info.stream,
+        consumerSequence: info.deliverySequence,
+        subject: m.subject
+      }
+      this.#envelope = fromMessage(m, info.deliveryCount, coordinates, this, this.context.now)
     }
     return this.#envelope
+  }
+  /** The stream holding the message: `<stream>/<sequence>` is its id when it carries none. */
+  get stream(): string {
+    return this.message.info.stream
+  }
+  /** The server's stored time of the message (epoch ms). */
+  get brokerTimestamp(): number {
+    return nanosToMillis(this.message.info.timestampNanos)
   }
   get deliveryLimit(): number | undefined {
     return this.context.deliveryLimit
@@ -341,10 +420,17 @@ class Delivery implements JetStreamDelivery {
       }
       return Effect.void
     } catch (cause) {
-      return Effect.fail(new Errors.AckError({ destination: this.context.destination, reason: reason(cause), cause }))
+      return Effect.fail(
+        new Errors.AckError({ destination: this.context.destination, reason: reason(cause), kind: kindOf(cause), cause })
+      )
     }
   }
 }
+
+const nanosToMillis = (nanos: number): number => Math.floor(nanos / 1_000_000)
+
+/** The origin of a replayed message (no delivery object to carry it). */
+const originOf = (m: JsMsg): Origin => ({ stream: m.info.stream, brokerTimestamp: nanosToMillis(m.info.timestampNanos) })
 
 const closeRedeliveryDelayMillis = 250
 const closeSettleMillis = 50
@@ -362,10 +448,12 @@ const closeSettleMillis = 50
  */
 export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const { nc } = yield* NatsConnection
+  const clock = yield* Clock.Clock
+  const now = (): number => clock.currentTimeMillisUnsafe()
   const timeout = Duration.toMillis(options.timeout ?? "5 seconds")
   const manager = yield* Effect.tryPromise({
     try: () => jetstreamManager(nc, { timeout }),
-    catch: (cause) => new Errors.ConnectionError({ broker: "nats-jetstream", reason: reason(cause) })
+    catch: (cause) => new Errors.ConnectionError({ broker: "nats-jetstream", reason: reason(cause), kind: kindOf(cause), cause })
   })
   const client = jetstream(nc, { timeout })
   const publishWindow = Math.max(1, options.publishWindow ?? 1024)
@@ -389,7 +477,12 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         await manager.streams.update(decl.name, cfg)
       },
       catch: (cause) =>
-        new Errors.ConnectionError({ broker: "nats-jetstream", reason: `stream ${decl.name}: ${reason(cause)}` })
+        new Errors.ConnectionError({
+          broker: "nats-jetstream",
+          reason: `stream ${decl.name}: ${reason(cause)}`,
+          kind: kindOf(cause),
+          cause
+        })
     }), { discard: true })
 
   const streams = new Map<string, string>()
@@ -413,7 +506,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     if (known !== undefined) return Effect.succeed(known)
     return Effect.tryPromise({
       try: () => provision(destination),
-      catch: (cause) => new Errors.SubscribeError({ destination, reason: `provisioning: ${reason(cause)}`, cause })
+      catch: (cause) =>
+        new Errors.SubscribeError({ destination, reason: `provisioning: ${reason(cause)}`, kind: kindOf(cause), cause })
     }).pipe(Effect.tap((name) => Effect.sync(() => streams.set(destination, name))))
   }
 
@@ -433,9 +527,11 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       for (let i = 0; i < settled.length; i++) {
         const r = settled[i] as PromiseSettledResult<PubAck>
         if (r.status === "rejected") {
+          const failed = messages[start + i] as Envelope.OutgoingMessage
           throw new Errors.PublishError({
             destination,
-            reason: `message ${start + i + 1} of ${messages.length} (${messages[start + i]?.id}): ${reason(r.reason)}`,
+            reason: `message ${start + i + 1} of ${messages.length} (${failed.id}): ${reason(r.reason)}`,
+            kind: kindOf(r.reason, () => exceedsMaxPayload(nc, failed)),
             cause: r.reason
           })
         }
@@ -453,13 +549,13 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     messages: ReadonlyArray<Envelope.OutgoingMessage>
   ): Effect.Effect<ReadonlyArray<Envelope.PublishReceipt>, Errors.PublishError> =>
     streamFor(destination).pipe(
-      Effect.mapError((e) => new Errors.PublishError({ destination, reason: e.reason, cause: e.cause })),
+      Effect.mapError((e) => new Errors.PublishError({ destination, reason: e.reason, kind: e.kind, cause: e.cause })),
       Effect.andThen(Effect.tryPromise({
         try: () => publishAll(destination, messages),
         catch: (cause) =>
           cause instanceof Errors.PublishError
             ? cause
-            : new Errors.PublishError({ destination, reason: reason(cause), cause })
+            : new Errors.PublishError({ destination, reason: reason(cause), kind: kindOf(cause), cause })
       }))
     )
 
@@ -506,7 +602,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
           throw cause
         }
       },
-      catch: (cause) => new Errors.SubscribeError({ destination, reason: `consumer: ${reason(cause)}`, cause })
+      catch: (cause) =>
+        new Errors.SubscribeError({ destination, reason: `consumer: ${reason(cause)}`, kind: kindOf(cause), cause })
     })
 
   const subscribe = (
@@ -535,6 +632,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       const closing = { value: false }
       const context: DeliveryContext = {
         destination,
+        now,
         inflight,
         tick: 0,
         deliveryLimit: settings.maxDeliver === undefined || settings.maxDeliver < 0 ? undefined : settings.maxDeliver
@@ -559,7 +657,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
                 Queue.offerUnsafe(queue, delivery)
               }
             }),
-          catch: (cause) => new Errors.SubscribeError({ destination, reason: reason(cause), cause })
+          catch: (cause) => new Errors.SubscribeError({ destination, reason: reason(cause), kind: kindOf(cause), cause })
         }),
         (messages) =>
           Effect.promise(async () => {
@@ -588,7 +686,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       // A consumer that dies at the server fails the stream instead of hanging.
       void messages.closed().then((result) => {
         if (result instanceof Error) {
-          Queue.failCauseUnsafe(queue, Cause.fail(new Errors.SubscribeError({ destination, reason: reason(result) })))
+          Queue.failCauseUnsafe(
+            queue,
+            Cause.fail(new Errors.SubscribeError({ destination, reason: reason(result), kind: kindOf(result), cause: result }))
+          )
         }
       })
       yield* Stream.fromAsyncIterable(messages.status(), (cause) => cause).pipe(
@@ -597,7 +698,13 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
             ? Effect.sync(() =>
               Queue.failCauseUnsafe(
                 queue,
-                Cause.fail(new Errors.SubscribeError({ destination, reason: `consumer deleted: ${status.description}` }))
+                Cause.fail(
+                  new Errors.SubscribeError({
+                    destination,
+                    reason: `consumer deleted: ${status.description}`,
+                    kind: "NotFound"
+                  })
+                )
               )
             )
             : status.type === "heartbeats_missed" || status.type === "consumer_not_found" ||
@@ -635,7 +742,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       const fromSequence = o.fromSequence
       const state = yield* Effect.tryPromise({
         try: () => manager.streams.info(stream, { subjects_filter: destination }),
-        catch: (cause) => new Errors.SubscribeError({ destination, reason: reason(cause), cause })
+        catch: (cause) => new Errors.SubscribeError({ destination, reason: reason(cause), kind: kindOf(cause), cause })
       })
       const lastSeq = state.state.last_seq
       if (o.live !== true && (state.state.messages === 0 || (fromSequence !== undefined && fromSequence > lastSeq))) {
@@ -655,19 +762,19 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
                 callback: (m) => {
                   Queue.offerUnsafe(
                     queue,
-                    fromMessage(m, m.info.deliveryCount, { destination, sequence: m.seq })
+                    fromMessage(m, m.info.deliveryCount, { destination, sequence: m.seq }, originOf(m), now)
                   )
                   if (o.live !== true && (m.info.pending === 0 || m.seq >= lastSeq)) Queue.endUnsafe(queue)
                 }
               })
             },
-            catch: (cause) => new Errors.SubscribeError({ destination, reason: reason(cause), cause })
+            catch: (cause) => new Errors.SubscribeError({ destination, reason: reason(cause), kind: kindOf(cause), cause })
           }),
           (messages) => Effect.promise(() => messages.close().catch(() => undefined))
         ))
     }))
 
-  const broker: Broker.BrokerShape = { system: "nats-jetstream", capabilities, publish, subscribe }
+  const broker = Broker.Broker.of({ system: "nats-jetstream", capabilities, publish, subscribe, telemetryAttributes })
   return { broker, jetStream: JetStream.of({ client, manager, streamFor, replay }) }
 })
 

@@ -8,7 +8,8 @@ import { AckPolicy, jetstream, jetstreamManager, StorageType } from "@nats-io/je
 import { connect, headers, type Msg, type NatsConnection } from "@nats-io/transport-node"
 import * as fc from "fast-check"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
-import { decodeValue, fromHeaders, fromMessage, headerBlock, lastHeader } from "../src/internal/envelope.ts"
+import type { Envelope } from "@switchyard/core"
+import { coreOrigin, decodeValue, fromHeaders, fromMessage, headerBlock, lastHeader } from "../src/internal/envelope.ts"
 import { servers, unique } from "./helpers.ts"
 
 let nc: NatsConnection
@@ -48,7 +49,10 @@ const headerName = fc.oneof(
     "x-switchyard-correlation-id",
     "x-switchyard-causation-id",
     "Nats-Msg-Id",
-    "X-Switchyard-Id"
+    "X-Switchyard-Id",
+    "Content-Type",
+    "X-Switchyard-Timestamp",
+    "X-Switchyard-Key"
   )
 )
 // Values: anything without CR/LF, with spaces (trimmed by NATS), unicode and the base64 marker.
@@ -60,6 +64,12 @@ const headerValue = fc.oneof(
   fc.constant("a: b: c")
 )
 
+/** A fixed receipt time, so both readings of one message agree. */
+const now = () => 1_700_000_000_000
+
+/** An envelope with a generated id compared without it (each reading draws a fresh one). */
+const comparable = (e: Envelope.Envelope) => e.idSource === "generated" ? { ...e, id: "<generated>" } : e
+
 describe("envelope from a raw header block", () => {
   it("reads every header set (whole, and one header at a time) exactly as nats.js's public header API does", async () => {
     const subject = unique("sy.envelope")
@@ -69,9 +79,10 @@ describe("envelope from a raw header block", () => {
         fc.uint8Array({ maxLength: 64 }),
         async (pairs, body) => {
           const m = await roundTrip(subject, pairs, body)
-          const fast = fromMessage(m, 1, { destination: subject })
-          const slow = fromHeaders(m.data, m.headers, 1, { destination: subject })
-          assert.deepStrictEqual(fast, slow)
+          const fast = fromMessage(m, 1, { destination: subject }, coreOrigin, now)
+          const slow = fromHeaders(m.data, m.headers, 1, { destination: subject }, coreOrigin, now)
+          assert.deepStrictEqual(comparable(fast), comparable(slow))
+          assert.notStrictEqual(fast.id, "")
           assert.deepStrictEqual([...fast.payload], [...body])
           for (const name of [...pairs.map(([n]) => n), "x-absent"]) {
             const h = m.headers
@@ -90,13 +101,15 @@ describe("envelope from a raw header block", () => {
     assert.instanceOf(headerBlock(withHeaders), Uint8Array)
     const bare = await roundTrip(subject, [], new Uint8Array([2]))
     assert.strictEqual(headerBlock(bare), "none")
-    assert.strictEqual(fromMessage(bare, 1, { destination: subject }).id, "")
+    const bareEnvelope = fromMessage(bare, 1, { destination: subject }, coreOrigin, now)
+    assert.strictEqual(bareEnvelope.idSource, "generated")
+    assert.notStrictEqual(bareEnvelope.id, "")
 
     const h = headers()
     h.append("x-switchyard-id", "plain")
     const plain = { data: new Uint8Array([3]), headers: h }
     assert.isUndefined(headerBlock(plain))
-    assert.strictEqual(fromMessage(plain, 1, { destination: subject }).id, "plain")
+    assert.strictEqual(fromMessage(plain, 1, { destination: subject }, coreOrigin, now).id, "plain")
 
     const jsm = await jetstreamManager(nc)
     const stream = unique("SY_ENVELOPE").replace(/[^A-Za-z0-9_-]/g, "_")
@@ -111,10 +124,14 @@ describe("envelope from a raw header block", () => {
       assert.isNotNull(m)
       if (m === null) return
       assert.instanceOf(headerBlock(m), Uint8Array)
-      const envelope = fromMessage(m, m.info.deliveryCount, { destination: jsSubject, sequence: m.seq })
+      const origin = { stream, brokerTimestamp: Math.floor(m.info.timestampNanos / 1e6) }
+      const envelope = fromMessage(m, m.info.deliveryCount, { destination: jsSubject, sequence: m.seq }, origin, now)
       assert.strictEqual(envelope.id, "plain")
       assert.strictEqual(envelope.attempt, 1)
-      assert.deepStrictEqual(envelope, fromHeaders(m.data, m.headers, 1, { destination: jsSubject, sequence: m.seq }))
+      assert.deepStrictEqual(
+        envelope,
+        fromHeaders(m.data, m.headers, 1, { destination: jsSubject, sequence: m.seq }, origin, now)
+      )
       m.ack()
     } finally {
       await jsm.streams.delete(stream)

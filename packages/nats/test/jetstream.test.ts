@@ -35,7 +35,9 @@ describe("JetStream broker", () => {
         const got = yield* take(sub, 3)
         assert.deepStrictEqual(got.map(text), ["one", "two", "three"])
         for (let i = 0; i < sent.length; i++) {
-          const { attempt, coordinates, ...rest } = got[i]!.envelope
+          const { attempt, coordinates, idSource, keyBytes, ...rest } = got[i]!.envelope
+          assert.strictEqual(idSource, "message")
+          assert.isUndefined(keyBytes)
           assert.deepStrictEqual({ ...rest, payload: Array.from(rest.payload) }, {
             ...sent[i]!,
             payload: Array.from(sent[i]!.payload)

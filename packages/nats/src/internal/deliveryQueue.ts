@@ -14,10 +14,14 @@ import { type Cause, Effect, Queue, Scheduler } from "effect"
  */
 const wakeInSameTick = new Scheduler.MixedScheduler("sync")
 
-/** An unbounded delivery queue whose consumer wakes in the same tick as the socket read. */
-export const makeDeliveryQueue = <D extends Broker.RawDelivery>(): Effect.Effect<
+/**
+ * A delivery queue whose consumer wakes in the same tick as the socket read. Unbounded when the server
+ * bounds what it sends (JetStream's `max_ack_pending`); with a `capacity`, `Queue.offerUnsafe` returns
+ * `false` instead of growing when it is full (core NATS, which has no flow control).
+ */
+export const makeDeliveryQueue = <D extends Broker.RawDelivery>(capacity?: number): Effect.Effect<
   Queue.Queue<D, Errors.SubscribeError | Cause.Done>
 > =>
-  Queue.unbounded<D, Errors.SubscribeError | Cause.Done>().pipe(
+  Queue.make<D, Errors.SubscribeError | Cause.Done>(capacity === undefined ? undefined : { capacity }).pipe(
     Effect.provideService(Scheduler.Scheduler, wakeInSameTick)
   )

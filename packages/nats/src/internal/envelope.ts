@@ -3,12 +3,23 @@
  *
  * @internal
  */
-import { headers as makeHeaders, type MsgHdrs } from "@nats-io/transport-node"
+import { headers as makeHeaders, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node"
 import type { Envelope } from "@switchyard/core"
 import { Headers as H } from "@switchyard/core"
+import { IncomingEnvelope } from "@switchyard/core/adapter"
 
 /** The JetStream de-duplication header. */
 export const natsMsgId = "Nats-Msg-Id"
+
+/** Switchyard's envelope header names as nats.js canonicalises them (`Match.CanonicalMIME`). */
+const canonical = {
+  messageId: "X-Switchyard-Id",
+  key: "X-Switchyard-Key",
+  correlationId: "X-Switchyard-Correlation-Id",
+  causationId: "X-Switchyard-Causation-Id",
+  timestamp: "X-Switchyard-Timestamp",
+  contentType: "Content-Type"
+} as const
 
 const reserved = new Set<string>([
   H.messageId,
@@ -17,7 +28,8 @@ const reserved = new Set<string>([
   H.causationId,
   H.timestamp,
   H.contentType,
-  natsMsgId
+  natsMsgId,
+  ...Object.values(canonical)
 ])
 
 /**
@@ -52,70 +64,158 @@ export const toHeaders = (message: Envelope.OutgoingMessage): MsgHdrs => {
   return h
 }
 
+const utf8Encoder = new TextEncoder()
+
+/**
+ * The size in bytes of the header block nats.js sends for a message (`NATS/1.0\r\n`, `name: value\r\n`
+ * per value, a closing `\r\n`). For error paths only: it builds the headers again.
+ */
+export const headerBlockLength = (message: Envelope.OutgoingMessage): number => {
+  let length = "NATS/1.0\r\n\r\n".length
+  for (const [name, values] of toHeaders(message)) {
+    for (const value of values) length += utf8Encoder.encode(`${name}: ${value}\r\n`).length
+  }
+  return length
+}
+
+/** Whether a message with its header block is over the server's `max_payload` (checked only on refusal). */
+export const exceedsMaxPayload = (nc: NatsConnection, m: Envelope.OutgoingMessage): boolean => {
+  const max = nc.info?.max_payload
+  return max !== undefined && m.payload.length + headerBlockLength(m) > max
+}
+
 /** Shared by every envelope without user headers (frozen: envelopes are immutable). */
 const noHeaders: Record<string, string> = Object.freeze({})
 
-/** An envelope under construction. */
-type Fields = { -readonly [K in Exclude<keyof Envelope.Envelope, "headers">]: Envelope.Envelope[K] } & {
+/**
+ * A `Draft` being filled from the headers, plus what only NATS has: the `Nats-Msg-Id` (the id when the
+ * message has no `x-switchyard-id`) and which fields came from Switchyard's exact (lowercase) header names,
+ * which win over their MIME-canonical spellings (`Content-Type`, `X-Switchyard-Id`, as nats.js writes them
+ * with `Match.CanonicalMIME` and other clients by habit) whatever the order.
+ */
+interface Reading {
+  id: string | undefined
+  brokerId: string | undefined
+  key: string | undefined
   headers: Record<string, string>
+  timestamp: string | undefined
+  brokerTimestamp: number | undefined
+  contentType: string | undefined
+  payload: Uint8Array
+  correlationId: string | undefined
+  causationId: string | undefined
+  attempt: number
+  coordinates: Envelope.Coordinates
+  natsId: string | undefined
+  exact: number
 }
 
-/**
- * The last `Nats-Msg-Id` seen while one envelope is read (reading is synchronous, so one slot serves all):
- * the id only when the message has no `x-switchyard-id`.
- */
-let natsIdSeen = ""
+const ID = 1
+const KEY = 2
+const TIMESTAMP = 4
+const CONTENT_TYPE = 8
+const CORRELATION = 16
+const CAUSATION = 32
 
-/** Files one header into the envelope under construction; a repeated name's last value wins. */
-const put = (e: Fields, name: string, raw: string): void => {
-  const value = decodeValue(raw)
+/** Files one header into the reading; a repeated name's last value wins, an exact name over a canonical one. */
+const put = (e: Reading, name: string, raw: string): void => {
   switch (name) {
     case H.messageId:
-      e.id = value
-      break
-    case natsMsgId:
-      natsIdSeen = value
-      break
+      e.exact |= ID
+      e.id = decodeValue(raw)
+      return
     case H.key:
-      e.key = value
-      break
+      e.exact |= KEY
+      e.key = decodeValue(raw)
+      return
     case H.timestamp:
-      e.timestamp = Number(value)
-      break
+      e.exact |= TIMESTAMP
+      e.timestamp = raw
+      return
     case H.contentType:
-      e.contentType = value
-      break
+      e.exact |= CONTENT_TYPE
+      e.contentType = decodeValue(raw)
+      return
     case H.correlationId:
-      e.correlationId = value
-      break
+      e.exact |= CORRELATION
+      e.correlationId = decodeValue(raw)
+      return
     case H.causationId:
-      e.causationId = value
-      break
+      e.exact |= CAUSATION
+      e.causationId = decodeValue(raw)
+      return
+    case natsMsgId:
+      e.natsId = decodeValue(raw)
+      return
+    case canonical.messageId:
+      if ((e.exact & ID) === 0) e.id = decodeValue(raw)
+      return
+    case canonical.key:
+      if ((e.exact & KEY) === 0) e.key = decodeValue(raw)
+      return
+    case canonical.timestamp:
+      if ((e.exact & TIMESTAMP) === 0) e.timestamp = raw
+      return
+    case canonical.contentType:
+      if ((e.exact & CONTENT_TYPE) === 0) e.contentType = decodeValue(raw)
+      return
+    case canonical.correlationId:
+      if ((e.exact & CORRELATION) === 0) e.correlationId = decodeValue(raw)
+      return
+    case canonical.causationId:
+      if ((e.exact & CAUSATION) === 0) e.causationId = decodeValue(raw)
+      return
     default:
       if (e.headers === noHeaders) e.headers = {}
-      e.headers[name] = value
+      e.headers[name] = decodeValue(raw)
   }
 }
 
-const blank = (payload: Uint8Array, attempt: number, coordinates: Envelope.Coordinates): Fields => {
-  natsIdSeen = ""
-  return {
-    id: "",
-    key: undefined,
-    headers: noHeaders,
-    timestamp: 0,
-    contentType: "application/octet-stream",
-    payload,
-    correlationId: undefined,
-    causationId: undefined,
-    attempt,
-    coordinates
-  }
+const blank = (
+  payload: Uint8Array,
+  attempt: number,
+  coordinates: Envelope.Coordinates,
+  brokerTimestamp: number | undefined
+): Reading => ({
+  id: undefined,
+  brokerId: undefined,
+  key: undefined,
+  headers: noHeaders,
+  timestamp: undefined,
+  brokerTimestamp,
+  contentType: undefined,
+  payload,
+  correlationId: undefined,
+  causationId: undefined,
+  attempt,
+  coordinates,
+  natsId: undefined,
+  exact: 0
+})
+
+/**
+ * Where a delivered message comes from, beyond its headers: the JetStream stream holding it (with
+ * `coordinates.sequence`, the stable id of a message that carries none) and the server's stored time.
+ * Core NATS has neither.
+ */
+export interface Origin {
+  readonly stream: string | undefined
+  readonly brokerTimestamp: number | undefined
 }
 
-const finish = (e: Fields): Envelope.Envelope => {
-  if (e.id === "") e.id = natsIdSeen
-  return e
+/** Core NATS: no stored message, so no stable id and no stored time. */
+export const coreOrigin: Origin = { stream: undefined, brokerTimestamp: undefined }
+
+/** The id fallbacks NATS adds before the shared ones: `Nats-Msg-Id`, then `<stream>/<stream sequence>`. */
+const complete = (e: Reading, origin: Origin, now: () => number): Envelope.Envelope => {
+  if (e.id === undefined || e.id === "") {
+    e.id = e.natsId
+    const sequence = e.coordinates.sequence
+    if ((e.id === undefined || e.id === "") && origin.stream !== undefined && sequence !== undefined) {
+      e.brokerId = `${origin.stream}/${sequence}`
+    }
+  }
+  return IncomingEnvelope.finish(e, now)
 }
 
 const utf8 = new TextDecoder()
@@ -184,17 +284,23 @@ export const lastHeader = (
   return lookup.value === undefined ? undefined : decodeValue(lookup.value)
 }
 
-/** Reads an envelope back from a delivered message, in one pass over its headers. */
+/**
+ * Reads an envelope back from a delivered message, in one pass over its headers, through the adapter kit's
+ * `IncomingEnvelope.finish` (so the id, timestamp and content-type fallbacks are those of every broker).
+ * `now` is read only when neither the message nor the server has a usable time.
+ */
 export const fromMessage = (
   msg: { readonly data: Uint8Array; readonly headers?: MsgHdrs | undefined },
   attempt: number,
-  coordinates: Envelope.Coordinates
+  coordinates: Envelope.Coordinates,
+  origin: Origin,
+  now: () => number
 ): Envelope.Envelope => {
   const block = headerBlock(msg)
-  if (block === undefined) return fromHeaders(msg.data, msg.headers, attempt, coordinates)
-  const e = blank(msg.data, attempt, coordinates)
+  if (block === undefined) return fromHeaders(msg.data, msg.headers, attempt, coordinates, origin, now)
+  const e = blank(msg.data, attempt, coordinates, origin.brokerTimestamp)
   if (block !== "none") scanBlock(block, e, put)
-  return finish(e)
+  return complete(e, origin, now)
 }
 
 /** Reads an envelope from a payload and nats.js headers (the public API only). */
@@ -202,16 +308,18 @@ export const fromHeaders = (
   data: Uint8Array,
   h: MsgHdrs | undefined,
   attempt: number,
-  coordinates: Envelope.Coordinates
+  coordinates: Envelope.Coordinates,
+  origin: Origin,
+  now: () => number
 ): Envelope.Envelope => {
-  const e = blank(data, attempt, coordinates)
+  const e = blank(data, attempt, coordinates, origin.brokerTimestamp)
   if (h !== undefined) {
     for (const [name, values] of h) {
       const raw = values[values.length - 1]
       if (raw !== undefined) put(e, name, raw)
     }
   }
-  return finish(e)
+  return complete(e, origin, now)
 }
 
 /** Turns any thrown value into a short, secret-free reason. */
