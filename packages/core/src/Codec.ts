@@ -41,7 +41,12 @@ export const failure = (message: string, unknownType?: string): Failure =>
   unknownType === undefined ? { message } : { message, unknownType }
 
 const textEncoder = new TextEncoder()
-const textDecoder = new TextDecoder("utf-8", { fatal: true })
+// Strict: invalid sequences fail instead of becoming U+FFFD, and a leading byte order mark is kept as part
+// of the text (only JSON, which may not start with one, skips it).
+const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+const byteOrderMark = "\uFEFF"
+// A lone surrogate has no UTF-8 form: `TextEncoder` would silently write U+FFFD in its place.
+const loneSurrogate = /\p{Cs}/u
 
 /**
  * Builds a codec from two functions.
@@ -61,7 +66,8 @@ const textDecoder = new TextDecoder("utf-8", { fatal: true })
 export const make = <A>(codec: Codec<A>): Codec<A> => codec
 
 /**
- * Decodes UTF-8 text, failing on invalid byte sequences.
+ * Decodes UTF-8 text, failing on invalid byte sequences (never replacement characters). A leading byte
+ * order mark is kept: the text is exactly what was encoded.
  *
  * @since 0.1.0
  */
@@ -74,15 +80,17 @@ export const decodeUtf8 = (bytes: Uint8Array): Result.Result<string, Failure> =>
 }
 
 /**
- * Parses UTF-8 JSON into an unknown value.
+ * Parses UTF-8 JSON into an unknown value. A leading byte order mark is skipped (RFC 8259 lets parsers
+ * ignore it; some producers write one).
  *
  * @since 0.1.0
  */
 export const parseJson = (bytes: Uint8Array): Result.Result<unknown, Failure> => {
   const text = decodeUtf8(bytes)
   if (Result.isFailure(text)) return text
+  const json = text.success.startsWith(byteOrderMark) ? text.success.slice(1) : text.success
   try {
-    return Result.succeed(JSON.parse(text.success))
+    return Result.succeed(JSON.parse(json))
   } catch {
     return Result.fail(failure("payload is not valid JSON"))
   }
@@ -156,13 +164,17 @@ export const json = <S extends Schema.Codec<unknown, unknown, never, never>>(sch
 }
 
 /**
- * UTF-8 text, unvalidated.
+ * UTF-8 text, byte for byte: decoding fails on invalid UTF-8, encoding fails on a string with a lone
+ * surrogate (which has no UTF-8 form), so what is decoded is always exactly what was encoded.
  *
  * @since 0.1.0
  */
 export const string: Codec<string> = {
   contentType: "text/plain; charset=utf-8",
-  encode: (value) => Result.succeed(encodeUtf8(value)),
+  encode: (value) =>
+    loneSurrogate.test(value)
+      ? Result.fail("text has a lone surrogate, which UTF-8 cannot encode")
+      : Result.succeed(encodeUtf8(value)),
   decode: decodeUtf8
 }
 

@@ -151,6 +151,31 @@ describe("Codec UTF-8 is strict", () => {
   })
 })
 
+describe("Codec text is exact", () => {
+  const noLoneSurrogate = (text: string) => !/\p{Cs}/u.test(text)
+  const text = fc.tuple(fc.boolean(), fc.string({ unit: "binary" }).filter(noLoneSurrogate))
+    .map(([bom, rest]) => (bom ? `\uFEFF${rest}` : rest))
+
+  it("Codec.string round-trips any well-formed text, a leading byte order mark included", () => {
+    fc.assert(fc.property(text, (value) => {
+      assert.strictEqual(roundTrip(Codec.string, value), value)
+    }), { numRuns: 500 })
+  })
+
+  it("Codec.string refuses a lone surrogate instead of writing U+FFFD", () => {
+    for (const value of ["\uD800", "a\uDC00b", "\uDBFF"]) assert.isTrue(Result.isFailure(Codec.string.encode(value)), JSON.stringify(value))
+  })
+
+  it("Codec.json round-trips any string, lone surrogates and byte order marks included, and skips a BOM before the JSON", () => {
+    const codec = Codec.json(Schema.String)
+    fc.assert(fc.property(fc.string({ unit: "binary" }), (value) => {
+      assert.strictEqual(roundTrip(codec, value), value)
+    }), { numRuns: 500 })
+    const withBom = Uint8Array.of(0xef, 0xbb, 0xbf, ...new TextEncoder().encode(`"x"`))
+    assert.deepStrictEqual(codec.decode(withBom), Result.succeed("x"))
+  })
+})
+
 describe("typed publish → Consumer.run keeps the values (in-memory broker)", () => {
   it.effect("Date, ReadonlySet, Option, BigInt, NaN, Map and Uint8Array values are handled, none dead-lettered", () =>
     Effect.gen(function*() {
