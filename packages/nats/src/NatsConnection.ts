@@ -15,6 +15,7 @@ import {
 import { Errors } from "@switchyard/core"
 import { Config, Context, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { reason } from "./internal/envelope.ts"
+import { kindOf, redact, redactCause, redactUrl, urlSecrets } from "./internal/errors.ts"
 
 /**
  * How the client authenticates. Secrets are `Redacted` and never logged.
@@ -170,8 +171,28 @@ export const toNodeOptions = (options: Options): NodeConnectionOptions => {
   return opts
 }
 
-const describeServers = (options: Options): string =>
-  typeof options.servers === "string" ? options.servers : options.servers.join(",")
+const serverList = (options: Options): ReadonlyArray<string> =>
+  typeof options.servers === "string" ? options.servers.split(",") : options.servers
+
+/** The servers for messages and error fields: credentials in the URLs redacted. */
+const describeServers = (options: Options): string => serverList(options).map(redactUrl).join(",")
+
+/** Every secret the options carry (URL passwords and tokens, auth secrets), to keep out of errors and logs. */
+const secretsOf = (options: Options): ReadonlyArray<string> => {
+  const secrets = serverList(options).flatMap(urlSecrets)
+  const auth = options.auth
+  if (auth === undefined) return secrets
+  switch (auth._tag) {
+    case "Token":
+      return [...secrets, Redacted.value(auth.token)]
+    case "UserPassword":
+      return [...secrets, Redacted.value(auth.password)]
+    case "NKey":
+      return [...secrets, Redacted.value(auth.seed)]
+    case "Creds":
+      return [...secrets, Redacted.value(auth.creds)]
+  }
+}
 
 /**
  * Connects; the connection lives in the current scope and is drained (pending publishes and acks
@@ -186,11 +207,17 @@ const describeServers = (options: Options): string =>
  * @since 0.1.0
  */
 export const make = Effect.fnUntraced(function*(options: Options) {
+  const secrets = secretsOf(options)
   const nc = yield* Effect.acquireRelease(
     Effect.tryPromise({
       try: () => connect(toNodeOptions(options)),
       catch: (cause) =>
-        new Errors.ConnectionError({ broker: `nats(${describeServers(options)})`, reason: reason(cause) })
+        new Errors.ConnectionError({
+          broker: `nats(${describeServers(options)})`,
+          reason: redact(reason(cause), secrets),
+          kind: kindOf(cause),
+          cause: redactCause(cause, secrets)
+        })
     }),
     (nc) =>
       Effect.promise(() => nc.isClosed() ? Promise.resolve() : nc.drain().catch(() => nc.close())).pipe(
@@ -205,15 +232,15 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     Stream.runForEach((status) => {
       switch (status.type) {
         case "disconnect":
-          return Effect.logWarning("nats disconnected", { server: status.server })
+          return Effect.logWarning("nats disconnected", { server: redactUrl(status.server) })
         case "reconnecting":
           return Effect.logDebug("nats reconnecting")
         case "reconnect":
-          return Effect.logInfo("nats reconnected", { server: status.server })
+          return Effect.logInfo("nats reconnected", { server: redactUrl(status.server) })
         case "error":
-          return Effect.logError("nats error", { error: reason(status.error) })
+          return Effect.logError("nats error", { error: redact(reason(status.error), secrets) })
         case "ldm":
-          return Effect.logWarning("nats server entering lame duck mode", { server: status.server })
+          return Effect.logWarning("nats server entering lame duck mode", { server: redactUrl(status.server) })
         case "slowConsumer":
           return Effect.logWarning("nats slow consumer", { subject: status.sub.getSubject(), pending: status.pending })
         default:

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Broker } from "@switchyard/core"
 import { nkeys } from "@nats-io/transport-node"
-import { ConfigProvider, Effect, Fiber, Layer, Redacted, Stream } from "effect"
+import { Cause, ConfigProvider, Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import { KeyValueStore } from "effect/persistence"
 import { NatsBroker, NatsConnection } from "../src/index.ts"
 import { message, servers, subscribeOptions, take, unique } from "./helpers.ts"
@@ -100,6 +100,38 @@ describe("NATS connection", () => {
       }).pipe(Effect.scoped, Effect.flip)
       assert.strictEqual(rejected._tag, "ConnectionError")
       assert.notInclude(rejected.message, other)
+    }))
+
+  it.live("a password in the server URL never appears in the ConnectionError, its fields, its cause or the printed Cause", () =>
+    Effect.gen(function*() {
+      const server = PrivateServer.make({ user: { name: "svc", password: "pa55-w0rd" } })
+      const url = yield* server.start
+      const secret = "wr0ng-s3cret-pw"
+      const withCredentials = url.replace("nats://", `nats://svc:${secret}@`)
+      const error = yield* NatsConnection.make({ servers: withCredentials, reconnect: { maxAttempts: 0 } }).pipe(
+        Effect.scoped,
+        Effect.flip
+      )
+      assert.strictEqual(error._tag, "ConnectionError")
+      assert.strictEqual(error.kind, "AuthenticationFailed")
+      assert.isFalse(error.isRetryable)
+      assert.include(error.broker, "svc:<redacted>@127.0.0.1")
+      const printed = [
+        error.message,
+        error.broker,
+        error.reason,
+        String(error.cause),
+        error.cause instanceof Error ? error.cause.stack ?? "" : "",
+        JSON.stringify(error),
+        Cause.pretty(Cause.fail(error))
+      ]
+      for (const text of printed) assert.notInclude(text, secret)
+      // A token in the user part is a secret too.
+      const token = yield* NatsConnection.make({
+        servers: url.replace("nats://", "nats://t0ken-in-url@"),
+        reconnect: { maxAttempts: 0 }
+      }).pipe(Effect.scoped, Effect.flip)
+      assert.notInclude(`${token.message} ${token.broker} ${String(token.cause)} ${Cause.pretty(Cause.fail(token))}`, "t0ken-in-url")
     }))
 
   it.live("KeyValueStore on a JetStream KV bucket", () =>
