@@ -356,10 +356,11 @@ export const run = <A, E, R>(
         Effect.withSpan(delivery.nack(nackOptions), Telemetry.spanName("nack", topic.name), settleSpan(delivery, "nack"))
     })
     const processName = Telemetry.spanName("process", topic.name)
+    const annotateOutcome = (outcome: Outcome) => Effect.annotateCurrentSpan("switchyard.outcome", outcome)
     const handle = (delivery: Delivery<A>): Effect.Effect<Outcome, DecodeError, R> =>
       Effect.trackDuration(
         tracingEnabled
-          ? Effect.withSpan(processDelivery(withSettleSpans(delivery)), processName, spanOptions(delivery))
+          ? Effect.withSpan(Effect.tap(processDelivery(withSettleSpans(delivery)), annotateOutcome), processName, spanOptions(delivery))
           : processDelivery(delivery),
         Telemetry.handlingDuration
       )

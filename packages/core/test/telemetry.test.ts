@@ -154,7 +154,8 @@ describe("messaging spans (OpenTelemetry semantic conventions)", () => {
         "messaging.message.conversation_id": "conv-9",
         "messaging.message.body.size": 7,
         "messaging.destination.partition.id": "0",
-        "messaging.memory.offset": 0
+        "messaging.memory.offset": 0,
+        "switchyard.outcome": "handled"
       })
       assert.notProperty(attrs(process), "messaging.batch.message_count")
       const ack = spans.find((s) => s.name === "ack orders")
@@ -179,6 +180,7 @@ describe("messaging spans (OpenTelemetry semantic conventions)", () => {
       yield* Fiber.interrupt(fiber)
       const nack = spans.find((s) => s.name === "nack jobs")
       assert.deepInclude(attrs(nack), { "messaging.operation.type": "settle", "messaging.operation.name": "nack" })
+      assert.strictEqual(attrs(spans.find((s) => s.name === "process jobs"))["switchyard.outcome"], "nacked")
     }).pipe(Effect.provide(stack), Effect.withTracer(tracer))
   })
 
