@@ -30,7 +30,9 @@ export interface TopicOptions<A> {
 }
 
 /**
- * A JSON topic validated by a Schema (the common case).
+ * A JSON topic validated by a Schema (the common case). Values travel in the Schema's canonical JSON form
+ * (`Codec.json`), so a `Date`, `BigInt`, `ReadonlySet`, `ReadonlyMap`, `Option`, `NaN` or `Uint8Array` in a
+ * message comes back as the same value on every broker.
  *
  * @example
  * ```ts
