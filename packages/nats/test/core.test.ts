@@ -1,8 +1,9 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Broker } from "@switchyard/core"
-import { Deferred, Effect, Exit, Fiber, Schema, Scope, Stream } from "effect"
-import { NatsBroker, NatsRpc } from "../src/index.ts"
+import { Deferred, Effect, Exit, Fiber, Metric, Schema, Scope, Stream } from "effect"
+import { CoreNats, NatsBroker, NatsRpc } from "../src/index.ts"
 import { drainFor, message, servers, subscribeOptions, take, text, unique } from "./helpers.ts"
+import { eventually, publishCore, rawConnection, utf8 } from "./raw.ts"
 
 const live = NatsBroker.layerCore({ connection: { servers, name: "switchyard-nats-core-test" } })
 
@@ -68,6 +69,38 @@ describe("core NATS broker", () => {
           concurrency: 3
         })
         assert.strictEqual(again.flat().length, 0)
+      }))
+  })
+
+  layer(live, { timeout: "60 seconds", excludeTestServices: true })("slow consumers", (it) => {
+    it.effect("a stalled subscription holds at most prefetch deliveries; the rest is dropped and counted; it continues", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const nc = yield* rawConnection
+        const subject = unique("sy.core.slow")
+        const group = unique("slow")
+        const prefetch = 100
+        const sub = yield* broker.subscribe(subject, subscribeOptions(group, { prefetch }))
+        const dropped = Metric.withAttributes(CoreNats.droppedDeliveries, {
+          "messaging.destination.name": subject,
+          "messaging.consumer.group.name": group
+        })
+        // 20,000 × 1 KiB from a raw publisher while nobody reads the subscription.
+        const body = "x".repeat(1024)
+        const total = 20_000
+        yield* publishCore(nc, subject, Array.from({ length: total }, (_, i) => ({ payload: utf8.encode(`m${i} ${body}`) })))
+        const count = yield* eventually(
+          Metric.value(dropped).pipe(Effect.map((state) => state.count)),
+          (n) => n >= total - prefetch
+        )
+        assert.strictEqual(count, total - prefetch)
+        // What was kept is the first `prefetch` messages; the subscription goes on with new ones.
+        const kept = yield* take(sub, prefetch)
+        assert.deepStrictEqual(kept.map((d) => text(d).split(" ")[0]), Array.from({ length: prefetch }, (_, i) => `m${i}`))
+        yield* publishCore(nc, subject, [{ payload: utf8.encode("after the stall") }])
+        const [after] = yield* take(sub, 1)
+        assert.strictEqual(text(after!), "after the stall")
+        assert.strictEqual((yield* Metric.value(dropped)).count, total - prefetch)
       }))
   })
 
