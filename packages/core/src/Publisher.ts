@@ -4,12 +4,14 @@
  *
  * @since 0.1.0
  */
+import type { Tracer } from "effect"
 import { Clock, Context, Duration, Effect, Layer, Metric, References, Result, Sink, Stream } from "effect"
 import { Broker } from "./Broker.ts"
 import type { OutgoingMessage, PublishOptions, PublishReceipt } from "./Envelope.ts"
 import { makeId } from "./Envelope.ts"
 import { EncodeError, type PublishError } from "./Errors.ts"
 import type { Headers } from "./Headers.ts"
+import * as H from "./Headers.ts"
 import * as Telemetry from "./Telemetry.ts"
 import type { Topic } from "./Topic.ts"
 
@@ -89,7 +91,8 @@ export const encode = <A>(
   return Result.succeed({
     id: options?.id ?? makeId(),
     key: options?.key ?? topic.key?.(value),
-    headers: options?.headers === undefined ? headers : { ...options.headers, ...headers },
+    // A creation context the caller set (a bridge or redrive forwarding a message) is kept, not replaced.
+    headers: options?.headers === undefined ? headers : { ...headers, ...options.headers },
     timestamp: options?.timestamp ?? now,
     contentType: topic.codec.contentType,
     payload: payload.success,
@@ -104,6 +107,14 @@ export const encode = <A>(
  * @since 0.1.0
  */
 export const make: Effect.Effect<PublisherShape, never, Broker> = Broker.useSync((broker) => {
+  const creationLinks = <A>(messages: ReadonlyArray<Message<A>>): Array<Tracer.SpanLink> => {
+    const links: Array<Tracer.SpanLink> = []
+    for (const message of messages) {
+      const context = Telemetry.parseTraceparent(message.options?.headers?.[H.traceparent])
+      if (context !== undefined) links.push({ span: context, attributes: {} })
+    }
+    return links
+  }
   const publishing = <A>(topic: Topic<A>, messages: ReadonlyArray<Message<A>>, traced: boolean) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
@@ -120,12 +131,14 @@ export const make: Effect.Effect<PublisherShape, never, Broker> = Broker.useSync
       yield* Metric.update(Telemetry.published, receipts.length)
       return receipts
     })
-  // One `send <destination>` producer span per publish call; its context is injected into every message.
+  // One `send <destination>` producer span per publish call; its context is injected into every message
+  // that does not carry a creation context of its own, and it links to those that do.
   const send = <A>(topic: Topic<A>, messages: ReadonlyArray<Message<A>>) =>
     Effect.flatMap(References.TracerEnabled, (traced) =>
       traced
         ? Effect.withSpan(publishing(topic, messages, true), Telemetry.spanName("send", topic.name), {
           kind: "producer",
+          links: creationLinks(messages),
           attributes: Telemetry.messagingAttributes(
             broker.system,
             topic.name,

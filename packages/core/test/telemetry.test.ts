@@ -170,6 +170,22 @@ describe("messaging spans (OpenTelemetry semantic conventions)", () => {
     }).pipe(Effect.provide(stack), Effect.withTracer(tracer))
   })
 
+  it.effect("a message that already carries a creation context keeps it; the send span links to it", () => {
+    const { spans, tracer } = recordingTracer()
+    return Effect.gen(function*() {
+      const topic = Topic.make("bridged", Item)
+      const upstream = header(valid)
+      yield* Publisher.publishMessages(topic, [{ value: { n: 1 }, options: { headers: { [Headers.traceparent]: upstream } } }, { value: { n: 2 } }])
+      const send = spans.find((s) => s.name === "send bridged")!
+      const inspect = yield* MemoryBroker.MemoryBroker
+      const published = yield* inspect.published("bridged")
+      const byN = new Map(published.map((e) => [JSON.parse(new TextDecoder().decode(e.payload)).n as number, e]))
+      assert.strictEqual(byN.get(1)?.headers[Headers.traceparent], upstream)
+      assert.strictEqual(byN.get(2)?.headers[Headers.traceparent], Telemetry.formatTraceparent(send))
+      assert.deepStrictEqual(send.links.map((l) => l.span.spanId), [valid.spanId])
+    }).pipe(Effect.provide(stack), Effect.withTracer(tracer))
+  })
+
   it.effect("a nack is a `nack <destination>` settle span", () => {
     const { spans, tracer } = recordingTracer()
     return Effect.gen(function*() {
