@@ -7,6 +7,7 @@
 import { Cache, Context, Duration, Effect, Exit, Layer, Schedule, Schema } from "effect"
 import { Errors } from "@switchyard/core"
 import type { Admin, PartitionMetadata } from "kafkajs"
+import { connectionError, reasonOf } from "./internal/errors.ts"
 import { KafkaClient, type TopicSpec } from "./KafkaClient.ts"
 
 /**
@@ -73,10 +74,16 @@ export class KafkaAdmin extends Context.Service<KafkaAdmin, {
   readonly describe: (topic: string) => Effect.Effect<TopicDescription, KafkaAdminError>
   readonly deleteTopics: (topics: ReadonlyArray<string>) => Effect.Effect<void, KafkaAdminError>
   /**
-   * Makes sure a topic exists, creating it on first use from the declared topology or the defaults. Cached:
-   * after the first call it is a map lookup. Returns the partition metadata.
+   * Makes sure a topic exists, creating it on first use from the declared topology or the defaults, and
+   * returns its partition metadata. Cached: a map lookup, except once per `metadataMaxAge` (default 5
+   * minutes), when the metadata is fetched again.
    */
   readonly ensureTopic: (topic: string) => Effect.Effect<ReadonlyArray<PartitionMetadata>, KafkaAdminError>
+  /**
+   * Drops the cached partition metadata of a topic, so the next `ensureTopic` fetches it again (it is also
+   * fetched again after `metadataMaxAge`).
+   */
+  readonly refreshMetadata: (topic: string) => Effect.Effect<void>
 }>()("@switchyard/kafka/KafkaAdmin") {}
 
 /**
@@ -99,12 +106,7 @@ export const layer: Layer.Layer<KafkaAdmin, Errors.ConnectionError, KafkaClient>
     yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: () => admin.connect(),
-        catch: (cause) =>
-          new Errors.ConnectionError({
-            broker: settings.settings.brokers.join(","),
-            reason: "admin connect failed",
-            cause
-          })
+        catch: (cause) => connectionError(settings.settings.brokers.join(","), cause, "admin connect failed")
       }),
       () => Effect.promise(() => admin.disconnect().catch(() => undefined))
     )
@@ -122,13 +124,13 @@ export const layer: Layer.Layer<KafkaAdmin, Errors.ConnectionError, KafkaClient>
               configEntries: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value }))
             }))
           }),
-        catch: (cause) => new KafkaAdminError({ operation: "createTopics", reason: String(cause), cause })
+        catch: (cause) => new KafkaAdminError({ operation: "createTopics", reason: reasonOf(cause), cause })
       }).pipe(Effect.asVoid)
 
     const describe = (topic: string) =>
       Effect.tryPromise({
         try: () => admin.fetchTopicMetadata({ topics: [topic] }),
-        catch: (cause) => new KafkaAdminError({ operation: "describe", reason: String(cause), cause })
+        catch: (cause) => new KafkaAdminError({ operation: "describe", reason: reasonOf(cause), cause })
       }).pipe(
         Effect.flatMap((m) => {
           const t = m.topics.find((x) => x.name === topic)
@@ -143,25 +145,39 @@ export const layer: Layer.Layer<KafkaAdmin, Errors.ConnectionError, KafkaClient>
 
     // "create on first use", once per topic: concurrent callers share one lookup, which runs in its own
     // fiber and is interrupted only when every caller waiting on it is; failures are not cached
-    const topics = yield* Cache.makeWith(
+    const created = yield* Cache.makeWith(
       (topic: string) => {
         const declared = settings.settings.topics?.[topic] ?? {}
         return createTopics([{ ...declared, topic }]).pipe(
           Effect.andThen(describe(topic)),
-          Effect.map((d): ReadonlyArray<PartitionMetadata> => d.partitions),
-          Effect.retry({ times: 5, schedule: Schedule.spaced("200 millis") })
+          Effect.retry({ times: 5, schedule: Schedule.spaced("200 millis") }),
+          Effect.asVoid
         )
       },
       { capacity: Number.POSITIVE_INFINITY, timeToLive: (exit) => (Exit.isSuccess(exit) ? Duration.infinity : Duration.zero) }
     )
-    const ensureTopic = (topic: string): Effect.Effect<ReadonlyArray<PartitionMetadata>, KafkaAdminError> => Cache.get(topics, topic)
+    // partition metadata, fetched again after `metadataMaxAge` (like the Java client's metadata.max.age.ms)
+    // or after a failed send, so publishers see partitions added to a topic
+    const metadata = yield* Cache.makeWith(
+      (topic: string): Effect.Effect<ReadonlyArray<PartitionMetadata>, KafkaAdminError> =>
+        Cache.get(created, topic).pipe(Effect.andThen(describe(topic)), Effect.map((d) => d.partitions)),
+      {
+        capacity: Number.POSITIVE_INFINITY,
+        timeToLive: (exit) => (Exit.isSuccess(exit) ? Duration.millis(settings.metadataMaxAge) : Duration.zero)
+      }
+    )
+    const ensureTopic = (topic: string): Effect.Effect<ReadonlyArray<PartitionMetadata>, KafkaAdminError> =>
+      Cache.get(metadata, topic)
+    const refreshMetadata = (topic: string) => Cache.invalidate(metadata, topic)
 
     const deleteTopics = (names: ReadonlyArray<string>) =>
       Effect.tryPromise({
         try: () => admin.deleteTopics({ topics: [...names] }),
-        catch: (cause) => new KafkaAdminError({ operation: "deleteTopics", reason: String(cause), cause })
-      }).pipe(Effect.tap(() => Effect.forEach(names, (name) => Cache.invalidate(topics, name), { discard: true })))
+        catch: (cause) => new KafkaAdminError({ operation: "deleteTopics", reason: reasonOf(cause), cause })
+      }).pipe(Effect.tap(() =>
+        Effect.forEach(names, (name) => Effect.andThen(Cache.invalidate(created, name), refreshMetadata(name)), { discard: true })
+      ))
 
-    return KafkaAdmin.of({ admin, createTopics, describe, deleteTopics, ensureTopic })
+    return KafkaAdmin.of({ admin, createTopics, describe, deleteTopics, ensureTopic, refreshMetadata })
   })
 )

@@ -17,7 +17,8 @@ import type { Capabilities, Envelope } from "@switchyard/core"
 import { Partitioners, type PartitionMetadata, type RecordMetadata } from "kafkajs"
 import * as KafkaAdmin from "./KafkaAdmin.ts"
 import * as KafkaClient from "./KafkaClient.ts"
-import { toRecord } from "./internal/codec.ts"
+import { recordKey, toRecord } from "./internal/codec.ts"
+import { publishError, subscribeError } from "./internal/errors.ts"
 import * as Subscription from "./internal/subscription.ts"
 
 /**
@@ -87,6 +88,29 @@ export interface KafkaSubscription extends Broker.Subscription {
 export const lagGauge = Subscription.lagGauge
 
 /**
+ * The Kafka attributes of a delivered message's `process` span (OpenTelemetry messaging conventions):
+ * partition, offset and, when the record has a text key, the key.
+ *
+ * @example
+ * ```ts
+ * import { KafkaBroker } from "@switchyard/kafka"
+ * import type { Envelope } from "@switchyard/core"
+ * declare const envelope: Envelope.Envelope
+ * const attributes = KafkaBroker.telemetryAttributes(envelope) // { "messaging.kafka.offset": 42, ... }
+ * ```
+ * @since 0.2.0
+ */
+export const telemetryAttributes = (envelope: Envelope.Envelope): Readonly<Record<string, string | number>> => {
+  const { partition, offset } = envelope.coordinates
+  const attributes: Record<string, string | number> = {}
+  if (partition !== undefined) attributes["messaging.destination.partition.id"] = String(partition)
+  if (offset !== undefined) attributes["messaging.kafka.offset"] = Number(offset)
+  // a binary key has no faithful text form: leave it out rather than report replacement characters
+  if (envelope.key !== undefined && envelope.keyBytes === undefined) attributes["messaging.kafka.message.key"] = envelope.key
+  return attributes
+}
+
+/**
  * Builds the broker from the client and admin services.
  *
  * @example
@@ -143,8 +167,16 @@ export const make: Effect.Effect<
       readonly done: Deferred.Deferred<ReadonlyArray<Envelope.PublishReceipt>, Errors.PublishError>
     }
 
-    /** Receipts in send order: each partition's messages take consecutive offsets from its base offset. */
-    const settleSent = (group: ReadonlyArray<PendingSend>, metadata: ReadonlyArray<RecordMetadata>) => {
+    /**
+     * Receipts in send order: each partition's messages take consecutive offsets from its base offset. The
+     * `failed` ones (some of their records were not written) fail with `error` instead.
+     */
+    const settleSent = (
+      group: ReadonlyArray<PendingSend>,
+      metadata: ReadonlyArray<RecordMetadata>,
+      failed: ReadonlySet<PendingSend> = new Set(),
+      error?: (destination: string) => Errors.PublishError
+    ) => {
       const next = new Map<string, number>()
       for (const m of metadata) {
         if (m.baseOffset !== undefined) next.set(`${m.topicName}\u0000${m.partition}`, Number(m.baseOffset))
@@ -165,39 +197,100 @@ export const make: Effect.Effect<
             }
           }
         })
-        Deferred.doneUnsafe(pending.done, Exit.succeed(receipts))
+        Deferred.doneUnsafe(
+          pending.done,
+          failed.has(pending) && error !== undefined ? Exit.fail(error(pending.destination)) : Exit.succeed(receipts)
+        )
       }
     }
 
-    const sendGroup = (group: ReadonlyArray<PendingSend>) => {
+    const failGroup = (group: ReadonlyArray<PendingSend>, error: (destination: string) => Errors.PublishError) => {
+      for (const pending of group) Deferred.doneUnsafe(pending.done, Exit.fail(error(pending.destination)))
+    }
+
+    const sendRecords = (byTopic: ReadonlyMap<string, ReadonlyArray<ReturnType<typeof toRecord>>>) =>
+      Effect.tryPromise({
+        try: () =>
+          producer.sendBatch({
+            topicMessages: Array.from(byTopic, ([topic, messages]) => ({ topic, messages: [...messages] })),
+            acks: -1,
+            compression: settings.compression
+          }),
+        catch: (cause) => cause
+      })
+
+    /** The records of a group per topic, in send order; `only` keeps the partitions it accepts. */
+    const recordsByTopic = (group: ReadonlyArray<PendingSend>, only?: (topic: string, partition: number) => boolean) => {
       const byTopic = new Map<string, Array<ReturnType<typeof toRecord>>>()
       for (const pending of group) {
-        const records = byTopic.get(pending.destination)
-        if (records === undefined) byTopic.set(pending.destination, [...pending.records])
-        else records.push(...pending.records)
-      }
-      return Effect.tryPromise(() =>
-        producer.sendBatch({
-          topicMessages: Array.from(byTopic, ([topic, messages]) => ({ topic, messages })),
-          acks: -1,
-          compression: settings.compression
+        pending.records.forEach((record, i) => {
+          if (only !== undefined && !only(pending.destination, pending.partitions[i]!)) return
+          const records = byTopic.get(pending.destination)
+          if (records === undefined) byTopic.set(pending.destination, [record])
+          else records.push(record)
         })
-      ).pipe(
+      }
+      return byTopic
+    }
+
+    const slotKey = (topic: string, partition: number) => `${topic}\u0000${partition}`
+
+    // kafkajs silently leaves out records for a partition its own (older) metadata does not know yet, and
+    // answers without them: a confirmed publish that was never written. Partitions missing from the answer
+    // are sent again once with a fresh producer (fresh metadata); only then is their publish failed.
+    const missingSlots = (group: ReadonlyArray<PendingSend>, metadata: ReadonlyArray<RecordMetadata>) => {
+      const answered = new Set(metadata.map((m) => slotKey(m.topicName, m.partition)))
+      const missing = new Set<string>()
+      for (const pending of group) {
+        for (const partition of pending.partitions) {
+          const slot = slotKey(pending.destination, partition)
+          if (!answered.has(slot)) missing.add(slot)
+        }
+      }
+      return missing
+    }
+
+    const refreshAll = (group: ReadonlyArray<PendingSend>) =>
+      Effect.forEach(new Set(group.map((p) => p.destination)), (topic) => admin.refreshMetadata(topic), { discard: true })
+
+    const onSent = (group: ReadonlyArray<PendingSend>, metadata: ReadonlyArray<RecordMetadata>) => {
+      const missing = missingSlots(group, metadata)
+      if (missing.size === 0) return Effect.sync(() => settleSent(group, metadata))
+      const unsent = (topic: string, partition: number) => missing.has(slotKey(topic, partition))
+      return refreshAll(group).pipe(
+        Effect.andThen(replaceProducer),
+        Effect.andThen(sendRecords(recordsByTopic(group, unsent))),
         Effect.matchCauseEffect({
-          onSuccess: (metadata) => Effect.sync(() => settleSent(group, metadata)),
-          onFailure: (cause) => {
-            const reason = String(Cause.squash(cause))
-            for (const pending of group) {
-              Deferred.doneUnsafe(
-                pending.done,
-                Exit.fail(new Errors.PublishError({ destination: pending.destination, reason, cause: Cause.squash(cause) }))
+          onSuccess: (again) =>
+            Effect.sync(() => {
+              const all = [...metadata, ...again]
+              const still = missingSlots(group, all)
+              const failed = new Set(
+                group.filter((p) => p.partitions.some((partition) => still.has(slotKey(p.destination, partition))))
               )
-            }
-            return settings.idempotent ? replaceProducer : Effect.void
-          }
+              settleSent(group, all, failed, (destination) =>
+                new Errors.PublishError({
+                  destination,
+                  reason: "the producer knows no leader for the message's partition (topic metadata is being refreshed)",
+                  kind: "Unknown"
+                }))
+            }),
+          onFailure: (cause) => Effect.sync(() => failGroup(group, (d) => publishError(d, Cause.squash(cause))))
         })
       )
     }
+
+    const sendGroup = (group: ReadonlyArray<PendingSend>) =>
+      sendRecords(recordsByTopic(group)).pipe(
+        Effect.matchCauseEffect({
+          onSuccess: (metadata) => onSent(group, metadata),
+          onFailure: (cause) => {
+            const error = Cause.squash(cause)
+            failGroup(group, (destination) => publishError(destination, error))
+            return refreshAll(group).pipe(Effect.andThen(settings.idempotent ? replaceProducer : Effect.void))
+          }
+        })
+      )
 
     const pendingSends = yield* Queue.unbounded<PendingSend>()
     yield* Queue.takeAll(pendingSends).pipe(Effect.flatMap(sendGroup), Effect.forever, Effect.forkScoped)
@@ -209,11 +302,13 @@ export const make: Effect.Effect<
     ) =>
       Effect.suspend(() => {
         const partitions = new Array<number>(messages.length)
+        const partitionMetadata = [...metadata]
         const records = messages.map((message, i) => {
+          // the exact key bytes when the key is binary: murmur2 over them, like the Java client
           const partition = partitioner({
             topic: destination,
-            partitionMetadata: metadata as Array<PartitionMetadata>,
-            message: { key: message.key ?? null, value: null }
+            partitionMetadata,
+            message: { key: recordKey(message), value: null }
           })
           partitions[i] = partition
           return toRecord(message, partition)
@@ -227,28 +322,26 @@ export const make: Effect.Effect<
       messages.length === 0
         ? Effect.succeed([])
         : admin.ensureTopic(destination).pipe(
-          Effect.mapError((e) => new Errors.PublishError({ destination, reason: e.message, cause: e })),
+          Effect.mapError((e) => publishError(destination, e, e.message)),
           Effect.flatMap((metadata) => send(destination, messages, metadata))
         )
 
     const subscribe = (destination: string, options: Broker.SubscribeOptions) =>
       admin.ensureTopic(destination).pipe(
-        Effect.mapError((e) => new Errors.SubscribeError({ destination, reason: e.message, cause: e })),
-        Effect.andThen(Subscription.subscribe({ client, destination, options })),
+        Effect.mapError((e) => subscribeError(destination, e, e.message)),
+        Effect.andThen(Subscription.subscribe({ client, admin, destination, options })),
         Effect.map((s): Broker.Subscription => ({ deliveries: s.deliveries }))
       )
 
-    return { system: "kafka", capabilities, publish, subscribe } satisfies Broker.BrokerShape
+    return Broker.Broker.of({ system: "kafka", capabilities, publish, subscribe, telemetryAttributes })
   })
 
 const nativeSubscribe = (destination: string, options: Broker.SubscribeOptions, partitioned: boolean) =>
   Effect.gen(function*() {
     const client = yield* KafkaClient.KafkaClient
     const admin = yield* KafkaAdmin.KafkaAdmin
-    yield* admin.ensureTopic(destination).pipe(
-      Effect.mapError((e) => new Errors.SubscribeError({ destination, reason: e.message, cause: e }))
-    )
-    return yield* Subscription.subscribe({ client, destination, options, partitioned })
+    yield* admin.ensureTopic(destination).pipe(Effect.mapError((e) => subscribeError(destination, e, e.message)))
+    return yield* Subscription.subscribe({ client, admin, destination, options, partitioned })
   })
 
 /**

@@ -8,6 +8,7 @@ import type * as Tls from "node:tls"
 import { Context, Duration, Effect, Layer, Redacted } from "effect"
 import { Errors } from "@switchyard/core"
 import { CompressionTypes, Kafka, logLevel, Partitioners, type Producer, type SASLOptions } from "kafkajs"
+import { connectionError } from "./internal/errors.ts"
 
 /**
  * SASL authentication. The password is `Redacted` and never printed.
@@ -65,6 +66,12 @@ export interface KafkaSettings {
   readonly defaultReplicationFactor?: number | undefined
   /** Declared topics; they take precedence over the defaults. */
   readonly topics?: Readonly<Record<string, TopicSpec>> | undefined
+  /**
+   * How long cached topic metadata (partition counts, leaders) is used before it is fetched again, like the
+   * Java client's `metadata.max.age.ms` (default 5 minutes); it is also refreshed after a failed send. A
+   * publisher notices partitions added to a topic within this time.
+   */
+  readonly metadataMaxAge?: Duration.Input | undefined
   /** Consumer group timings and behaviour. */
   readonly consumer?: ConsumerSettings | undefined
   /** kafkajs's own logging (default: nothing; errors surface as typed failures instead). */
@@ -77,8 +84,15 @@ export interface KafkaSettings {
  * @since 0.1.0
  */
 export interface ConsumerSettings {
+  /**
+   * How long the group coordinator waits for a member's heartbeat before it declares the member dead and
+   * hands its partitions to the others (default 30 s). After a crash or SIGKILL the survivors take over after
+   * this long; within the broker's `group.min/max.session.timeout.ms`.
+   */
   readonly sessionTimeout?: Duration.Input | undefined
+  /** How often a member heartbeats (default 3 s; keep it well below `sessionTimeout`). */
   readonly heartbeatInterval?: Duration.Input | undefined
+  /** How long the coordinator waits for every member to rejoin during a rebalance (default 60 s). */
   readonly rebalanceTimeout?: Duration.Input | undefined
   /**
    * How long a fetch waits for data (default 25 ms). kafkajs also sleeps this long when every assigned
@@ -106,6 +120,7 @@ export interface ResolvedSettings {
   readonly defaultReplicationFactor: number
   readonly idempotent: boolean
   readonly compression: CompressionTypes
+  readonly metadataMaxAge: number
   readonly sessionTimeout: number
   readonly heartbeatInterval: number
   readonly rebalanceTimeout: number
@@ -137,6 +152,7 @@ export const resolve = (settings: KafkaSettings): ResolvedSettings => {
     defaultReplicationFactor: settings.defaultReplicationFactor ?? -1,
     idempotent: settings.idempotent ?? true,
     compression: settings.compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None,
+    metadataMaxAge: millis(settings.metadataMaxAge, 300_000),
     sessionTimeout: millis(c.sessionTimeout, 30_000),
     heartbeatInterval: millis(c.heartbeatInterval, 3_000),
     rebalanceTimeout: millis(c.rebalanceTimeout, 60_000),
@@ -251,18 +267,23 @@ export const layer = (settings: KafkaSettings): Layer.Layer<KafkaClient, Errors.
               idempotent: resolved.idempotent,
               maxInFlightRequests: resolved.idempotent ? 5 : 100,
               allowAutoTopicCreation: false,
+              metadataMaxAge: resolved.metadataMaxAge,
               createPartitioner: Partitioners.DefaultPartitioner
             })
           return { kafka, newProducer, producer: newProducer(), resolved }
         },
         catch: (cause) =>
-          new Errors.ConnectionError({ broker: settings.brokers.join(","), reason: `invalid settings: ${String(cause)}`, cause })
+          new Errors.ConnectionError({
+            broker: settings.brokers.join(","),
+            reason: `invalid settings: ${String(cause)}`,
+            kind: "Invalid",
+            cause
+          })
       })
       yield* Effect.acquireRelease(
         Effect.tryPromise({
           try: () => producer.connect(),
-          catch: (cause) =>
-            new Errors.ConnectionError({ broker: settings.brokers.join(","), reason: "producer connect failed", cause })
+          catch: (cause) => connectionError(settings.brokers.join(","), cause, "producer connect failed")
         }),
         () => Effect.promise(() => producer.disconnect().catch(() => undefined))
       )

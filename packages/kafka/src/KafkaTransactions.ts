@@ -11,7 +11,8 @@ import { Errors } from "@switchyard/core"
 import { Partitioners, type Producer } from "kafkajs"
 import * as KafkaAdmin from "./KafkaAdmin.ts"
 import * as KafkaClient from "./KafkaClient.ts"
-import { toRecord } from "./internal/codec.ts"
+import { recordKey, toRecord } from "./internal/codec.ts"
+import { connectionError } from "./internal/errors.ts"
 
 /**
  * The transaction was aborted (or could not be committed); nothing of it is visible.
@@ -107,8 +108,7 @@ export const layer = (options: {
       yield* Effect.acquireRelease(
         Effect.tryPromise({
           try: () => producer.connect(),
-          catch: (cause) =>
-            new Errors.ConnectionError({ broker: client.settings.settings.brokers.join(","), reason: "transactional producer connect failed", cause })
+          catch: (cause) => connectionError(client.settings.settings.brokers.join(","), cause, "transactional producer connect failed")
         }),
         () => Effect.promise(() => producer.disconnect().catch(() => undefined))
       )
@@ -131,7 +131,7 @@ export const layer = (options: {
                     partitioner({
                       topic: output.destination,
                       partitionMetadata: [...metadata],
-                      message: { key: m.key ?? null, value: null }
+                      message: { key: recordKey(m), value: null }
                     })
                   )
                 )

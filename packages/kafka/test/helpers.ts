@@ -1,7 +1,13 @@
+import { execFileSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { Duration, Effect, Stream } from "effect"
 import type { Broker, Envelope } from "@switchyard/core"
+import { Kafka, logLevel, type Message, Partitioners, type Producer } from "kafkajs"
 import { inject } from "vitest"
-import { KafkaBroker } from "../src/index.ts"
+import { KafkaAdmin, KafkaBroker } from "../src/index.ts"
+import { EmbeddedKafka } from "../src/testing/index.ts"
 
 export const brokers = (): string => inject("kafkaBrokers")
 
@@ -65,3 +71,69 @@ export const drainFor = (subscription: Broker.Subscription, window: Duration.Inp
     Stream.interruptWhen(Effect.sleep(window)),
     Stream.runCollect
   )
+
+/** A raw kafkajs producer (a foreign producer: no Switchyard headers unless given), disconnected with the scope. */
+export const rawProducer = (bootstrap: string = brokers()) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const producer = new Kafka({ clientId: "raw-producer", brokers: [bootstrap], logLevel: logLevel.NOTHING }).producer({
+        createPartitioner: Partitioners.DefaultPartitioner,
+        allowAutoTopicCreation: false
+      })
+      await producer.connect()
+      return producer
+    }),
+    (producer) => Effect.promise(() => producer.disconnect().catch(() => undefined))
+  )
+
+/** Sends raw records in batches (kafkajs's own partitioner: murmur2 of the key bytes, like the Java client). */
+export const sendRaw = (producer: Producer, topic: string, messages: ReadonlyArray<Message>, batch = 500) =>
+  Effect.forEach(
+    Array.from({ length: Math.ceil(messages.length / batch) }, (_, i) => messages.slice(i * batch, (i + 1) * batch)),
+    (chunk) => Effect.promise(() => producer.send({ topic, messages: [...chunk], acks: -1 })),
+    { discard: true }
+  )
+
+/** Partitions computed by the real Java client's `BuiltInPartitioner.partitionForKey` (murmur2) for key bytes. */
+export const javaPartitionsOfBytes = (keys: ReadonlyArray<Uint8Array>, partitions: number) =>
+  Effect.gen(function*() {
+    const dir = yield* EmbeddedKafka.resolveJars()
+    const work = Fs.mkdtempSync(Path.join(Os.tmpdir(), "switchyard-murmur-"))
+    const source = Path.join(work, "PartitionBytes.java")
+    Fs.writeFileSync(
+      source,
+      `import org.apache.kafka.clients.producer.internals.BuiltInPartitioner;
+public class PartitionBytes {
+  public static void main(String[] args) {
+    int n = Integer.parseInt(args[0]);
+    StringBuilder out = new StringBuilder();
+    for (int i = 1; i < args.length; i++) {
+      out.append(BuiltInPartitioner.partitionForKey(java.util.HexFormat.of().parseHex(args[i]), n)).append('\\n');
+    }
+    System.out.print(out);
+  }
+}
+`
+    )
+    const hex = keys.map((k) => Buffer.from(k).toString("hex"))
+    const output = execFileSync("java", ["-cp", `${Path.join(dir, "libs")}${Path.sep}*`, source, String(partitions), ...hex], {
+      encoding: "utf8"
+    })
+    Fs.rmSync(work, { recursive: true, force: true })
+    return output.trim().split("\n").map(Number)
+  })
+
+/** What Java's `LongSerializer` writes: 8 big-endian bytes. */
+export const longKey = (value: bigint): Buffer => {
+  const buffer = Buffer.alloc(8)
+  buffer.writeBigInt64BE(value)
+  return buffer
+}
+
+/** The committed offset (and its metadata) of `group` per partition of `topic` (offset -1: none). */
+export const committed = (group: string, topic: string) =>
+  Effect.gen(function*() {
+    const { admin } = yield* KafkaAdmin.KafkaAdmin
+    const result = yield* Effect.promise(() => admin.fetchOffsets({ groupId: group, topics: [topic] }))
+    return new Map((result[0]?.partitions ?? []).map((p) => [p.partition, { offset: Number(p.offset), metadata: p.metadata }] as const))
+  })

@@ -1,19 +1,28 @@
 /**
  * Envelope <-> Kafka record mapping. Kafka has native key, headers and timestamp; the id, correlation id,
- * causation id and content type travel as headers (names from core's `Headers`).
+ * causation id and content type travel as headers (names from core's `Headers`). Delivered records become
+ * envelopes through the adapter kit's `IncomingEnvelope.finish`, so the fallbacks are those of every broker.
+ *
+ * Keys are bytes in Kafka. A key that is UTF-8 text is exposed as `key`; any other key (e.g. 8 big-endian
+ * bytes from Java's `LongSerializer`) keeps its exact bytes in `keyBytes` (with a lossy text form in `key`),
+ * and `keyBytes` wins on publish, so dead letters and republishes keep the key and its partition.
  *
  * @internal
  */
 import { Headers } from "@switchyard/core"
 import type { Envelope } from "@switchyard/core"
+import { IncomingEnvelope } from "@switchyard/core/adapter"
 import type { IHeaders, KafkaMessage, Message } from "kafkajs"
+import { isUtf8 } from "node:buffer"
 
-const reserved = new Set<string>([
-  Headers.messageId,
-  Headers.correlationId,
-  Headers.causationId,
-  Headers.contentType
-])
+// keeps a leading BOM, so valid UTF-8 decodes to text that encodes back to the same bytes
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true })
+
+/** The record key of a message: its exact bytes when it has them, else its text, else none. */
+export const recordKey = (message: Envelope.OutgoingMessage): Buffer | string | null =>
+  message.keyBytes !== undefined
+    ? Buffer.from(message.keyBytes.buffer, message.keyBytes.byteOffset, message.keyBytes.byteLength)
+    : message.key ?? null
 
 /** @internal */
 export const toRecord = (message: Envelope.OutgoingMessage, partition: number): Message => {
@@ -24,12 +33,21 @@ export const toRecord = (message: Envelope.OutgoingMessage, partition: number): 
   if (message.causationId !== undefined) headers[Headers.causationId] = message.causationId
   const payload = message.payload
   return {
-    key: message.key ?? null,
+    key: recordKey(message),
     value: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
     headers,
     timestamp: String(message.timestamp),
     partition
   }
+}
+
+/** A delivered key: text when its bytes are valid UTF-8 (which then round-trips exactly), else the bytes. */
+export const keyOf = (raw: Buffer | null): { readonly key: string | undefined; readonly keyBytes: Uint8Array | undefined } => {
+  if (raw === null) return { key: undefined, keyBytes: undefined }
+  const bytes = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength)
+  const key = utf8.decode(bytes)
+  // not text: keep the exact bytes (a copy, not a view of the fetch buffer) beside the lossy form
+  return isUtf8(bytes) ? { key, keyBytes: undefined } : { key, keyBytes: Uint8Array.from(bytes) }
 }
 
 const headerString = (value: IHeaders[string]): string | undefined => {
@@ -41,16 +59,21 @@ const headerString = (value: IHeaders[string]): string | undefined => {
   return value.toString()
 }
 
+/** The stable id of a record without one of its own: its coordinates. */
+export const brokerId = (destination: string, partition: number, offset: string): string =>
+  `${destination}/${partition}/${offset}`
+
 /** @internal */
 export const fromRecord = (
   destination: string,
   partition: number,
   message: KafkaMessage,
-  attempt: number
+  attempt: number,
+  now: () => number
 ): Envelope.Envelope => {
   const headers: Record<string, string> = {}
-  let id = ""
-  let contentType = "application/octet-stream"
+  let id: string | undefined
+  let contentType: string | undefined
   let correlationId: string | undefined
   let causationId: string | undefined
   const raw = message.headers
@@ -58,22 +81,24 @@ export const fromRecord = (
     for (const name in raw) {
       const value = headerString(raw[name])
       if (value === undefined) continue
-      if (reserved.has(name)) {
-        if (name === Headers.messageId) id = value
-        else if (name === Headers.contentType) contentType = value
-        else if (name === Headers.correlationId) correlationId = value
-        else causationId = value
-      } else {
-        headers[name] = value
-      }
+      if (name === Headers.messageId) id = value
+      else if (name === Headers.contentType) contentType = value
+      else if (name === Headers.correlationId) correlationId = value
+      else if (name === Headers.causationId) causationId = value
+      else headers[name] = value
     }
   }
   const value = message.value
-  return {
-    id: id === "" ? `${destination}/${partition}/${message.offset}` : id,
-    key: message.key === null ? undefined : message.key.toString(),
+  const { key, keyBytes } = keyOf(message.key)
+  return IncomingEnvelope.finish({
+    id,
+    brokerId: brokerId(destination, partition, message.offset),
+    key,
+    keyBytes,
     headers,
-    timestamp: Number(message.timestamp),
+    // Kafka's record timestamp is the message's time (CreateTime, or the broker's LogAppendTime)
+    timestamp: undefined,
+    brokerTimestamp: Number(message.timestamp),
     contentType,
     payload: value === null ? new Uint8Array(0) : new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
     correlationId,
@@ -85,5 +110,5 @@ export const fromRecord = (
       partition,
       offset: message.offset
     }
-  }
+  }, now)
 }

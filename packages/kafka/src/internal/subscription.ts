@@ -9,27 +9,34 @@
  *   is empty (the next fetch is then held while the stream works through the bound, keeping the pipeline
  *   full without growing memory).
  * - Commits: acks are tracked per partition; the committed offset is the end of the CONTIGUOUS PREFIX of
- *   acknowledged offsets, so out-of-order acks under concurrency never commit past unfinished work. A
- *   commit fiber flushes every `commitInterval`, or sooner once `commitEvery` acks are pending, when a
- *   rebalance starts, and on shutdown.
+ *   acknowledged offsets, so out-of-order acks under concurrency never commit past unfinished work. The
+ *   offsets acked above it travel in the commit's metadata (`offsets.ts`), and whoever owns the partition
+ *   next skips them: nothing acked is handled twice after a rebalance, restart or SIGTERM, while what was
+ *   delivered but not acked (buffered, in flight, nacked) comes back at once. A commit fiber flushes every
+ *   `commitInterval`, or sooner once `commitEvery` acks are pending, when a rebalance starts, and on
+ *   shutdown.
  * - Rebalance: when the group starts rebalancing the pending prefix is committed at once; when the new
  *   assignment arrives, revoked partitions stop delivering (buffered deliveries are dropped, their acks
  *   fail with `AckError` and the new owner gets them from the committed offset). Retained partitions keep
  *   their tracker, and records fetched again from the committed offset are not delivered twice.
- * - `nack` = redeliver to this member: the same record is queued again (attempt + 1), after `delay` if
- *   given; the partition's commit point cannot pass it until it is acked.
+ * - `nack` = redeliver: the same record is queued again to this member (attempt + 1), after `delay` if
+ *   given; the partition's commit point cannot pass it until it is acked, so if this member stops or loses
+ *   the partition first, the next owner gets it from the broker.
  * - Shutdown: pause everything; while a reader is still consuming the stream, wait (up to `drainTimeout`)
  *   for deliveries it has taken to settle; then commit, leave the group, disconnect.
  *
  * @internal
  */
-import { Cause, Duration, Effect, Fiber, Latch, Metric, Queue, Schedule, type Scope, Stream } from "effect"
+import { Cause, Clock, Duration, Effect, Fiber, Latch, Metric, Queue, Schedule, type Scope, Stream } from "effect"
 import { Errors } from "@switchyard/core"
 import type { Broker } from "@switchyard/core"
-import type { EachBatchPayload, KafkaMessage } from "kafkajs"
+import type { EachBatchPayload, KafkaMessage, TopicPartitionOffsetAndMetadata } from "kafkajs"
+import type { KafkaAdmin } from "../KafkaAdmin.ts"
 import type { KafkaClient } from "../KafkaClient.ts"
 import { makeAssigner } from "./assigner.ts"
 import { fromRecord } from "./codec.ts"
+import { subscribeError } from "./errors.ts"
+import { decodeAcked, encodeAcked } from "./offsets.ts"
 
 interface Entry {
   readonly offset: number
@@ -59,7 +66,34 @@ export class PartitionState {
   revoked = false
   /** The partition's high watermark as of the last fetch (for lag). */
   highWatermark: number | undefined = undefined
+  /** Offsets a previous owner acked above its commit (from the commit metadata): skipped, counted as acked. */
+  inherited: ReadonlySet<number> = new Set()
+  /** Resolves once `inherited` is known (one offset fetch after the assignment). */
+  inheritedReady: Promise<void> | undefined = undefined
+  /** Bumped by every ack; commits are sent only when it moved since the last one. */
+  version = 0
+  committedVersion = 0
   constructor(readonly partition: number) {}
+
+  /** The offset to commit: the end of the acked prefix, else the first delivered offset once anything is acked. */
+  commitOffset(): number | undefined {
+    if (this.commitPos !== undefined) return this.commitPos
+    return this.version > 0 ? this.entries[this.head]?.offset : undefined
+  }
+
+  /** The commit's metadata: what is acked above the commit offset (and inherited offsets not fetched yet). */
+  commitMetadata(base: number): string {
+    const entries = this.entries
+    const head = this.head
+    const next = this.nextOffset ?? base
+    const inherited = this.inherited
+    function* acked(): Generator<number> {
+      for (let i = head; i < entries.length; i++) if (entries[i]!.acked) yield entries[i]!.offset
+      // (decoded in ascending order, and a Set iterates in insertion order)
+      for (const offset of inherited) if (offset >= next) yield offset
+    }
+    return encodeAcked(base, acked())
+  }
 
   /** Records between what is committed-or-acked and the end of the partition. */
   lag(): number | undefined {
@@ -81,6 +115,7 @@ export class PartitionState {
   ack(entry: Entry): boolean {
     entry.acked = true
     this.outstanding--
+    this.version++
     let moved = false
     const entries = this.entries
     while (this.head < entries.length && entries[this.head]!.acked) {
@@ -99,6 +134,8 @@ export class PartitionState {
 /** Options the subscription needs. */
 export interface SubscriptionOptions {
   readonly client: KafkaClient["Service"]
+  /** Reads the group's committed offsets and their metadata when partitions are assigned. */
+  readonly admin: KafkaAdmin["Service"]
   readonly destination: string
   readonly options: Broker.SubscribeOptions
   /** Route deliveries to one queue per partition (see `partitions`) instead of the single stream. */
@@ -133,16 +170,15 @@ export interface RunningSubscription extends Broker.Subscription {
   readonly lag: Effect.Effect<ReadonlyMap<number, number>>
 }
 
-const subscribeError = (destination: string, reason: string, cause?: unknown) =>
-  new Errors.SubscribeError(cause === undefined ? { destination, reason } : { destination, reason, cause })
-
 /** @internal */
 export const subscribe = (
   opts: SubscriptionOptions
 ): Effect.Effect<RunningSubscription, Errors.SubscribeError, Scope.Scope> =>
   Effect.gen(function*() {
-    const { client, destination, options } = opts
+    const { admin, client, destination, options } = opts
     const settings = client.settings
+    const clock = yield* Clock.Clock
+    const now = () => clock.currentTimeMillisUnsafe()
     const prefetch = Math.max(1, options.prefetch)
     const scope = yield* Effect.scope
     const queue = yield* Queue.unbounded<Delivery, Errors.SubscribeError | Cause.Done>()
@@ -164,6 +200,7 @@ export const subscribe = (
       rebalanceTimeout: settings.rebalanceTimeout,
       maxWaitTimeInMs: settings.maxWaitTime,
       maxBytesPerPartition: settings.maxBytesPerPartition,
+      metadataMaxAge: settings.metadataMaxAge,
       allowAutoTopicCreation: false,
       partitionAssigners: [makeAssigner(() => ({ [destination]: [...states.keys()] }))]
     })
@@ -190,8 +227,14 @@ export const subscribe = (
     }
 
     const enqueue = (state: PartitionState, message: KafkaMessage) => {
-      const entry = state.push(Number(message.offset))
-      Queue.offerUnsafe(target(state), new Delivery(state, entry, fromRecord(destination, state.partition, message, 1)))
+      const offset = Number(message.offset)
+      const entry = state.push(offset)
+      // acked by the partition's previous owner: count it as acked here too, without handling it again
+      if (state.inherited.has(offset)) {
+        state.ack(entry)
+        return
+      }
+      Queue.offerUnsafe(target(state), new Delivery(state, entry, fromRecord(destination, state.partition, message, 1, now)))
     }
 
     /** Moves held records into the stream as room frees up; resumes fetching once the hold is empty. */
@@ -226,9 +269,9 @@ export const subscribe = (
         readonly envelope: ReturnType<typeof fromRecord>
       ) {}
       readonly ack: Effect.Effect<void, Errors.AckError> = Effect.suspend(() => this.settle(true, undefined))
-      nack(nackOptions?: Broker.NackOptions): Effect.Effect<void, Errors.AckError> {
-        return Effect.suspend(() => this.settle(false, nackOptions?.delay))
-      }
+      // a property, not a method: callers copy it off the delivery (core's typed `Delivery` does)
+      readonly nack = (nackOptions?: Broker.NackOptions): Effect.Effect<void, Errors.AckError> =>
+        Effect.suspend(() => this.settle(false, nackOptions?.delay))
       settle(ok: boolean, delay: Duration.Input | undefined): Effect.Effect<void, Errors.AckError> {
         if (this.settled) return Effect.void
         this.settled = true
@@ -238,7 +281,8 @@ export const subscribe = (
           return Effect.fail(
             new Errors.AckError({
               destination,
-              reason: `partition ${state.partition} was revoked; the record is redelivered to its new owner`
+              reason: `partition ${state.partition} was revoked; the record is redelivered to its new owner`,
+              kind: "BrokerClosed"
             })
           )
         }
@@ -268,6 +312,7 @@ export const subscribe = (
       let state = states.get(partition)
       // (a revoked state is removed from `states` when it is revoked)
       if (state === undefined) state = newState(partition)
+      if (state.inheritedReady !== undefined) await state.inheritedReady
       state.highWatermark = Number(batch.highWatermark)
       let last: string | undefined
       for (const message of batch.messages) {
@@ -291,21 +336,25 @@ export const subscribe = (
 
     const commitNow: Effect.Effect<void> = Effect.suspend(() => {
       pendingAcks = 0
-      const offsets: Array<{ topic: string; partition: number; offset: string }> = []
+      const offsets: Array<TopicPartitionOffsetAndMetadata> = []
       const committing: Array<[PartitionState, number]> = []
+      const versions: Array<number> = []
       for (const state of states.values()) {
-        const pos = state.commitPos
-        if (state.revoked || pos === undefined || pos === state.committed) continue
-        offsets.push({ topic: destination, partition: state.partition, offset: String(pos) })
+        if (state.revoked || state.version === state.committedVersion) continue
+        const pos = state.commitOffset()
+        if (pos === undefined) continue
+        offsets.push({ topic: destination, partition: state.partition, offset: String(pos), metadata: state.commitMetadata(pos) })
         committing.push([state, pos])
+        versions.push(state.version)
       }
       if (offsets.length === 0) return Effect.void
       return Effect.tryPromise(() => consumer.commitOffsets(offsets)).pipe(
         Effect.tap(() =>
           Effect.sync(() => {
-            for (const [state, pos] of committing) {
+            committing.forEach(([state, pos], i) => {
               if (state.committed === undefined || pos > state.committed) state.committed = pos
-            }
+              if (versions[i]! > state.committedVersion) state.committedVersion = versions[i]!
+            })
           })
         ),
         Effect.andThen(Effect.forEach(committing, ([state]) => {
@@ -328,6 +377,26 @@ export const subscribe = (
         yield* commitNow
       }
     })
+
+    /** Reads what previous owners acked above their commits, before the new partitions' first batch. */
+    const inherit = (added: ReadonlyArray<PartitionState>) => {
+      const ready = admin.admin.fetchOffsets({ groupId: options.group, topics: [destination] }).then(
+        (result) => {
+          const committed = new Map((result[0]?.partitions ?? []).map((p) => [p.partition, p] as const))
+          for (const state of added) {
+            const entry = committed.get(state.partition)
+            const base = entry === undefined ? -1 : Number(entry.offset)
+            if (base >= 0) state.inherited = decodeAcked(base, entry?.metadata)
+            state.inheritedReady = undefined
+          }
+        },
+        () => {
+          // without it, records acked by the previous owner above its commit are handled again (at-least-once)
+          for (const state of added) state.inheritedReady = undefined
+        }
+      )
+      for (const state of added) state.inheritedReady = ready
+    }
 
     // readiness: the first assignment, then (for assigned partitions) one completed fetch, so start offsets
     // ("latest") are resolved before subscribe returns.
@@ -356,9 +425,11 @@ export const subscribe = (
           }
         }
       }
+      const added: Array<PartitionState> = []
       for (const partition of assigned) {
-        if (!states.has(partition)) newState(partition)
+        if (!states.has(partition)) added.push(newState(partition))
       }
+      if (added.length > 0) inherit(added)
       if (revoked.length > 0) {
         Queue.offerUnsafe(rebalanceEvents, { _tag: "Revoked", partitions: revoked })
       }
@@ -379,7 +450,7 @@ export const subscribe = (
       Queue.offerUnsafe(crashes, { error: event.payload.error, restart: event.payload.restart })
     }))
     const failAll = (error: unknown) => {
-      const cause = Cause.fail(subscribeError(destination, `consumer crashed: ${String(error)}`, error))
+      const cause = Cause.fail(subscribeError(destination, error, "consumer crashed"))
       Queue.failCauseUnsafe(queue, cause)
       Queue.failCauseUnsafe(partitionStreams, cause)
       Queue.failCauseUnsafe(rebalanceEvents, cause)
@@ -388,7 +459,7 @@ export const subscribe = (
     }
     const run = Effect.tryPromise({
       try: () => consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch }),
-      catch: (cause) => subscribeError(destination, "consumer start failed", cause)
+      catch: (cause) => subscribeError(destination, cause, "consumer start failed")
     })
     // kafkajs restarts itself after retriable crashes; after any other crash we restart it per a Schedule,
     // and fail the streams only when that keeps failing (liveness: never leave a stream hanging).
@@ -407,7 +478,7 @@ export const subscribe = (
             await consumer.disconnect().catch(() => undefined)
             await consumer.connect()
           },
-          catch: (cause) => subscribeError(destination, "consumer reconnect failed", cause)
+          catch: (cause) => subscribeError(destination, cause, "consumer reconnect failed")
         }).pipe(
           Effect.andThen(run),
           Effect.retry(Schedule.exponential("500 millis").pipe(Schedule.upTo({ times: 10 }))),
@@ -456,13 +527,16 @@ export const subscribe = (
         await consumer.connect()
         await consumer.subscribe({ topics: [destination], fromBeginning: options.startFrom === "earliest" })
       },
-      catch: (cause) => subscribeError(destination, "consumer start failed", cause)
+      catch: (cause) => subscribeError(destination, cause, "consumer start failed")
     })
     yield* run
     yield* joined.await.pipe(
       Effect.timeoutOrElse({
         duration: Duration.max(Duration.seconds(30), Duration.millis(settings.rebalanceTimeout)),
-        orElse: () => Effect.fail(subscribeError(destination, "no partition assignment within the timeout"))
+        orElse: () =>
+          Effect.fail(
+            new Errors.SubscribeError({ destination, reason: "no partition assignment within the timeout", kind: "Timeout" })
+          )
       })
     )
     const commitFiber = yield* Effect.forkIn(commitLoop, scope)

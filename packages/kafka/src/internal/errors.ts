@@ -1,0 +1,135 @@
+/**
+ * Classification of kafkajs failures into core's `ErrorKind`, from kafkajs's error classes and the Kafka
+ * protocol error `type` (never from message text), plus the broker's own words for `reason`.
+ *
+ * @internal
+ */
+import { Errors } from "@switchyard/core"
+
+type ErrorKind = Errors.ErrorKind
+
+const byProtocolType: Readonly<Record<string, ErrorKind>> = {
+  MESSAGE_TOO_LARGE: "TooLarge",
+  RECORD_LIST_TOO_LARGE: "TooLarge",
+  INVALID_RECORD: "Invalid",
+  CORRUPT_MESSAGE: "Invalid",
+  INVALID_TIMESTAMP: "Invalid",
+  INVALID_TOPIC_EXCEPTION: "Invalid",
+  INVALID_REQUIRED_ACKS: "Invalid",
+  INVALID_PARTITIONS: "Invalid",
+  INVALID_REPLICATION_FACTOR: "Invalid",
+  INVALID_CONFIG: "Invalid",
+  OFFSET_METADATA_TOO_LARGE: "TooLarge",
+  SASL_AUTHENTICATION_FAILED: "AuthenticationFailed",
+  ILLEGAL_SASL_STATE: "AuthenticationFailed",
+  UNSUPPORTED_SASL_MECHANISM: "AuthenticationFailed",
+  TOPIC_AUTHORIZATION_FAILED: "AuthorizationFailed",
+  GROUP_AUTHORIZATION_FAILED: "AuthorizationFailed",
+  CLUSTER_AUTHORIZATION_FAILED: "AuthorizationFailed",
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "AuthorizationFailed",
+  DELEGATION_TOKEN_AUTHORIZATION_FAILED: "AuthorizationFailed",
+  REQUEST_TIMED_OUT: "Timeout"
+}
+
+const byClassName: Readonly<Record<string, ErrorKind>> = {
+  KafkaJSSASLAuthenticationError: "AuthenticationFailed",
+  KafkaJSConnectionError: "Unreachable",
+  KafkaJSConnectionClosedError: "BrokerClosed",
+  KafkaJSBrokerNotFound: "Unreachable",
+  KafkaJSNoBrokerAvailableError: "Unreachable",
+  KafkaJSRequestTimeoutError: "Timeout",
+  KafkaJSTimeout: "Timeout",
+  KafkaJSLockTimeout: "Timeout"
+}
+
+/** Node socket errors that mean "nobody answered there". */
+const unreachableCodes = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ECONNRESET"])
+
+const field = (value: unknown, name: string): unknown =>
+  typeof value === "object" && value !== null ? Reflect.get(value, name) : undefined
+
+const stringField = (value: unknown, name: string): string | undefined => {
+  const v = field(value, name)
+  return typeof v === "string" ? v : undefined
+}
+
+/** The error and the ones it wraps (kafkajs `cause`/`originalError`, `KafkaJSAggregateError.errors`). */
+const chain = (error: unknown): ReadonlyArray<unknown> => {
+  const out: Array<unknown> = []
+  const visit = (e: unknown, depth: number) => {
+    if (e === undefined || e === null || depth > 8 || out.includes(e)) return
+    out.push(e)
+    visit(field(e, "cause"), depth + 1)
+    visit(field(e, "originalError"), depth + 1)
+    const errors = field(e, "errors")
+    if (Array.isArray(errors)) for (const inner of errors) visit(inner, depth + 1)
+  }
+  visit(error, 0)
+  return out
+}
+
+const kindOfOne = (error: unknown): ErrorKind | undefined => {
+  const type = stringField(error, "type")
+  if (type !== undefined && byProtocolType[type] !== undefined) return byProtocolType[type]
+  const name = stringField(error, "name")
+  if (name !== undefined && byClassName[name] !== undefined) return byClassName[name]
+  const code = stringField(error, "code")
+  if (code !== undefined && unreachableCodes.has(code)) return "Unreachable"
+  // kafkajs's encoders throw plain TypeError/RangeError for values they cannot write (client-side, final)
+  if (error instanceof TypeError || error instanceof RangeError) return "Invalid"
+  return undefined
+}
+
+/** Non-retryable kinds win over retryable ones found deeper in the chain (a retry gave up on a final error). */
+const precedence: ReadonlyArray<ErrorKind> = [
+  "AuthenticationFailed",
+  "AuthorizationFailed",
+  "TooLarge",
+  "Invalid",
+  "NotFound",
+  "Unreachable",
+  "BrokerClosed",
+  "Timeout"
+]
+
+/**
+ * The kind of a kafkajs failure (`Unknown` when nothing in it is recognised).
+ *
+ * @internal
+ */
+export const kindOf = (error: unknown): ErrorKind => {
+  const found = new Set<ErrorKind>()
+  for (const e of chain(error)) {
+    const kind = kindOfOne(e)
+    if (kind !== undefined) found.add(kind)
+  }
+  return precedence.find((kind) => found.has(kind)) ?? "Unknown"
+}
+
+/**
+ * The broker's own words: each distinct message in the chain, outermost first.
+ *
+ * @internal
+ */
+export const reasonOf = (error: unknown): string => {
+  const parts: Array<string> = []
+  for (const e of chain(error)) {
+    const message = e instanceof Error ? e.message : typeof e === "string" ? e : undefined
+    if (message !== undefined && message !== "" && !parts.some((p) => p.includes(message))) parts.push(message)
+  }
+  return parts.length === 0 ? String(error) : parts.join(": ")
+}
+
+/** @internal */
+export const publishError = (destination: string, cause: unknown, context?: string): Errors.PublishError =>
+  new Errors.PublishError({ destination, reason: withContext(context, reasonOf(cause)), kind: kindOf(cause), cause })
+
+/** @internal */
+export const subscribeError = (destination: string, cause: unknown, context?: string): Errors.SubscribeError =>
+  new Errors.SubscribeError({ destination, reason: withContext(context, reasonOf(cause)), kind: kindOf(cause), cause })
+
+/** @internal */
+export const connectionError = (broker: string, cause: unknown, context?: string): Errors.ConnectionError =>
+  new Errors.ConnectionError({ broker, reason: withContext(context, reasonOf(cause)), kind: kindOf(cause), cause })
+
+const withContext = (context: string | undefined, reason: string) => (context === undefined ? reason : `${context}: ${reason}`)
