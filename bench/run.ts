@@ -1,24 +1,49 @@
 /**
- * `pnpm bench [name…]` / `./switchyard bench [name…]`: runs the named benchmarks (core, amqp, nats, kafka),
- * or all of them, each in its own process so their memory figures do not mix.
+ * `pnpm bench [typed|bytes] [broker…]` / `./switchyard bench [typed|bytes] [broker…]`
+ *
+ * Brokers: core (alias memory), amqp, nats (core NATS and JetStream), jetstream, kafka; none = all.
+ * For each broker: first the typed-path table (bench/typed/: `Topic` + `Publisher` + `Consumer.run`
+ * against the raw client, a fresh process per measurement, see docs/benchmarks.md), then the byte-level
+ * table (bench/<broker>.ts: the `Broker` contract against the raw client). `typed` runs only the first,
+ * `bytes` only the second. Every benchmark runs in its own process so their memory figures do not mix.
  */
 import { spawnSync } from "node:child_process"
-import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
 const here = fileURLToPath(new URL(".", import.meta.url))
-const all = ["core", "amqp", "nats", "kafka"]
-const names = process.argv.slice(2).length > 0 ? process.argv.slice(2) : all
+// broker name → typed drivers (bench/typed/drivers) and byte-level bench file (bench/<name>.ts)
+const plan: Record<string, { readonly typed: ReadonlyArray<string>; readonly bytes: string | undefined }> = {
+  core: { typed: ["memory"], bytes: "core" },
+  amqp: { typed: ["amqp"], bytes: "amqp" },
+  nats: { typed: ["nats", "jetstream"], bytes: "nats" },
+  kafka: { typed: ["kafka"], bytes: "kafka" }
+}
+const aliases: Record<string, { readonly typed: ReadonlyArray<string>; readonly bytes: string | undefined }> = {
+  ...plan,
+  memory: plan["core"]!,
+  jetstream: { typed: ["jetstream"], bytes: undefined } // the byte-level JetStream rows live in bench/nats.ts
+}
+
+let args = process.argv.slice(2)
+const mode = args[0] === "typed" || args[0] === "bytes" ? args[0] : "both"
+if (mode !== "both") args = args.slice(1)
+const names = args.length > 0 ? args : Object.keys(plan)
+
+const run = (label: string, file: string, extra: ReadonlyArray<string>) => {
+  console.log(`\n=== bench: ${label} ===`)
+  const result = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", file, ...extra], { stdio: "inherit" })
+  return result.status === 0
+}
+
 let failed = 0
 for (const name of names) {
-  const file = `${here}${name}.ts`
-  if (!existsSync(file)) {
-    console.error(`no benchmark named "${name}" (have: ${all.join(", ")})`)
+  const entry = aliases[name]
+  if (entry === undefined) {
+    console.error(`no benchmark named "${name}" (have: ${Object.keys(aliases).join(", ")}; prefix with typed or bytes for one table)`)
     failed++
     continue
   }
-  console.log(`\n=== bench: ${name} ===`)
-  const result = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", file], { stdio: "inherit" })
-  if (result.status !== 0) failed++
+  if (mode !== "bytes" && !run(`${name} (typed path)`, `${here}typed/harness.ts`, entry.typed)) failed++
+  if (mode !== "typed" && entry.bytes !== undefined && !run(`${name} (byte-level Broker contract)`, `${here}${entry.bytes}.ts`, [])) failed++
 }
 process.exit(failed === 0 ? 0 : 1)

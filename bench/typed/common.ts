@@ -1,0 +1,135 @@
+/**
+ * Worker-side helpers shared by both sides: the meter (wall clock + CPU of the timed part), the tracker of
+ * handled orders, and the raw side's codec and concurrency (what a user of the raw client would write).
+ */
+import { Result, Schema } from "effect"
+import { type CaseSpec, makeOrder, Order } from "./spec.ts"
+
+export class Meter {
+  private t0 = 0
+  private c0: NodeJS.CpuUsage | undefined
+  elapsedMs = 0
+  cpuMicros = 0
+  start() {
+    this.c0 = process.cpuUsage()
+    this.t0 = performance.now()
+  }
+  stop() {
+    this.elapsedMs = performance.now() - this.t0
+    const used = process.cpuUsage(this.c0)
+    this.cpuMicros = used.user + used.system
+  }
+}
+
+/** Counts distinct handled orders and resolves once a target count is reached. */
+export class Tracker {
+  readonly seen = new Set<string>()
+  handled = 0
+  private target = Infinity
+  private resolve: (() => void) | undefined
+  /** Records one handled order; returns true when this one reached the target. */
+  record(order: Order): boolean {
+    this.handled++
+    this.seen.add(order.orderId)
+    if (this.seen.size >= this.target && this.resolve !== undefined) {
+      const r = this.resolve
+      this.resolve = undefined
+      r()
+      return true
+    }
+    return false
+  }
+  /** Resolves once `target` distinct orders were handled; rejects when nothing arrived for `stallMs`. */
+  until(target: number, stallMs = Number(process.env["BENCH_STALL_MS"] ?? 15_000)): Promise<void> {
+    this.target = target
+    if (this.seen.size >= target) return Promise.resolve()
+    return new Promise<void>((resolve, reject) => {
+      let last = this.handled
+      let idleSince = Date.now()
+      const timer = setInterval(() => {
+        if (this.handled !== last) {
+          last = this.handled
+          idleSince = Date.now()
+        } else if (Date.now() - idleSince > stallMs) {
+          clearInterval(timer)
+          this.resolve = undefined
+          reject(new Error(`consumer stalled: ${this.seen.size} of ${target} distinct orders handled, none for ${stallMs} ms (messages lost?)`))
+        }
+      }, 250)
+      this.resolve = () => {
+        clearInterval(timer)
+        resolve()
+      }
+    })
+  }
+}
+
+export const orders = (from: number, n: number) => Array.from({ length: n }, (_, i) => makeOrder(from + i))
+export const chunks = <A>(xs: ReadonlyArray<A>, size: number): Array<Array<A>> => {
+  const out: Array<Array<A>> = []
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size))
+  return out
+}
+
+// ------------------------------------------------------------------ raw codec
+/** Raw encode: JSON.stringify into a Buffer (what a raw user does). */
+export const rawEncode = (order: Order): Buffer => Buffer.from(JSON.stringify(order))
+const validate = Schema.decodeUnknownResult(Order)
+/** Raw decode: JSON.parse + the same Schema validation as the typed topic; throws on a bad payload. */
+export const rawDecode = (bytes: Uint8Array): Order => {
+  const text = Buffer.isBuffer(bytes) ? bytes.toString("utf8") : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8")
+  const r = validate(JSON.parse(text))
+  if (Result.isFailure(r)) throw new Error(`undecodable order: ${String(r.failure)}`)
+  return r.success
+}
+
+// ------------------------------------------------------------------ raw concurrency
+/** The same FNV-1a lane choice for every key; any stable hash serves. */
+const hash = (s: string) => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+  return h >>> 0
+}
+
+/**
+ * Runs the handler per message with the case's concurrency and ordering, then settles it: concurrency 1 →
+ * one at a time in arrival order; "key" → one promise chain per lane (hash(customer) % c), sequential
+ * within a key; "none" → at most c at once. The broker's prefetch bounds what is buffered.
+ */
+export const makeDispatcher = (
+  spec: CaseSpec,
+  handle: (order: Order) => Promise<void> | void
+): ((order: Order, settle: () => void) => void) => {
+  const concurrency = spec.concurrency ?? 1
+  const fail = (e: unknown) => {
+    console.error("raw handler failed:", e)
+    process.exit(3)
+  }
+  if (concurrency === 1 || spec.ordering === "key") {
+    const lanes: Array<Promise<void>> = Array.from({ length: concurrency }, () => Promise.resolve())
+    return (order, settle) => {
+      const lane = concurrency === 1 ? 0 : hash(order.customer) % concurrency
+      lanes[lane] = lanes[lane]!.then(() => handle(order)).then(settle, fail)
+    }
+  }
+  let running = 0
+  const waiting: Array<readonly [Order, () => void]> = []
+  const start = (order: Order, settle: () => void) => {
+    running++
+    Promise.resolve(order).then(handle).then(() => {
+      settle()
+      running--
+      const next = waiting.shift()
+      if (next !== undefined) start(next[0], next[1])
+    }, fail)
+  }
+  return (order, settle) => (running < concurrency ? start(order, settle) : void waiting.push([order, settle]))
+}
+
+/** Runs `n` tasks with at most `workers` in flight (raw "publish from 64 fibers"). */
+export const pool = async <A>(items: ReadonlyArray<A>, workers: number, task: (item: A) => Promise<unknown>) => {
+  let next = 0
+  await Promise.all(Array.from({ length: Math.min(workers, items.length) }, async () => {
+    while (next < items.length) await task(items[next++]!)
+  }))
+}

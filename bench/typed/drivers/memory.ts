@@ -1,0 +1,70 @@
+/**
+ * In-memory broker. Switchyard: `Switchyard.layerMemory()` (partitions, group offsets, settlement).
+ * Raw: a bare loop doing only the codec work of the same case — publish cases: JSON.stringify to bytes;
+ * pipelines: JSON.stringify to bytes, JSON.parse + Schema validation, the handler. No broker, no
+ * concurrency (there is nothing to wait for), so the ratio is Switchyard's whole cost over the codec's.
+ */
+import { MemoryBroker } from "@switchyard/core"
+import { Effect } from "effect"
+import { Meter, orders, rawDecode, rawEncode, Tracker } from "../common.ts"
+import type { Driver } from "../driver.ts"
+import { expectEqual } from "../driver.ts"
+import { type WorkerInput, type WorkerResult } from "../spec.ts"
+import { runTyped } from "../typed.ts"
+
+const raw = async (input: WorkerInput): Promise<WorkerResult> => {
+  const meter = new Meter()
+  const tracker = new Tracker()
+  const pipeline = input.case.kind === "pipeline"
+  let published = 0
+  let bytes = 0
+  const loop = (values: ReadonlyArray<ReturnType<typeof orders>[number]>) => {
+    for (const order of values) {
+      const payload = rawEncode(order)
+      bytes += payload.length
+      published++
+      if (pipeline) tracker.record(rawDecode(payload))
+    }
+  }
+  loop(orders(0, input.warmup))
+  const timed = orders(input.warmup, input.n)
+  meter.start()
+  loop(timed)
+  meter.stop()
+  return {
+    elapsedMs: meter.elapsedMs,
+    cpuMicros: meter.cpuMicros,
+    maxRssKiB: 0,
+    published,
+    consumed: tracker.seen.size,
+    brokerNote: `bare loop: ${published} encoded (${bytes} B)${pipeline ? `, ${tracker.seen.size} decoded` : ""}`
+  }
+}
+
+export const driver: Driver = {
+  name: "memory",
+  title: "in-memory broker (raw = bare codec loop)",
+  defaultN: 20_000,
+  rawLabel: "bare loop",
+  setup: async () => ({ env: {}, close: async () => {} }),
+  // The broker lives in the worker: the worker checks its counts in-process (below) and reports them.
+  prepare: async (input) => async (result) => {
+    expectEqual("messages published", result.published, input.warmup + input.n)
+    if (input.case.kind === "pipeline") expectEqual("distinct orders handled", result.consumed, input.warmup + input.n)
+    return result.brokerNote ?? ""
+  },
+  typed: (input) =>
+    runTyped(input, MemoryBroker.layer(), {
+      check: (input, published) =>
+        Effect.gen(function*() {
+          const inspect = yield* MemoryBroker.MemoryBroker
+          const count = yield* inspect.publishedCount(input.destination)
+          expectEqual("publishedCount", count, published)
+          if (input.case.kind !== "pipeline") return `memory broker: ${count} published`
+          const lag = yield* inspect.lag(input.destination, input.group)
+          expectEqual(`lag of group ${input.group}`, lag, 0)
+          return `memory broker: ${count} published, group lag ${lag}`
+        })
+    }),
+  raw
+}
