@@ -124,9 +124,11 @@ const stringify = (value: unknown): Result.Result<Uint8Array, string> => {
  */
 export const jsonValueDecoder = <S extends Schema.Codec<unknown, unknown, never, never>>(
   schema: S
-): (value: unknown) => Result.Result<S["Type"], Failure> => {
-  const decodeValue = Schema.decodeUnknownResult(Schema.toCodecJson(schema))
-  return (value) => Result.mapError(decodeValue(value), (error) => failure(error.message))
+): (value: unknown) => Result.Result<S["Type"], Failure> => decoderOf(Schema.toCodecJson(schema))
+
+const decoderOf = <A>(codec: Schema.Codec<A, unknown, never, never>) => {
+  const decodeValue = Schema.decodeUnknownResult(codec)
+  return (value: unknown): Result.Result<A, Failure> => Result.mapError(decodeValue(value), (error) => failure(error.message))
 }
 
 /**
@@ -138,6 +140,10 @@ export const jsonValueDecoder = <S extends Schema.Codec<unknown, unknown, never,
  * `DateFromString`…) produces the same bytes as before. Payloads must be valid UTF-8: invalid byte
  * sequences are a decode failure, never replacement characters.
  *
+ * Two JSON limits remain: `-0` arrives as `0`, and a union whose members share a JSON form is ambiguous (in
+ * `Union([String, Number])`, `Infinity` is sent as `"Infinity"` and decoded as that string); use
+ * `Schema.Finite` or a tagged union there.
+ *
  * @example
  * ```ts
  * import { Schema } from "effect"
@@ -148,8 +154,9 @@ export const jsonValueDecoder = <S extends Schema.Codec<unknown, unknown, never,
  */
 export const json = <S extends Schema.Codec<unknown, unknown, never, never>>(schema: S): Codec<S["Type"]> => {
   // Built once per topic: the per-message path is one Schema pass plus JSON.stringify / JSON.parse.
-  const encodeValue = Schema.encodeUnknownResult(Schema.toCodecJson(schema))
-  const decodeValue = jsonValueDecoder(schema)
+  const codec = Schema.toCodecJson(schema)
+  const encodeValue = Schema.encodeUnknownResult(codec)
+  const decodeValue = decoderOf(codec)
   return {
     contentType: "application/json",
     encode: (value) => {
