@@ -126,7 +126,8 @@ export const make: Effect.Effect<PublisherShape, never, Broker> = Broker.useSync
         outgoing.push(encoded.success)
       }
       // Per-message attributes belong on a span that accounts for exactly one message.
-      if (traced && outgoing.length === 1) yield* Effect.annotateCurrentSpan(Telemetry.messageAttributes(outgoing[0]!))
+      const [only] = outgoing
+      if (traced && only !== undefined && outgoing.length === 1) yield* Effect.annotateCurrentSpan(Telemetry.messageAttributes(only))
       const receipts = yield* broker.publish(topic.name, outgoing)
       yield* Metric.update(Telemetry.published, receipts.length)
       return receipts
