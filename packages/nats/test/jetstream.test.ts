@@ -1,6 +1,6 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Broker, Consumer, Headers, Publisher, Switchyard, Topic } from "@switchyard/core"
-import { Effect, Fiber, Schema, Stream } from "effect"
+import { Deferred, Effect, Fiber, Schema, Stream } from "effect"
 import { JetStream, NatsBroker } from "../src/index.ts"
 import { drainFor, message, servers, subscribeOptions, take, text, unique } from "./helpers.ts"
 
@@ -162,6 +162,75 @@ describe("JetStream broker", () => {
         assert.deepStrictEqual([...seen].sort(), ["b", "c"])
         assert.isTrue(again.every((d) => d.envelope.attempt >= 2 || text(d) !== "a"))
       }))
+
+    it.effect("stopping a member hands its buffered deliveries to another member at once, not after ack-wait", () =>
+      Effect.gen(function*() {
+        const destination = unique("sy.handback")
+        const group = unique("g")
+        const n = 20
+        yield* Effect.gen(function*() {
+          const broker = yield* Broker.Broker
+          const other = yield* broker.subscribe(destination, subscribeOptions(group, { prefetch: n }))
+          const seen = new Set<string>()
+          yield* Effect.gen(function*() {
+            const first = yield* broker.subscribe(destination, subscribeOptions(group, { prefetch: n }))
+            yield* broker.publish(destination, Array.from({ length: n }, (_, i) => message(`m${i}`)))
+            // The first member holds one delivery it started and the rest still buffered in its queue.
+            const [started] = yield* take(first, 1, { ack: false })
+            assert.isDefined(started)
+          }).pipe(Effect.scoped)
+          // ack_wait is 30 s: whatever the first member held must reach the other one well before.
+          const got = yield* other.deliveries.pipe(
+            Stream.tap((d) => Effect.sync(() => seen.add(text(d))).pipe(Effect.andThen(d.ack))),
+            Stream.takeUntil(() => seen.size >= n),
+            Stream.runDrain,
+            Effect.timeout("10 seconds"),
+            Effect.ignore,
+            Effect.andThen(Effect.sync(() => seen.size))
+          )
+          assert.strictEqual(got, n)
+        }).pipe(Effect.scoped, Effect.provide(NatsBroker.layer({
+          connection: { servers },
+          defaultStream: { storage: "memory", maxAge: "15 minutes" },
+          consumer: { ackWait: "30 seconds" }
+        })))
+      }), 40_000)
+
+    it.effect("a consumer stopped with deliveries buffered: another member of the group handles them at once, not after ack-wait", () =>
+      Effect.gen(function*() {
+        const destination = unique("sy.handback.consumer")
+        const group = unique("g")
+        const n = 20
+        const topic = Topic.make(destination, Schema.Struct({ n: Schema.Number }))
+        const handled = new Set<number>()
+        const started = yield* Deferred.make<void>()
+        yield* Effect.gen(function*() {
+          yield* Publisher.publishAll(topic, Array.from({ length: n }, (_, i) => ({ n: i })))
+          // The first member starts one handler that outlives the drain; the other deliveries wait in buffers.
+          const first = yield* Consumer.run(topic, () => Deferred.succeed(started, undefined).pipe(Effect.andThen(Effect.never)), {
+            group,
+            prefetch: n,
+            drainTimeout: "500 millis"
+          }).pipe(Effect.forkChild)
+          yield* Deferred.await(started)
+          yield* Fiber.interrupt(first)
+          const second = yield* Consumer.run(topic, ({ n }) => Effect.sync(() => handled.add(n)), { group, prefetch: n }).pipe(
+            Effect.forkChild
+          )
+          // ack_wait is 30 s: everything must be handled well before it would expire.
+          yield* Effect.sleep("100 millis").pipe(
+            Effect.repeat({ until: () => handled.size >= n }),
+            Effect.timeout("10 seconds"),
+            Effect.ignore
+          )
+          yield* Fiber.interrupt(second)
+          assert.strictEqual(handled.size, n)
+        }).pipe(Effect.provide(Switchyard.on(NatsBroker.layer({
+          connection: { servers },
+          defaultStream: { storage: "memory", maxAge: "15 minutes" },
+          consumer: { ackWait: "30 seconds" }
+        }))))
+      }), 40_000)
 
     it.effect("a handler slower than ack-wait is not redelivered while working", () =>
       Effect.gen(function*() {
