@@ -419,7 +419,9 @@ const splitList = (s: string) => s.split(",").map((x) => x.trim()).filter((x) =>
  * The settings read from the environment:
  * `KAFKA_BROKERS` (comma separated, required), `KAFKA_CLIENT_ID`, `KAFKA_SSL` (boolean),
  * `KAFKA_SASL_MECHANISM` (`plain` | `scram-sha-256` | `scram-sha-512`), `KAFKA_SASL_USERNAME`,
- * `KAFKA_SASL_PASSWORD` (read as `Redacted`), `KAFKA_DEFAULT_PARTITIONS`, `KAFKA_RETRIES`.
+ * `KAFKA_SASL_PASSWORD` (read as `Redacted`), `KAFKA_DEFAULT_PARTITIONS`, `KAFKA_RETRIES`, and durations
+ * (`"30 seconds"`, `"500 millis"`): `KAFKA_METADATA_MAX_AGE`, `KAFKA_SESSION_TIMEOUT`, `KAFKA_HEARTBEAT_INTERVAL`,
+ * `KAFKA_REBALANCE_TIMEOUT`.
  *
  * @example
  * ```ts
@@ -437,12 +439,21 @@ export const config: Config.Config<Options> = Config.all({
   username: Config.option(Config.String("KAFKA_SASL_USERNAME")),
   password: Config.option(Config.Redacted("KAFKA_SASL_PASSWORD")),
   defaultPartitions: Config.option(Config.Int("KAFKA_DEFAULT_PARTITIONS")),
-  retries: Config.option(Config.Int("KAFKA_RETRIES"))
+  retries: Config.option(Config.Int("KAFKA_RETRIES")),
+  metadataMaxAge: Config.option(Config.Duration("KAFKA_METADATA_MAX_AGE")),
+  sessionTimeout: Config.option(Config.Duration("KAFKA_SESSION_TIMEOUT")),
+  heartbeatInterval: Config.option(Config.Duration("KAFKA_HEARTBEAT_INTERVAL")),
+  rebalanceTimeout: Config.option(Config.Duration("KAFKA_REBALANCE_TIMEOUT"))
 }).pipe(
   Config.map((c): Options => {
     const mechanism = Option.getOrUndefined(c.mechanism)
     const username = Option.getOrUndefined(c.username)
     const password = Option.getOrUndefined(c.password)
+    const consumer: KafkaClient.ConsumerSettings = {
+      ...(Option.isSome(c.sessionTimeout) ? { sessionTimeout: c.sessionTimeout.value } : {}),
+      ...(Option.isSome(c.heartbeatInterval) ? { heartbeatInterval: c.heartbeatInterval.value } : {}),
+      ...(Option.isSome(c.rebalanceTimeout) ? { rebalanceTimeout: c.rebalanceTimeout.value } : {})
+    }
     return {
       brokers: c.brokers,
       ...(Option.isSome(c.clientId) ? { clientId: c.clientId.value } : {}),
@@ -451,14 +462,16 @@ export const config: Config.Config<Options> = Config.all({
         ? { sasl: { mechanism, username: username ?? "", password: password ?? Redacted.make("") } }
         : {}),
       ...(Option.isSome(c.defaultPartitions) ? { defaultPartitions: c.defaultPartitions.value } : {}),
-      ...(Option.isSome(c.retries) ? { retry: { retries: c.retries.value } } : {})
+      ...(Option.isSome(c.retries) ? { retry: { retries: c.retries.value } } : {}),
+      ...(Option.isSome(c.metadataMaxAge) ? { metadataMaxAge: c.metadataMaxAge.value } : {}),
+      ...(Object.keys(consumer).length > 0 ? { consumer } : {})
     }
   })
 )
 
 /**
  * The broker layer from `Config` (by default {@link config}, i.e. environment variables). `overrides` are
- * merged over what the config gives (e.g. consumer timings).
+ * merged over what the config gives; their `consumer` timings are merged field by field over the config's.
  *
  * @example
  * ```ts
@@ -476,6 +489,14 @@ export const layerConfig = (
       Effect.mapError((cause: Config.ConfigError) =>
         new Errors.ConnectionError({ broker: "kafka", reason: `invalid configuration: ${cause.message}`, cause })
       ),
-      Effect.map((options: Options) => layer({ ...options, ...overrides }))
+      Effect.map((options: Options) =>
+        layer({
+          ...options,
+          ...overrides,
+          ...(options.consumer !== undefined || overrides.consumer !== undefined
+            ? { consumer: { ...options.consumer, ...overrides.consumer } }
+            : {})
+        })
+      )
     )
   )

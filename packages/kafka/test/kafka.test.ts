@@ -12,7 +12,7 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Cause, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Redacted, Stream } from "effect"
 import { inject } from "vitest"
 import { Broker } from "@switchyard/core"
-import { KafkaAdmin, KafkaBroker } from "../src/index.ts"
+import { KafkaAdmin, KafkaBroker, KafkaClient } from "../src/index.ts"
 import { EmbeddedKafka } from "../src/testing/index.ts"
 import { brokers, drainFor, message, take, testLayer, testOptions, unique } from "./helpers.ts"
 
@@ -408,9 +408,18 @@ describe("kafka adapter", () => {
           KAFKA_SASL_MECHANISM: "scram-sha-512",
           KAFKA_SASL_USERNAME: "alice",
           KAFKA_SASL_PASSWORD: "s3cret",
-          KAFKA_DEFAULT_PARTITIONS: "8"
+          KAFKA_DEFAULT_PARTITIONS: "8",
+          KAFKA_SESSION_TIMEOUT: "12 seconds",
+          KAFKA_HEARTBEAT_INTERVAL: "1 second",
+          KAFKA_REBALANCE_TIMEOUT: "20 seconds",
+          KAFKA_METADATA_MAX_AGE: "1 minute"
         })
         const settings = yield* KafkaBroker.config.parse(provider)
+        const resolved = KafkaClient.resolve(settings)
+        assert.deepStrictEqual(
+          [resolved.sessionTimeout, resolved.heartbeatInterval, resolved.rebalanceTimeout, resolved.metadataMaxAge],
+          [12_000, 1_000, 20_000, 60_000]
+        )
         assert.deepStrictEqual(settings.brokers, ["127.0.0.1:1", "127.0.0.1:2"])
         assert.strictEqual(settings.clientId, "svc")
         assert.strictEqual(settings.defaultPartitions, 8)
@@ -420,7 +429,7 @@ describe("kafka adapter", () => {
         assert.notInclude(String(settings.sasl!.password), "s3cret")
       }))
 
-    it.effect("SASL PLAIN and SCRAM-SHA-256 authenticate against the real broker; a wrong password is a ConnectionError", () =>
+    it.effect("SASL PLAIN and SCRAM-SHA-256 authenticate against the real broker; a wrong password is a ConnectionError of kind AuthenticationFailed with the broker's reason", () =>
       Effect.gen(function*() {
         const provided = inject("kafkaSaslBrokers")
         const sasl = provided !== "" ? provided : (yield* EmbeddedKafka.start({ sasl: true })).saslBootstrap!
@@ -444,15 +453,22 @@ describe("kafka adapter", () => {
         const error = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : undefined
         assert.strictEqual(error?._tag === "Some" ? error.value._tag : "none", "ConnectionError")
         assert.notInclude(String(error?._tag === "Some" ? error.value.message : ""), "not-the-password")
+        const connection = error?._tag === "Some" && error.value._tag === "ConnectionError" ? error.value : undefined
+        assert.strictEqual(connection?.kind, "AuthenticationFailed")
+        assert.isFalse(connection?.isRetryable)
+        // the broker's own words, not just "producer connect failed"
+        assert.match(connection?.reason ?? "", /SASL SCRAM SHA256 authentication failed/i)
       }))
 
-    it.effect("an unreachable cluster fails the layer with a ConnectionError", () =>
+    it.effect("an unreachable cluster fails the layer with a ConnectionError of kind Unreachable, with the socket's reason", () =>
       Effect.gen(function*() {
         const port = yield* EmbeddedKafka.freePort
         const error = yield* Effect.scoped(Layer.build(
           KafkaBroker.layer({ brokers: [`127.0.0.1:${port}`], connectionTimeout: "200 millis", retry: { retries: 1, initialRetryTime: "50 millis" } })
         )).pipe(Effect.flip)
         assert.strictEqual(error._tag, "ConnectionError")
+        assert.strictEqual(error.kind, "Unreachable")
+        assert.include(error.reason, "ECONNREFUSED")
       }))
   })
 })
