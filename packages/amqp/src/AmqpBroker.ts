@@ -530,6 +530,7 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
       const deliveries = yield* Queue.unbounded<AmqpDelivery, Errors.SubscribeError | Cause.Done>()
       const context: SubscriptionContext = { destination, queue: queueName, nacks: new Map(), retry: retryLater }
       let stopping = false
+      const intakeStopped = Deferred.makeUnsafe<void>()
 
       const attach: Effect.Effect<Attached, Errors.ConnectionError> = Effect.gen(function*() {
         const live = yield* connection.current
@@ -567,7 +568,7 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
       const keepAttached = Effect.gen(function*() {
         while (true) {
           yield* Deferred.await(attached.closedSignal)
-          if (stopping) return
+          if (stopping || Deferred.isDoneUnsafe(intakeStopped)) return
           yield* Effect.logWarning(`subscription to ${queueName} lost its channel; re-attaching`)
           attached = yield* attach.pipe(Effect.retry(connection.reconnectSchedule))
           yield* Effect.logInfo(`subscription to ${queueName} re-attached`)
@@ -581,8 +582,10 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
       const releaseBuffered = Effect.flatMap(Queue.clear(deliveries), (buffered) =>
         Effect.forEach(buffered, (delivery) => Effect.ignore(delivery.settle("release")), { discard: true }))
 
-      // The consumer stopped reading (the stream ended or was interrupted): stop intake, give back the buffer.
-      const stopIntake = Effect.suspend(() => {
+      // The consumer stopped reading (shutdown began, or the stream ended): stop intake, give back the buffer.
+      // Once: the Consumer calls it on shutdown and the stream's end calls it again.
+      const stopIntake = yield* Effect.cached(Effect.suspend(() => {
+        Deferred.doneUnsafe(intakeStopped, Exit.void)
         const current = attached
         if (stopping || current.closed) return releaseBuffered
         return Effect.promise(() => current.channel.cancel(current.consumerTag).catch(() => {})).pipe(
@@ -590,7 +593,7 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
           Effect.ignore,
           Effect.andThen(releaseBuffered)
         )
-      })
+      }).pipe(Effect.ignore))
 
       yield* Effect.addFinalizer(() =>
         Effect.gen(function*() {
@@ -607,9 +610,9 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
       )
 
       const stream: Stream.Stream<BrokerModule.RawDelivery, Errors.SubscribeError> = Stream.fromQueue(deliveries).pipe(
-        Stream.ensuring(Effect.ignore(stopIntake))
+        Stream.ensuring(stopIntake)
       )
-      return { deliveries: stream }
+      return { deliveries: stream, stopIntake }
     }).pipe(
       Effect.timeoutOrElse({
         duration: Duration.millis(publishTimeoutMillis),

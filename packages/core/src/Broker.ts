@@ -76,6 +76,13 @@ export interface RawDelivery {
 export interface Subscription {
   /** Deliveries, bounded by `prefetch`. Ends when the subscription is closed. */
   readonly deliveries: Stream.Stream<RawDelivery, SubscribeError>
+  /**
+   * Stops intake without closing the subscription: the broker delivers nothing more to this member and takes
+   * back the deliveries buffered but not yet taken from `deliveries`, so other members get them at once;
+   * deliveries already taken can still be settled. The `Consumer` runs it when a graceful shutdown begins
+   * (its drain may take a while). Optional.
+   */
+  readonly stopIntake?: Effect.Effect<void> | undefined
 }
 
 /**
