@@ -16,15 +16,33 @@
  * @since 0.1.0
  */
 import type { Schedule, Scope, Tracer } from "effect"
-import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Option, References, Result, Stream } from "effect"
+import {
+  Cause,
+  Clock,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Metric,
+  Option,
+  Predicate,
+  References,
+  Result,
+  Stream
+} from "effect"
 import * as Scope_ from "effect/Scope"
+import * as IncomingEnvelope from "./adapter/IncomingEnvelope.ts"
 import { Broker } from "./Broker.ts"
 import type { Envelope, OutgoingMessage } from "./Envelope.ts"
 import { describe as describeEnvelope } from "./Envelope.ts"
-import { type DecodeError, HandlerTimeoutError, type SubscribeError } from "./Errors.ts"
+import { type DecodeError, HandlerTimeoutError, type PublishError, type SubscribeError } from "./Errors.ts"
 import * as H from "./Headers.ts"
 import * as Idempotency from "./Idempotency.ts"
+import * as DeadLetter from "./internal/deadLetter.ts"
 import { keyHash } from "./internal/hash.ts"
+import { Pending } from "./internal/pending.ts"
 import type { Delivery } from "./Subscriber.ts"
 import * as Subscriber from "./Subscriber.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -62,7 +80,11 @@ export interface Options<E> {
   readonly startFrom?: Subscriber.Options["startFrom"]
   /** Retry policy for failed handlers; its input is the error (default: no retries). */
   readonly retry?: Schedule.Schedule<unknown, E | HandlerTimeoutError> | undefined
-  /** Tells retryable from fatal errors (default: every typed error is retryable). Defects are never retried. */
+  /**
+   * Tells retryable from fatal errors (default {@link defaultIsRetryable}: every typed error is retryable
+   * except one whose `isRetryable` is `false`, such as a broker error of a fatal kind). Defects are never
+   * retried.
+   */
   readonly isRetryable?: ((error: E | HandlerTimeoutError) => boolean) | undefined
   /** Fail a handler run that takes longer than this (a retryable `HandlerTimeoutError`). */
   readonly handlerTimeout?: Duration.Input | undefined
@@ -70,15 +92,26 @@ export interface Options<E> {
   readonly drainTimeout?: Duration.Input | undefined
   /** Dead-letter destination (default `"<topic>.dlq"`); `false` nacks instead (the broker redelivers). */
   readonly deadLetter?: string | false | undefined
+  /**
+   * When a dead letter cannot be published for a reason that may pass (broker unreachable, timeout: a
+   * retryable `PublishError`), the delivery is nacked with this delay and comes back later (default 1 second).
+   * A dead letter the broker refuses for good is first retried in reduced forms (see {@link deadLetterMessage}).
+   */
+  readonly deadLetterRetryDelay?: Duration.Input | undefined
   /** What to do with a payload that cannot be decoded (default `"dead-letter"`). */
   readonly onDecodeFailure?: "dead-letter" | "skip" | "fail" | undefined
   /** What to do with a well-formed payload of an unknown event type (see `Router`; default `"dead-letter"`). */
   readonly onUnknownType?: "dead-letter" | "ignore" | undefined
-  /** Skip messages whose id this group already processed. */
+  /**
+   * Skip messages whose id this group already finished (handled or dead-lettered), so one id ends in one
+   * outcome per group. Only stable ids count (`IncomingEnvelope.hasStableId`): a message without an id of its
+   * own or from broker coordinates is never taken for a duplicate.
+   */
   readonly idempotency?: Idempotency.Options | boolean | undefined
   /**
-   * Restart the subscription when it fails (`SubscribeError`), per this schedule; handlers in flight are
-   * unaffected and unsettled messages come back from the broker. Default: the consumer fails.
+   * Restart the subscription when it fails with a retryable `SubscribeError` (`isRetryable`), per this
+   * schedule; handlers in flight are unaffected and unsettled messages come back from the broker. A
+   * non-retryable one (authorization, missing destination) fails the consumer. Default: the consumer fails.
    */
   readonly restart?: Schedule.Schedule<unknown, SubscribeError | DecodeError> | undefined
   /** Continue the publisher's trace as the parent (default) or link to it. */
@@ -88,43 +121,51 @@ export interface Options<E> {
 /** How a delivery ended, for tests and logs. @since 0.1.0 */
 export type Outcome = "handled" | "duplicate" | "dead-lettered" | "skipped" | "ignored" | "nacked"
 
-interface Failure {
-  readonly reason: string
-  readonly errorTag: string
-  readonly attempts: number
-}
-
-const errorTagOf = (error: unknown): string =>
-  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
-    ? error._tag
-    : error instanceof Error
-    ? error.name
-    : "UnknownError"
-
-/** A readable reason for any error value; total: never throws, never `undefined`. */
-const reasonOf = (error: unknown): string => {
-  if (error instanceof Error) return error.message || error.name
-  if (typeof error === "string") return error
-  try {
-    // `JSON.stringify` throws on cycles and BigInt, and returns `undefined` for `undefined`, functions, symbols.
-    const json: string | undefined = JSON.stringify(error)
-    if (json !== undefined) return json
-  } catch {
-    // fall through
-  }
-  try {
-    return String(error)
-  } catch {
-    // An object without a prototype, or whose `toString` throws.
-    return "unprintable error value"
-  }
-}
+/**
+ * Why a delivery was dead-lettered: a readable reason, the error's tag, and the attempts made.
+ *
+ * @since 0.2.0
+ */
+export type Failure = DeadLetter.Failure
 
 /**
- * Builds the message sent to a dead-letter destination: the original payload, key and headers plus the
- * reason headers. Its id is derived from the original id and the group (`<id>.dlq.<group>`), so that
- * brokers that deduplicate by id (JetStream) keep one dead letter per group, and a redelivered message
- * dead-lettered twice by one group stays one dead letter there.
+ * The forms of a dead letter, tried in this order while the broker refuses one with a non-retryable
+ * `PublishError` (too large, invalid): `"full"`, `"headers-omitted"`, `"payload-omitted"` (see
+ * {@link deadLetterMessage}).
+ *
+ * @since 0.2.0
+ */
+export type DeadLetterForm = DeadLetter.Form
+
+/**
+ * The default `Options.isRetryable`: every typed error is retryable, except one that says it is not
+ * (an `isRetryable` property that is `false`, as on a `PublishError` of kind `"Unroutable"` or `"TooLarge"`),
+ * so that a handler whose publish can never succeed is dead-lettered at once instead of re-run.
+ *
+ * @example
+ * ```ts
+ * import { Consumer, Errors } from "@switchyard/core"
+ * Consumer.defaultIsRetryable(new Errors.PublishError({ destination: "audit", reason: "NO_ROUTE", kind: "Unroutable" })) // false
+ * Consumer.defaultIsRetryable(new Errors.PublishError({ destination: "audit", reason: "timed out", kind: "Timeout" })) // true
+ * ```
+ * @since 0.2.0
+ */
+export const defaultIsRetryable = (error: unknown): boolean =>
+  !(Predicate.hasProperty(error, "isRetryable") && error.isRetryable === false)
+
+/**
+ * Builds the message sent to a dead-letter destination. Its id is derived from the original id and the group
+ * (`<id>.dlq.<group>`, hashed when too long for a broker's id field), so that brokers that deduplicate by id
+ * (JetStream) keep one dead letter per group, and a redelivered message dead-lettered twice by one group stays
+ * one dead letter there. Everything the dead-letter headers add is one line of text, bounded (the reason to
+ * 1,024 characters, then a marker saying how much was cut).
+ *
+ * - `"full"` (default): the original payload, key and headers (except the envelope headers its own fields
+ *   carry and a producer's `x-switchyard-dlq-*` headers) plus the dead-letter headers.
+ * - `"headers-omitted"`: only the dead-letter headers, the reason cut to 256 characters, and
+ *   `x-switchyard-dlq-headers-omitted` with the number of original headers left out.
+ * - `"payload-omitted"`: as above with an empty payload, `x-switchyard-dlq-payload-omitted: "true"` and
+ *   `x-switchyard-dlq-payload-bytes`; the origin headers say where the original still sits.
  *
  * @since 0.1.0
  */
@@ -132,27 +173,14 @@ export const deadLetterMessage = (
   envelope: Envelope,
   group: string,
   failure: Failure,
-  now: number
-): OutgoingMessage => ({
-  id: `${envelope.id}.dlq.${group}`,
-  key: envelope.key,
-  timestamp: envelope.timestamp,
-  contentType: envelope.contentType,
-  payload: envelope.payload,
-  correlationId: envelope.correlationId,
-  causationId: envelope.causationId,
-  headers: {
-    ...envelope.headers,
-    [H.deadLetterReason]: failure.reason,
-    [H.deadLetterOriginalId]: envelope.id,
-    [H.deadLetterErrorTag]: failure.errorTag,
-    [H.deadLetterAttempts]: String(failure.attempts),
-    [H.deadLetterOriginDestination]: envelope.coordinates.destination,
-    [H.deadLetterOriginGroup]: group,
-    [H.deadLetterOriginCoordinates]: JSON.stringify(envelope.coordinates),
-    [H.deadLetterAt]: String(now)
-  }
-})
+  now: number,
+  form: DeadLetterForm = "full"
+): OutgoingMessage => DeadLetter.message(envelope, group, failure, now, form)
+
+const [firstForm, ...fallbackForms] = DeadLetter.forms
+
+/** Only a subscription failure that may pass (connection lost, timeout) is worth a restart. */
+const restartable = (error: SubscribeError | DecodeError): boolean => error._tag === "SubscribeError" && error.isRetryable
 
 /**
  * Runs a handler over a topic until interrupted (or until the subscription ends). Interruption is a
@@ -186,7 +214,8 @@ export const run = <A, E, R>(
     const prefetch = options.prefetch ?? Math.max(16, concurrency * 4)
     const drainTimeout = options.drainTimeout ?? Duration.seconds(30)
     const deadLetterDestination = options.deadLetter === undefined ? `${topic.name}.dlq` : options.deadLetter
-    const isRetryable = options.isRetryable ?? (() => true)
+    const isRetryable = options.isRetryable ?? defaultIsRetryable
+    const deadLetterRetryDelay = Duration.fromInputUnsafe(options.deadLetterRetryDelay ?? Duration.seconds(1))
     const handlerTimeout = options.handlerTimeout === undefined ? undefined : Duration.fromInputUnsafe(options.handlerTimeout)
     const ledger = options.idempotency === undefined || options.idempotency === false
       ? undefined
@@ -203,39 +232,93 @@ export const run = <A, E, R>(
         )
       )
 
+    // Only stable ids go to the ledger: an id made up per delivery (or an empty one) names no message.
+    const { hasStableId } = IncomingEnvelope
+
+    /** Records the id as done for the group (handled or parked), so a duplicate or redelivery ends the same way. */
+    const remember = (delivery: Delivery<A>): Effect.Effect<void> =>
+      ledger !== undefined && hasStableId(delivery.envelope) ? ledger.remember(delivery.envelope.id) : Effect.void
+
+    /** Publishes the dead letter in `form`; a refusal for good (`!isRetryable`) falls back to the next form. */
+    const publishDeadLetter = (
+      destination: string,
+      delivery: Delivery<A>,
+      failure: Failure,
+      now: number,
+      form: DeadLetterForm,
+      fallbacks: ReadonlyArray<DeadLetterForm>
+    ): Effect.Effect<DeadLetterForm, PublishError> =>
+      broker.publish(destination, [deadLetterMessage(delivery.envelope, group, failure, now, form)]).pipe(
+        Effect.as(form),
+        Effect.catch((error) => {
+          const [next, ...rest] = fallbacks
+          return error.isRetryable || next === undefined
+            ? Effect.fail(error)
+            : Effect.andThen(
+              Effect.logWarning(
+                `${destination} refused the ${form} dead letter of ${describeEnvelope(delivery.envelope)} (${error.reason}); ` +
+                  `sending it in the ${next} form`
+              ),
+              publishDeadLetter(destination, delivery, failure, now, next, rest)
+            )
+        })
+      )
+
+    const parked = (delivery: Delivery<A>, destination: string, failure: Failure, form: DeadLetterForm) =>
+      Effect.logWarning(
+        `dead-lettered ${describeEnvelope(delivery.envelope)} to ${destination}${form === "full" ? "" : ` (${form})`}: ` +
+          `${failure.errorTag}: ${DeadLetter.headerValue(failure.reason, DeadLetter.maxReasonLength)}`
+      ).pipe(
+        Effect.andThen(Metric.update(Telemetry.deadLettered, 1)),
+        Effect.andThen(remember(delivery)),
+        Effect.andThen(settle(delivery, delivery.ack)),
+        Effect.as("dead-lettered" as const)
+      )
+
+    // Never ack what could not be parked: the broker redelivers it after the delay.
+    const notParked = (delivery: Delivery<A>, error: PublishError) =>
+      Effect.logError(
+        `dead-lettering ${describeEnvelope(delivery.envelope)} failed${error.isRetryable ? "" : " in every form"}; nacking`,
+        error
+      ).pipe(
+        Effect.andThen(settle(delivery, delivery.nack({ delay: deadLetterRetryDelay }))),
+        Effect.as("nacked" as const)
+      )
+
     const deadLetter = (delivery: Delivery<A>, failure: Failure): Effect.Effect<Outcome> => {
       if (deadLetterDestination === false) {
         return Effect.as(settle(delivery, delivery.nack()), "nacked" as const)
       }
-      return Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        const sent = yield* Effect.result(
-          broker.publish(deadLetterDestination, [deadLetterMessage(delivery.envelope, group, failure, now)])
-        )
-        if (Result.isFailure(sent)) {
-          // Never ack what could not be parked: let the broker redeliver it later.
-          yield* Effect.logError(`dead-lettering ${describeEnvelope(delivery.envelope)} failed; nacking`, sent.failure)
-          yield* settle(delivery, delivery.nack({ delay: Duration.seconds(1) }))
-          return "nacked" as const
-        }
-        yield* Effect.logWarning(
-          `dead-lettered ${describeEnvelope(delivery.envelope)} to ${deadLetterDestination}: ${failure.errorTag}: ${failure.reason}`
-        )
-        yield* Metric.update(Telemetry.deadLettered, 1)
-        yield* settle(delivery, delivery.ack)
-        return "dead-lettered" as const
-      })
+      const destination = deadLetterDestination
+      return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.matchEffect(publishDeadLetter(destination, delivery, failure, now, firstForm, fallbackForms), {
+          onFailure: (error) => notParked(delivery, error),
+          onSuccess: (form) => parked(delivery, destination, failure, form)
+        }))
     }
 
-    const runHandler = (value: A, envelope: Envelope, attempts: { count: number }) => {
-      if (handlerTimeout === undefined && options.retry === undefined) {
-        // The common case allocates nothing around the handler.
-        attempts.count = 1
-        return handler(value, envelope)
-      }
+    const handled = (delivery: Delivery<A>): Effect.Effect<Outcome> => {
+      const done = Effect.as(settle(delivery, delivery.ack), "handled" as const)
+      return ledger !== undefined && hasStableId(delivery.envelope) ? Effect.andThen(ledger.remember(delivery.envelope.id), done) : done
+    }
+
+    const settleRun = (delivery: Delivery<A>, exit: Exit.Exit<unknown, E | HandlerTimeoutError>, attempts: number) =>
+      Exit.isFailure(exit) ? failed(delivery, exit.cause, attempts) : handled(delivery)
+
+    // No retry policy and no timeout: one run, no bookkeeping. `suspend` turns a handler that throws instead
+    // of returning an effect into a defect like any other (dead-lettered), not a crash of the consumer.
+    const runOnce = (delivery: Delivery<A>, value: A): Effect.Effect<Outcome, never, R> =>
+      Effect.flatMap(
+        Effect.exit(Effect.suspend(() => handler(value, delivery.envelope))),
+        (exit) => settleRun(delivery, exit, 1)
+      )
+
+    const runWithPolicy = (delivery: Delivery<A>, value: A): Effect.Effect<Outcome, never, R> => {
+      // Counted by this delivery's own fiber only, across its retries.
+      const attempts = { count: 0 }
       const once = Effect.suspend(() => {
         attempts.count++
-        return handler(value, envelope)
+        return handler(value, delivery.envelope)
       })
       const timed: Effect.Effect<unknown, E | HandlerTimeoutError, R> = handlerTimeout === undefined
         ? once
@@ -244,13 +327,20 @@ export const run = <A, E, R>(
           orElse: () =>
             Effect.fail(new HandlerTimeoutError({ destination: topic.name, timeoutMillis: Duration.toMillis(handlerTimeout) }))
         })
-      return options.retry === undefined
+      const retried = options.retry === undefined
         ? timed
         : Effect.retry(timed, {
           schedule: options.retry,
           while: (error: E | HandlerTimeoutError) => isRetryable(error)
         })
+      return Effect.flatMap(Effect.exit(retried), (exit) =>
+        Effect.andThen(
+          attempts.count > 1 ? Metric.update(Telemetry.retried, attempts.count - 1) : Effect.void,
+          settleRun(delivery, exit, attempts.count)
+        ))
     }
+
+    const runHandler = handlerTimeout === undefined && options.retry === undefined ? runOnce : runWithPolicy
 
     const undecodable = (delivery: Delivery<A>, failure: DecodeError): Effect.Effect<Outcome, DecodeError> => {
       if (delivery.unknownType !== undefined) {
@@ -278,19 +368,9 @@ export const run = <A, E, R>(
       return deadLetter(
         delivery,
         Option.isSome(error)
-          ? { reason: reasonOf(error.value), errorTag: errorTagOf(error.value), attempts: total }
-          : { reason: `handler defect: ${reasonOf(Cause.squash(cause))}`, errorTag: "Defect", attempts: total }
+          ? { reason: DeadLetter.reasonOf(error.value), errorTag: DeadLetter.errorTagOf(error.value), attempts: total }
+          : { reason: `handler defect: ${DeadLetter.reasonOf(Cause.squash(cause))}`, errorTag: "Defect", attempts: total }
       )
-    }
-
-    const runAndSettle = (delivery: Delivery<A>, value: A): Effect.Effect<Outcome, never, R> => {
-      const attempts = { count: 0 }
-      return Effect.flatMap(Effect.exit(runHandler(value, delivery.envelope, attempts)), (exit) => {
-        const retried = attempts.count > 1 ? Metric.update(Telemetry.retried, attempts.count - 1) : Effect.void
-        if (Exit.isFailure(exit)) return Effect.andThen(retried, failed(delivery, exit.cause, attempts.count))
-        const done = Effect.as(settle(delivery, delivery.ack), "handled" as const)
-        return Effect.andThen(retried, ledger === undefined ? done : Effect.andThen(ledger.remember(delivery.envelope.id), done))
-      })
     }
 
     // No earlier delivery was acked (crash, stall, stop, or nack): park it rather than risk a crash loop
@@ -303,21 +383,27 @@ export const run = <A, E, R>(
         attempts: delivery.envelope.attempt - 1
       })
 
-    // Written without a generator: this is the per-message hot path.
-    const processDelivery = (delivery: Delivery<A>): Effect.Effect<Outcome, DecodeError, R> => {
+    const duplicate = (delivery: Delivery<A>): Effect.Effect<Outcome> =>
+      Metric.update(Telemetry.duplicates, 1).pipe(
+        Effect.andThen(settle(delivery, delivery.ack)),
+        Effect.as("duplicate" as const)
+      )
+
+    /** A delivery whose id the group has not finished yet (or that has no stable id). */
+    const processNew = (delivery: Delivery<A>): Effect.Effect<Outcome, DecodeError, R> => {
       const limit = delivery.deliveryLimit
       if (limit !== undefined && delivery.envelope.attempt > limit) return pastDeliveryLimit(delivery, limit)
       const value = delivery.value
       if (Result.isFailure(value)) return undecodable(delivery, value.failure)
-      if (ledger === undefined) return runAndSettle(delivery, value.success)
-      return Effect.flatMap(ledger.seen(delivery.envelope.id), (seen) =>
-        seen
-          ? Metric.update(Telemetry.duplicates, 1).pipe(
-            Effect.andThen(settle(delivery, delivery.ack)),
-            Effect.as("duplicate" as const)
-          )
-          : runAndSettle(delivery, value.success))
+      return runHandler(delivery, value.success)
     }
+
+    // Written without a generator: this is the per-message hot path. The ledger is asked first, so an id the
+    // group finished ends the same way whatever it would do now (a redelivered dead letter is not parked again).
+    const processDelivery = (delivery: Delivery<A>): Effect.Effect<Outcome, DecodeError, R> =>
+      ledger !== undefined && hasStableId(delivery.envelope)
+        ? Effect.flatMap(ledger.seen(delivery.envelope.id), (seen) => seen ? duplicate(delivery) : processNew(delivery))
+        : processNew(delivery)
 
     // One `process <topic>` consumer span per message (OpenTelemetry messaging conventions, see
     // docs/telemetry.md), with the publisher's span as parent (default) or only as a link, and one `ack` /
@@ -369,19 +455,24 @@ export const run = <A, E, R>(
       ? (delivery: Delivery<A>) => delivery.envelope.coordinates.lane ?? ""
       : (delivery: Delivery<A>) => delivery.envelope.key ?? delivery.envelope.id
 
+    // Deliveries taken but not started when shutdown begins go back to the broker at once (nack, no delay), so
+    // another member gets them now rather than after the broker's ack deadline (JetStream's ack wait).
+    const pending = new Pending<Delivery<A>>()
+    const release = (delivery: Delivery<A>) => settle(delivery, delivery.nack())
+    const releasePending = Effect.suspend(() => Effect.forEach(pending.takeAll(), release, { discard: true }))
+    /** Runs a delivery a lane reached, unless it was given back already (or shutdown began: give it back). */
+    const begin = (delivery: Delivery<A>) =>
+      !pending.start(delivery) ? Effect.void : Deferred.isDoneUnsafe(stop) ? release(delivery) : handle(delivery)
+
     // Sequential work runs per chunk (no per-element stream step); parallel work uses lanes.
     const handleChunk = (chunk: ReadonlyArray<Delivery<A>>) =>
-      Effect.andThen(
-        Metric.update(Telemetry.consumed, chunk.length),
-        // Deliveries already buffered when shutdown began are left unsettled: the broker redelivers them.
-        Effect.forEach(chunk, (delivery) => Deferred.isDoneUnsafe(stop) ? Effect.void : handle(delivery), { discard: true })
-      )
+      Effect.andThen(Metric.update(Telemetry.consumed, chunk.length), Effect.forEach(chunk, begin, { discard: true }))
     const processAll = (deliveries: Stream.Stream<Delivery<A>, SubscribeError>) =>
       concurrency === 1
         ? Stream.runForEachArray(deliveries, handleChunk)
         : ordering === "none"
         ? Stream.runDrain(Stream.mapEffect(deliveries, (delivery) =>
-          Deferred.isDoneUnsafe(stop) ? Effect.void : Effect.andThen(Metric.update(Telemetry.consumed, 1), handle(delivery)), {
+          Effect.andThen(Metric.update(Telemetry.consumed, 1), begin(delivery)), {
           concurrency,
           unordered: true
         }))
@@ -403,23 +494,33 @@ export const run = <A, E, R>(
             startFrom: options.startFrom
           })).pipe(Scope_.provide(scope))
           yield* Effect.logDebug(`consumer "${group}" subscribed to ${topic.name}`)
+          // On shutdown the broker takes back what this member buffered but never took, then the consumer gives back
+          // what it took but did not start: other members get both now, while in-flight handlers drain.
+          const stopIntake = rawStream.stopIntake ?? Effect.void
+          yield* Effect.forkIn(Effect.andThen(Deferred.await(stop), Effect.andThen(stopIntake, releasePending)), scope)
           const deliveries = rawStream.deliveries.pipe(
-            Stream.map((raw) => Subscriber.decode(topic, raw)),
+            Stream.map((raw) => pending.add(Subscriber.decode(topic, raw))),
             Stream.interruptWhen(Deferred.await(stop))
           )
           yield* processAll(deliveries)
         }),
-      (scope, exit) => Scope_.close(scope, exit)
+      // Whatever no lane reached is given back before the subscription closes; after a subscription failure the
+      // broker redelivers it anyway (its channel is gone): forget it.
+      (scope, exit) =>
+        Effect.andThen(
+          Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause) ? Effect.sync(() => pending.takeAll()) : releasePending,
+          Scope_.close(scope, exit)
+        )
     )
     const supervised = options.restart === undefined
       ? subscribeAndProcess
       : subscribeAndProcess.pipe(
         Effect.tapError((error) =>
-          error._tag === "SubscribeError"
+          restartable(error)
             ? Effect.logWarning(`consumer "${group}" on ${topic.name}: subscription failed, restarting`, error)
             : Effect.void
         ),
-        Effect.retry({ schedule: options.restart, while: (error) => error._tag === "SubscribeError" })
+        Effect.retry({ schedule: options.restart, while: restartable })
       )
     const subscriptionScope = yield* Scope_.make()
     const fiber = yield* Effect.forkIn(supervised, subscriptionScope)

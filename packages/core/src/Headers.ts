@@ -41,3 +41,20 @@ export const deadLetterOriginGroup = "x-switchyard-dlq-origin-group"
 export const deadLetterOriginCoordinates = "x-switchyard-dlq-origin-coordinates"
 /** When the message was dead-lettered, epoch milliseconds. @since 0.1.0 */
 export const deadLetterAt = "x-switchyard-dlq-at"
+/**
+ * Set to `"true"` on a dead letter sent without the original payload, because the broker refused the dead
+ * letter as too large or invalid even without the original headers (see docs/architecture.md, "Dead letters
+ * the broker refuses"). The origin headers still say where the message sits.
+ *
+ * @since 0.2.0
+ */
+export const deadLetterPayloadOmitted = "x-switchyard-dlq-payload-omitted"
+/** Size in bytes of the original payload of a dead letter sent without it. @since 0.2.0 */
+export const deadLetterPayloadBytes = "x-switchyard-dlq-payload-bytes"
+/**
+ * How many of the original message's headers a reduced dead letter left out (only Switchyard's
+ * dead-letter headers are kept in that form).
+ *
+ * @since 0.2.0
+ */
+export const deadLetterHeadersOmitted = "x-switchyard-dlq-headers-omitted"

@@ -10,6 +10,7 @@
  */
 import { Clock, Context, Deferred, Duration, Effect, Exit, identity, Layer, Stream } from "effect"
 import * as Cause from "effect/Cause"
+import * as IncomingEnvelope from "./adapter/IncomingEnvelope.ts"
 import * as Broker from "./Broker.ts"
 import type { Capabilities } from "./Capabilities.ts"
 import * as Caps from "./Capabilities.ts"
@@ -92,8 +93,11 @@ class GroupPartition {
   generation = 0
   owner: Member | undefined = undefined
   readonly acked = new Set<number>()
-  /** Unsettled deliveries by offset; the token identifies the delivery, so a stale settlement is ignored. */
-  readonly inFlight = new Map<number, object>()
+  /**
+   * Unsettled deliveries by offset. The claim identifies the delivery, so a stale settlement is ignored, and
+   * names the member holding it (after a handover it is not the partition's owner).
+   */
+  readonly inFlight = new Map<number, Claim>()
   redeliveries: Array<Redelivery> = []
   /** Delivery count per offset, for `attempt`. */
   readonly deliveries = new Map<number, number>()
@@ -108,9 +112,16 @@ class GroupState {
   constructor(readonly partitions: Array<GroupPartition>) {}
 }
 
+/** One delivery of an offset, held by a member until settled. */
+class Claim {
+  constructor(readonly member: Member) {}
+}
+
 class Member {
   inFlight = 0
   closed = false
+  /** Set by `stopIntake`: the member takes nothing more but may still settle what it holds. */
+  intakeStopped = false
   signal: Deferred.Deferred<void> = Deferred.makeUnsafe<void>()
   constructor(readonly prefetch: number) {}
   wake(): void {
@@ -155,16 +166,34 @@ export interface MemoryBrokerShape {
  */
 export class MemoryBroker extends Context.Service<MemoryBroker, MemoryBrokerShape>()("@switchyard/core/MemoryBroker") {}
 
+/**
+ * A stored record as delivered, through the adapter kit's fallbacks like on every broker: a record published
+ * without an id gets the stable `<destination>/<partition>/<offset>`, one without a usable time its store time.
+ */
 const toEnvelope = (
   destination: string,
   partition: number,
   record: StoredRecord,
   attempt: number
-): Envelope => ({
-  ...record.message,
-  attempt,
-  coordinates: { destination, partition, offset: String(record.offset), lane: String(partition) }
-})
+): Envelope => {
+  const message = record.message
+  const offset = String(record.offset)
+  return IncomingEnvelope.finish({
+    id: message.id,
+    brokerId: `${destination}/${partition}/${offset}`,
+    key: message.key,
+    keyBytes: message.keyBytes,
+    headers: message.headers,
+    timestamp: message.timestamp,
+    brokerTimestamp: record.storedAt,
+    contentType: message.contentType,
+    payload: message.payload,
+    correlationId: message.correlationId,
+    causationId: message.causationId,
+    attempt,
+    coordinates: { destination, partition, offset, lane: String(partition) }
+  }, () => record.storedAt)
+}
 
 /**
  * Builds the broker and its inspection service.
@@ -206,13 +235,17 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
     }
   }
 
+  /** Members that take deliveries (not stopped). */
+  const activeMembers = (group: GroupState) => group.members.filter((member) => !member.intakeStopped)
+
   const rebalance = (group: GroupState) => {
+    const active = activeMembers(group)
     group.partitions.forEach((gp, index) => {
-      const owner = group.members.length === 0 ? undefined : group.members[index % group.members.length]
+      const owner = active.length === 0 ? undefined : active[index % active.length]
       if (owner === gp.owner) return
-      if (gp.owner !== undefined) {
-        gp.owner.inFlight -= gp.inFlight.size
-        gp.owner.wake()
+      for (const claim of gp.inFlight.values()) {
+        claim.member.inFlight--
+        claim.member.wake()
       }
       // The new owner resumes from the committed offset: unacknowledged deliveries are redelivered.
       gp.owner = owner
@@ -225,20 +258,53 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
     })
   }
 
+  /**
+   * A member stops intake (graceful shutdown): its partitions go to the other active members at once, and what
+   * it holds stays settleable by it (no new generation). What it nacks from now on, and what it had not taken,
+   * the new owner gets. Without another active member it keeps its partitions but takes nothing more.
+   */
+  const handOver = (group: GroupState, leaving: Member) => {
+    const active = activeMembers(group)
+    if (active.length === 0) return
+    let next = 0
+    for (const gp of group.partitions) {
+      if (gp.owner !== leaving) continue
+      const owner = active[next++ % active.length]
+      if (owner === undefined) continue
+      gp.owner = owner
+      owner.wake()
+    }
+  }
+
+  /** What a closing member still holds in partitions it handed over comes back at once. */
+  const reclaim = (group: GroupState, closing: Member) => {
+    for (const gp of group.partitions) {
+      if (gp.owner === closing) continue
+      for (const [offset, claim] of gp.inFlight) {
+        if (claim.member !== closing) continue
+        gp.inFlight.delete(offset)
+        closing.inFlight--
+        gp.redeliveries.unshift({ offset, at: 0 })
+        gp.owner?.wake()
+      }
+    }
+  }
+
   const settle = (
     group: GroupState,
     partition: number,
     generation: number,
     offset: number,
-    token: object,
+    claim: Claim,
     nackAt: number | undefined
   ) => {
     const gp = group.partitions[partition]!
     // Only the first settlement of this very delivery counts (not one of an earlier delivery of the offset).
-    if (gp.generation !== generation || gp.inFlight.get(offset) !== token) return
+    if (gp.generation !== generation || gp.inFlight.get(offset) !== claim) return
     gp.inFlight.delete(offset)
+    claim.member.inFlight--
+    claim.member.wake()
     const owner = gp.owner
-    if (owner !== undefined) owner.inFlight--
     if (nackAt === undefined) {
       gp.deliveries.delete(offset)
       // An offset below `committed` (its record was dropped by retention meanwhile) is acknowledged already.
@@ -264,14 +330,14 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
     const deliver = (partition: number, gp: GroupPartition, record: StoredRecord) => {
       const attempt = (gp.deliveries.get(record.offset) ?? 0) + 1
       gp.deliveries.set(record.offset, attempt)
-      const token = {}
-      gp.inFlight.set(record.offset, token)
+      const claim = new Claim(member)
+      gp.inFlight.set(record.offset, claim)
       member.inFlight++
       const generation = gp.generation
       const offset = record.offset
       batch.push({
         envelope: toEnvelope(topic.name, partition, record, attempt),
-        ack: Effect.sync(() => settle(group, partition, generation, offset, token, undefined)),
+        ack: Effect.sync(() => settle(group, partition, generation, offset, claim, undefined)),
         nack: (nackOptions) =>
           Effect.flatMap(Clock.currentTimeMillis, (at) =>
             Effect.sync(() =>
@@ -280,12 +346,13 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
                 partition,
                 generation,
                 offset,
-                token,
+                claim,
                 at + (nackOptions?.delay === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(nackOptions.delay)))
               )
             ))
       })
     }
+    if (member.intakeStopped) return { batch, nextDue }
     group.partitions.forEach((gp, partition) => {
       if (gp.owner !== member) return
       const log = topic.partitions[partition]!
@@ -355,10 +422,16 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
             Effect.sync(() => {
               member.closed = true
               member.wake()
+              reclaim(joined, member)
               joined.members.splice(joined.members.indexOf(member), 1)
               rebalance(joined)
             })
         )
+        const stopIntake = Effect.sync(() => {
+          if (member.closed || member.intakeStopped) return
+          member.intakeStopped = true
+          handOver(joined, member)
+        })
         const pull: Effect.Effect<readonly [Broker.RawDelivery, ...Array<Broker.RawDelivery>], Cause.Done> = Effect.gen(
           function*() {
             while (true) {
@@ -374,7 +447,7 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
             }
           }
         )
-        return { deliveries: Stream.fromPull(Effect.succeed(pull)) }
+        return { deliveries: Stream.fromPull(Effect.succeed(pull)), stopIntake }
       })
   }
 

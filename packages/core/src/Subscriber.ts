@@ -78,7 +78,8 @@ export const resolveOptions = (options?: Options): SubscribeOptions => ({
 })
 
 /**
- * Decodes a raw delivery with a topic's codec (pure).
+ * Decodes a raw delivery with a topic's codec (pure). Any `RawDelivery` works, including class instances
+ * whose `nack` is a prototype method that uses `this`: the delivery calls it on the raw delivery.
  *
  * @since 0.1.0
  */
@@ -90,8 +91,10 @@ export const decode = <A>(topic: Topic<A>, raw: RawDelivery): Delivery<A> => {
       ? Result.succeed(decoded.success)
       : Result.fail(new DecodeError({ destination: topic.name, message: decoded.failure.message })),
     unknownType: Result.isFailure(decoded) ? decoded.failure.unknownType : undefined,
+    // Read once (a getter runs with the raw delivery as `this`); `nack` is called as a method of it, never
+    // copied off it unbound.
     ack: raw.ack,
-    nack: raw.nack,
+    nack: (options) => raw.nack(options),
     deliveryLimit: raw.deliveryLimit
   }
 }

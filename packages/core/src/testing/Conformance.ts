@@ -24,6 +24,7 @@ import * as H from "../Headers.ts"
 import * as Publisher from "../Publisher.ts"
 import * as Switchyard from "../Switchyard.ts"
 import * as Topic from "../Topic.ts"
+import * as TypedPaths from "./internal/typedPaths.ts"
 
 /**
  * How to run the suite for one broker.
@@ -529,7 +530,7 @@ export const suite = (config: Config): void => {
             assert.deepStrictEqual([...handled].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
             const dead = yield* readDeadLetters(destination, 3)
             const byId = new Map(dead.received.map((e) => [e.headers[H.deadLetterOriginalId], e]))
-            for (const [message, reason] of [[notJson, "JSON"], [wrongShape, "number"], [notUtf8, "UTF-8"]] as const) {
+            for (const [message, reason] of [[notJson, "JSON"], [wrongShape, `["n"]`], [notUtf8, "UTF-8"]] as const) {
               const envelope = byId.get(message.id)
               assert.isDefined(envelope, `poison message ${message.id} not in the dead-letter destination`)
               assert.strictEqual(envelope?.headers[H.deadLetterErrorTag], "DecodeError")
@@ -635,6 +636,8 @@ export const suite = (config: Config): void => {
             assert.deepStrictEqual(handled, [1, 3])
           }))
       }
+
+      TypedPaths.register(it, { capabilities: caps, scale, idle, fresh, publish, open, readDeadLetters })
 
       it.effect("closing a subscription releases it: a later subscriber of the group gets what was not acked", () =>
         Effect.gen(function*() {
