@@ -3,10 +3,10 @@
  * gives (headers, native properties, coordinates) into a {@link Draft} and calls {@link finish}, so the same
  * fallbacks hold on every broker for messages that Switchyard did not write:
  *
- * - **id**: the message's own id when it is a non-empty string; else a stable id the adapter derives from
- *   broker coordinates (`brokerId`: the same on every redelivery, e.g. Kafka `topic/partition/offset`,
- *   JetStream `stream/sequence`); else a fresh UUID marked `idSource: "generated"`, which idempotency never
- *   counts as a duplicate. Never the empty string.
+ * - **id**: the message's own id when it is usable text (not blank, at most 255 characters); else a stable
+ *   id the adapter derives from broker coordinates (`brokerId`: the same on every redelivery, e.g. Kafka
+ *   `topic/partition/offset`, JetStream `stream/sequence`); else a fresh UUID marked `idSource: "generated"`,
+ *   which idempotency never counts as a duplicate. Never the empty string.
  * - **timestamp**: the message's own timestamp when it is a plausible epoch-millisecond number; else the
  *   broker's stored time (`brokerTimestamp`); else the time of receipt. Always finite.
  * - **contentType**: the message's when non-empty; else `application/octet-stream`.
@@ -70,6 +70,21 @@ const nonEmpty = (value: string | undefined): string | undefined =>
   value === undefined || value === "" ? undefined : value
 
 /**
+ * The longest message id taken as the message's own (AMQP's `message-id` limit, the smallest of the brokers).
+ *
+ * @since 0.2.0
+ */
+export const maxIdLength = 255
+
+/**
+ * A message's own id is usable for deduplication only when it is real text: blank ids (`" "`) and ids longer
+ * than {@link maxIdLength} come from foreign producers' garbage, are shared by unrelated messages, and would
+ * make idempotency drop them as duplicates; the broker id is used instead.
+ */
+const usableId = (value: string | undefined): string | undefined =>
+  value === undefined || value.length > maxIdLength || value.trim() === "" ? undefined : value
+
+/**
  * Applies the fallbacks and returns the envelope. `now` is read only when neither the message nor the
  * broker has a usable time; pass the Clock's time (`clock.currentTimeMillisUnsafe`).
  *
@@ -95,7 +110,7 @@ const nonEmpty = (value: string | undefined): string | undefined =>
  * @since 0.2.0
  */
 export const finish = (draft: Draft, now: () => number): Envelope => {
-  const ownId = nonEmpty(draft.id)
+  const ownId = usableId(draft.id)
   const brokerId = nonEmpty(draft.brokerId)
   const id = ownId ?? brokerId ?? globalThis.crypto.randomUUID()
   const idSource: IdSource = ownId !== undefined ? "message" : brokerId !== undefined ? "broker" : "generated"
