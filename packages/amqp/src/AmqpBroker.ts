@@ -439,36 +439,38 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
     messages: ReadonlyArray<Envelope.OutgoingMessage>,
     attempt?: number,
     routingKey?: string
-  ): Effect.Effect<void, Errors.PublishError> => {
-    const confirmed = new Array<boolean>(messages.length).fill(false)
-    const returned: Array<string> = []
-    const toPublishError = (failure: SendFailure) =>
-      new Errors.PublishError({
-        destination,
-        reason: failure.reason,
-        kind: failure.kind,
-        ...(failure.cause !== undefined ? { cause: failure.cause } : {})
+  ): Effect.Effect<void, Errors.PublishError> =>
+    // per run, shared by its retries: an Effect value may be run again (e.g. `Effect.repeat`)
+    Effect.suspend(() => {
+      const confirmed = new Array<boolean>(messages.length).fill(false)
+      const returned: Array<string> = []
+      const toPublishError = (failure: SendFailure) =>
+        new Errors.PublishError({
+          destination,
+          reason: failure.reason,
+          kind: failure.kind,
+          ...(failure.cause !== undefined ? { cause: failure.cause } : {})
+        })
+      const once: Effect.Effect<void, SendFailure> = Effect.suspend(() => {
+        const pending: Array<number> = []
+        for (let i = 0; i < messages.length; i++) if (!confirmed[i]) pending.push(i)
+        return openPublisher.pipe(
+          Effect.mapError((e): SendFailure => sendFailure(e.reason, e.kind ?? "Unknown")),
+          Effect.flatMap((p) => send(p, exchange, messages, pending, confirmed, returned, attempt, routingKey))
+        )
       })
-    const once: Effect.Effect<void, SendFailure> = Effect.suspend(() => {
-      const pending: Array<number> = []
-      for (let i = 0; i < messages.length; i++) if (!confirmed[i]) pending.push(i)
-      return openPublisher.pipe(
-        Effect.mapError((e): SendFailure => sendFailure(e.reason, e.kind ?? "Unknown")),
-        Effect.flatMap((p) => send(p, exchange, messages, pending, confirmed, returned, attempt, routingKey))
+      return once.pipe(
+        // only what may succeed on a new channel is retried: an encoding error fails at once
+        Effect.retry({ schedule: connection.reconnectSchedule, while: (f: SendFailure) => Errors.isRetryableKind(f.kind) }),
+        Effect.mapError(toPublishError),
+        Effect.timeoutOrElse({
+          duration: Duration.millis(publishTimeoutMillis),
+          orElse: () =>
+            Effect.fail(toPublishError(sendFailure(`not confirmed within ${publishTimeoutMillis}ms`, "Timeout")))
+        }),
+        Effect.tap(() => warnUnroutable(destination, returned))
       )
     })
-    return once.pipe(
-      // only what may succeed on a new channel is retried: an encoding error fails at once
-      Effect.retry({ schedule: connection.reconnectSchedule, while: (f: SendFailure) => Errors.isRetryableKind(f.kind) }),
-      Effect.mapError(toPublishError),
-      Effect.timeoutOrElse({
-        duration: Duration.millis(publishTimeoutMillis),
-        orElse: () =>
-          Effect.fail(toPublishError(sendFailure(`not confirmed within ${publishTimeoutMillis}ms`, "Timeout")))
-      }),
-      Effect.tap(() => warnUnroutable(destination, returned))
-    )
-  }
 
   const publish = (
     destination: string,

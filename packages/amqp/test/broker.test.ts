@@ -234,6 +234,18 @@ layer(BrokerLive, { excludeTestServices: true, timeout: "30 seconds" })("AmqpBro
       assert.strictEqual(receipts.length, 1)
     }))
 
+  it.effect("a publish effect run again publishes again (its confirmations are per run)", () =>
+    Effect.gen(function*() {
+      const broker = yield* Broker.Broker
+      const destination = unique("rerun")
+      const q = yield* collect(destination, "g")
+      const once = broker.publish(destination, [message("again", "x")])
+      yield* once
+      yield* once
+      const got = yield* takeN(q, 2, "10 seconds")
+      assert.deepStrictEqual(got.map((d) => d.envelope.id), ["again", "again"])
+    }))
+
   it.effect("capabilities and system name", () =>
     Effect.gen(function*() {
       const broker = yield* Broker.Broker

@@ -70,14 +70,14 @@ export const headerString = (value: unknown): string | undefined =>
     : undefined
 
 /**
- * The message's own id: the `x-switchyard-id` header when the `message-id` property is absent or is the
- * header's bounded form (a long id shortened on publish), else the property.
+ * The message's own id. AMQP's id is the `message-id` property; the `x-switchyard-id` header only carries
+ * the whole of an id that was too long for it, so it counts only when the property is its bounded form.
+ * A foreign producer's `x-switchyard-id` header alone is not an id (it could repeat across messages).
  */
-export const ownId = (property: string | undefined, header: string | undefined): string | undefined => {
-  if (header === undefined || header === "") return property
-  if (property === undefined || property === "" || property === boundedMessageId(header)) return header
-  return property
-}
+export const ownId = (property: string | undefined, header: string | undefined): string | undefined =>
+  header !== undefined && property !== undefined && property !== header && property === boundedMessageId(header)
+    ? header
+    : property
 
 const priorityOf = (value: string): number | undefined => {
   const n = Number(value)
