@@ -4,7 +4,11 @@
  * - publish: one idempotent (acks=all) `send` per batch; keys are partitioned with the Java client's
  *   murmur2 default partitioner; receipts carry partition and offset. A failed send fails the whole batch.
  * - subscribe: group = Kafka group id; backpressure by pausing partitions; commits are the contiguous prefix
- *   of acknowledged offsets; `nack` redelivers the record to this member (see `internal/subscription.ts`).
+ *   of acknowledged offsets, with the offsets acked above it in the commit metadata (the next owner skips
+ *   them); `nack` redelivers the record to this member, or to the next owner if this one stops first (see
+ *   `internal/subscription.ts`).
+ * - Keys are bytes: a binary key keeps its exact bytes (`keyBytes`) and partition; topic metadata is refreshed
+ *   after `metadataMaxAge`; failures carry a `kind` classified from kafkajs's error codes.
  * - A destination not seen before is created on first use (default 4 partitions), idempotently and cached;
  *   declared `topics` take precedence.
  *

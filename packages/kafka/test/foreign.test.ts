@@ -8,7 +8,18 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber, Schema } from "effect"
 import { Broker, Consumer, Headers, Topic } from "@switchyard/core"
 import { KafkaAdmin, KafkaBroker } from "../src/index.ts"
-import { javaPartitionsOfBytes, longKey, message, rawProducer, sendRaw, take, testLayer, unique } from "./helpers.ts"
+import {
+  brokers,
+  javaPartitionsOfBytes,
+  javaProduceLongKeys,
+  longKey,
+  message,
+  rawProducer,
+  sendRaw,
+  take,
+  testLayer,
+  unique
+} from "./helpers.ts"
 
 const Order = Schema.Struct({ id: Schema.String, n: Schema.Number })
 const encoder = new TextEncoder()
@@ -40,6 +51,29 @@ describe("kafka: foreign messages", () => {
           assert.strictEqual(d!.envelope.coordinates.partition, java[i], "the partition the Java client picks for the bytes")
           assert.strictEqual(JSON.parse(d!.envelope.headers[Headers.deadLetterOriginCoordinates]!).partition, java[i])
           assert.isString(d!.envelope.headers[Headers.deadLetterReason])
+        })
+      }))
+
+    it.effect("Apache Kafka's Java producer with LongSerializer keys: dead letters keep the key bytes and the partition Java chose", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const admin = yield* KafkaAdmin.KafkaAdmin
+        const name = unique("javakey")
+        yield* admin.createTopics([{ topic: name, partitions: 6 }, { topic: `${name}.dlq`, partitions: 6 }])
+        const keys = [-1n, -9_223_372_036_854_775_807n, 42n, 1_234_567_890_123n]
+        const partitionsByJava = yield* javaProduceLongKeys(brokers(), name, keys.map((k) => [k, `not json ${k}`] as const))
+        const consumer = yield* background(Topic.make(name, Order), () => Effect.void, unique("g"))
+        const dlq = yield* broker.subscribe(`${name}.dlq`, { group: unique("g-dlq"), prefetch: 10, startFrom: "earliest" })
+        const dead = yield* take(dlq, keys.length)
+        yield* Fiber.interrupt(consumer)
+        // the key's bytes as delivered: keyBytes when not UTF-8, else the text's bytes
+        const bytesOf = (e: (typeof dead)[number]["envelope"]) =>
+          Buffer.from(e.keyBytes ?? encoder.encode(e.key ?? "")).toString("hex")
+        const byKey = new Map(dead.map((d) => [bytesOf(d.envelope), d.envelope] as const))
+        keys.forEach((key, i) => {
+          const letter = byKey.get(longKey(key).toString("hex"))
+          assert.isDefined(letter, `dead letter with the LongSerializer bytes of ${key}`)
+          assert.strictEqual(letter!.coordinates.partition, partitionsByJava[i], `partition of ${key}`)
         })
       }))
 

@@ -137,3 +137,52 @@ export const committed = (group: string, topic: string) =>
     const result = yield* Effect.promise(() => admin.fetchOffsets({ groupId: group, topics: [topic] }))
     return new Map((result[0]?.partitions ?? []).map((p) => [p.partition, { offset: Number(p.offset), metadata: p.metadata }] as const))
   })
+
+/**
+ * Sends records with Apache Kafka's own Java producer (`LongSerializer` keys, `StringSerializer` values, default
+ * partitioner) from the embedded broker's jars; returns the partition Java chose for each record.
+ */
+export const javaProduceLongKeys = (bootstrap: string, topic: string, records: ReadonlyArray<readonly [bigint, string]>) =>
+  Effect.gen(function*() {
+    const dir = yield* EmbeddedKafka.resolveJars()
+    const work = Fs.mkdtempSync(Path.join(Os.tmpdir(), "switchyard-javaproducer-"))
+    const source = Path.join(work, "LongKeyProducer.java")
+    Fs.writeFileSync(
+      source,
+      `import java.util.Properties;
+import org.apache.kafka.clients.producer.*;
+import org.apache.kafka.common.serialization.*;
+public class LongKeyProducer {
+  public static void main(String[] args) throws Exception {
+    Properties props = new Properties();
+    props.put("bootstrap.servers", args[0]);
+    try (KafkaProducer<Long, String> producer = new KafkaProducer<>(props, new LongSerializer(), new StringSerializer())) {
+      StringBuilder out = new StringBuilder();
+      for (int i = 2; i + 1 < args.length; i += 2) {
+        RecordMetadata m = producer.send(new ProducerRecord<>(args[1], Long.parseLong(args[i]), args[i + 1])).get();
+        out.append("PARTITION ").append(m.partition()).append('\\n');
+      }
+      System.out.print(out);
+    }
+  }
+}
+`
+    )
+    const output = execFileSync(
+      "java",
+      [
+        `-Dlog4j2.configurationFile=${Path.join(dir, "log4j2.properties")}`,
+        "-Dlog4j2.level=WARN",
+        "-cp",
+        `${Path.join(dir, "libs")}${Path.sep}*`,
+        source,
+        bootstrap,
+        topic,
+        ...records.flatMap(([key, value]) => [String(key), value])
+      ],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }
+    )
+    Fs.rmSync(work, { recursive: true, force: true })
+    // (the client's own log lines share stdout)
+    return output.split("\n").filter((l) => l.startsWith("PARTITION ")).map((l) => Number(l.slice(10)))
+  })
