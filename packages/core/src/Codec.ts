@@ -35,6 +35,12 @@ export interface Failure {
 /**
  * A decode failure with a message.
  *
+ * @example
+ * ```ts
+ * import { Codec } from "@switchyard/core"
+ * const notAnOrder = Codec.failure("expected an order")
+ * const unknownEvent = Codec.failure("no handler for this event type", "OrderShipped")
+ * ```
  * @since 0.1.0
  */
 export const failure = (message: string, unknownType?: string): Failure =>
@@ -69,6 +75,14 @@ export const make = <A>(codec: Codec<A>): Codec<A> => codec
  * Decodes UTF-8 text, failing on invalid byte sequences (never replacement characters). A leading byte
  * order mark is kept: the text is exactly what was encoded.
  *
+ * @example
+ * ```ts
+ * import { Result } from "effect"
+ * import { Codec } from "@switchyard/core"
+ * const text = Codec.decodeUtf8(new Uint8Array([104, 105])) // success: "hi"
+ * const bad = Codec.decodeUtf8(new Uint8Array([0xff]))      // failure: not valid UTF-8
+ * console.log(Result.isSuccess(text), Result.isFailure(bad)) // true true
+ * ```
  * @since 0.1.0
  */
 export const decodeUtf8 = (bytes: Uint8Array): Result.Result<string, Failure> => {
@@ -83,6 +97,13 @@ export const decodeUtf8 = (bytes: Uint8Array): Result.Result<string, Failure> =>
  * Parses UTF-8 JSON into an unknown value. A leading byte order mark is skipped (RFC 8259 lets parsers
  * ignore it; some producers write one).
  *
+ * @example
+ * ```ts
+ * import { Result } from "effect"
+ * import { Codec } from "@switchyard/core"
+ * const parsed = Codec.parseJson(Codec.encodeUtf8('{"orderId":"o-1"}'))
+ * if (Result.isSuccess(parsed)) console.log(parsed.success) // { orderId: "o-1" }
+ * ```
  * @since 0.1.0
  */
 export const parseJson = (bytes: Uint8Array): Result.Result<unknown, Failure> => {
@@ -99,6 +120,11 @@ export const parseJson = (bytes: Uint8Array): Result.Result<unknown, Failure> =>
 /**
  * Encodes text as UTF-8.
  *
+ * @example
+ * ```ts
+ * import { Codec } from "@switchyard/core"
+ * const bytes = Codec.encodeUtf8("héllo") // Uint8Array(6)
+ * ```
  * @since 0.1.0
  */
 export const encodeUtf8 = (text: string): Uint8Array => textEncoder.encode(text)

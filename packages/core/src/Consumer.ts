@@ -167,6 +167,17 @@ export const defaultIsRetryable = (error: unknown): boolean =>
  * - `"payload-omitted"`: as above with an empty payload, `x-switchyard-dlq-payload-omitted: "true"` and
  *   `x-switchyard-dlq-payload-bytes`; the origin headers say where the original still sits.
  *
+ * @example
+ * ```ts
+ * import { Consumer, Envelope } from "@switchyard/core"
+ * declare const envelope: Envelope.Envelope
+ * const deadLetter = Consumer.deadLetterMessage(
+ *   envelope,
+ *   "billing",
+ *   { reason: "card declined", errorTag: "PaymentFailed", attempts: 3 },
+ *   Date.now()
+ * ) // an OutgoingMessage for "<topic>.dlq" with the x-switchyard-dlq-* headers
+ * ```
  * @since 0.1.0
  */
 export const deadLetterMessage = (
@@ -572,6 +583,16 @@ export const layer = <A, E, R>(
 /**
  * Runs a consumer in the current scope, in the background; closing the scope drains it gracefully.
  *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Consumer, Switchyard, Topic } from "@switchyard/core"
+ * const orders = Topic.make("orders", Schema.Struct({ id: Schema.String }))
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   yield* Consumer.start(orders, (o) => Effect.log(`order ${o.id}`), { group: "billing" })
+ *   yield* Effect.sleep("1 minute") // the consumer runs meanwhile; closing the scope drains it
+ * })).pipe(Effect.provide(Switchyard.layerMemory()))
+ * ```
  * @since 0.1.0
  */
 export const start = <A, E, R>(

@@ -100,6 +100,11 @@ export interface PublishOptions {
 /**
  * Creates a random, unique message id (UUID v4).
  *
+ * @example
+ * ```ts
+ * import { Envelope } from "@switchyard/core"
+ * const id = Envelope.makeId() // e.g. "3b241101-e2bb-4255-8caf-4136c566a962"
+ * ```
  * @since 0.1.0
  */
 export const makeId = (): string => globalThis.crypto.randomUUID()
@@ -107,6 +112,12 @@ export const makeId = (): string => globalThis.crypto.randomUUID()
 /**
  * A short human readable description of where a delivery came from, for logs.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Envelope } from "@switchyard/core"
+ * const logDelivery = (envelope: Envelope.Envelope) => Effect.log(`received ${Envelope.describe(envelope)}`)
+ * ```
  * @since 0.1.0
  */
 export const describe = (envelope: Envelope): string =>

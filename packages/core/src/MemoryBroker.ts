@@ -198,6 +198,13 @@ const toEnvelope = (
 /**
  * Builds the broker and its inspection service.
  *
+ * @example
+ * ```ts
+ * import { MemoryBroker } from "@switchyard/core"
+ * const { broker, inspect } = MemoryBroker.make({ partitions: 2 })
+ * const count = inspect.publishedCount("orders") // Effect<number>
+ * console.log(broker.system) // "memory"
+ * ```
  * @since 0.1.0
  */
 export const make = (options: Options = {}): { readonly broker: Broker.BrokerShape; readonly inspect: MemoryBrokerShape } => {

@@ -75,6 +75,14 @@ export class Publisher extends Context.Service<Publisher, PublisherShape>()("@sw
 /**
  * Encodes a value into an outgoing message (pure; used by the publisher and by tests).
  *
+ * @example
+ * ```ts
+ * import { Result, Schema } from "effect"
+ * import { Publisher, Topic } from "@switchyard/core"
+ * const orders = Topic.make("orders", Schema.Struct({ id: Schema.String }))
+ * const message = Publisher.encode(orders, { id: "o-1" }, { key: "o-1" }, Date.now(), {})
+ * if (Result.isSuccess(message)) console.log(message.success.contentType) // "application/json"
+ * ```
  * @since 0.1.0
  */
 export const encode = <A>(
@@ -182,6 +190,15 @@ export const publish = <A>(topic: Topic<A>, value: A, options?: PublishOptions) 
 /**
  * Publishes values in order as one batch.
  *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Publisher, Switchyard, Topic } from "@switchyard/core"
+ * const orders = Topic.make("orders", Schema.Struct({ id: Schema.String }))
+ * const program = Publisher.publishAll(orders, [{ id: "o-1" }, { id: "o-2" }]).pipe(
+ *   Effect.provide(Switchyard.layerMemory())
+ * )
+ * ```
  * @since 0.1.0
  */
 export const publishAll = <A>(topic: Topic<A>, values: Iterable<A>) =>
@@ -190,6 +207,16 @@ export const publishAll = <A>(topic: Topic<A>, values: Iterable<A>) =>
 /**
  * Publishes values with per-message options, in order, as one batch.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Publisher, Topic } from "@switchyard/core"
+ * const orders = Topic.make("orders", Schema.Struct({ id: Schema.String }))
+ * const program = Publisher.publishMessages(orders, [
+ *   { value: { id: "o-1" }, options: { key: "customer-7", correlationId: "checkout-42" } },
+ *   { value: { id: "o-2" } }
+ * ])
+ * ```
  * @since 0.1.0
  */
 export const publishMessages = <A>(topic: Topic<A>, messages: Iterable<Message<A>>) =>

@@ -69,6 +69,11 @@ export class Subscriber extends Context.Service<Subscriber, SubscriberShape>()("
 /**
  * Fills in the defaults of subscription options.
  *
+ * @example
+ * ```ts
+ * import { Subscriber } from "@switchyard/core"
+ * const options = Subscriber.resolveOptions({ group: "billing" }) // prefetch and startFrom filled in
+ * ```
  * @since 0.1.0
  */
 export const resolveOptions = (options?: Options): SubscribeOptions => ({
@@ -81,6 +86,15 @@ export const resolveOptions = (options?: Options): SubscribeOptions => ({
  * Decodes a raw delivery with a topic's codec (pure). Any `RawDelivery` works, including class instances
  * whose `nack` is a prototype method that uses `this`: the delivery calls it on the raw delivery.
  *
+ * @example
+ * ```ts
+ * import { Result, Schema } from "effect"
+ * import { Broker, Subscriber, Topic } from "@switchyard/core"
+ * const orders = Topic.make("orders", Schema.Struct({ id: Schema.String }))
+ * declare const raw: Broker.RawDelivery
+ * const delivery = Subscriber.decode(orders, raw)
+ * if (Result.isSuccess(delivery.value)) console.log(delivery.value.success.id)
+ * ```
  * @since 0.1.0
  */
 export const decode = <A>(topic: Topic<A>, raw: RawDelivery): Delivery<A> => {
@@ -145,6 +159,11 @@ export const subscribe = <A>(topic: Topic<A>, options?: Options): Stream.Stream<
 /**
  * An `AckError` for adapters that need to report a settlement that could not reach the broker.
  *
+ * @example
+ * ```ts
+ * import { Subscriber } from "@switchyard/core"
+ * const error = Subscriber.ackError("orders", "channel closed before the ack was sent")
+ * ```
  * @since 0.1.0
  */
 export const ackError = (destination: string, reason: string, cause?: unknown): AckError =>

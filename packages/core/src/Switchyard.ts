@@ -43,6 +43,16 @@ export const on = <ROut, E, RIn>(
 /**
  * The in-memory stack: broker, inspection service, publisher and subscriber.
  *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { MemoryBroker, Publisher, Switchyard, Topic } from "@switchyard/core"
+ * const orders = Topic.make("orders", Schema.Struct({ id: Schema.String }))
+ * const program = Effect.gen(function*() {
+ *   yield* Publisher.publish(orders, { id: "o-1" })
+ *   return yield* MemoryBroker.MemoryBroker.use((b) => b.publishedCount("orders")) // 1
+ * }).pipe(Effect.provide(Switchyard.layerMemory({ partitions: 8 })))
+ * ```
  * @since 0.1.0
  */
 export const layerMemory = (options?: MemoryBroker.Options) => on(MemoryBroker.layer(options))

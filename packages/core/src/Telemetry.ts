@@ -45,6 +45,13 @@ export const handlingDuration = Metric.timer("switchyard_handling_duration", {
 /**
  * The `traceparent` header value of a span (W3C Trace Context, version 00).
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Telemetry } from "@switchyard/core"
+ * const traceparent = Effect.currentSpan.pipe(Effect.map(Telemetry.formatTraceparent), Effect.withSpan("checkout"))
+ * // "00-<32 hex digits of trace id>-<16 hex digits of span id>-01"
+ * ```
  * @since 0.1.0
  */
 export const formatTraceparent = (span: Tracer.AnySpan): string =>
@@ -83,6 +90,13 @@ export const parseTraceparent = (value: string | undefined): Tracer.ExternalSpan
  * Adds the current span's trace context to headers (unchanged when there is no current span, or when
  * tracing is disabled and the current span is a no-op one that must not propagate).
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Telemetry } from "@switchyard/core"
+ * const headers = Telemetry.injectTraceContext({ "x-tenant": "acme" }).pipe(Effect.withSpan("send orders"))
+ * // { "x-tenant": "acme", traceparent: "00-…-01" }
+ * ```
  * @since 0.1.0
  */
 export const injectTraceContext = (headers: Headers): Effect.Effect<Headers> =>
@@ -103,6 +117,11 @@ export type OperationType = "send" | "receive" | "process" | "settle"
 /**
  * The span name of a messaging operation: `<operation name> <destination>` (e.g. `send orders`).
  *
+ * @example
+ * ```ts
+ * import { Telemetry } from "@switchyard/core"
+ * const name = Telemetry.spanName("process", "orders") // "process orders"
+ * ```
  * @since 0.2.0
  */
 export const spanName = (operationName: string, destination: string): string => `${operationName} ${destination}`
@@ -110,6 +129,13 @@ export const spanName = (operationName: string, destination: string): string => 
 /**
  * OpenTelemetry messaging attributes of a span: system, destination, operation type and name.
  *
+ * @example
+ * ```ts
+ * import { Telemetry } from "@switchyard/core"
+ * const attributes = Telemetry.messagingAttributes("rabbitmq", "orders", "process", {
+ *   "messaging.consumer.group.name": "billing"
+ * }) // { "messaging.system": "rabbitmq", "messaging.destination.name": "orders", ... }
+ * ```
  * @since 0.1.0
  */
 export const messagingAttributes = (
@@ -130,6 +156,12 @@ export const messagingAttributes = (
  * The per-message attributes of a span that accounts for one message: `messaging.message.id`,
  * `messaging.message.conversation_id` (the correlation id, when set) and `messaging.message.body.size`.
  *
+ * @example
+ * ```ts
+ * import { Envelope, Telemetry } from "@switchyard/core"
+ * const attributes = Telemetry.messageAttributes({ id: Envelope.makeId(), correlationId: "checkout-42", payload: new Uint8Array(12) })
+ * // { "messaging.message.id": "…", "messaging.message.conversation_id": "checkout-42", "messaging.message.body.size": 12 }
+ * ```
  * @since 0.2.0
  */
 export const messageAttributes = (

@@ -68,6 +68,13 @@ export const withCodec = <A>(name: string, codec: Codec.Codec<A>, options?: Topi
 /**
  * The same topic under another name (for example one per test, or per tenant).
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Topic } from "@switchyard/core"
+ * const orders = Topic.make("orders", Schema.Struct({ id: Schema.String }))
+ * const acmeOrders = Topic.rename(orders, "acme.orders") // same codec and key function
+ * ```
  * @since 0.1.0
  */
 export const rename = <A>(topic: Topic<A>, name: string): Topic<A> => ({ ...topic, name })

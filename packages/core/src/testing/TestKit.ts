@@ -9,6 +9,18 @@ import { TestClock } from "effect/testing"
 /**
  * Lets every runnable fiber make progress (the scheduler is single threaded and deterministic).
  *
+ * @example
+ * ```ts
+ * import { Effect, Fiber } from "effect"
+ * import { TestKit } from "@switchyard/core/testing"
+ * const program = Effect.gen(function*() {
+ *   let ran = false
+ *   const fiber = yield* Effect.forkChild(Effect.sync(() => { ran = true }))
+ *   yield* TestKit.settle() // the forked fiber has run, no clock moved
+ *   yield* Fiber.join(fiber)
+ *   return ran
+ * })
+ * ```
  * @since 0.1.0
  */
 export const settle = (rounds = 50): Effect.Effect<void> =>
@@ -47,6 +59,12 @@ export const advanceUntil = <E, R>(
 /**
  * Advances the test clock by `duration` in steps, letting fibers run between steps.
  *
+ * @example
+ * ```ts
+ * import { TestKit } from "@switchyard/core/testing"
+ * // Under TestClock (it.effect): five virtual seconds pass in 100 ms steps, fibers running in between.
+ * const fiveSecondsLater = TestKit.advance("5 seconds", "100 millis")
+ * ```
  * @since 0.1.0
  */
 export const advance = (duration: Duration.Input, step: Duration.Input = "10 millis"): Effect.Effect<void> =>
