@@ -326,13 +326,13 @@ export const make: Effect.Effect<
       messages.length === 0
         ? Effect.succeed([])
         : admin.ensureTopic(destination).pipe(
-          Effect.mapError((e) => publishError(destination, e, e.message)),
+          Effect.mapError((e) => publishError(destination, e)),
           Effect.flatMap((metadata) => send(destination, messages, metadata))
         )
 
     const subscribe = (destination: string, options: Broker.SubscribeOptions) =>
       admin.ensureTopic(destination).pipe(
-        Effect.mapError((e) => subscribeError(destination, e, e.message)),
+        Effect.mapError((e) => subscribeError(destination, e)),
         Effect.andThen(Subscription.subscribe({ client, admin, destination, options })),
         Effect.map((s): Broker.Subscription => ({ deliveries: s.deliveries }))
       )
@@ -344,7 +344,7 @@ const nativeSubscribe = (destination: string, options: Broker.SubscribeOptions, 
   Effect.gen(function*() {
     const client = yield* KafkaClient.KafkaClient
     const admin = yield* KafkaAdmin.KafkaAdmin
-    yield* admin.ensureTopic(destination).pipe(Effect.mapError((e) => subscribeError(destination, e, e.message)))
+    yield* admin.ensureTopic(destination).pipe(Effect.mapError((e) => subscribeError(destination, e)))
     return yield* Subscription.subscribe({ client, admin, destination, options, partitioned })
   })
 

@@ -160,4 +160,25 @@ describe("kafka: foreign messages", () => {
         }
       }))
   })
+
+  layer(testLayer({ metadataMaxAge: "1 hour" }), { excludeTestServices: true, timeout: Duration.minutes(2) })((it) => {
+    it.effect("records for partitions the producer's own metadata does not know yet are sent again, never confirmed unwritten", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const admin = yield* KafkaAdmin.KafkaAdmin
+        const name = unique("stale")
+        yield* admin.createTopics([{ topic: name, partitions: 3 }])
+        const keys = Array.from({ length: 200 }, (_, i) => `key-${i}`)
+        yield* broker.publish(name, keys.map((key, i) => message(i, { key })))
+        yield* Effect.promise(() => admin.admin.createPartitions({ topicPartitions: [{ topic: name, count: 7 }] }))
+        // our partition count is fresh now, the producer's (kafkajs's, age 1 hour) still says 3
+        yield* admin.refreshMetadata(name)
+        const after = yield* broker.publish(name, keys.map((key, i) => message(i, { key, id: `after-${i}` })))
+        const java = yield* javaPartitionsOfBytes(keys.map((k) => encoder.encode(k)), 7)
+        assert.deepStrictEqual(after.map((r) => r.coordinates.partition), java)
+        assert.isTrue(after.every((r) => r.coordinates.offset !== undefined), "every publish confirmed with an offset")
+        const end = yield* Effect.promise(() => admin.admin.fetchTopicOffsets(name))
+        assert.strictEqual(end.reduce((n, p) => n + Number(p.high), 0), 400, "every confirmed record is stored")
+      }))
+  })
 })
