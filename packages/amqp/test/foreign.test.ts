@@ -139,15 +139,36 @@ layer(BrokerLive, { excludeTestServices: true, timeout: "30 seconds" })("foreign
       assert.isTrue(Number.isFinite(Number(byOrigin.get("nan-ts")!.properties.headers?.[Headers.timestamp])))
     }), 20_000)
 
-  it.effect("an id past AMQP's 255-byte message_id round-trips whole (x-switchyard-id header, bounded message_id)", () =>
+  it.effect("an id past AMQP's 255-byte message_id (multi-byte characters) round-trips whole (x-switchyard-id header, bounded message_id)", () =>
     Effect.gen(function*() {
       const broker = yield* Broker.Broker
       const destination = unique("long-id")
       const received = yield* collect(destination, "g")
-      const ids = ["é".repeat(200), "x".repeat(300), "short"]
+      // within the adapter kit's 255 characters for an id, past AMQP's 255 bytes
+      const ids = ["é".repeat(200), "日本".repeat(100), "short"]
       yield* broker.publish(destination, ids.map((id) => message(id, "x")))
       const got = yield* takeN(received, 3)
       assert.deepStrictEqual(got.map((d) => d.envelope.id), ids)
       assert.isTrue(got.every((d) => d.envelope.idSource === "message"))
+    }), 20_000)
+
+  it.effect("telemetry attributes of a delivery: the routing key it was published with and its delivery tag", () =>
+    Effect.gen(function*() {
+      const broker = yield* Broker.Broker
+      const channel = yield* rawChannel
+      const destination = unique("telemetry")
+      yield* declareGroup(channel, destination, "g")
+      const seen: Array<Envelope.Envelope> = []
+      const fiber = yield* Consumer.run(PoisonCorpus.topic(destination), (_, e) => Effect.sync(() => seen.push(e)), { group: "g" })
+        .pipe(Effect.forkChild)
+      yield* rawPublish(channel, destination, [{ content: order("t-1"), routingKey: "eu.orders.created" }])
+      yield* eventually(() => seen.length === 1)
+      yield* Fiber.interrupt(fiber)
+      const envelope = seen[0]!
+      assert.strictEqual(envelope.coordinates.routingKey, "eu.orders.created")
+      assert.deepStrictEqual(broker.telemetryAttributes?.(envelope), {
+        "messaging.rabbitmq.destination.routing_key": "eu.orders.created",
+        "messaging.rabbitmq.message.delivery_tag": envelope.coordinates.deliveryTag!
+      })
     }), 20_000)
 })
