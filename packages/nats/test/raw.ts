@@ -17,7 +17,7 @@ export const rawConnection = Effect.acquireRelease(
 export interface RawMessage {
   readonly payload: Uint8Array
   readonly headers?: Readonly<Record<string, string>> | undefined
-  /** JetStream `Nats-Msg-Id` (only when set). */
+  /** `Nats-Msg-Id` (only when set): JetStream's `msgID`, a plain header on core NATS. */
   readonly msgId?: string | undefined
 }
 
@@ -33,7 +33,7 @@ export const publishCore = (nc: NatsConnection, subject: string, messages: Reado
   Effect.promise(async () => {
     for (let start = 0; start < messages.length; start += batch) {
       for (const m of messages.slice(start, start + batch)) {
-        const h = toHeaders(m.headers)
+        const h = toHeaders(m.msgId === undefined ? m.headers : { ...m.headers, "Nats-Msg-Id": m.msgId })
         nc.publish(subject, m.payload, h === undefined ? undefined : { headers: h })
       }
       await nc.flush()
