@@ -15,7 +15,8 @@ import { NatsConnection } from "./NatsConnection.ts"
 export const errorHeader = "x-switchyard-rpc-error"
 
 /**
- * The responder failed (its handler failed, or it could not decode the request).
+ * The responder failed (its handler failed or died, or it could not decode the request): core's shared
+ * `Errors.RemoteError`, the same contract as AMQP's request-reply. The requester gets it at once.
  *
  * @example
  * ```ts
@@ -26,14 +27,14 @@ export const errorHeader = "x-switchyard-rpc-error"
  * ```
  * @since 0.1.0
  */
-export class RemoteError extends Schema.TaggedError<RemoteError>()("RemoteError", {
-  destination: Schema.String,
-  reason: Schema.String
-}) {
-  override get message(): string {
-    return `responder on "${this.destination}" failed: ${this.reason}`
-  }
-}
+export const RemoteError = Errors.RemoteError
+
+/**
+ * See {@link RemoteError}.
+ *
+ * @since 0.1.0
+ */
+export type RemoteError = Errors.RemoteError
 
 /**
  * A typed request-reply endpoint: a subject with the request and response schemas (JSON on the wire).

@@ -1,5 +1,5 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { Broker } from "@switchyard/core"
+import { Broker, Errors } from "@switchyard/core"
 import { Deferred, Effect, Exit, Fiber, Metric, Schema, Scope, Stream } from "effect"
 import { CoreNats, NatsBroker, NatsRpc } from "../src/index.ts"
 import { drainFor, message, servers, subscribeOptions, take, text, unique } from "./helpers.ts"
@@ -105,6 +105,18 @@ describe("core NATS broker", () => {
   })
 
   layer(live, { timeout: "30 seconds", excludeTestServices: true })("request-reply", (it) => {
+    it.effect("a responder whose handler dies answers with RemoteError at once, long before the timeout", () =>
+      Effect.gen(function*() {
+        const endpoint = endpointOn(unique("sy.rpc.die"))
+        yield* NatsRpc.serve(endpoint, () => Effect.die(new Error("boom")))
+        const error = yield* NatsRpc.request(endpoint, { sku: "x", quantity: 1 }, { timeout: "20 seconds" }).pipe(
+          Effect.flip,
+          Effect.timeout("5 seconds")
+        )
+        assert.instanceOf(error, Errors.RemoteError)
+        assert.include(error._tag === "RemoteError" ? error.reason : "", "boom")
+      }))
+
     it.effect("Schema-typed round trip through a responder", () =>
       Effect.gen(function*() {
         const endpoint = endpointOn(unique("sy.rpc.quote"))
@@ -167,6 +179,9 @@ describe("core NATS broker", () => {
         yield* NatsRpc.serve(endpoint, ({ sku }) => new OutOfStock({ sku }))
         const error = yield* NatsRpc.request(endpoint, { sku: "gone", quantity: 1 }).pipe(Effect.flip)
         assert.strictEqual(error._tag, "RemoteError")
+        // The shared contract: core's RemoteError, the reason in x-switchyard-rpc-error (as on AMQP).
+        assert.instanceOf(error, Errors.RemoteError)
+        assert.strictEqual(NatsRpc.errorHeader, "x-switchyard-rpc-error")
         assert.include(error._tag === "RemoteError" ? error.reason : "", "OutOfStock")
         const loose = NatsRpc.endpoint(endpoint.subject, Schema.Struct({ sku: Schema.Number }), Schema.Unknown)
         const bad = yield* NatsRpc.request(loose, { sku: 1 }).pipe(Effect.flip)
