@@ -26,7 +26,7 @@ const brokerLayer = (
     case "memory":
       return Switchyard.layerMemory()
     case "amqp":
-      return Switchyard.on(AmqpBroker.layer({ hostname: "127.0.0.1", port: 5672, username: "guest" }))
+      return Switchyard.on(AmqpBroker.layer({ hostname: "127.0.0.1", port: 5672, username: "guest", unroutable: "fail" }))
     case "nats":
       return Switchyard.on(NatsBroker.layer({ connection: { servers: "nats://127.0.0.1:4222" } }))
     default:
@@ -51,7 +51,7 @@ const program = Effect.gen(function*() {
       Effect.andThen(Deferred.succeed(oneDeadLetter, undefined))
     ), { group: "pkgtest-dlq" }).pipe(Effect.forkChild)
 
-  // RabbitMQ has no history: until the group's queue is bound, a (mandatory) publish is unroutable.
+  // RabbitMQ has no history: until the group's queue is bound, a publish is unroutable (`unroutable: "fail"` above).
   const untilRoutable = Schedule.spaced("100 millis").pipe(Schedule.upTo({ times: 100 }))
   const orderIds = ["o-1", "o-2", "o-3"]
   yield* Effect.retry(Publisher.publish(orders, { orderId: orderIds[0] ?? "", total: 1 }), untilRoutable)
