@@ -25,6 +25,8 @@ import { KafkaClient, type TopicSpec } from "./KafkaClient.ts"
 export class KafkaAdminError extends Schema.TaggedError<KafkaAdminError>()("KafkaAdminError", {
   operation: Schema.String,
   reason: Schema.String,
+  /** Set when the adapter knows it without the cause (e.g. `NotFound` for a topic the cluster does not have). */
+  kind: Schema.optional(Errors.ErrorKind),
   cause: Schema.optional(Schema.Defect())
 }) {
   override get message(): string {
@@ -135,7 +137,7 @@ export const layer: Layer.Layer<KafkaAdmin, Errors.ConnectionError, KafkaClient>
         Effect.flatMap((m) => {
           const t = m.topics.find((x) => x.name === topic)
           return t === undefined
-            ? Effect.fail(new KafkaAdminError({ operation: "describe", reason: `unknown topic ${topic}` }))
+            ? Effect.fail(new KafkaAdminError({ operation: "describe", reason: `unknown topic ${topic}`, kind: "NotFound" }))
             : Effect.succeed<TopicDescription>({
               topic,
               partitions: [...t.partitions].sort((a, b) => a.partitionId - b.partitionId)

@@ -12,6 +12,7 @@ import {
   type KafkaMessage
 } from "kafkajs"
 import { fromRecord, keyOf, toRecord } from "../src/internal/codec.ts"
+import { KafkaAdminError } from "../src/KafkaAdmin.ts"
 import { kindOf, reasonOf } from "../src/internal/errors.ts"
 import { decodeAcked, encodeAcked, maxMetadataLength } from "../src/internal/offsets.ts"
 
@@ -120,6 +121,7 @@ describe("kafka error classification", () => {
     assert.include(reasonOf(wrapped), "ECONNREFUSED")
     assert.strictEqual(kindOf(new KafkaJSNumberOfRetriesExceeded(tooLarge, { retryCount: 0, retryTime: 0 })), "TooLarge")
     assert.strictEqual(kindOf(new Error("something else")), "Unknown")
+    assert.strictEqual(kindOf(new KafkaAdminError({ operation: "describe", reason: "unknown topic t", kind: "NotFound" })), "NotFound")
     assert.strictEqual(kindOf(new TypeError("header value must be a string")), "Invalid")
   })
 })

@@ -5,6 +5,7 @@
  * @internal
  */
 import { Errors } from "@switchyard/core"
+import { Schema } from "effect"
 
 type ErrorKind = Errors.ErrorKind
 
@@ -68,7 +69,12 @@ const chain = (error: unknown): ReadonlyArray<unknown> => {
   return out
 }
 
+const isErrorKind = Schema.is(Errors.ErrorKind)
+
 const kindOfOne = (error: unknown): ErrorKind | undefined => {
+  // our own errors (KafkaAdminError) may already know
+  const own = field(error, "kind")
+  if (isErrorKind(own)) return own
   const type = stringField(error, "type")
   if (type !== undefined && byProtocolType[type] !== undefined) return byProtocolType[type]
   const name = stringField(error, "name")
