@@ -264,7 +264,10 @@ describe("a dead letter is always publishable", () => {
       const longId = "i".repeat(255)
       yield* Publisher.publish(items, { id: "x" }, { id: longId })
       const reason = `first line\r\nsecond line\n${"r".repeat(5000)}\u0000end \uD800 lone`
-      const inspect = yield* consumeAll(() => Effect.fail(new Boom({ message: reason })))
+      const delivered: Array<Envelope.Envelope> = []
+      const inspect = yield* consumeAll((_, envelope) =>
+        Effect.andThen(Effect.sync(() => delivered.push(envelope)), Effect.fail(new Boom({ message: reason })))
+      )
       const [dead] = yield* inspect.deadLetters("items")
       const headers = dead!.headers
       for (const [name, value] of Object.entries(headers)) {
@@ -273,11 +276,13 @@ describe("a dead letter is always publishable", () => {
         assert.isAtMost(value.length, 1024 + 40, `${name} is not bounded`)
       }
       assert.match(headers[H.deadLetterReason]!, /^first line second line r+… \[\d+ more characters\]$/)
-      assert.isAtMost(encoder.encode(dead!.id).length, 200)
-      const again = Consumer.deadLetterMessage(dead!, "g", { reason, errorTag: "Boom", attempts: 1 }, 0)
+      // The id the dead letter was published with (the broker kept it: it is a usable id).
+      const sent = Consumer.deadLetterMessage(delivered[0]!, "g", { reason, errorTag: "Boom", attempts: 1 }, 0)
+      assert.strictEqual(dead!.id, sent.id)
+      assert.isAtMost(encoder.encode(sent.id).length, 200)
       assert.strictEqual(
-        again.id,
-        Consumer.deadLetterMessage(dead!, "g", { reason: "other", errorTag: "Boom", attempts: 2 }, 1).id,
+        sent.id,
+        Consumer.deadLetterMessage(delivered[0]!, "g", { reason: "other", errorTag: "Boom", attempts: 2 }, 1).id,
         "the id is stable"
       )
       assert.strictEqual(headers[H.deadLetterOriginalId], longId)
