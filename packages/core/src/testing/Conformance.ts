@@ -194,7 +194,12 @@ export const suite = (config: Config): void => {
         Effect.gen(function*() {
           const destination = yield* fresh("parallel")
           const members = caps.consumerGroups ? 3 : 1
-          const subs = yield* Effect.forEach(Array.from({ length: members }), () => open(destination, "workers"))
+          // Everything is published before anyone reads: an at-most-once broker without flow control (core
+          // NATS) holds at most `prefetch` per subscription and drops the rest, so give it room for all.
+          const subs = yield* Effect.forEach(
+            Array.from({ length: members }),
+            () => open(destination, "workers", caps.atMostOnce ? count : 64)
+          )
           const publishers = 8
           const sent = Array.from({ length: count }, (_, n) => makeMessage(n, `k${n % 17}`))
           const batches = Array.from({ length: publishers }, (_, p) => sent.filter((_, n) => n % publishers === p))
