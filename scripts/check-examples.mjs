@@ -3,7 +3,9 @@
 // node_modules/.cache/switchyard-examples (inside the workspace, so `@switchyard/*`, `effect` and the other
 // workspace dependencies resolve to the sources) and tsc checks them all, strict, like the workspace.
 // A block whose first line is `// example: not checked` is skipped (a fragment, not a program).
-// It also fails when an exported function of a public module (packages/*/src, not internal/) has no @example.
+// It also fails when an exported function of a public module (an entry point of a package.json `exports`
+// or a module it re-exports) has no
+// @example, unless it is marked @internal.
 //   pnpm check:examples            check, print each failing example with its source location
 //   pnpm check:examples --list     also list every example checked
 import { spawnSync } from "node:child_process"
@@ -57,14 +59,28 @@ const sources = [
 ]
 
 /** Exported functions (`export function f`, `export const f = (…) =>`, `= Effect.fn…`) without an @example. */
+/** The entry points (each package.json's `exports`) and the modules they re-export: the public API. */
+const publicModules = new Set()
+for (const pkg of ["core", "amqp", "nats", "kafka"]) {
+  const dir = path.join(root, "packages", pkg)
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"))
+  for (const target of Object.values(manifest.exports)) {
+    if (typeof target !== "string" || !target.endsWith(".ts")) continue
+    const entry = path.join(dir, target)
+    publicModules.add(entry)
+    for (const m of fs.readFileSync(entry, "utf8").matchAll(/export \* as \w+ from "(\.[^"]+)"/g)) {
+      publicModules.add(path.resolve(path.dirname(entry), m[1]))
+    }
+  }
+}
 const withoutExample = []
 for (const { file } of sources) {
-  if (!file.endsWith(".ts") || file.includes(`${path.sep}internal${path.sep}`)) continue
+  if (!publicModules.has(file)) continue
   const text = fs.readFileSync(file, "utf8")
   for (const m of text.matchAll(/(\/\*\*(?:(?!\*\/)[\s\S])*\*\/\s*)?export (const|function) (\w+)([^\n]*)/g)) {
     const [, doc, kind, name, rest] = m
     const isFunction = kind === "function" || /^\s*(:\s*\(|=\s*(<[^>]*>\s*)?\(|=\s*\w+\s*=>|=\s*Effect\.fn)/.test(rest)
-    if (isFunction && (doc === undefined || !doc.includes("@example"))) {
+    if (isFunction && (doc === undefined || (!doc.includes("@example") && !doc.includes("@internal")))) {
       withoutExample.push(`${path.relative(root, file)}:${text.slice(0, m.index + (doc?.length ?? 0)).split("\n").length} ${name}`)
     }
   }

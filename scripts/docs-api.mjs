@@ -14,14 +14,13 @@ const check = process.argv.includes("--check")
 const out = check ? fs.mkdtempSync(path.join(os.tmpdir(), "switchyard-api-docs-")) : target
 const typedoc = path.join(root, "scripts", "api-docs", "node_modules", "typedoc", "bin", "typedoc")
 
-const entryPoints = [
-  "packages/core/src/index.ts",
-  "packages/core/src/testing/index.ts",
-  "packages/amqp/src/index.ts",
-  "packages/nats/src/index.ts",
-  "packages/kafka/src/index.ts",
-  "packages/kafka/src/testing/index.ts"
-]
+/** Every entry point of every package (`exports` in its package.json), e.g. packages/core/src/testing/index.ts. */
+const entryPoints = ["core", "amqp", "nats", "kafka"].flatMap((pkg) => {
+  const manifest = JSON.parse(fs.readFileSync(path.join(root, "packages", pkg, "package.json"), "utf8"))
+  return Object.values(manifest.exports)
+    .filter((target) => typeof target === "string" && target.endsWith(".ts"))
+    .map((target) => path.posix.join("packages", pkg, target))
+})
 
 const args = [
   typedoc,

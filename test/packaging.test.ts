@@ -32,12 +32,12 @@ const nodeMajors = ["22", "24"] as const
 /** The lowest effect the peer range `^4.0.0` claims; the newest 4.x comes from the registry. */
 const lowestEffect = "4.0.0"
 
-const packages = [
-  { dir: "core", name: "@switchyard/core", entries: [".", "./testing"] },
-  { dir: "amqp", name: "@switchyard/amqp", entries: ["."] },
-  { dir: "nats", name: "@switchyard/nats", entries: ["."] },
-  { dir: "kafka", name: "@switchyard/kafka", entries: [".", "./testing"] }
-] as const
+/** The packages and their entry points: what the workspace's `exports` offer, the packed ones must too. */
+const packages = ["core", "amqp", "nats", "kafka"].map((dir) => {
+  const manifest = JSON.parse(fs.readFileSync(path.join(root, "packages", dir, "package.json"), "utf8"))
+  const entries = Object.keys(manifest.exports).filter((entry) => entry !== "./package.json")
+  return { dir, name: String(manifest.name), entries }
+})
 
 interface Result {
   readonly code: number | null

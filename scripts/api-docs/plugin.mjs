@@ -2,20 +2,17 @@
 // (`@switchyard/core/testing`) instead of its directory (`core/src/testing`).
 import { Converter } from "typedoc"
 
-const names = {
-  "core/src": "@switchyard/core",
-  "core/src/testing": "@switchyard/core/testing",
-  "amqp/src": "@switchyard/amqp",
-  "nats/src": "@switchyard/nats",
-  "kafka/src": "@switchyard/kafka",
-  "kafka/src/testing": "@switchyard/kafka/testing"
+/** `core/src` → `@switchyard/core`, `core/src/testing` → `@switchyard/core/testing`. */
+const importPath = (moduleName) => {
+  const m = /^(core|amqp|nats|kafka)\/src(\/.*)?$/.exec(moduleName)
+  return m === null ? undefined : `@switchyard/${m[1]}${m[2] ?? ""}`
 }
 
 /** @param {import("typedoc").Application} app */
 export function load(app) {
   app.converter.on(Converter.EVENT_RESOLVE_BEGIN, (context) => {
     for (const module of context.project.children ?? []) {
-      const name = names[module.name]
+      const name = importPath(module.name)
       if (name === undefined) throw new Error(`api-docs plugin: no import path for module ${module.name}`)
       module.name = name
     }

@@ -2,6 +2,7 @@
 // resolves to its declarations, under NodeNext and Bundler resolution, with skipLibCheck off.
 import { AmqpBroker, AmqpConnection, AmqpRpc, Topology } from "@switchyard/amqp"
 import * as Core from "@switchyard/core"
+import { IncomingEnvelope } from "@switchyard/core/adapter"
 import { Conformance, TestKit } from "@switchyard/core/testing"
 import { KafkaAdmin, KafkaBroker, KafkaClient, KafkaTransactions } from "@switchyard/kafka"
 import { EmbeddedKafka } from "@switchyard/kafka/testing"
@@ -9,7 +10,7 @@ import { CoreNats, JetStream, NatsBroker, NatsConnection, NatsKeyValueStore, Nat
 import { Effect, Layer } from "effect"
 
 export const modules = [
-  AmqpBroker, AmqpConnection, AmqpRpc, Topology, Core, Conformance, TestKit,
+  AmqpBroker, AmqpConnection, AmqpRpc, Topology, Core, IncomingEnvelope, Conformance, TestKit,
   KafkaAdmin, KafkaBroker, KafkaClient, KafkaTransactions, EmbeddedKafka,
   CoreNats, JetStream, NatsBroker, NatsConnection, NatsKeyValueStore, NatsRpc
 ] as const
