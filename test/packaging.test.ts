@@ -3,8 +3,8 @@
  * applied, `workspace:` ranges rewritten), installs the tarballs with plain npm into fresh projects outside
  * the repository that take `effect` from the registry, then:
  * - checks what is in each tarball (exports, files, dependency ranges);
- * - type-checks a program and every entry point with tsc 7 and tsc 5.9, strict, skipLibCheck off, under
- *   `moduleResolution` NodeNext and Bundler;
+ * - type-checks a program and every entry point, strict, skipLibCheck off, under `moduleResolution`
+ *   NodeNext (tsc 7 and tsc 5.9) and Bundler (tsc 7);
  * - runs the compiled program with plain `node` (no tsx, no loader) on the in-memory broker, RabbitMQ and
  *   NATS, and the README's "Install in your project" example, on every supported Node major;
  * - runs the packed conformance suite (`@switchyard/core/testing`) with vitest from the registry;
@@ -232,7 +232,6 @@ beforeAll(async () => {
   ].map((p, i) => timed(`tsc 7 NodeNext + emit (${i === 0 ? "latest" : "lowest"})`, () => p)))
   startCheck("tsc 5.9 NodeNext", () => typecheck(tsc5, ["-p", "tsconfig.json", "--noEmit"], latest))
   startCheck("tsc 7 Bundler", () => typecheck(tsc7, ["-p", "tsconfig.bundler.json"], latest))
-  startCheck("tsc 5.9 Bundler", () => typecheck(tsc5, ["-p", "tsconfig.bundler.json"], latest))
   startCheck("tsc 7 Bundler (lowest)", () => typecheck(tsc7, ["-p", "tsconfig.bundler.json"], lowest))
   console.log(
     `[packaging] effect ${installed(latest, "effect")} (newest 4.x) and ${installed(lowest, "effect")} (lowest); `
@@ -293,19 +292,20 @@ describe("packed tarballs", () => {
   }
 
   it("pnpm publish --dry-run works for every package", async () => {
-    for (const pkg of packages) {
+    await Promise.all(packages.map(async (pkg) => {
       const out = await ok(pnpm, ["publish", "--dry-run", "--no-git-checks"], {
         cwd: path.join(root, "packages", pkg.dir),
         env: { ...process.env }
       })
       expect(out, pkg.name).toContain(pkg.name)
-    }
+    }))
   }, 120_000)
 })
 
 describe("a fresh project with the tarballs and the registry's effect", () => {
   // tsc 7 under NodeNext already passed in the setup (it emitted the program run below).
-  for (const label of ["tsc 5.9 NodeNext", "tsc 7 Bundler", "tsc 5.9 Bundler"]) {
+  // TypeScript 5.9 (what many projects still use) under NodeNext only: tsc 5.9 takes about 10 times as long.
+  for (const label of ["tsc 5.9 NodeNext", "tsc 7 Bundler"]) {
     it(`type-checks with ${label} (strict, skipLibCheck off)`, () => check(label), 180_000)
   }
 
