@@ -136,3 +136,27 @@ export class Broker extends Context.Service<Broker, BrokerShape>()("@switchyard/
  * @since 0.1.0
  */
 export const defaultSubscribeOptions: SubscribeOptions = { group: "default", prefetch: 256, startFrom: "earliest" }
+
+/**
+ * The smallest default `prefetch` on an at-most-once broker (core NATS). Such a broker has no
+ * acknowledgements to pace the sender, so the subscription's bounded buffer is all that absorbs a burst (a
+ * publisher's batch of 500 arrives in one socket read); what does not fit is dropped and counted.
+ *
+ * @since 0.2.0
+ */
+export const atMostOncePrefetch = 8192
+
+/**
+ * The `prefetch` a subscription gets when the caller sets none: `ackedDefault` on brokers with
+ * acknowledgements, at least {@link atMostOncePrefetch} on at-most-once brokers.
+ *
+ * @example
+ * ```ts
+ * import { Broker, Capabilities } from "@switchyard/core"
+ * Broker.defaultPrefetch(Capabilities.none, 16) // 16
+ * Broker.defaultPrefetch({ ...Capabilities.none, atMostOnce: true }, 16) // 8192
+ * ```
+ * @since 0.2.0
+ */
+export const defaultPrefetch = (capabilities: Capabilities, ackedDefault: number): number =>
+  capabilities.atMostOnce ? Math.max(ackedDefault, atMostOncePrefetch) : ackedDefault

@@ -34,7 +34,7 @@ import {
 } from "effect"
 import * as Scope_ from "effect/Scope"
 import * as IncomingEnvelope from "./adapter/IncomingEnvelope.ts"
-import { Broker } from "./Broker.ts"
+import { Broker, defaultPrefetch } from "./Broker.ts"
 import type { Envelope, OutgoingMessage } from "./Envelope.ts"
 import { describe as describeEnvelope } from "./Envelope.ts"
 import { type DecodeError, HandlerTimeoutError, type PublishError, type SubscribeError } from "./Errors.ts"
@@ -74,7 +74,10 @@ export interface Options<E> {
   readonly concurrency?: number | undefined
   /** Ordering under concurrency (default `"key"`). */
   readonly ordering?: Ordering | undefined
-  /** Deliveries held unacknowledged (default: `max(16, 4 × concurrency)`). */
+  /**
+   * Deliveries held unacknowledged (default: `max(16, 4 × concurrency)`; on at-most-once brokers such as
+   * core NATS at least `Broker.atMostOncePrefetch`, since nothing paces their sender).
+   */
   readonly prefetch?: number | undefined
   /** Where a new group starts (default `"earliest"`). */
   readonly startFrom?: Subscriber.Options["startFrom"]
@@ -222,7 +225,7 @@ export const run = <A, E, R>(
     const group = options.group ?? "default"
     const concurrency = Math.max(1, options.concurrency ?? 1)
     const ordering = options.ordering ?? "key"
-    const prefetch = options.prefetch ?? Math.max(16, concurrency * 4)
+    const prefetch = options.prefetch ?? defaultPrefetch(broker.capabilities, Math.max(16, concurrency * 4))
     const drainTimeout = options.drainTimeout ?? Duration.seconds(30)
     const deadLetterDestination = options.deadLetter === undefined ? `${topic.name}.dlq` : options.deadLetter
     const isRetryable = options.isRetryable ?? defaultIsRetryable

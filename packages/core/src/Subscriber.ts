@@ -8,7 +8,8 @@
 import type { Scope } from "effect"
 import { Context, Effect, Layer, Result, Stream } from "effect"
 import type { NackOptions, RawDelivery, StartFrom, SubscribeOptions } from "./Broker.ts"
-import { Broker, defaultSubscribeOptions } from "./Broker.ts"
+import { Broker, defaultPrefetch, defaultSubscribeOptions } from "./Broker.ts"
+import type { Capabilities } from "./Capabilities.ts"
 import type { Envelope } from "./Envelope.ts"
 import { AckError, DecodeError, type SubscribeError } from "./Errors.ts"
 import type { Topic } from "./Topic.ts"
@@ -33,7 +34,8 @@ export interface Delivery<A> {
 }
 
 /**
- * Subscription options; every field has a default (group `"default"`, prefetch 256, from the earliest
+ * Subscription options; every field has a default (group `"default"`, prefetch 256 — at least
+ * `Broker.atMostOncePrefetch` on at-most-once brokers — from the earliest
  * retained message for a new group).
  *
  * @since 0.1.0
@@ -76,9 +78,10 @@ export class Subscriber extends Context.Service<Subscriber, SubscriberShape>()("
  * ```
  * @since 0.1.0
  */
-export const resolveOptions = (options?: Options): SubscribeOptions => ({
+export const resolveOptions = (options?: Options, capabilities?: Capabilities): SubscribeOptions => ({
   group: options?.group ?? defaultSubscribeOptions.group,
-  prefetch: options?.prefetch ?? defaultSubscribeOptions.prefetch,
+  prefetch: options?.prefetch ??
+    (capabilities === undefined ? defaultSubscribeOptions.prefetch : defaultPrefetch(capabilities, defaultSubscribeOptions.prefetch)),
   startFrom: options?.startFrom ?? defaultSubscribeOptions.startFrom
 })
 
@@ -121,7 +124,7 @@ export const decode = <A>(topic: Topic<A>, raw: RawDelivery): Delivery<A> => {
 export const make: Effect.Effect<SubscriberShape, never, Broker> = Broker.useSync((broker) => {
   const open = <A>(topic: Topic<A>, options?: Options) =>
     Effect.map(
-      broker.subscribe(topic.name, resolveOptions(options)),
+      broker.subscribe(topic.name, resolveOptions(options, broker.capabilities)),
       (subscription) => Stream.map(subscription.deliveries, (raw) => decode(topic, raw))
     )
   return Subscriber.of({

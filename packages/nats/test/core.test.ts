@@ -1,6 +1,7 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { Broker, Errors } from "@switchyard/core"
-import { Deferred, Effect, Exit, Fiber, Metric, Schema, Scope, Stream } from "effect"
+import { Broker, Consumer, Errors } from "@switchyard/core"
+import { PoisonCorpus } from "@switchyard/core/testing"
+import { Deferred, Effect, Exit, Fiber, Metric, Ref, Schema, Scope, Stream } from "effect"
 import { CoreNats, NatsBroker, NatsRpc } from "../src/index.ts"
 import { drainFor, message, servers, subscribeOptions, take, text, unique } from "./helpers.ts"
 import { eventually, publishCore, rawConnection, utf8 } from "./raw.ts"
@@ -101,6 +102,30 @@ describe("core NATS broker", () => {
         const [after] = yield* take(sub, 1)
         assert.strictEqual(text(after!), "after the stall")
         assert.strictEqual((yield* Metric.value(dropped)).count, total - prefetch)
+      }))
+  })
+
+  layer(live, { timeout: "30 seconds", excludeTestServices: true })("typed consumer defaults", (it) => {
+    it.effect("Consumer.run with default options keeps a raw burst of 2,000 messages that arrives in one read", () =>
+      Effect.gen(function*() {
+        const nc = yield* rawConnection
+        const topic = PoisonCorpus.topic(unique("sy.core.burst"))
+        const handled = yield* Ref.make(new Set<string>())
+        // Defaults only: nothing paces a core NATS sender, so the default buffer must absorb a publisher's burst.
+        const consumer = yield* Consumer.start(topic, (order) => Ref.update(handled, (s) => new Set(s).add(order.id)), {
+          group: unique("burst")
+        })
+        yield* Effect.sleep("200 millis") // the subscription is registered at the server
+        const total = 2_000
+        yield* publishCore(
+          nc,
+          topic.name,
+          Array.from({ length: total }, (_, i) => ({ payload: utf8.encode(JSON.stringify({ id: `b${i}`, n: i })) })),
+          total
+        )
+        const seen = yield* eventually(Ref.get(handled), (s) => s.size >= total)
+        assert.strictEqual(seen.size, total)
+        yield* Fiber.interrupt(consumer)
       }))
   })
 
