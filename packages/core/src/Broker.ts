@@ -86,6 +86,46 @@ export interface Subscription {
 }
 
 /**
+ * Options of {@link BrokerShape.browse}.
+ *
+ * @since 0.2.0
+ */
+export interface BrowseOptions {
+  /** The most deliveries held unsettled at once (the read's backpressure bound). */
+  readonly prefetch: number
+}
+
+/**
+ * An operator's read of a parking destination (a dead-letter destination): every message it retains at the
+ * time of opening, whichever group put it there, outside any consumer group's competition. The stream
+ * **ends** once every message retained when the read was opened has been delivered. `ack` removes the
+ * message from the destination for good; `nack`, or leaving it unsettled when the read's scope closes,
+ * leaves it where it is (its position may change, e.g. a requeue on RabbitMQ). Two reads of one destination
+ * at once are not supported.
+ *
+ * @since 0.2.0
+ */
+export interface Browse {
+  readonly deliveries: Stream.Stream<RawDelivery, SubscribeError>
+  /** How many messages the destination retained when the read was opened. */
+  readonly retained: number
+}
+
+/**
+ * What a broker says about itself (`switchyard health`).
+ *
+ * @since 0.2.0
+ */
+export interface ServerInfo {
+  /** The broker product, e.g. `"RabbitMQ"`, `"nats-server"`, `"Apache Kafka"`. */
+  readonly product: string
+  /** Its version, when the broker tells (`"unknown"` otherwise). */
+  readonly version: string
+  /** Anything else worth showing (cluster id, node name, JetStream on/off…). */
+  readonly details: Readonly<Record<string, string>>
+}
+
+/**
  * The byte-level broker service.
  *
  * @since 0.1.0
@@ -115,6 +155,21 @@ export interface BrokerShape {
    * RabbitMQ routing key, JetStream stream sequence), added to its `process` span. Optional.
    */
   readonly telemetryAttributes?: ((envelope: Envelope) => Readonly<Record<string, string | number>>) | undefined
+  /**
+   * Reads a parking destination as an operator (see {@link Browse}); the base of `DeadLetters`. Brokers that
+   * retain dead letters implement it (RabbitMQ: the parking queue itself; JetStream: the stream, `ack`
+   * deletes the message; Kafka: the topic, `ack` records the removal; memory). Absent on brokers that keep
+   * nothing (core NATS). Optional.
+   */
+  readonly browse?: ((destination: string, options: BrowseOptions) => Effect.Effect<Browse, SubscribeError, Scope.Scope>) | undefined
+  /**
+   * How many messages of a destination a group has not consumed yet, where the broker can tell (Kafka: end
+   * offsets minus committed offsets; JetStream: the consumer's `num_pending` + unacked; RabbitMQ: the group
+   * queue's depth). Optional.
+   */
+  readonly lag?: ((destination: string, group: string) => Effect.Effect<number, SubscribeError>) | undefined
+  /** What the broker says about itself (product, version). Optional. */
+  readonly serverInfo?: Effect.Effect<ServerInfo, SubscribeError> | undefined
 }
 
 /**

@@ -38,6 +38,12 @@ export interface OutgoingMessage {
    * logs and ordering lanes.
    */
   readonly keyBytes?: Uint8Array | undefined
+  /**
+   * The broker-level deduplication id, when it must differ from `id`: a redriven copy keeps the envelope id
+   * (so groups that processed it still skip it) but must not be swallowed by broker-side deduplication
+   * (JetStream `Nats-Msg-Id`). Adapters with broker-side deduplication use it instead of `id` when set.
+   */
+  readonly dedupId?: string | undefined
   readonly headers: Headers
   /** Epoch milliseconds. */
   readonly timestamp: number

@@ -58,3 +58,12 @@ export const deadLetterPayloadBytes = "x-switchyard-dlq-payload-bytes"
  * @since 0.2.0
  */
 export const deadLetterHeadersOmitted = "x-switchyard-dlq-headers-omitted"
+
+/**
+ * On a redriven copy: the consumer group it is meant for (the one that dead-lettered it). Consumers of other
+ * groups acknowledge it without running their handler; the named group runs it even though its idempotency
+ * ledger recorded the id as done (it was dead-lettered there). @since 0.2.0
+ */
+export const redriveGroup = "x-switchyard-redrive-group"
+/** On a redriven copy: when it was redriven, epoch milliseconds. @since 0.2.0 */
+export const redrivenAt = "x-switchyard-redriven-at"
