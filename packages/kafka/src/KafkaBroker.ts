@@ -11,6 +11,9 @@
  *   after `metadataMaxAge`; failures carry a `kind` classified from kafkajs's error codes.
  * - A destination not seen before is created on first use (default 4 partitions), idempotently and cached;
  *   declared `topics` take precedence.
+ * - browse (dead-letter operations): the topic from its earliest to its end offsets at open, outside any
+ *   group; `ack` records the removal in the compacted `<destination>.removed` (see `internal/browse.ts`).
+ *   lag: end offsets minus the group's commits; serverInfo: the cluster id, brokers and controller.
  *
  * @since 0.1.0
  */
@@ -22,7 +25,9 @@ import { Partitioners, type PartitionMetadata, type RecordMetadata } from "kafka
 import * as KafkaAdmin from "./KafkaAdmin.ts"
 import * as KafkaClient from "./KafkaClient.ts"
 import { recordKey, toRecord } from "./internal/codec.ts"
+import { browse } from "./internal/browse.ts"
 import { publishError, subscribeError } from "./internal/errors.ts"
+import { lag, serverInfo } from "./internal/operations.ts"
 import * as Subscription from "./internal/subscription.ts"
 
 /**
@@ -337,7 +342,16 @@ export const make: Effect.Effect<
         Effect.map((s): Broker.Subscription => ({ deliveries: s.deliveries }))
       )
 
-    return Broker.Broker.of({ system: "kafka", capabilities, publish, subscribe, telemetryAttributes })
+    return Broker.Broker.of({
+      system: "kafka",
+      capabilities,
+      publish,
+      subscribe,
+      telemetryAttributes,
+      browse: browse({ client, admin, publish }),
+      lag: lag(admin),
+      serverInfo: serverInfo(admin)
+    })
   })
 
 const nativeSubscribe = (destination: string, options: Broker.SubscribeOptions, partitioned: boolean) =>

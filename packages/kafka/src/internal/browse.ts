@@ -1,0 +1,185 @@
+/**
+ * `Broker.browse` for Kafka: an operator's read of a parking topic (a dead-letter topic).
+ *
+ * Kafka cannot delete single records, so a removal is RECORDED: a compacted companion topic
+ * `<destination>.removed` (one partition, created on first use) holds one record per removed record, keyed
+ * `<partition>/<offset>`, its value the removed record's timestamp (so a removal never hides a different
+ * record at the same coordinates, e.g. after the topic was deleted and created again).
+ *
+ * A browse reads `.removed` fully, then the destination from its earliest offsets to the end offsets at
+ * open (a throwaway group that never commits, deleted at close), passing over removed records. `retained`
+ * is the records in that range minus the removed ones; the stream ends at the end offsets; `ack` produces
+ * the removal record (confirmed by the broker: removed for every later browse); `nack` or leaving a record
+ * unsettled changes nothing.
+ *
+ * @internal
+ */
+import { Clock, Effect, Schema, Stream } from "effect"
+import type { Scope } from "effect"
+import { Errors } from "@switchyard/core"
+import type { Broker, Envelope } from "@switchyard/core"
+import type { KafkaMessage } from "kafkajs"
+import type { KafkaAdmin } from "../KafkaAdmin.ts"
+import type { KafkaClient } from "../KafkaClient.ts"
+import { fromRecord } from "./codec.ts"
+import { subscribeError } from "./errors.ts"
+import { readRange } from "./range.ts"
+
+/**
+ * The companion topic recording what a browse removed from `destination`.
+ *
+ * @internal
+ */
+export const removedTopic = (destination: string): string => `${destination}.removed`
+
+/** The value of a removal record. */
+const Removal = Schema.fromJsonString(Schema.Struct({ timestamp: Schema.String }))
+const decodeRemoval = Schema.decodeUnknownOption(Removal)
+const encodeRemoval = Schema.encodeSync(Removal)
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** Removed offsets per partition, with the timestamp of the record removed there. */
+type Removals = Map<number, Map<number, string>>
+
+const keyPattern = /^(\d+)\/(\d+)$/
+
+const applyRemoval = (removals: Removals, message: KafkaMessage) => {
+  const match = message.key === null ? null : keyPattern.exec(message.key.toString())
+  if (match === null) return
+  const partition = Number(match[1])
+  const offset = Number(match[2])
+  const of = removals.get(partition) ?? new Map<number, string>()
+  removals.set(partition, of)
+  if (message.value === null) {
+    of.delete(offset)
+    return
+  }
+  const value = decodeRemoval(decoder.decode(message.value))
+  if (value._tag === "Some") of.set(offset, value.value.timestamp)
+}
+
+/** What browse needs from the broker. */
+export interface BrowseDeps {
+  readonly client: KafkaClient["Service"]
+  readonly admin: KafkaAdmin["Service"]
+  readonly publish: (
+    destination: string,
+    messages: ReadonlyArray<Envelope.OutgoingMessage>
+  ) => Effect.Effect<ReadonlyArray<Envelope.PublishReceipt>, Errors.PublishError>
+}
+
+interface Range {
+  readonly low: number
+  readonly high: number
+}
+
+const endOffsets = (admin: KafkaAdmin["Service"], topic: string) =>
+  Effect.tryPromise({
+    try: () => admin.admin.fetchTopicOffsets(topic),
+    catch: (cause) => subscribeError(topic, cause, "fetching the end offsets failed")
+  }).pipe(
+    Effect.map((offsets) =>
+      new Map(offsets.map((o): [number, Range] => [o.partition, { low: Number(o.low), high: Number(o.high) }]))
+    )
+  )
+
+const deleteGroup = (admin: KafkaAdmin["Service"], groupId: string) =>
+  Effect.tryPromise(() => admin.admin.deleteGroups([groupId])).pipe(
+    Effect.catch((error) => Effect.logDebug(`could not delete the browse group ${groupId}`, String(error)))
+  )
+
+/**
+ * Opens a browse of `destination` in the current scope.
+ *
+ * @internal
+ */
+export const browse = (deps: BrowseDeps) =>
+(
+  destination: string,
+  options: Broker.BrowseOptions
+): Effect.Effect<Broker.Browse, Errors.SubscribeError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { admin, client } = deps
+    const removed = removedTopic(destination)
+    const declared = client.settings.settings.topics?.[removed] ?? {}
+    yield* admin.ensureTopic(destination).pipe(Effect.mapError((e) => subscribeError(destination, e)))
+    yield* admin.createTopics([{
+      partitions: 1,
+      ...declared,
+      topic: removed,
+      configs: { "cleanup.policy": "compact", ...declared.configs }
+    }]).pipe(Effect.mapError((e) => subscribeError(removed, e)))
+    const groupId = `switchyard-browse-${destination}-${crypto.randomUUID()}`
+    // runs last: after both readers left the group
+    yield* Effect.addFinalizer(() => deleteGroup(admin, groupId))
+
+    // 1. every removal recorded so far
+    const removals: Removals = new Map()
+    const removedEnds = yield* endOffsets(admin, removed)
+    yield* readRange({
+      client,
+      topic: removed,
+      groupId,
+      ends: new Map([...removedEnds].map(([p, r]) => [p, r.high])),
+      prefetch: 10_000
+    }).pipe(
+      Effect.flatMap(Stream.runForEach((r) => Effect.andThen(Effect.sync(() => applyRemoval(removals, r.message)), r.release))),
+      Effect.scoped
+    )
+
+    // 2. the destination, from the earliest offsets to the end offsets at open
+    const ranges = yield* endOffsets(admin, destination)
+    let retained = 0
+    for (const [partition, { high, low }] of ranges) {
+      retained += Math.max(0, high - low)
+      for (const offset of removals.get(partition)?.keys() ?? []) if (offset >= low && offset < high) retained--
+    }
+    const isRemoved = (partition: number, message: KafkaMessage) =>
+      removals.get(partition)?.get(Number(message.offset)) === message.timestamp
+
+    const records = yield* readRange({
+      client,
+      topic: destination,
+      groupId,
+      ends: new Map([...ranges].map(([p, r]) => [p, r.high])),
+      prefetch: options.prefetch,
+      skip: isRemoved
+    })
+    const clock = yield* Clock.Clock
+    const now = () => clock.currentTimeMillisUnsafe()
+
+    const removal = (partition: number, message: KafkaMessage): Envelope.OutgoingMessage => ({
+      id: `${destination}/${partition}/${message.offset}.removed`,
+      key: `${partition}/${message.offset}`,
+      headers: {},
+      timestamp: now(),
+      contentType: "application/json",
+      payload: encoder.encode(encodeRemoval({ timestamp: message.timestamp })),
+      correlationId: undefined,
+      causationId: undefined
+    })
+
+    const deliveries = records.pipe(Stream.map(({ message, partition, release }): Broker.RawDelivery => {
+      let settled = false
+      const envelope = fromRecord(destination, partition, message, 1, now)
+      const settle = (remove: boolean) =>
+        Effect.suspend(() => {
+          if (settled) return Effect.void
+          const done = Effect.sync(() => {
+            settled = true
+          }).pipe(Effect.andThen(release))
+          return remove
+            ? deps.publish(removed, [removal(partition, message)]).pipe(
+              Effect.mapError((e) =>
+                new Errors.AckError({ destination, reason: `recording the removal failed: ${e.reason}`, kind: e.kind ?? "Unknown", cause: e })
+              ),
+              Effect.andThen(done)
+            )
+            : done
+        })
+      return { envelope, ack: settle(true), nack: () => settle(false) }
+    }))
+    return { deliveries, retained }
+  })
