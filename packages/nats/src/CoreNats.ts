@@ -12,6 +12,7 @@ import { Cause, Clock, Duration, Effect, Layer, Metric, Queue, Stream } from "ef
 import { makeDeliveryQueue } from "./internal/deliveryQueue.ts"
 import { coreOrigin, exceedsMaxPayload, fromMessage, reason, toHeaders } from "./internal/envelope.ts"
 import { kindOf } from "./internal/errors.ts"
+import * as ServerInfo from "./internal/serverInfo.ts"
 import { NatsConnection } from "./NatsConnection.ts"
 
 /**
@@ -181,7 +182,15 @@ export const make: Effect.Effect<Broker.BrokerShape, never, NatsConnection> = Ef
     return subscription
   })
 
-  return Broker.Broker.of({ system: "nats", capabilities, publish, subscribe, telemetryAttributes })
+  // No `browse`: core NATS keeps nothing to read back. No `lag` either: nothing is pending anywhere.
+  return Broker.Broker.of({
+    system: "nats",
+    capabilities,
+    publish,
+    subscribe,
+    telemetryAttributes,
+    serverInfo: ServerInfo.core(nc)
+  })
 })
 
 /** Publishes one message; returns what nats.js threw, if it refused it. */

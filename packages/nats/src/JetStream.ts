@@ -23,10 +23,12 @@ import {
 import { nanos, NoRespondersError } from "@nats-io/transport-node"
 import type { Envelope } from "@switchyard/core"
 import { Broker, Capabilities, Errors } from "@switchyard/core"
-import { Cause, Clock, Context, Duration, Effect, Layer, Queue, Schedule, Scope, Stream } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Layer, Option, Queue, Schedule, Scope, Stream } from "effect"
+import * as Browsing from "./internal/browse.ts"
 import { makeDeliveryQueue } from "./internal/deliveryQueue.ts"
 import { exceedsMaxPayload, fromMessage, type Origin, reason, sanitizeName, toHeaders } from "./internal/envelope.ts"
 import { kindOf } from "./internal/errors.ts"
+import * as ServerInfo from "./internal/serverInfo.ts"
 import { NatsConnection } from "./NatsConnection.ts"
 
 /**
@@ -521,7 +523,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       const pending: Array<Promise<PubAck>> = []
       for (let i = start; i < end; i++) {
         const m = messages[i] as Envelope.OutgoingMessage
-        pending.push(client.publish(destination, m.payload, { msgID: m.id, headers: toHeaders(m) }))
+        // A redriven copy keeps its envelope id but needs a broker-level id of its own (`dedupId`), or the
+        // duplicate window would swallow it.
+        pending.push(client.publish(destination, m.payload, { msgID: m.dedupId ?? m.id, headers: toHeaders(m) }))
       }
       const settled = await Promise.allSettled(pending)
       for (let i = 0; i < settled.length; i++) {
@@ -774,7 +778,33 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         ))
     }))
 
-  const broker = Broker.Broker.of({ system: "nats-jetstream", capabilities, publish, subscribe, telemetryAttributes })
+  // The stream holding a destination, without provisioning one: an operator's read creates nothing.
+  const findStream = (destination: string): Effect.Effect<Option.Option<string>, Errors.SubscribeError> => {
+    const known = streams.get(destination) ??
+      declared.find((decl) => decl.subjects.some((p) => subjectMatches(p, destination)))?.name
+    if (known !== undefined) return Effect.succeed(Option.some(known))
+    return Effect.tryPromise({
+      try: () =>
+        manager.streams.find(destination).then(
+          (name) => Option.some(name),
+          (cause: unknown) => isApiError(cause, STREAM_NOT_FOUND) ? Option.none() : Promise.reject(cause)
+        ),
+      catch: (cause) =>
+        new Errors.SubscribeError({ destination, reason: `stream lookup: ${reason(cause)}`, kind: kindOf(cause), cause })
+    })
+  }
+  const browsing: Browsing.BrowseContext = { client, manager, findStream, now }
+
+  const broker = Broker.Broker.of({
+    system: "nats-jetstream",
+    capabilities,
+    publish,
+    subscribe,
+    telemetryAttributes,
+    browse: (destination, browseOptions) => Browsing.browse(browsing, destination, browseOptions),
+    lag: (destination, group) => Browsing.lag(browsing, destination, group),
+    serverInfo: ServerInfo.jetStream(nc, manager)
+  })
   return { broker, jetStream: JetStream.of({ client, manager, streamFor, replay }) }
 })
 
