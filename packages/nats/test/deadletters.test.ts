@@ -1,6 +1,6 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { Broker, Errors } from "@switchyard/core"
-import { Effect, Exit, Scope, Stream } from "effect"
+import { Broker, Consumer, DeadLetters, Errors, Headers, Publisher, Switchyard, Topic } from "@switchyard/core"
+import { Data, Effect, Exit, Layer, Ref, References, Result, Schema, Scope, Stream } from "effect"
 import { JetStream, NatsBroker } from "../src/index.ts"
 import { message, servers, subscribeOptions, take, text, unique } from "./helpers.ts"
 import { eventually } from "./raw.ts"
@@ -186,5 +186,182 @@ describe("JetStream dead-letter operations (browse, dedupId, lag, serverInfo)", 
         assert.match(info.version, /^\d+\.\d+\.\d+/)
         assert.strictEqual(info.details["jetstream"], "true") // the shared server runs with JetStream on
       }))
+  })
+})
+
+// ---------------------------------------------------------------------------------------------------------
+// DeadLetters (core) on JetStream: two groups, list / count / redrive with a group filter / purge; and a
+// 10,000-message redrive.
+
+class CardDeclined extends Data.TaggedError("CardDeclined")<{ readonly n: number }> {
+  override get message() {
+    return `card declined for order ${this.n}`
+  }
+}
+class ShippingDown extends Data.TaggedError("ShippingDown")<{ readonly n: number }> {
+  override get message() {
+    return `shipping service down for order ${this.n}`
+  }
+}
+
+const Order = Schema.Struct({ n: Schema.Number })
+
+// Each dead letter logs a warning: keep the output to the figures.
+const quiet = Layer.succeed(References.MinimumLogLevel, "Error")
+const typed = Switchyard.on(live).pipe(Layer.provideMerge(quiet))
+
+/** Messages of a subject stored in its stream (0 when no stream holds it). */
+const storedNow = (destination: string) =>
+  Effect.gen(function*() {
+    const js = yield* JetStream.JetStream
+    const name = yield* Effect.promise(() => js.manager.streams.find(destination).catch(() => undefined))
+    if (name === undefined) return 0
+    const info = yield* Effect.promise(() => js.manager.streams.info(name, { subjects_filter: destination }))
+    return info.state.subjects?.[destination] ?? 0
+  })
+
+const lagOf = (destination: string, group: string) =>
+  Effect.gen(function*() {
+    const broker = yield* Broker.Broker
+    return yield* broker.lag!(destination, group)
+  }).pipe(Effect.orDie)
+
+describe("DeadLetters on JetStream", () => {
+  layer(typed, { timeout: "240 seconds", excludeTestServices: true })((it) => {
+    it.effect("two groups' dead letters: listed with reasons, redriven to the failing group only, purged", () =>
+      Effect.gen(function*() {
+        const topic = Topic.make(unique("sy.orders"), Order)
+        const billingGroup = unique("billing")
+        const shippingGroup = unique("shipping")
+        const billingBroken = yield* Ref.make(true)
+        const billed: Array<{ readonly n: number; readonly id: string; readonly redriveGroup: string | undefined }> = []
+        const shipped: Array<number> = []
+        yield* Consumer.run(topic, (order, envelope) =>
+          Effect.gen(function*() {
+            if ((yield* Ref.get(billingBroken)) && order.n % 3 === 0) return yield* new CardDeclined({ n: order.n })
+            billed.push({ n: order.n, id: envelope.id, redriveGroup: envelope.headers[Headers.redriveGroup] })
+          }), { group: billingGroup, idempotency: true }).pipe(Effect.forkScoped)
+        yield* Consumer.run(topic, (order) =>
+          order.n === 4 ? Effect.fail(new ShippingDown({ n: order.n })) : Effect.sync(() => shipped.push(order.n)), {
+          group: shippingGroup,
+          idempotency: true
+        }).pipe(Effect.forkScoped)
+        const receipts = yield* Publisher.publishAll(topic, Array.from({ length: 9 }, (_, i) => ({ n: i + 1 })))
+        const idOf = (n: number) => receipts[n - 1]!.id
+        const dlq = `${topic.name}.dlq`
+        assert.strictEqual(yield* eventually(storedNow(dlq), (c) => c === 4, "30 seconds"), 4)
+        assert.strictEqual(yield* eventually(lagOf(topic.name, billingGroup), (c) => c === 0), 0)
+        assert.strictEqual(yield* eventually(lagOf(topic.name, shippingGroup), (c) => c === 0), 0)
+
+        // list: every dead letter, whichever group put it there, with its reason and the decoded value
+        const listed = yield* DeadLetters.list(topic).pipe(Stream.runCollect)
+        const rows = listed.map((dl) => ({
+          group: dl.originGroup,
+          n: Result.isSuccess(dl.value) ? dl.value.success.n : -1,
+          id: dl.original.id,
+          errorTag: dl.errorTag,
+          origin: dl.originDestination
+        })).sort((a, b) => a.n - b.n)
+        assert.deepStrictEqual(rows, [
+          { group: billingGroup, n: 3, id: idOf(3), errorTag: "CardDeclined", origin: topic.name },
+          { group: shippingGroup, n: 4, id: idOf(4), errorTag: "ShippingDown", origin: topic.name },
+          { group: billingGroup, n: 6, id: idOf(6), errorTag: "CardDeclined", origin: topic.name },
+          { group: billingGroup, n: 9, id: idOf(9), errorTag: "CardDeclined", origin: topic.name }
+        ])
+        for (const dl of listed) {
+          const n = Result.isSuccess(dl.value) ? dl.value.success.n : -1
+          const expected = n === 4 ? `shipping service down for order 4` : `card declined for order ${n}`
+          assert.include(dl.reason, expected)
+        }
+        const counts = yield* DeadLetters.count(topic)
+        assert.strictEqual(counts.total, 4)
+        assert.deepStrictEqual(counts.byGroup, { [billingGroup]: 3, [shippingGroup]: 1 })
+        assert.deepStrictEqual(counts.byErrorTag, { CardDeclined: 3, ShippingDown: 1 })
+        assert.deepStrictEqual((yield* DeadLetters.list(topic, { group: shippingGroup }).pipe(Stream.runCollect)).map((dl) => dl.original.id), [idOf(4)])
+
+        // the fix is deployed: redrive billing's dead letters only
+        yield* Ref.set(billingBroken, false)
+        const dry = yield* DeadLetters.redrive(topic, { group: billingGroup, dryRun: true })
+        assert.strictEqual(dry.redriven, 3)
+        assert.strictEqual(yield* storedNow(dlq), 4)
+        const redriven = yield* DeadLetters.redrive(topic, { group: billingGroup })
+        assert.strictEqual(redriven.retained, 4)
+        assert.strictEqual(redriven.matched, 3)
+        assert.strictEqual(redriven.redriven, 3)
+        assert.strictEqual(redriven.kept, 1)
+        // the copies are stored next to the originals (same ids, other Nats-Msg-Id) and the dead letters gone
+        assert.strictEqual(yield* storedNow(topic.name), 12)
+        assert.strictEqual(yield* storedNow(dlq), 1)
+        // both groups consumed the copies: billing handled them, shipping acknowledged them unhandled
+        assert.strictEqual(yield* eventually(lagOf(topic.name, billingGroup), (c) => c === 0), 0)
+        assert.strictEqual(yield* eventually(lagOf(topic.name, shippingGroup), (c) => c === 0), 0)
+        assert.strictEqual(yield* eventually(Effect.sync(() => billed.length), (c) => c === 9), 9)
+        assert.deepStrictEqual(billed.map((b) => b.n).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9])
+        assert.deepStrictEqual(
+          billed.filter((b) => b.n % 3 === 0).map((b) => [b.n, b.id, b.redriveGroup]),
+          [[3, idOf(3), billingGroup], [6, idOf(6), billingGroup], [9, idOf(9), billingGroup]]
+        )
+        assert.deepStrictEqual([...shipped].sort((a, b) => a - b), [1, 2, 3, 5, 6, 7, 8, 9])
+        // nothing was parked again
+        assert.deepStrictEqual((yield* DeadLetters.list(topic).pipe(Stream.runCollect)).map((dl) => dl.original.id), [idOf(4)])
+
+        // purge what shipping parked
+        const purged = yield* DeadLetters.purge(topic, { group: shippingGroup })
+        assert.strictEqual(purged.retained, 1)
+        assert.strictEqual(purged.purged, 1)
+        assert.strictEqual(purged.kept, 0)
+        assert.strictEqual(yield* storedNow(dlq), 0)
+        assert.strictEqual((yield* DeadLetters.count(topic)).total, 0)
+      }))
+
+    it.effect("a 10,000-message redrive loses nothing and reports its rate", () =>
+      Effect.gen(function*() {
+        const total = 10_000
+        const topic = Topic.make(unique("sy.bulk"), Order)
+        const dlq = `${topic.name}.dlq`
+        const group = unique("bulk")
+        const broken = yield* Ref.make(true)
+        const handled = new Set<string>()
+        yield* Consumer.run(topic, (order, envelope) =>
+          Effect.gen(function*() {
+            if (yield* Ref.get(broken)) return yield* new CardDeclined({ n: order.n })
+            handled.add(envelope.id)
+          }), { group, concurrency: 32, ordering: "none", prefetch: 512 }).pipe(Effect.forkScoped)
+        const receipts = yield* Effect.forEach(
+          Array.from({ length: total / 1000 }, (_, chunk) => Array.from({ length: 1000 }, (_, i) => ({ n: chunk * 1000 + i }))),
+          (orders) => Publisher.publishAll(topic, orders)
+        ).pipe(Effect.map((batches) => batches.flat()))
+        const ids = new Set(receipts.map((r) => r.id))
+        assert.strictEqual(ids.size, total)
+        assert.strictEqual(yield* eventually(storedNow(dlq), (c) => c === total, "120 seconds"), total)
+        assert.strictEqual(yield* eventually(lagOf(topic.name, group), (c) => c === 0, "30 seconds"), 0)
+
+        yield* Ref.set(broken, false)
+        const progress: Array<DeadLetters.Progress> = []
+        const summary = yield* DeadLetters.redrive(topic, {
+          onProgress: (p) => Effect.sync(() => progress.push(p))
+        })
+        console.log(
+          `JetStream 10,000-message redrive: retained ${summary.retained}, matched ${summary.matched}, ` +
+            `redriven ${summary.redriven}, kept ${summary.kept} in ${summary.elapsedMillis} ms = ` +
+            `${summary.ratePerSecond.toFixed(0)} msg/s (${progress.length} progress reports)`
+        )
+        assert.strictEqual(summary.retained, total)
+        assert.strictEqual(summary.matched, total)
+        assert.strictEqual(summary.redriven, total)
+        assert.strictEqual(summary.kept, 0)
+        assert.isAbove(summary.ratePerSecond, 0)
+        assert.strictEqual(progress[progress.length - 1]!.done, total)
+        assert.isAtLeast(progress.length, total / 100)
+        // the dead-letter stream is empty, the origin holds every original and every copy
+        assert.strictEqual(yield* storedNow(dlq), 0)
+        assert.strictEqual(yield* storedNow(topic.name), 2 * total)
+        // and the group handles every one of them again: nothing lost
+        assert.strictEqual(yield* eventually(Effect.sync(() => handled.size), (c) => c === total, "120 seconds"), total)
+        assert.isTrue([...handled].every((id) => ids.has(id)))
+        assert.strictEqual(yield* eventually(lagOf(topic.name, group), (c) => c === 0, "30 seconds"), 0)
+        assert.strictEqual((yield* DeadLetters.count(topic)).total, 0)
+        console.log(`JetStream 10,000-message redrive: the group handled ${handled.size} distinct redriven ids, DLQ left ${yield* storedNow(dlq)}`)
+      }), { timeout: 240_000 })
   })
 })

@@ -77,7 +77,11 @@ export const storedCount = (jsm: JetStreamManager, subject: string): Effect.Effe
  * Waits until `check` holds, polling every 100 ms, for at most `within`; then returns the last observed
  * value either way (the caller asserts on it, so a timeout shows the count that was reached).
  */
-export const eventually = <A>(observe: Effect.Effect<A>, check: (a: A) => boolean, within: Duration.Input = "20 seconds") =>
+export const eventually = <A, E = never, R = never>(
+  observe: Effect.Effect<A, E, R>,
+  check: (a: A) => boolean,
+  within: Duration.Input = "20 seconds"
+) =>
   observe.pipe(
     Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: check }),
     Effect.timeoutOrElse({ duration: Duration.fromInputUnsafe(within), orElse: () => observe })
