@@ -57,10 +57,17 @@ describe("broker restart", () => {
       const generationBefore = (yield* connection.current).generation
       for (let round = 0; round < 2; round++) {
         yield* Effect.sleep("1500 millis")
+        // Each restart starts only once the connection is back from the previous one: on a loaded machine a
+        // reconnect can take longer than the pause, and two outages would then be seen as one.
+        const generation = (yield* connection.current).generation
         yield* rabbitmqctl("stop_app")
         yield* Effect.sleep("1 second")
         yield* rabbitmqctl("start_app")
         yield* rabbitmqctl("await_startup")
+        yield* connection.current.pipe(
+          Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: (current) => current.generation > generation }),
+          Effect.timeout("60 seconds")
+        )
       }
       yield* Fiber.join(publishing).pipe(Effect.timeout("120 seconds"))
       const confirmedIds = yield* Ref.get(confirmed)
