@@ -193,6 +193,20 @@ export const deadLetterMessage = (
 
 const [firstForm, ...fallbackForms] = DeadLetter.forms
 
+/**
+ * The dead letter of a redriven copy that failed again: without the redrive-group header (a consumer of the
+ * dead-letter destination must not take it for a copy meant for another group), and with a broker-level
+ * dedup id of its own, so that a broker deduplicating by id (JetStream) does not swallow it as the earlier
+ * dead letter of the same message by the same group. Stable per redrive (`x-switchyard-redriven-at`), so a
+ * redelivered copy dead-lettered twice still leaves one.
+ */
+const parkedAgain = (envelope: Envelope, message: OutgoingMessage): OutgoingMessage => {
+  const redrivenAt = envelope.headers[H.redrivenAt]
+  if (envelope.headers[H.redriveGroup] === undefined && redrivenAt === undefined) return message
+  const { [H.redriveGroup]: _redriveGroup, ...headers } = message.headers
+  return { ...message, headers, dedupId: `${message.id}.redriven.${redrivenAt ?? "?"}` }
+}
+
 /** Only a subscription failure that may pass (connection lost, timeout) is worth a restart. */
 const restartable = (error: SubscribeError | DecodeError): boolean => error._tag === "SubscribeError" && error.isRetryable
 
@@ -262,7 +276,7 @@ export const run = <A, E, R>(
       form: DeadLetterForm,
       fallbacks: ReadonlyArray<DeadLetterForm>
     ): Effect.Effect<DeadLetterForm, PublishError> =>
-      broker.publish(destination, [deadLetterMessage(delivery.envelope, group, failure, now, form)]).pipe(
+      broker.publish(destination, [parkedAgain(delivery.envelope, deadLetterMessage(delivery.envelope, group, failure, now, form))]).pipe(
         Effect.as(form),
         Effect.catch((error) => {
           const [next, ...rest] = fallbacks
@@ -412,12 +426,24 @@ export const run = <A, E, R>(
       return runHandler(delivery, value.success)
     }
 
+    // A redriven copy (`DeadLetters.redrive`) names the group it is meant for: another group acks it without
+    // running its handler (it handled or parked the message already); the named group runs it even though its
+    // ledger recorded the id (it had dead-lettered it), then remembers it as usual.
+    const notForThisGroup = (delivery: Delivery<A>): Effect.Effect<Outcome> =>
+      Metric.update(Telemetry.redrivesIgnored, 1).pipe(
+        Effect.andThen(settle(delivery, delivery.ack)),
+        Effect.as("ignored" as const)
+      )
+
     // Written without a generator: this is the per-message hot path. The ledger is asked first, so an id the
     // group finished ends the same way whatever it would do now (a redelivered dead letter is not parked again).
-    const processDelivery = (delivery: Delivery<A>): Effect.Effect<Outcome, DecodeError, R> =>
-      ledger !== undefined && hasStableId(delivery.envelope)
+    const processDelivery = (delivery: Delivery<A>): Effect.Effect<Outcome, DecodeError, R> => {
+      const redriveGroup = delivery.envelope.headers[H.redriveGroup]
+      if (redriveGroup !== undefined) return redriveGroup === group ? processNew(delivery) : notForThisGroup(delivery)
+      return ledger !== undefined && hasStableId(delivery.envelope)
         ? Effect.flatMap(ledger.seen(delivery.envelope.id), (seen) => seen ? duplicate(delivery) : processNew(delivery))
         : processNew(delivery)
+    }
 
     // One `process <topic>` consumer span per message (OpenTelemetry messaging conventions, see
     // docs/telemetry.md), with the publisher's span as parent (default) or only as a link, and one `ack` /

@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Deferred, Duration, Effect, Exit, identity, Layer, Stream } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Exit, identity, Layer, Semaphore, Stream } from "effect"
 import * as Cause from "effect/Cause"
 import * as IncomingEnvelope from "./adapter/IncomingEnvelope.ts"
 import * as Broker from "./Broker.ts"
@@ -57,11 +57,20 @@ class PartitionLog {
   records: Array<StoredRecord> = []
   /** Offset of `records[0]`. */
   base = 0
+  /**
+   * Offsets removed by an operator's read (`Broker.browse`, then `ack`): gone for every reader. The log keeps
+   * its offsets (a removed record is a tombstone until retention drops it), so groups skip it as acknowledged.
+   */
+  readonly removed = new Set<number>()
   get end(): number {
     return this.base + this.records.length
   }
   get(offset: number): StoredRecord | undefined {
-    return this.records[offset - this.base]
+    return this.removed.has(offset) ? undefined : this.records[offset - this.base]
+  }
+  /** The records still retained (not removed), in offset order. */
+  retained(): Array<StoredRecord> {
+    return this.removed.size === 0 ? this.records : this.records.filter((record) => !this.removed.has(record.offset))
   }
 }
 
@@ -231,6 +240,7 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
     if (drop === 0) return
     log.records.splice(0, drop)
     log.base += drop
+    for (const offset of log.removed) if (offset < log.base) log.removed.delete(offset)
     for (const group of topic.groups.values()) {
       const gp = group.partitions[partition]!
       if (gp.committed < log.base) gp.committed = log.base
@@ -325,6 +335,65 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
     owner?.wake()
   }
 
+  /** A removed record (see `PartitionLog.removed`) counts as acknowledged by every group. */
+  const skipRemoved = (gp: GroupPartition, offset: number) => {
+    if (offset >= gp.committed) gp.acked.add(offset)
+    while (gp.acked.delete(gp.committed)) gp.committed++
+  }
+
+  /** Messages of a destination a group has not acknowledged (removed ones excluded). */
+  const lagOf = (destination: string, group: string): number => {
+    const topic = topics.get(destination)
+    if (topic === undefined) return 0
+    const state = topic.groups.get(group)
+    return topic.partitions.reduce((sum, log, partition) => {
+      const gp = state?.partitions[partition]
+      const from = gp?.committed ?? log.base
+      let pending = 0
+      for (let offset = Math.max(from, log.base); offset < log.end; offset++) {
+        if (!log.removed.has(offset) && gp?.acked.has(offset) !== true) pending++
+      }
+      return sum + pending
+    }, 0)
+  }
+
+  /** Removes a record for every reader (an operator's `ack` of a browsed message). */
+  const removeRecord = (topic: TopicState, partition: number, offset: number) => {
+    const log = topic.partitions[partition]!
+    if (offset < log.base || offset >= log.end || log.removed.has(offset)) return
+    log.removed.add(offset)
+    for (const group of topic.groups.values()) group.partitions[partition]!.owner?.wake()
+  }
+
+  /** An operator's read of a destination: a snapshot of what it retains, outside any group. */
+  const browse = (destination: string, browseOptions: Broker.BrowseOptions): Effect.Effect<Broker.Browse> =>
+    Effect.gen(function*() {
+      const topic = topicOf(destination)
+      const snapshot = topic.partitions.flatMap((log, partition) => log.retained().map((record) => ({ partition, record })))
+      const permits = yield* Semaphore.make(Math.max(1, browseOptions.prefetch))
+      const delivery = (partition: number, record: StoredRecord): Broker.RawDelivery => {
+        const state = { settled: false }
+        const settleWith = (remove: boolean) =>
+          Effect.suspend(() => {
+            if (state.settled) return Effect.void
+            state.settled = true
+            if (remove) removeRecord(topic, partition, record.offset)
+            return Effect.asVoid(permits.release(1))
+          })
+        return {
+          envelope: toEnvelope(destination, partition, record, 1),
+          ack: settleWith(true),
+          nack: () => settleWith(false)
+        }
+      }
+      return {
+        retained: snapshot.length,
+        deliveries: Stream.fromIterable(snapshot).pipe(
+          Stream.mapEffect(({ partition, record }) => Effect.as(permits.take(1), delivery(partition, record)))
+        )
+      }
+    })
+
   /** Collects what is ready for a member, synchronously; returns the next redelivery time when nothing is. */
   const collect = (
     topic: TopicState,
@@ -369,6 +438,7 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
         gp.redeliveries.shift()
         const record = log.get(due.offset)
         if (record !== undefined) deliver(partition, gp, record)
+        else skipRemoved(gp, due.offset)
       }
       if (gp.redeliveries.length > 0) {
         const at = gp.redeliveries[0]!.at
@@ -379,7 +449,9 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
       if (gp.next < gp.committed) gp.next = gp.committed
       // Offsets acked above `committed` (kept across a rebalance) are skipped too.
       while (gp.next < log.end && member.inFlight < member.prefetch) {
-        if (!gp.acked.has(gp.next)) deliver(partition, gp, log.get(gp.next)!)
+        const record = log.get(gp.next)
+        if (record === undefined) skipRemoved(gp, gp.next)
+        else if (!gp.acked.has(gp.next)) deliver(partition, gp, record)
         gp.next++
       }
     })
@@ -455,13 +527,20 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
           }
         )
         return { deliveries: Stream.fromPull(Effect.succeed(pull)), stopIntake }
-      })
+      }),
+    browse,
+    lag: (destination, group) => Effect.sync(() => lagOf(destination, group)),
+    serverInfo: Effect.sync(() => ({
+      product: "Switchyard in-memory broker",
+      version: "unknown",
+      details: { partitions: String(partitionCount), destinations: String(topics.size) }
+    }))
   }
 
   const envelopesOf = (destination: string): ReadonlyArray<Envelope> => {
     const topic = topics.get(destination)
     if (topic === undefined) return []
-    return topic.partitions.flatMap((log, partition) => log.records.map((record) => toEnvelope(destination, partition, record, 1)))
+    return topic.partitions.flatMap((log, partition) => log.retained().map((record) => toEnvelope(destination, partition, record, 1)))
   }
 
   const inspect: MemoryBrokerShape = {
@@ -470,16 +549,7 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
     deadLetters: (destination) => Effect.sync(() => envelopesOf(`${destination}.dlq`)),
     committedOffsets: (destination, group) =>
       Effect.sync(() => topics.get(destination)?.groups.get(group)?.partitions.map((gp) => gp.committed) ?? []),
-    lag: (destination, group) =>
-      Effect.sync(() => {
-        const topic = topics.get(destination)
-        const state = topic?.groups.get(group)
-        if (topic === undefined) return 0
-        return topic.partitions.reduce(
-          (sum, log, partition) => sum + log.end - (state?.partitions[partition]?.committed ?? log.base),
-          0
-        )
-      }),
+    lag: (destination, group) => Effect.sync(() => lagOf(destination, group)),
     inFlight: (destination, group) =>
       Effect.sync(() =>
         topics.get(destination)?.groups.get(group)?.partitions.reduce((sum, gp) => sum + gp.inFlight.size, 0) ?? 0

@@ -37,6 +37,17 @@ export const duplicates = Metric.counter("switchyard_messages_duplicates_skipped
   description: "Messages skipped as duplicates",
   incremental: true
 })
+/**
+ * Redriven copies a consumer acknowledged without running its handler: meant for another group
+ * (`x-switchyard-redrive-group`, see `DeadLetters.redrive`).
+ *
+ * @since 0.2.0
+ */
+export const redrivesIgnored = Metric.counter("switchyard_redrives_ignored", {
+  description: "Redriven copies meant for another consumer group, acknowledged without handling",
+  incremental: true
+})
+
 /** Time from taking a delivery to settling it, in milliseconds. @since 0.1.0 */
 export const handlingDuration = Metric.timer("switchyard_handling_duration", {
   description: "Time from delivery to settlement"
