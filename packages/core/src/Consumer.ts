@@ -207,6 +207,15 @@ const parkedAgain = (envelope: Envelope, message: OutgoingMessage): OutgoingMess
   return { ...message, headers, dedupId: `${message.id}.redriven.${redrivenAt ?? "?"}` }
 }
 
+/**
+ * The ledger key of one redrive of a message (a redriven copy, by its `x-switchyard-redriven-at`), or
+ * `undefined` for a delivery that is not a redriven copy.
+ */
+const redriveKey = (envelope: Envelope): string | undefined =>
+  envelope.headers[H.redriveGroup] === undefined
+    ? undefined
+    : `${envelope.id}#redriven-at:${envelope.headers[H.redrivenAt] ?? ""}`
+
 /** Only a subscription failure that may pass (connection lost, timeout) is worth a restart. */
 const restartable = (error: SubscribeError | DecodeError): boolean => error._tag === "SubscribeError" && error.isRetryable
 
@@ -264,8 +273,14 @@ export const run = <A, E, R>(
     const { hasStableId } = IncomingEnvelope
 
     /** Records the id as done for the group (handled or parked), so a duplicate or redelivery ends the same way. */
-    const remember = (delivery: Delivery<A>): Effect.Effect<void> =>
-      ledger !== undefined && hasStableId(delivery.envelope) ? ledger.remember(delivery.envelope.id) : Effect.void
+    const remember = (delivery: Delivery<A>): Effect.Effect<void> => {
+      if (ledger === undefined || !hasStableId(delivery.envelope)) return Effect.void
+      // A redriven copy for this group is also recorded under its redrive, so a redelivery of it is a duplicate.
+      const redrive = redriveKey(delivery.envelope)
+      return redrive === undefined
+        ? ledger.remember(delivery.envelope.id)
+        : Effect.andThen(ledger.remember(delivery.envelope.id), ledger.remember(redrive))
+    }
 
     /** Publishes the dead letter in `form`; a refusal for good (`!isRetryable`) falls back to the next form. */
     const publishDeadLetter = (
@@ -327,7 +342,7 @@ export const run = <A, E, R>(
 
     const handled = (delivery: Delivery<A>): Effect.Effect<Outcome> => {
       const done = Effect.as(settle(delivery, delivery.ack), "handled" as const)
-      return ledger !== undefined && hasStableId(delivery.envelope) ? Effect.andThen(ledger.remember(delivery.envelope.id), done) : done
+      return ledger !== undefined && hasStableId(delivery.envelope) ? Effect.andThen(remember(delivery), done) : done
     }
 
     const settleRun = (delivery: Delivery<A>, exit: Exit.Exit<unknown, E | HandlerTimeoutError>, attempts: number) =>
@@ -439,10 +454,11 @@ export const run = <A, E, R>(
     // group finished ends the same way whatever it would do now (a redelivered dead letter is not parked again).
     const processDelivery = (delivery: Delivery<A>): Effect.Effect<Outcome, DecodeError, R> => {
       const redriveGroup = delivery.envelope.headers[H.redriveGroup]
-      if (redriveGroup !== undefined) return redriveGroup === group ? processNew(delivery) : notForThisGroup(delivery)
-      return ledger !== undefined && hasStableId(delivery.envelope)
-        ? Effect.flatMap(ledger.seen(delivery.envelope.id), (seen) => seen ? duplicate(delivery) : processNew(delivery))
-        : processNew(delivery)
+      if (redriveGroup !== undefined && redriveGroup !== group) return notForThisGroup(delivery)
+      if (ledger === undefined || !hasStableId(delivery.envelope)) return processNew(delivery)
+      // For this group's redriven copy the ledger is asked about this redrive, not the id (recorded when parked).
+      const key = redriveKey(delivery.envelope) ?? delivery.envelope.id
+      return Effect.flatMap(ledger.seen(key), (seen) => seen ? duplicate(delivery) : processNew(delivery))
     }
 
     // One `process <topic>` consumer span per message (OpenTelemetry messaging conventions, see

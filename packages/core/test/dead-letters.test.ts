@@ -313,6 +313,20 @@ describe("Consumer and redriven copies", () => {
       assert.deepStrictEqual(outcomes, ["ok"])
     }).pipe(memory))
 
+  it.effect("with idempotency, the same redriven copy delivered twice runs once; a later redrive of the id runs again", () =>
+    Effect.gen(function*() {
+      const runs: Array<string> = []
+      const broker = yield* Broker.Broker
+      yield* Consumer.start(orders, (o) => Effect.sync(() => runs.push(o.id)), { group: "a", idempotency: true })
+      yield* broker.publish("orders", [copy("o-5", "a"), copy("o-5", "a")])
+      yield* TestKit.settle()
+      assert.deepStrictEqual(runs, ["o-5"])
+      const later = copy("o-5", "a")
+      yield* broker.publish("orders", [{ ...later, headers: { ...later.headers, [H.redrivenAt]: "2" } }])
+      yield* TestKit.settle()
+      assert.deepStrictEqual(runs, ["o-5", "o-5"])
+    }).pipe(memory))
+
   it.effect("without idempotency, a copy for the group runs; a copy for another group is ignored and counted", () =>
     Effect.gen(function*() {
       const runs: Array<string> = []
