@@ -6,7 +6,7 @@
  * `<partition>/<offset>`, its value the removed record's timestamp (so a removal never hides a different
  * record at the same coordinates, e.g. after the topic was deleted and created again).
  *
- * A browse reads `.removed` fully, then the destination from its earliest offsets to the end offsets at
+ * A browse of a topic that does not exist is empty (and creates nothing). A browse reads `.removed` fully, then the destination from its earliest offsets to the end offsets at
  * open (a throwaway group that never commits, deleted at close), passing over removed records. `retained`
  * is the records in that range minus the removed ones; the stream ends at the end offsets; `ack` produces
  * the removal record (confirmed by the broker: removed for every later browse); `nack` or leaving a record
@@ -104,7 +104,12 @@ export const browse = (deps: BrowseDeps) =>
     const { admin, client } = deps
     const removed = removedTopic(destination)
     const declared = client.settings.settings.topics?.[removed] ?? {}
-    yield* admin.ensureTopic(destination).pipe(Effect.mapError((e) => subscribeError(destination, e)))
+    // a destination that does not exist holds nothing: reading it creates nothing
+    const topics = yield* Effect.tryPromise({
+      try: () => admin.admin.listTopics(),
+      catch: (cause) => subscribeError(destination, cause, "listing the topics failed")
+    })
+    if (!topics.includes(destination)) return { deliveries: Stream.empty, retained: 0 }
     yield* admin.createTopics([{
       partitions: 1,
       ...declared,
