@@ -24,6 +24,7 @@ import * as H from "../Headers.ts"
 import * as Publisher from "../Publisher.ts"
 import * as Switchyard from "../Switchyard.ts"
 import * as Topic from "../Topic.ts"
+import * as DeadLetterOps from "./internal/deadLetterOps.ts"
 import * as TypedPaths from "./internal/typedPaths.ts"
 
 /**
@@ -643,6 +644,7 @@ export const suite = (config: Config): void => {
       }
 
       TypedPaths.register(it, { capabilities: caps, scale, idle, fresh, publish, open, readDeadLetters })
+      DeadLetterOps.register(it, { capabilities: caps, scale, idle, fresh, open })
 
       it.effect("closing a subscription releases it: a later subscriber of the group gets what was not acked", () =>
         Effect.gen(function*() {
