@@ -24,8 +24,10 @@ import type { Cause, Scope } from "effect"
 import { Clock, Config, Deferred, Duration, Effect, Exit, Layer, Queue, Semaphore, Stream } from "effect"
 import * as AmqpConnection from "./AmqpConnection.ts"
 import * as AmqpRpc from "./AmqpRpc.ts"
+import * as AmqpBrowse from "./internal/browse.ts"
 import * as AmqpEnvelope from "./internal/envelope.ts"
 import * as AmqpErrors from "./internal/errors.ts"
+import * as AmqpInspect from "./internal/inspect.ts"
 import * as Topology from "./Topology.ts"
 
 /**
@@ -640,7 +642,25 @@ export const make = Effect.fnUntraced(function*(options: Omit<Options, keyof Amq
     })
   )
 
-  return BrokerModule.Broker.of({ system: "rabbitmq", capabilities, publish, subscribe, telemetryAttributes })
+  // ---------------------------------------------------------------- operating (dead letters, lag, health)
+  // A browse reads the parking queue named after the destination; the adapter's own `<topic>.dlq` is declared
+  // first (it may not exist yet when nothing was dead-lettered), any other name must already have one.
+  const browse = AmqpBrowse.make({
+    connection,
+    ensureParking: (name) => (name.endsWith(".dlq") && !userQueues.has(name) ? ensureDestination(name) : Effect.void),
+    now
+  })
+
+  return BrokerModule.Broker.of({
+    system: "rabbitmq",
+    capabilities,
+    publish,
+    subscribe,
+    telemetryAttributes,
+    browse,
+    lag: AmqpInspect.lag(connection),
+    serverInfo: AmqpInspect.serverInfo(connection)
+  })
 })
 
 /**
