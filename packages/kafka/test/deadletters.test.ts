@@ -230,9 +230,11 @@ describe("kafka: dead-letter operations", () => {
         const group = unique("g")
         let fixed = false
         const handled = new Set<number>()
+        let invocations = 0
         const run = yield* Consumer.run(orders, (o) =>
           Effect.suspend(() => {
             if (!fixed) return Effect.die(new Error("downstream unavailable"))
+            invocations++
             handled.add(o.n)
             return Effect.void
           }), { group, concurrency: 16, idempotency: true }).pipe(Effect.forkChild)
@@ -259,6 +261,7 @@ describe("kafka: dead-letter operations", () => {
         yield* eventually(Effect.sync(() => handled.size), (n) => n === total, "120 seconds")
         assert.strictEqual(handled.size, total)
         yield* eventually(lagOf(name, group), (n) => n === 0)
+        assert.strictEqual(invocations, total)
         const left = yield* DeadLetters.count(orders)
         assert.strictEqual(left.total, 0)
         yield* Fiber.interrupt(run)
