@@ -39,28 +39,30 @@ export interface Running {
 /** Starts the CLI; `input` is written to its stdin (then closed). */
 export const start = (
   args: ReadonlyArray<string>,
-  options: { readonly env?: Record<string, string>; readonly input?: string } = {}
+  options: { readonly env?: Record<string, string>; readonly input?: string; readonly stdinFile?: string } = {}
 ): Running => {
+  const stdinFd = options.stdinFile === undefined ? undefined : fs.openSync(options.stdinFile, "r")
   const child = spawn(process.execPath, ["--import", "tsx", bin, ...args], {
     cwd: root,
     env: childEnv(options.env),
-    stdio: ["pipe", "pipe", "pipe"]
+    stdio: [stdinFd ?? "pipe", "pipe", "pipe"]
   })
+  if (stdinFd !== undefined) fs.closeSync(stdinFd)
   let stdout = ""
   let stderr = ""
   const waiters = new Set<() => void>()
   const check = () => {
     for (const w of [...waiters]) w()
   }
-  child.stdout.on("data", (chunk: Buffer) => {
+  child.stdout?.on("data", (chunk: Buffer) => {
     stdout += chunk.toString()
     check()
   })
-  child.stderr.on("data", (chunk: Buffer) => {
+  child.stderr?.on("data", (chunk: Buffer) => {
     stderr += chunk.toString()
     check()
   })
-  child.stdin.end(options.input ?? "")
+  child.stdin?.end(options.input ?? "")
   const exited = new Promise<Result>((resolve, reject) => {
     child.on("error", reject)
     child.on("close", (code, signal) => {
@@ -88,7 +90,7 @@ export const start = (
 /** Runs the CLI to its end. */
 export const run = (
   args: ReadonlyArray<string>,
-  options: { readonly env?: Record<string, string>; readonly input?: string } = {}
+  options: { readonly env?: Record<string, string>; readonly input?: string; readonly stdinFile?: string } = {}
 ): Promise<Result> => start(args, options).exited
 
 /** The one JSON line a `--json` command printed. */
