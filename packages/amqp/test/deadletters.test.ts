@@ -1,7 +1,7 @@
 import { assert, layer } from "@effect/vitest"
 import type * as amqp from "amqplib"
-import { Broker, Consumer, Errors, Headers, Topic } from "@switchyard/core"
-import { Data, Effect, Exit, Fiber, Schema, Stream } from "effect"
+import { Broker, Consumer, DeadLetters, Errors, Headers, Topic } from "@switchyard/core"
+import { Data, Effect, Exit, Fiber, References, Result, Schema, Stream } from "effect"
 import type { Scope } from "effect"
 import { Topology } from "../src/index.ts"
 import { BrokerLive, drainQueue, message, rabbitmqctl, rawChannel, rawPublish, unique } from "./helpers.ts"
@@ -204,4 +204,167 @@ layer(BrokerLive, { excludeTestServices: true, timeout: "120 seconds" })("dead l
       assert.strictEqual(info.version, version)
       assert.include(info.details["capabilities"] ?? "", "publisher_confirms")
     }))
+
+  it.effect("DeadLetters on RabbitMQ: two groups' dead letters listed and counted, redrive({ group }) makes only that group reprocess them, purge empties the rest", () =>
+    Effect.gen(function*() {
+      const destination = unique("dl-ops")
+      const channel = yield* rawChannel
+      yield* Effect.promise(() =>
+        Topology.declareOn(channel, Topology.merge(Topology.consumerGroup(destination, "billing"), Topology.consumerGroup(destination, "shipping")))
+      )
+      const topic = Topic.make(destination, Order)
+      const fixed = { billing: false, shipping: false }
+      const runs = { billing: new Map<string, number>(), shipping: new Map<string, number>() }
+      const handler = (group: "billing" | "shipping", prefix: string) => (order: typeof Order.Type) =>
+        Effect.suspend(() => {
+          runs[group].set(order.orderId, (runs[group].get(order.orderId) ?? 0) + 1)
+          return !fixed[group] && order.orderId.startsWith(prefix) ? Effect.fail(new Refused({ group })) : Effect.void
+        })
+      const options = (group: string) => ({ group, idempotency: true, concurrency: 4, ordering: "none" as const, isRetryable: () => false })
+      const billing = yield* Consumer.run(topic, handler("billing", "bill-"), options("billing")).pipe(Effect.forkChild)
+      const shipping = yield* Consumer.run(topic, handler("shipping", "ship-"), options("shipping")).pipe(Effect.forkChild)
+      const ids = [
+        ...Array.from({ length: 8 }, (_, i) => `bill-${i}`),
+        ...Array.from({ length: 5 }, (_, i) => `ship-${i}`),
+        ...Array.from({ length: 7 }, (_, i) => `ok-${i}`)
+      ]
+      yield* rawPublish(channel, destination, ids.map((id) => ({ content: json({ orderId: id, amount: 1 }), options: { messageId: id, contentType: "application/json" } })))
+      yield* Effect.sleep("50 millis").pipe(Effect.repeat({ until: () => runs.billing.size === ids.length && runs.shipping.size === ids.length }))
+      const counted = { total: 0 }
+      yield* DeadLetters.count(topic).pipe(
+        Effect.tap((c) => Effect.sync(() => (counted.total = c.total))),
+        Effect.andThen(Effect.sleep("100 millis")),
+        Effect.repeat({ until: () => counted.total >= 13 })
+      )
+
+      const listed = yield* Stream.runCollect(DeadLetters.list(topic))
+      assert.deepStrictEqual(
+        listed.map((dl) => `${dl.original.id}@${dl.originGroup}`).sort(),
+        [...ids.filter((id) => id.startsWith("bill-")).map((id) => `${id}@billing`), ...ids.filter((id) => id.startsWith("ship-")).map((id) => `${id}@shipping`)].sort()
+      )
+      for (const dl of listed) {
+        assert.strictEqual(dl.errorTag, "Refused")
+        assert.strictEqual(dl.originDestination, destination)
+        assert.strictEqual(dl.attempts, 1)
+        assert.isTrue(Result.isSuccess(dl.value) && dl.value.success.orderId === dl.original.id)
+      }
+      const counts = yield* DeadLetters.count(topic)
+      assert.deepStrictEqual([counts.total, counts.byGroup], [13, { billing: 8, shipping: 5 }])
+      assert.strictEqual((yield* Stream.runCollect(DeadLetters.list(topic, { group: "shipping", limit: 3 }))).length, 3)
+
+      // billing is fixed: only its dead letters go back, and only billing handles them again
+      fixed.billing = true
+      const summary = yield* DeadLetters.redrive(topic, { group: "billing" })
+      assert.deepStrictEqual([summary.retained, summary.matched, summary.redriven, summary.kept, summary.notRemoved], [13, 8, 8, 5, 0])
+      yield* Effect.sleep("50 millis").pipe(
+        Effect.repeat({ until: () => ids.filter((id) => id.startsWith("bill-")).every((id) => runs.billing.get(id) === 2) })
+      )
+      // every redriven copy reached shipping's queue too: once it is empty and shipping stopped, none ran there
+      const lag = { shipping: -1, billing: -1 }
+      const broker = yield* Broker.Broker
+      yield* Effect.gen(function*() {
+        lag.shipping = yield* broker.lag!(destination, "shipping")
+        lag.billing = yield* broker.lag!(destination, "billing")
+      }).pipe(Effect.andThen(Effect.sleep("50 millis")), Effect.repeat({ until: () => lag.shipping === 0 && lag.billing === 0 }))
+      yield* Fiber.interrupt(shipping)
+      yield* Fiber.interrupt(billing)
+      for (const id of ids) {
+        assert.strictEqual(runs.billing.get(id), id.startsWith("bill-") ? 2 : 1, `billing ran ${id}`)
+        assert.strictEqual(runs.shipping.get(id), 1, `shipping ran ${id}`)
+      }
+      const left = yield* Stream.runCollect(DeadLetters.list(topic))
+      assert.deepStrictEqual(left.map((dl) => dl.originGroup), Array(5).fill("shipping"))
+
+      const dry = yield* DeadLetters.purge(topic, { group: "shipping", dryRun: true })
+      assert.deepStrictEqual([dry.matched, dry.purged, dry.kept], [5, 5, 5])
+      const purged = yield* DeadLetters.purge(topic, { group: "shipping" })
+      assert.deepStrictEqual([purged.retained, purged.matched, purged.purged, purged.kept], [5, 5, 5, 0])
+      assert.strictEqual((yield* DeadLetters.count(topic)).total, 0)
+      assert.strictEqual(yield* depth(channel, `${destination}.dlq`), 0)
+    }))
+
+  it.effect("a 10,000-message redrive on RabbitMQ: rate and counts printed, every id handled again by the failing group only, nothing left parked", () =>
+    Effect.gen(function*() {
+      const total = 10_000
+      const destination = unique("dl-bulk")
+      const channel = yield* rawChannel
+      yield* Effect.promise(() =>
+        Topology.declareOn(channel, Topology.merge(Topology.consumerGroup(destination, "billing"), Topology.consumerGroup(destination, "audit")))
+      )
+      // an empty read declares the parking queue, so its depth can be watched from the start
+      assert.strictEqual((yield* (yield* Broker.Broker).browse!(`${destination}.dlq`, { prefetch: 1 }).pipe(Effect.scoped)).retained, 0)
+      const topic = Topic.make(destination, Order)
+      const downstream = { up: false }
+      const billing = { attempts: new Map<string, number>(), handled: new Set<string>() }
+      const audit = new Map<string, number>()
+      const options = (group: string) => ({ group, idempotency: true, concurrency: 16, ordering: "none" as const, prefetch: 512, isRetryable: () => false })
+      const billingFiber = yield* Consumer.run(topic, (order) =>
+        Effect.suspend(() => {
+          billing.attempts.set(order.orderId, (billing.attempts.get(order.orderId) ?? 0) + 1)
+          if (!downstream.up) return Effect.fail(new Refused({ group: "billing" }))
+          billing.handled.add(order.orderId)
+          return Effect.void
+        }), options("billing")).pipe(Effect.forkChild)
+      const auditFiber = yield* Consumer.run(topic, (order) => Effect.sync(() => audit.set(order.orderId, (audit.get(order.orderId) ?? 0) + 1)), options("audit")).pipe(
+        Effect.forkChild
+      )
+      const ids = Array.from({ length: total }, (_, i) => `o-${i}`)
+      const raw = ids.map((id) => ({ content: json({ orderId: id, amount: 1 }), options: { messageId: id, contentType: "application/json" } }))
+      for (let i = 0; i < raw.length; i += 500) yield* rawPublish(channel, destination, raw.slice(i, i + 500))
+      // wait until every dead letter is parked
+      const parked = { count: 0 }
+      yield* depth(channel, `${destination}.dlq`).pipe(
+        Effect.tap((n) => Effect.sync(() => (parked.count = n))),
+        Effect.andThen(Effect.sleep("100 millis")),
+        Effect.repeat({ until: () => parked.count >= total })
+      )
+      assert.strictEqual(parked.count, total)
+      assert.strictEqual(billing.handled.size, 0)
+
+      // a full read that keeps everything (10,000 held nacks, prefetch 256)
+      const countStarted = Date.now()
+      const counts = yield* DeadLetters.count(topic)
+      const countMillis = Date.now() - countStarted
+      assert.deepStrictEqual([counts.total, counts.byGroup], [total, { billing: total }])
+      assert.strictEqual(yield* depth(channel, `${destination}.dlq`), total)
+
+      downstream.up = true
+      const progress: Array<DeadLetters.Progress> = []
+      const started = Date.now()
+      const summary = yield* DeadLetters.redrive(topic, { group: "billing", onProgress: (p) => Effect.sync(() => progress.push(p)) })
+      const redriveMillis = Date.now() - started
+      yield* Effect.sleep("50 millis").pipe(Effect.repeat({ until: () => billing.handled.size === total }))
+      const handledMillis = Date.now() - started
+      // audit got every redriven copy too: once its queue is empty and it has drained, it ran none of them
+      const broker = yield* Broker.Broker
+      const lag = { audit: -1 }
+      yield* broker.lag!(destination, "audit").pipe(
+        Effect.tap((n) => Effect.sync(() => (lag.audit = n))),
+        Effect.andThen(Effect.sleep("50 millis")),
+        Effect.repeat({ until: () => lag.audit === 0 })
+      )
+      yield* Fiber.interrupt(auditFiber)
+      yield* Fiber.interrupt(billingFiber)
+
+      assert.deepStrictEqual(
+        [summary.retained, summary.seen, summary.matched, summary.redriven, summary.kept, summary.notRemoved, summary.unredrivable],
+        [total, total, total, total, 0, 0, 0]
+      )
+      assert.strictEqual(Object.values(summary.byReason).reduce((a, b) => a + b, 0), total)
+      assert.strictEqual(billing.handled.size, total)
+      for (const id of ids) {
+        assert.strictEqual(billing.attempts.get(id), 2, `billing ran ${id}`)
+        assert.strictEqual(audit.get(id), 1, `audit ran ${id}`)
+      }
+      assert.strictEqual(yield* depth(channel, `${destination}.dlq`), 0)
+      assert.strictEqual(yield* broker.lag!(destination, "billing"), 0)
+      assert.strictEqual(progress.at(-1)?.done, total)
+      console.log(
+        `[figures] rabbitmq redrive: ${summary.redriven} of ${summary.retained} dead letters redriven in ${summary.elapsedMillis} ms ` +
+          `(${Math.round(summary.ratePerSecond)} msg/s by the summary; ${redriveMillis} ms wall); all ${billing.handled.size} ids handled ` +
+          `again by "billing" ${handledMillis} ms after the start; "audit" handled ${audit.size} ids once each and none again; ` +
+          `${progress.length} progress reports; parked after: 0; lost: ${total - billing.handled.size}; ` +
+          `DeadLetters.count read all ${counts.total} (keeping them) in ${countMillis} ms`
+      )
+    }).pipe(Effect.provideService(References.MinimumLogLevel, "Error")), { timeout: 300_000 })
 })
