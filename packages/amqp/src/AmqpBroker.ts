@@ -13,7 +13,10 @@
  *   broker redelivers it);
  * - `nack({ delay })` republishes the message to a per-delay retry queue whose TTL dead-letters it back to the
  *   work queue (no plugin), then acks the original; when the delayed copy cannot be scheduled, it logs a warning
- *   and requeues the original at once instead.
+ *   and requeues the original at once instead;
+ * - `browse` (the base of core's `DeadLetters`) reads the parking queue named after a dead-letter destination
+ *   itself: it ends after the messages retained at open, `ack` removes one, `nack` keeps it (requeued when the
+ *   read closes); `lag` is a group queue's ready messages; `serverInfo` comes from the server properties.
  *
  * @since 0.1.0
  */
