@@ -115,6 +115,25 @@ describe("kafka: dead-letter operations", () => {
         assert.deepStrictEqual(yield* browseGroupsLeft(destination), [])
       }))
 
+    it.effect("records deleted (retention, deleteRecords) after the browse opened and before they were fetched: the browse still ends", () =>
+      Effect.gen(function*() {
+        const { broker, browse } = yield* browseBroker
+        const { admin } = yield* KafkaAdmin.KafkaAdmin
+        const destination = unique("expired.dlq")
+        yield* broker.publish(destination, Array.from({ length: 8 }, (_, i) => message(i)))
+        const opened = yield* browse(destination, { prefetch: 16 })
+        assert.strictEqual(opened.retained, 8)
+        const ends = yield* Effect.promise(() => admin.fetchTopicOffsets(destination))
+        yield* Effect.promise(() =>
+          admin.deleteTopicRecords({ topic: destination, partitions: ends.map((p) => ({ partition: p.partition, offset: p.high })) })
+        )
+        const seen = yield* opened.deliveries.pipe(Stream.tap((d) => d.nack()), Stream.runCollect, Effect.timeout("30 seconds"))
+        assert.isAtMost(seen.length, 8)
+        const after = yield* browseAll(destination)
+        assert.strictEqual(after.retained, 0)
+        assert.deepStrictEqual(after.texts, [])
+      }))
+
     it.effect("browse of a topic that does not exist is empty and creates nothing", () =>
       Effect.gen(function*() {
         const { admin } = yield* KafkaAdmin.KafkaAdmin

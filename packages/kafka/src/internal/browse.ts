@@ -125,6 +125,7 @@ export const browse = (deps: BrowseDeps) =>
     const removedEnds = yield* endOffsets(admin, removed)
     yield* readRange({
       client,
+      admin,
       topic: removed,
       groupId,
       ends: new Map([...removedEnds].map(([p, r]) => [p, r.high])),
@@ -146,6 +147,7 @@ export const browse = (deps: BrowseDeps) =>
 
     const records = yield* readRange({
       client,
+      admin,
       topic: destination,
       groupId,
       ends: new Map([...ranges].map(([p, r]) => [p, r.high])),

@@ -4,7 +4,8 @@
  * operator's read (`browse`). kafkajs has no group-less fetch, so a consumer of its own group is the way.
  *
  * - The stream ENDS once every partition reached its end offset (records at or past it are left alone);
- *   batches that only hold control records (transaction markers) count as progress too.
+ *   batches that only hold control records (transaction markers) count as progress too, and so does a
+ *   partition's earliest offset reaching its end (records deleted by retention before they were fetched).
  * - Backpressure: at most `prefetch` records are handed out and not yet released; `eachBatch` waits for
  *   room (heartbeating meanwhile, so the member is not expelled while an operator holds records).
  * - A rejoin (after a session expiry) restarts from the earliest offsets: records below what was already
@@ -12,10 +13,11 @@
  *
  * @internal
  */
-import { Cause, Effect, Option, Queue, Semaphore, Stream } from "effect"
+import { Cause, Effect, Option, Queue, Schedule, Semaphore, Stream } from "effect"
 import type { Scope } from "effect"
 import type { Errors } from "@switchyard/core"
 import type { EachBatchPayload, KafkaMessage } from "kafkajs"
+import type { KafkaAdmin } from "../KafkaAdmin.ts"
 import type { KafkaClient } from "../KafkaClient.ts"
 import { subscribeError } from "./errors.ts"
 
@@ -29,6 +31,8 @@ export interface RangeRecord {
 /** What to read. */
 export interface RangeOptions {
   readonly client: KafkaClient["Service"]
+  /** Watches the partitions' earliest offsets (retention may delete a whole range before it is fetched). */
+  readonly admin: KafkaAdmin["Service"]
   readonly topic: string
   readonly groupId: string
   /** End offset (exclusive) per partition; partitions not listed are not read. */
@@ -67,16 +71,19 @@ export const readRange = (
       allowAutoTopicCreation: false
     })
 
-    const advance = (partition: number, lastOffset: string) => {
-      const end = opts.ends.get(partition)
-      if (end === undefined || !remaining.has(partition) || Number(lastOffset) < end - 1) return
-      remaining.delete(partition)
+    const finish = (partition: number) => {
+      if (!remaining.delete(partition)) return
       try {
         consumer.pause([{ topic, partitions: [partition] }])
       } catch {
         // not running (any more): nothing to pause
       }
       if (remaining.size === 0) Queue.endUnsafe(queue)
+    }
+
+    const advance = (partition: number, lastOffset: string) => {
+      const end = opts.ends.get(partition)
+      if (end !== undefined && Number(lastOffset) >= end - 1) finish(partition)
     }
 
     /** Waits for room in the bound; false when the read closed or the member must rejoin meanwhile. */
@@ -144,6 +151,18 @@ export const readRange = (
           for (const remove of listeners) remove()
           await consumer.disconnect().catch(() => undefined)
         }).pipe(Effect.andThen(Queue.end(queue)))
+    )
+    // a partition whose records up to its end were all deleted (retention, deleteRecords) before they were
+    // fetched yields no batch at all: it is done once its earliest offset reached the end
+    yield* Effect.tryPromise(() => opts.admin.admin.fetchTopicOffsets(topic)).pipe(
+      Effect.tap((offsets) =>
+        Effect.sync(() => {
+          for (const o of offsets) if (false) finish(o.partition)
+        })
+      ),
+      Effect.ignore,
+      Effect.repeat({ schedule: Schedule.spaced("1 second"), until: () => remaining.size === 0 }),
+      Effect.forkScoped
     )
     return Stream.fromQueue(queue)
   })
