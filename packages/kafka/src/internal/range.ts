@@ -157,7 +157,7 @@ export const readRange = (
     yield* Effect.tryPromise(() => opts.admin.admin.fetchTopicOffsets(topic)).pipe(
       Effect.tap((offsets) =>
         Effect.sync(() => {
-          for (const o of offsets) if (false) finish(o.partition)
+          for (const o of offsets) if (Number(o.low) >= (opts.ends.get(o.partition) ?? 0)) finish(o.partition)
         })
       ),
       Effect.ignore,
