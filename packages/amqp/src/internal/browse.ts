@@ -22,7 +22,7 @@ import type { Channel, ConsumeMessage } from "amqplib"
 import type { Broker, Envelope } from "@switchyard/core"
 import { Errors } from "@switchyard/core"
 import type { Scope } from "effect"
-import { Cause, Deferred, Effect, Exit, Queue, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Queue, Semaphore, Stream } from "effect"
 import type * as AmqpConnection from "../AmqpConnection.ts"
 import * as AmqpEnvelope from "./envelope.ts"
 import * as AmqpErrors from "./errors.ts"
@@ -182,28 +182,27 @@ export const make = (deps: Dependencies) =>
       )
     })
 
-    // Held (nacked) messages keep their consumer's slots: past half of them, a fresh consumer takes over.
-    const rotating = { running: false }
+    // Held (nacked) messages keep their consumer's slots: past half of them, a fresh consumer takes over (one
+    // rotation at a time: a hold during a rotation is looked at again by the next one).
+    const rotation = Semaphore.makeUnsafe(1)
     const services = yield* Effect.context<never>()
-    function onHeld(consumer: Consumer) {
-      if (state.ended || rotating.running || consumer !== state.current || consumer.held * 2 < prefetch) return
-      rotating.running = true
-      Effect.runForkWith(services)(
-        startConsumer.pipe(
+    const rotate = (consumer: Consumer) =>
+      Effect.suspend(() => {
+        if (state.ended || consumer !== state.current || consumer.held * 2 < prefetch) return Effect.void
+        return startConsumer.pipe(
           Effect.tap((next) =>
             Effect.sync(() => {
-              const previous = state.current
               state.current = next
-              if (previous !== undefined) cancel(previous)
+              cancel(consumer)
               if (state.ended) cancel(next)
             })
           ),
           Effect.catch((e) => Queue.fail(queue, e)),
-          Effect.ensuring(Effect.sync(() => {
-            rotating.running = false
-          }))
+          Effect.asVoid
         )
-      )
+      }).pipe(rotation.withPermitsIfAvailable(1))
+    function onHeld(consumer: Consumer) {
+      if (consumer.held * 2 >= prefetch) Effect.runForkWith(services)(rotate(consumer))
     }
 
     yield* promise(destination, "setting the prefetch failed", () => channel.prefetch(prefetch))
