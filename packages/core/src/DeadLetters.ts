@@ -528,6 +528,13 @@ const operate = <A, E>(
     return { retained: browse.retained, tally: yield* Ref.get(tally), elapsedMillis: yield* elapsed }
   }))
 
+/** Span attributes of an operation: the destination read and the filter, for traces. */
+const spanAttributes = (topic: { readonly name: string }, options: Filter & Source & { readonly dryRun?: boolean | undefined }) => ({
+  "messaging.destination.name": destinationOf(topic, options),
+  "switchyard.dead_letters.group": options.group ?? "",
+  "switchyard.dead_letters.dry_run": options.dryRun === true
+})
+
 /** The copy a redrive republishes: the original, meant for the group that dead-lettered it. */
 const redrivenCopy = (deadLetter: DeadLetter<unknown>, now: number): OutgoingMessage => ({
   ...deadLetter.original,
@@ -639,7 +646,7 @@ export const redrive = <A>(
       ratePerSecond: run.elapsedMillis > 0 ? (redriven * 1000) / run.elapsedMillis : 0,
       byReason: tally.byReason
     }
-  })
+  }).pipe(Effect.withSpan("DeadLetters.redrive", { attributes: spanAttributes(topic, options) }))
 
 /**
  * Removes the dead letters of a topic that match the filter, for good (`dryRun`: counts them, removes
@@ -686,4 +693,4 @@ export const purge = <A>(topic: Topic<A>, options: PurgeOptions = {}): Effect.Ef
       elapsedMillis: run.elapsedMillis,
       byReason: tally.byReason
     }
-  })
+  }).pipe(Effect.withSpan("DeadLetters.purge", { attributes: spanAttributes(topic, options) }))
