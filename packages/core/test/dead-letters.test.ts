@@ -4,7 +4,7 @@
  * limits, rate limiting, a failed republish that must lose nothing, and a broker without `browse`.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, References, Result, Schema, Stream } from "effect"
+import { Effect, Fiber, Metric, References, Result, Schema, Stream } from "effect"
 import {
   Broker,
   Consumer,
@@ -15,6 +15,7 @@ import {
   MemoryBroker,
   Publisher,
   Switchyard,
+  Telemetry,
   Topic
 } from "@switchyard/core"
 import { TestKit } from "@switchyard/core/testing"
@@ -331,10 +332,12 @@ describe("Consumer and redriven copies", () => {
     Effect.gen(function*() {
       const runs: Array<string> = []
       const broker = yield* Broker.Broker
+      const ignoredBefore = (yield* Metric.value(Telemetry.redrivesIgnored)).count
       yield* Consumer.start(orders, (o) => Effect.sync(() => runs.push(o.id)), { group: "c" })
       yield* broker.publish("orders", [copy("o-7", "c"), copy("o-8", "elsewhere"), copy("o-9", "c")])
       yield* TestKit.settle()
       assert.deepStrictEqual(runs.sort(), ["o-7", "o-9"])
+      assert.strictEqual((yield* Metric.value(Telemetry.redrivesIgnored)).count - ignoredBefore, 1)
       const inspect = yield* MemoryBroker.MemoryBroker
       assert.strictEqual(yield* inspect.lag("orders", "c"), 0)
     }).pipe(memory))
