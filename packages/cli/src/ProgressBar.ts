@@ -150,7 +150,8 @@ export const reporter = Effect.fn("ProgressBar.reporter")(function*(
     return { update: () => Effect.void, finish: () => Effect.void } satisfies Reporter
   }
   const started = yield* Clock.currentTimeMillis
-  const lastDrawn = yield* Ref.make(Number.NEGATIVE_INFINITY)
+  /** When the last line was drawn, and what it showed. */
+  const lastDrawn = yield* Ref.make({ at: Number.NEGATIVE_INFINITY, shown: "" })
   const interval = tty ? 100 : 1000
   const draw = (done: number, total: number, now: number, note: string | undefined) => {
     const state: State = { label, done, total, elapsedMillis: now - started, note }
@@ -161,13 +162,18 @@ export const reporter = Effect.fn("ProgressBar.reporter")(function*(
   const update = (done: number, total: number, note?: string) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const due = yield* Ref.modify(lastDrawn, (last) => now - last >= interval ? [true, now] : [false, last])
+      const shown = `${done}/${total} ${note ?? ""}`
+      const due = yield* Ref.modify(lastDrawn, (last) =>
+        now - last.at >= interval && shown !== last.shown ? [true, { at: now, shown }] : [false, last])
       if (due) yield* draw(done, total, now, note)
     })
   const finish = (done: number, total: number, note?: string) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      yield* draw(done, total, now, note)
+      const shown = `${done}/${total} ${note ?? ""}`
+      const last = yield* Ref.getAndSet(lastDrawn, { at: now, shown })
+      // a plain line already showing the final state is not printed twice
+      if (tty || last.shown !== shown) yield* draw(done, total, now, note)
       if (tty) yield* write("\n")
     })
   return { update, finish } satisfies Reporter
