@@ -12,6 +12,7 @@ import { KafkaBroker } from "@switchyard/kafka"
 import { NatsBroker } from "@switchyard/nats"
 import { Config, Effect, Layer } from "effect"
 import { Flag, GlobalFlag } from "effect/cli"
+import * as Failure from "./Failure.ts"
 
 /**
  * The brokers the CLI knows.
@@ -71,7 +72,8 @@ export const layer = (name: Name): Layer.Layer<Broker.Broker, Errors.ConnectionE
 
 /**
  * Runs an effect on the selected broker (the `--broker` flag): provides `Broker`, `Publisher` and
- * `Subscriber`; the broker's connection closes when the effect ends.
+ * `Subscriber`; the broker's connection closes when the effect ends. Every error becomes a `CliFailure`
+ * (its one-line message and exit code, see `Failure.fromError`).
  *
  * @example
  * ```ts
@@ -86,10 +88,10 @@ export const withBroker = <A, E, R>(
   effect: Effect.Effect<A, E, R>
 ): Effect.Effect<
   A,
-  E | Errors.ConnectionError | Config.ConfigError,
+  Failure.CliFailure,
   Exclude<R, Broker.Broker | Publisher.Publisher | Subscriber.Subscriber> | GlobalFlag.Setting.Identifier<"broker">
 > =>
   Effect.gen(function*() {
     const name = yield* BrokerFlag
     return yield* Effect.provide(effect, Layer.provideMerge(Layer.mergeAll(Publisher.layer, Subscriber.layer), layer(name)))
-  })
+  }).pipe(Effect.mapError(Failure.fromError))
