@@ -107,6 +107,21 @@ describe("JetStream dead-letter operations (browse, dedupId, lag, serverInfo)", 
         assert.deepStrictEqual((yield* browseAll(other)).texts, ["o1", "o2", "o3"])
       }))
 
+    it.effect("a browse whose retained messages were deleted before it read them ends instead of waiting", () =>
+      Effect.gen(function*() {
+        const { broker, browse } = yield* browseBroker
+        const js = yield* JetStream.JetStream
+        const destination = unique("sy.dlq")
+        yield* broker.publish(destination, [message("x1"), message("x2"), message("x3")])
+        const opened = yield* browse(destination, { prefetch: 16 })
+        assert.strictEqual(opened.retained, 3)
+        // e.g. the stream's max_age, or an operator's purge, between the open and the read
+        const stream = yield* js.streamFor(destination)
+        yield* Effect.promise(() => js.manager.streams.purge(stream, { filter: destination }))
+        const seen = yield* opened.deliveries.pipe(Stream.runCollect, Effect.timeout("20 seconds"))
+        assert.deepStrictEqual(seen.map(text), [])
+      }))
+
     it.effect("browse of a destination no stream holds is empty and creates no stream", () =>
       Effect.gen(function*() {
         const js = yield* JetStream.JetStream

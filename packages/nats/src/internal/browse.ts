@@ -18,7 +18,7 @@ import {
 } from "@nats-io/jetstream"
 import type { Broker, Envelope } from "@switchyard/core"
 import { Errors } from "@switchyard/core"
-import { Effect, Option, Scope, Stream } from "effect"
+import { Cause, Duration, Effect, Option, Scope, Stream } from "effect"
 import { fromMessage, reason, sanitizeName } from "./envelope.ts"
 import { kindOf } from "./errors.ts"
 
@@ -121,10 +121,63 @@ const openState = (ctx: BrowseContext, stream: string, destination: string) =>
     lastSequence: info.state.last_seq
   })))
 
+/** How long a read waits for the next message before asking the server whether any is left. */
+const idleCheck = Duration.seconds(2)
+
 /**
- * Opens a browse of `destination` in the current scope (see `Broker.browse`). `prefetch` bounds how many
- * messages are read ahead of the stream's consumer; unsettled ones hold nothing at the server (the read is
- * unacknowledged), so a browse never stalls on them.
+ * Opens the ordered consumer of a read in the current scope (closed with it) and returns the effect that
+ * reads its next message, failing with `Cause.Done` when there is none left: the iterator ended, or the
+ * read waited `idleCheck` and the server says the consumer has nothing pending (the rest of what was
+ * retained at open was deleted meanwhile, e.g. by the stream's `max_age`), so a read never hangs. A
+ * pending read of the iterator is never abandoned while the server may still send something.
+ */
+const openReader = (ctx: BrowseContext, stream: string, destination: string, prefetch: number) =>
+  Effect.gen(function*() {
+    const fail = subscribeError(destination, "browse")
+    const { consumer, iterator } = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          const consumer = await ctx.client.consumers.get(stream, {
+            filter_subjects: destination,
+            deliver_policy: DeliverPolicy.All
+          })
+          const messages = await consumer.consume({ max_messages: Math.max(1, prefetch) })
+          return { consumer, messages, iterator: messages[Symbol.asyncIterator]() }
+        },
+        catch: subscribeError(destination, "ordered consumer")
+      }),
+      // nats.js's `close()` resolves once its iterator has finished: stop the pull, then finish the iterator.
+      ({ iterator, messages }) =>
+        Effect.promise(async () => {
+          const closed = messages.close().catch(() => undefined)
+          await iterator.return?.().catch(() => undefined)
+          await closed
+        }).pipe(Effect.timeout("5 seconds"), Effect.ignore)
+    )
+    // An error asking counts as "not known to be caught up": the iterator fails or ends by itself then.
+    const caughtUp = Effect.tryPromise(() => consumer.info(false)).pipe(
+      Effect.map((info) => info.num_pending === 0),
+      Effect.catch(() => Effect.succeed(false))
+    )
+    const drained = Effect.sleep(idleCheck).pipe(
+      Effect.andThen(caughtUp),
+      Effect.repeat({ until: (done) => done }),
+      Effect.andThen(Cause.done())
+    )
+    return Effect.suspend(() => {
+      const next = iterator.next()
+      const received = Effect.tryPromise({ try: () => next, catch: fail }).pipe(
+        Effect.flatMap((r) => r.done === true ? Cause.done() : Effect.succeed(r.value))
+      )
+      return Effect.raceFirst(received, drained)
+    })
+  })
+
+/**
+ * Opens a browse of `destination` in the current scope (see `Broker.browse`): counts what the stream retains
+ * of it now; the ordered consumer is opened when `deliveries` is run, and closed when it ends. `prefetch`
+ * bounds how many messages are read ahead of the stream's consumer; unsettled ones hold nothing at the
+ * server (the read is unacknowledged), so a browse never stalls on them.
  */
 export const browse = (
   ctx: BrowseContext,
@@ -137,22 +190,11 @@ export const browse = (
     const stream = found.value
     const { lastSequence, retained } = yield* openState(ctx, stream, destination)
     if (retained === 0) return { retained, deliveries: Stream.empty }
-    const messages = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: async () => {
-          const consumer = await ctx.client.consumers.get(stream, {
-            filter_subjects: destination,
-            deliver_policy: DeliverPolicy.All
-          })
-          return consumer.consume({ max_messages: Math.max(1, options.prefetch) })
-        },
-        catch: subscribeError(destination, "ordered consumer")
-      }),
-      (messages) => Effect.promise(() => messages.close().then(() => undefined, () => undefined))
-    )
-    const deliveries: Stream.Stream<Broker.RawDelivery, Errors.SubscribeError> = Stream.fromAsyncIterable(
-      messages,
-      subscribeError(destination, "browse")
+    const deliveries: Stream.Stream<Broker.RawDelivery, Errors.SubscribeError> = Stream.unwrap(
+      Effect.map(
+        openReader(ctx, stream, destination, options.prefetch),
+        (read) => Stream.fromEffectRepeat(read)
+      )
     ).pipe(
       // The last message retained at open: the stream's last sequence, or nothing of the destination after it.
       Stream.takeUntil((m) => m.seq >= lastSequence || m.info.pending === 0),
