@@ -33,7 +33,9 @@ const nodeMajors = ["22", "24"] as const
 const lowestEffect = "4.0.0"
 
 /** The packages and their entry points: what the workspace's `exports` offer, the packed ones must too. */
-const packages = ["core", "amqp", "nats", "kafka"].map((dir) => {
+const packages = fs.readdirSync(path.join(root, "packages")).filter((dir) =>
+  fs.existsSync(path.join(root, "packages", dir, "package.json"))
+).sort((a, b) => (a === "core" ? -1 : b === "core" ? 1 : a.localeCompare(b))).map((dir) => {
   const manifest = JSON.parse(fs.readFileSync(path.join(root, "packages", dir, "package.json"), "utf8"))
   const entries = Object.keys(manifest.exports).filter((entry) => entry !== "./package.json")
   return { dir, name: String(manifest.name), entries }
@@ -322,6 +324,19 @@ describe("a fresh project with the tarballs and the registry's effect", () => {
         expect(report.deadLetterReason).toMatch(/not valid JSON/)
       }, 90_000)
     }
+
+    it(`the packed switchyard binary runs with plain node ${major} (health on memory)`, async () => {
+      const binary = path.join(latest, "node_modules", ".bin", "switchyard")
+      expect(fs.existsSync(binary), "node_modules/.bin/switchyard").toBe(true)
+      const output = await ok(nodeBins.get(major) ?? "", [binary, "--broker", "memory", "health", "--json"], {
+        cwd: latest,
+        env: childEnv(nodeBins.get(major)),
+        timeoutMs: 60_000
+      })
+      const line = output.split("\n").find((l) => l.startsWith("{"))
+      expect(line, output).toBeDefined()
+      expect(JSON.parse(line ?? "{}")).toMatchObject({ broker: "memory", capabilities: { consumerGroups: true } })
+    }, 90_000)
 
     it(`runs the README's "Install in your project" example with plain node ${major} and stops on SIGTERM`, async () => {
       const readme = fs.readFileSync(path.join(root, "README.md"), "utf8")
