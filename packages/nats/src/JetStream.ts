@@ -1,7 +1,8 @@
 /**
  * JetStream: the durable NATS broker. Streams declared as data, streams provisioned on first use,
  * pipelined publishes resolved on PubAck (`Nats-Msg-Id` dedup), durable pull consumers per group with
- * explicit acks, automatic `working()` heartbeats, ordered consumers for replay.
+ * explicit acks, automatic `working()` heartbeats, ordered consumers for replay and for operators' reads of
+ * dead-letter subjects (`Broker.browse`: `ack` deletes the message from the stream), consumer lag and server info.
  *
  * @since 0.1.0
  */
