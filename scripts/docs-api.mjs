@@ -14,8 +14,11 @@ const check = process.argv.includes("--check")
 const out = check ? fs.mkdtempSync(path.join(os.tmpdir(), "switchyard-api-docs-")) : target
 const typedoc = path.join(root, "scripts", "api-docs", "node_modules", "typedoc", "bin", "typedoc")
 
-/** Every entry point of every package (`exports` in its package.json), e.g. packages/core/src/testing/index.ts. */
-const entryPoints = ["core", "amqp", "nats", "kafka"].flatMap((pkg) => {
+/** Every entry point of every package under packages/ (`exports` in its package.json), core first. */
+const packages = fs.readdirSync(path.join(root, "packages"))
+  .filter((dir) => fs.existsSync(path.join(root, "packages", dir, "package.json")))
+  .sort((a, b) => (a === "core" ? -1 : b === "core" ? 1 : a.localeCompare(b)))
+const entryPoints = packages.flatMap((pkg) => {
   const manifest = JSON.parse(fs.readFileSync(path.join(root, "packages", pkg, "package.json"), "utf8"))
   return Object.values(manifest.exports)
     .filter((target) => typeof target === "string" && target.endsWith(".ts"))

@@ -4,7 +4,7 @@ import { Converter } from "typedoc"
 
 /** `core/src` → `@switchyard/core`, `core/src/testing` → `@switchyard/core/testing`. */
 const importPath = (moduleName) => {
-  const m = /^(core|amqp|nats|kafka)\/src(\/.*)?$/.exec(moduleName)
+  const m = /^([a-z][a-z0-9-]*)\/src(\/.*)?$/.exec(moduleName)
   return m === null ? undefined : `@switchyard/${m[1]}${m[2] ?? ""}`
 }
 
