@@ -28,6 +28,7 @@ start_rabbitmq() { rabbitmqctl -q start_app 2>/dev/null || rabbitmq-server -deta
 
 status=0
 ensure RabbitMQ 5672 start_rabbitmq || status=1
+[ $status -eq 0 ] && node "$(dirname "$0")/clean-rabbitmq.mjs"
 ensure NATS 4222 start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
   -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log || status=1
 exit $status
