@@ -5,7 +5,7 @@
  * @internal
  */
 import { Errors } from "@switchyard/core"
-import { Schema } from "effect"
+import { Predicate, Schema } from "effect"
 
 type ErrorKind = Errors.ErrorKind
 
@@ -46,8 +46,8 @@ const byClassName: Readonly<Record<string, ErrorKind>> = {
 /** Node socket errors that mean "nobody answered there". */
 const unreachableCodes = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ECONNRESET"])
 
-const field = (value: unknown, name: string): unknown =>
-  typeof value === "object" && value !== null ? Reflect.get(value, name) : undefined
+/** A public field of an error value (`type`, `code`, `cause`…), read through a type guard. */
+const field = (value: unknown, name: string): unknown => Predicate.hasProperty(value, name) ? value[name] : undefined
 
 const stringField = (value: unknown, name: string): string | undefined => {
   const v = field(value, name)
