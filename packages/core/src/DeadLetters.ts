@@ -21,7 +21,7 @@ import { Broker } from "./Broker.ts"
 import type { Envelope, OutgoingMessage } from "./Envelope.ts"
 import { makeId } from "./Envelope.ts"
 import type { DecodeError, PublishError } from "./Errors.ts"
-import { SubscribeError } from "./Errors.ts"
+import { reason, SubscribeError } from "./Errors.ts"
 import * as H from "./Headers.ts"
 import * as Subscriber from "./Subscriber.ts"
 import type { Topic } from "./Topic.ts"
@@ -331,9 +331,11 @@ const open = (destination: string): Effect.Effect<Browse, SubscribeError, Broker
       ? Effect.fail(
         new SubscribeError({
           destination,
-          reason: `the ${broker.system} broker keeps no dead letters: it cannot browse "${destination}" ` +
-            `(no Broker.browse; dead letters need a broker that retains messages)`,
-          kind: "NotFound"
+          reason: reason(
+            "NotFound",
+            `the ${broker.system} broker keeps no dead letters: it cannot browse "${destination}" ` +
+              `(no Broker.browse; dead letters need a broker that retains messages)`
+          )
         })
       )
       : broker.browse(destination, { prefetch: browsePrefetch }))

@@ -7,8 +7,8 @@
 import { Schema } from "effect"
 
 /**
- * Why a broker operation failed, classified once at the adapter's edge from the client's error codes (never
- * from message text alone). `reason` keeps the broker's own words; `kind` tells callers what to do:
+ * What kind of failure a broker operation met: the `_tag` of its {@link Reason}, classified once at the
+ * adapter's edge from the client's error codes (never from message text alone).
  *
  * | kind | retryable | typical source |
  * | --- | --- | --- |
@@ -27,7 +27,7 @@ import { Schema } from "effect"
  * @example
  * ```ts
  * import { Errors } from "@switchyard/core"
- * const error = new Errors.PublishError({ destination: "orders", reason: "message too large", kind: "TooLarge" })
+ * const error = new Errors.PublishError({ destination: "orders", reason: Errors.reason("TooLarge", "message too large") })
  * console.log(error.isRetryable) // false
  * ```
  * @since 0.2.0
@@ -56,8 +56,7 @@ export type ErrorKind = typeof ErrorKind.Type
 const retryableKinds: ReadonlySet<ErrorKind> = new Set<ErrorKind>(["Unreachable", "Timeout", "BrokerClosed", "Unknown"])
 
 /**
- * Whether an operation that failed with this kind may succeed when tried again. An error without a kind
- * (raised by an adapter that does not classify) counts as `Unknown`, so retryable.
+ * Whether an operation that failed with this kind may succeed when tried again.
  *
  * @example
  * ```ts
@@ -68,6 +67,228 @@ const retryableKinds: ReadonlySet<ErrorKind> = new Set<ErrorKind>(["Unreachable"
  * @since 0.2.0
  */
 export const isRetryableKind = (kind: ErrorKind | undefined): boolean => kind === undefined || retryableKinds.has(kind)
+
+const reasonFields = {
+  /** The broker's or client's own words (a RabbitMQ reply text, a NATS server error, a kafkajs message). */
+  message: Schema.String,
+  /** The client's error code, when it gave one (AMQP reply code, errno string, Kafka error code name). */
+  code: Schema.optional(Schema.Union([Schema.String, Schema.Number]))
+}
+
+/**
+ * The host cannot be reached or the connection was lost (ECONNREFUSED, DNS failure, reset). Retryable.
+ *
+ * @category reasons
+ * @since 0.3.0
+ */
+export class Unreachable extends Schema.TaggedClass<Unreachable>()("Unreachable", reasonFields) {
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/**
+ * No answer within the configured time. Retryable.
+ *
+ * @category reasons
+ * @since 0.3.0
+ */
+export class Timeout extends Schema.TaggedClass<Timeout>()("Timeout", reasonFields) {
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/**
+ * The broker, the connection or the channel closed (shutdown, restart, a channel closed under the delivery).
+ * Retryable.
+ *
+ * @category reasons
+ * @since 0.3.0
+ */
+export class BrokerClosed extends Schema.TaggedClass<BrokerClosed>()("BrokerClosed", reasonFields) {
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/**
+ * Bad credentials or a refused TLS handshake (AMQP 403 on connect, SASL failure, NATS authorization
+ * violation). Not retryable.
+ *
+ * @category reasons
+ * @since 0.3.0
+ */
+export class AuthenticationFailed extends Schema.TaggedClass<AuthenticationFailed>()("AuthenticationFailed", reasonFields) {
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * Permission denied on a destination (AMQP 403 access-refused, NATS permissions violation, Kafka ACLs). Not
+ * retryable.
+ *
+ * @category reasons
+ * @since 0.3.0
+ */
+export class AuthorizationFailed extends Schema.TaggedClass<AuthorizationFailed>()("AuthorizationFailed", reasonFields) {
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * A declaration that contradicts an existing one (AMQP 406 PRECONDITION_FAILED, a JetStream stream with other
+ * settings). Not retryable.
+ *
+ * @category reasons
+ * @since 0.3.0
+ */
+export class TopologyConflict extends Schema.TaggedClass<TopologyConflict>()("TopologyConflict", reasonFields) {
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * A missing virtual host, stream, topic or queue (AMQP 404 / 530). Not retryable.
+ *
+ * @category reasons
+ * @since 0.3.0
+ */
+export class NotFound extends Schema.TaggedClass<NotFound>()("NotFound", reasonFields) {
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * The broker accepted nothing for the destination (AMQP `mandatory` return, no JetStream stream for the
+ * subject). Not retryable.
+ *
+ * @category reasons
+ * @since 0.3.0
+ */
+export class Unroutable extends Schema.TaggedClass<Unroutable>()("Unroutable", reasonFields) {
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * The message exceeds a broker limit (payload, header block, frame). Not retryable.
+ *
+ * @category reasons
+ * @since 0.3.0
+ */
+export class TooLarge extends Schema.TaggedClass<TooLarge>()("TooLarge", reasonFields) {
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * The client refused to encode the message or the request (bad field value, header table too big). Not
+ * retryable.
+ *
+ * @category reasons
+ * @since 0.3.0
+ */
+export class Invalid extends Schema.TaggedClass<Invalid>()("Invalid", reasonFields) {
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * Anything not classified. Kept retryable: a transient fault must not drop work.
+ *
+ * @category reasons
+ * @since 0.3.0
+ */
+export class Unknown extends Schema.TaggedClass<Unknown>()("Unknown", reasonFields) {
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/**
+ * Why a broker operation failed: the `reason` of {@link ConnectionError}, {@link PublishError},
+ * {@link SubscribeError} and {@link AckError}, in the manner of effect's `SqlError`. Match on `_tag`;
+ * `message` keeps the broker's own words and `code` the client's code.
+ *
+ * @example
+ * ```ts
+ * import { Errors } from "@switchyard/core"
+ * const describe = (reason: Errors.Reason): string =>
+ *   reason._tag === "TopologyConflict" ? `fix the declaration: ${reason.message}` : reason.message
+ * ```
+ * @category reasons
+ * @since 0.3.0
+ */
+export type Reason =
+  | Unreachable
+  | Timeout
+  | BrokerClosed
+  | AuthenticationFailed
+  | AuthorizationFailed
+  | TopologyConflict
+  | NotFound
+  | Unroutable
+  | TooLarge
+  | Invalid
+  | Unknown
+
+/**
+ * The schema of {@link Reason}.
+ *
+ * @category reasons
+ * @since 0.3.0
+ */
+export const Reason = Schema.Union([
+  Unreachable,
+  Timeout,
+  BrokerClosed,
+  AuthenticationFailed,
+  AuthorizationFailed,
+  TopologyConflict,
+  NotFound,
+  Unroutable,
+  TooLarge,
+  Invalid,
+  Unknown
+])
+
+const reasonClasses = {
+  Unreachable,
+  Timeout,
+  BrokerClosed,
+  AuthenticationFailed,
+  AuthorizationFailed,
+  TopologyConflict,
+  NotFound,
+  Unroutable,
+  TooLarge,
+  Invalid,
+  Unknown
+} satisfies { readonly [K in ErrorKind]: new(fields: { message: string; code?: string | number }) => Reason }
+
+/**
+ * Builds the {@link Reason} of a kind: what an adapter's error classifier returns.
+ *
+ * @example
+ * ```ts
+ * import { Errors } from "@switchyard/core"
+ * const reason = Errors.reason("TopologyConflict", "PRECONDITION_FAILED - inequivalent arg 'durable'", 406)
+ * const error = new Errors.SubscribeError({ destination: "orders", reason })
+ * console.log(error.isRetryable) // false
+ * ```
+ * @category reasons
+ * @since 0.3.0
+ */
+export const reason = (kind: ErrorKind, message: string, code?: string | number): Reason =>
+  new reasonClasses[kind](code === undefined ? { message } : { message, code })
 
 /**
  * A value could not be encoded for a destination. Raised before anything is sent to the broker.
@@ -104,18 +325,22 @@ export class DecodeError extends Schema.TaggedError<DecodeError>()("DecodeError"
  */
 export class PublishError extends Schema.TaggedError<PublishError>()("PublishError", {
   destination: Schema.String,
-  reason: Schema.String,
-  /** How the failure is classified (see {@link ErrorKind}); absent means `Unknown`. */
-  kind: Schema.optional(ErrorKind),
+  /** Why it failed, classified at the adapter's edge (see {@link Reason}). */
+  reason: Reason,
   cause: Schema.optional(Schema.Defect())
 }) {
-  /** Whether trying again may succeed (see {@link ErrorKind}). */
+  /** The reason's tag (see {@link ErrorKind}). */
+  get kind(): ErrorKind {
+    return this.reason._tag
+  }
+
+  /** Whether trying again may succeed (see {@link Reason}). */
   get isRetryable(): boolean {
-    return isRetryableKind(this.kind)
+    return this.reason.isRetryable
   }
 
   override get message(): string {
-    return `publish to "${this.destination}" failed: ${this.reason}`
+    return `publish to "${this.destination}" failed: ${this.reason.message}`
   }
 }
 
@@ -127,18 +352,22 @@ export class PublishError extends Schema.TaggedError<PublishError>()("PublishErr
  */
 export class SubscribeError extends Schema.TaggedError<SubscribeError>()("SubscribeError", {
   destination: Schema.String,
-  reason: Schema.String,
-  /** How the failure is classified (see {@link ErrorKind}); absent means `Unknown`. */
-  kind: Schema.optional(ErrorKind),
+  /** Why it failed, classified at the adapter's edge (see {@link Reason}). */
+  reason: Reason,
   cause: Schema.optional(Schema.Defect())
 }) {
-  /** Whether trying again may succeed (see {@link ErrorKind}). */
+  /** The reason's tag (see {@link ErrorKind}). */
+  get kind(): ErrorKind {
+    return this.reason._tag
+  }
+
+  /** Whether trying again may succeed (see {@link Reason}). */
   get isRetryable(): boolean {
-    return isRetryableKind(this.kind)
+    return this.reason.isRetryable
   }
 
   override get message(): string {
-    return `subscription to "${this.destination}" failed: ${this.reason}`
+    return `subscription to "${this.destination}" failed: ${this.reason.message}`
   }
 }
 
@@ -150,18 +379,22 @@ export class SubscribeError extends Schema.TaggedError<SubscribeError>()("Subscr
  */
 export class AckError extends Schema.TaggedError<AckError>()("AckError", {
   destination: Schema.String,
-  reason: Schema.String,
-  /** How the failure is classified (see {@link ErrorKind}); absent means `Unknown`. */
-  kind: Schema.optional(ErrorKind),
+  /** Why it failed, classified at the adapter's edge (see {@link Reason}). */
+  reason: Reason,
   cause: Schema.optional(Schema.Defect())
 }) {
-  /** Whether trying again may succeed (see {@link ErrorKind}). */
+  /** The reason's tag (see {@link ErrorKind}). */
+  get kind(): ErrorKind {
+    return this.reason._tag
+  }
+
+  /** Whether trying again may succeed (see {@link Reason}). */
   get isRetryable(): boolean {
-    return isRetryableKind(this.kind)
+    return this.reason.isRetryable
   }
 
   override get message(): string {
-    return `ack on "${this.destination}" failed: ${this.reason}`
+    return `ack on "${this.destination}" failed: ${this.reason.message}`
   }
 }
 
@@ -172,18 +405,22 @@ export class AckError extends Schema.TaggedError<AckError>()("AckError", {
  */
 export class ConnectionError extends Schema.TaggedError<ConnectionError>()("ConnectionError", {
   broker: Schema.String,
-  reason: Schema.String,
-  /** How the failure is classified (see {@link ErrorKind}); absent means `Unknown`. */
-  kind: Schema.optional(ErrorKind),
+  /** Why it failed, classified at the adapter's edge (see {@link Reason}). */
+  reason: Reason,
   cause: Schema.optional(Schema.Defect())
 }) {
-  /** Whether trying again may succeed (see {@link ErrorKind}). */
+  /** The reason's tag (see {@link ErrorKind}). */
+  get kind(): ErrorKind {
+    return this.reason._tag
+  }
+
+  /** Whether trying again may succeed (see {@link Reason}). */
   get isRetryable(): boolean {
-    return isRetryableKind(this.kind)
+    return this.reason.isRetryable
   }
 
   override get message(): string {
-    return `connection to ${this.broker} failed: ${this.reason}`
+    return `connection to ${this.broker} failed: ${this.reason.message}`
   }
 }
 

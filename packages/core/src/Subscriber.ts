@@ -158,16 +158,3 @@ export const layer: Layer.Layer<Subscriber, never, Broker> = Layer.effect(Subscr
  */
 export const subscribe = <A>(topic: Topic<A>, options?: Options): Stream.Stream<Delivery<A>, SubscribeError, Subscriber> =>
   Stream.unwrap(Subscriber.useSync((subscriber) => subscriber.subscribe(topic, options)))
-
-/**
- * An `AckError` for adapters that need to report a settlement that could not reach the broker.
- *
- * @example
- * ```ts
- * import { Subscriber } from "@switchyard/core"
- * const error = Subscriber.ackError("orders", "channel closed before the ack was sent")
- * ```
- * @since 0.1.0
- */
-export const ackError = (destination: string, reason: string, cause?: unknown): AckError =>
-  new AckError({ destination, reason, cause })

@@ -252,7 +252,7 @@ describe("DeadLetters on the in-memory broker", () => {
             ...broker,
             publish: (destination: string, messages: ReadonlyArray<Envelope.OutgoingMessage>) =>
               destination === "orders"
-                ? Effect.fail(new Errors.PublishError({ destination, reason: "broker down", kind: "Unreachable" }))
+                ? Effect.fail(new Errors.PublishError({ destination, reason: Errors.reason("Unreachable", "broker down") }))
                 : broker.publish(destination, messages)
           }))
         ),
@@ -275,7 +275,7 @@ describe("DeadLetters on the in-memory broker", () => {
       )
       assert.strictEqual(error._tag, "SubscribeError")
       assert.strictEqual(error.kind, "NotFound")
-      assert.include(error.reason, "keeps no dead letters")
+      assert.include(error.reason.message, "keeps no dead letters")
     }).pipe(memory))
 })
 

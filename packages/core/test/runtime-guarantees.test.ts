@@ -145,7 +145,7 @@ const sizeLimitedDeadLetters = (
         attempts.push(...messages)
         return messages.every(limit)
           ? broker.publish(destination, messages)
-          : Effect.fail(new Errors.PublishError({ destination, reason: "message too large (test)", kind }))
+          : Effect.fail(new Errors.PublishError({ destination, reason: Errors.reason(kind, "message too large (test)") }))
       })
 })
 const headerBytes = (message: Envelope.OutgoingMessage) =>
@@ -244,7 +244,7 @@ describe("a dead letter is always publishable", () => {
           : Effect.flatMap(Clock.currentTimeMillis, (now) => {
             times.push(now)
             return refusals-- > 0
-              ? Effect.fail(new Errors.PublishError({ destination, reason: "connection lost", kind: "Unreachable" }))
+              ? Effect.fail(new Errors.PublishError({ destination, reason: Errors.reason("Unreachable", "connection lost") }))
               : broker.publish(destination, messages)
           })
     })
@@ -427,11 +427,11 @@ describe("errors that say they are not retryable", () => {
     }
   }
   const cases = [
-    ["a PublishError of kind Unroutable", new Errors.PublishError({ destination: "audit", reason: "NO_ROUTE", kind: "Unroutable" }), 1],
-    ["a PublishError of kind TooLarge", new Errors.PublishError({ destination: "audit", reason: "too big", kind: "TooLarge" }), 1],
+    ["a PublishError of kind Unroutable", new Errors.PublishError({ destination: "audit", reason: Errors.reason("Unroutable", "NO_ROUTE") }), 1],
+    ["a PublishError of kind TooLarge", new Errors.PublishError({ destination: "audit", reason: Errors.reason("TooLarge", "too big") }), 1],
     ["an error with isRetryable false", new Fatal(), 1],
-    ["a PublishError of kind Timeout", new Errors.PublishError({ destination: "audit", reason: "timed out", kind: "Timeout" }), 6],
-    ["a PublishError without a kind", new Errors.PublishError({ destination: "audit", reason: "?" }), 6]
+    ["a PublishError of kind Timeout", new Errors.PublishError({ destination: "audit", reason: Errors.reason("Timeout", "timed out") }), 6],
+    ["a PublishError without a kind", new Errors.PublishError({ destination: "audit", reason: Errors.reason("Unknown", "?") }), 6]
   ] as const
   for (const [label, error, runs] of cases) {
     it.effect(`${label}: the handler runs ${runs} time(s) under a 5-retry policy, then is dead-lettered`, () =>
@@ -459,7 +459,7 @@ describe("Consumer.restart retries only retryable subscription failures", () => 
       subscribe: (destination, options) =>
         Effect.map(broker.subscribe(destination, options), (subscription) =>
           ++subscriptions.count === 1
-            ? { deliveries: Stream.fail(new Errors.SubscribeError({ destination, reason: "refused", kind })) }
+            ? { deliveries: Stream.fail(new Errors.SubscribeError({ destination, reason: Errors.reason(kind ?? "Unknown", "refused") })) }
             : subscription)
     }), { partitions: 1 })
 

@@ -17,7 +17,7 @@ const flakyBroker = Layer.suspend(() => {
           ? {
             deliveries: Stream.concat(
               Stream.take(subscription.deliveries, 2),
-              Stream.fail(new Errors.SubscribeError({ destination, reason: "connection lost" }))
+              Stream.fail(new Errors.SubscribeError({ destination, reason: Errors.reason("Unknown", "connection lost") }))
             )
           }
           : subscription)

@@ -122,7 +122,7 @@ describe("failure paths of the consumer", () => {
           : Effect.flatMap(Clock.currentTimeMillis, (now) => {
             dlqAttempts.push(now)
             return dlqFailuresLeft-- > 0
-              ? Effect.fail(new Errors.PublishError({ destination, reason: "dlq unavailable" }))
+              ? Effect.fail(new Errors.PublishError({ destination, reason: Errors.reason("Unknown", "dlq unavailable") }))
               : broker.publish(destination, messages)
           })
     }), { partitions: 4 }))

@@ -5,3 +5,8 @@
  * @since 0.2.0
  */
 export * as IncomingEnvelope from "./IncomingEnvelope.ts"
+export * as BrokerErrors from "./BrokerErrors.ts"
+export * as DeliveryQueue from "./DeliveryQueue.ts"
+export * as Provisioner from "./Provisioner.ts"
+export * as Settlement from "./Settlement.ts"
+export * as Supervisor from "./Supervisor.ts"

@@ -14,7 +14,7 @@ import { Broker } from "../../Broker.ts"
 import type { Capabilities } from "../../Capabilities.ts"
 import * as Consumer from "../../Consumer.ts"
 import { type Envelope, type OutgoingMessage, outgoing, type PublishReceipt } from "../../Envelope.ts"
-import { PublishError, type SubscribeError } from "../../Errors.ts"
+import { PublishError, reason, type SubscribeError } from "../../Errors.ts"
 import * as H from "../../Headers.ts"
 import type { Publisher } from "../../Publisher.ts"
 import * as Subscriber from "../../Subscriber.ts"
@@ -188,7 +188,7 @@ export const register = (
         messages.some((m) => m.payload.length > 0)
           ? Effect.suspend(() => {
             refused.push(messages[0]?.headers[H.deadLetterHeadersOmitted] === undefined ? "full" : "reduced")
-            return Effect.fail(new PublishError({ destination: `${destination}.dlq`, reason: "too large (test)", kind: "TooLarge" }))
+            return Effect.fail(new PublishError({ destination: `${destination}.dlq`, reason: reason("TooLarge", "too large (test)") }))
           })
           : broker.publish(`${destination}.dlq`, messages))
       yield* consumeUntil(
@@ -248,7 +248,7 @@ export const register = (
       const down = publishingTo(`${destination}.dlq`, (broker, messages) =>
         Effect.suspend(() =>
           refusalsLeft-- > 0
-            ? Effect.fail(new PublishError({ destination: `${destination}.dlq`, reason: "unreachable (test)", kind: "Unreachable" }))
+            ? Effect.fail(new PublishError({ destination: `${destination}.dlq`, reason: reason("Unreachable", "unreachable (test)") }))
             : Effect.tap(broker.publish(`${destination}.dlq`, messages), () => Effect.sync(() => parked++))
         ))
       const handler = ({ n }: Payload) =>

@@ -1,0 +1,220 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Errors } from "@switchyard/core"
+import { BrokerErrors, DeliveryQueue, Provisioner, Settlement, Supervisor } from "@switchyard/core/adapter"
+import { TestKit } from "@switchyard/core/testing"
+import { Deferred, Effect, Fiber, Ref, Schedule, Stream } from "effect"
+import * as fc from "fast-check"
+
+describe("Settlement", () => {
+  it.effect("runs the first settlement only: never a double ack, a later nack is ignored", () =>
+    Effect.gen(function*() {
+      const sent = yield* Ref.make<ReadonlyArray<string>>([])
+      const record = (what: string) => Ref.update(sent, (all) => [...all, what])
+      const settle = Settlement.make("orders", { ack: record("ack"), nack: () => record("nack") })
+      yield* settle.ack
+      yield* settle.nack()
+      yield* settle.ack
+      assert.deepStrictEqual(yield* Ref.get(sent), ["ack"])
+      assert.isTrue(settle.once.settled)
+    }))
+
+  it.effect("concurrent settlements reach the broker once", () =>
+    Effect.gen(function*() {
+      const count = yield* Ref.make(0)
+      const settle = Settlement.make("orders", { ack: Ref.update(count, (n) => n + 1), nack: () => Ref.update(count, (n) => n + 100) })
+      yield* Effect.all([settle.ack, settle.nack(), settle.ack, settle.nack({ delay: "1 second" })], { concurrency: "unbounded" })
+      assert.strictEqual(yield* Ref.get(count), 1)
+    }))
+
+  it.effect("a settlement on a handle that is gone sends nothing and fails with a retryable BrokerClosed", () =>
+    Effect.gen(function*() {
+      const count = yield* Ref.make(0)
+      const settle = Settlement.make("orders", { ack: Ref.update(count, (n) => n + 1), nack: () => Effect.void, isLive: () => false })
+      const error = yield* Effect.flip(settle.ack)
+      assert.strictEqual(error._tag, "AckError")
+      assert.strictEqual(error.kind, "BrokerClosed")
+      assert.isTrue(error.isRetryable)
+      assert.strictEqual(yield* Ref.get(count), 0)
+      // and it stays settled: no second attempt reaches the broker either
+      yield* settle.ack
+      assert.strictEqual(yield* Ref.get(count), 0)
+    }))
+})
+
+describe("DeliveryQueue", () => {
+  it.effect("is bounded: offer says false when full and adds nothing", () =>
+    Effect.gen(function*() {
+      const queue = yield* DeliveryQueue.make<number>({ capacity: 2 })
+      assert.deepStrictEqual([queue.offer(1), queue.offer(2), queue.offer(3)], [true, true, false])
+      assert.strictEqual(queue.size(), 2)
+      queue.end()
+      assert.deepStrictEqual(Array.from(yield* Stream.runCollect(queue.stream)), [1, 2])
+    }))
+
+  it.effect("drain hands back what was not taken, and frees the room", () =>
+    Effect.gen(function*() {
+      const queue = yield* DeliveryQueue.make<number>({ capacity: 3 })
+      queue.offer(1)
+      queue.offer(2)
+      assert.deepStrictEqual(yield* queue.drain, [1, 2])
+      assert.strictEqual(queue.size(), 0)
+      assert.isTrue(queue.offer(3))
+    }))
+
+  it.effect("fail ends the stream with the subscription's error after what was queued", () =>
+    Effect.gen(function*() {
+      const queue = yield* DeliveryQueue.make<number>({ capacity: 4 })
+      queue.offer(7)
+      queue.fail(new Errors.SubscribeError({ destination: "orders", reason: Errors.reason("BrokerClosed", "channel closed", 320) }))
+      const taken: Array<number> = []
+      const error = yield* Stream.runForEach(queue.stream, (n) => Effect.sync(() => taken.push(n))).pipe(Effect.flip)
+      assert.deepStrictEqual(taken, [7])
+      assert.strictEqual(error.reason._tag, "BrokerClosed")
+      assert.strictEqual(error.reason.code, 320)
+    }))
+
+  it.effect("keeps order for any sequence of offers within capacity (property)", () =>
+    Effect.promise(() =>
+      fc.assert(
+        fc.asyncProperty(fc.array(fc.integer(), { maxLength: 200 }), fc.integer({ min: 1, max: 64 }), async (values, capacity) => {
+          const result = await Effect.runPromise(Effect.gen(function*() {
+            const queue = yield* DeliveryQueue.make<number>({ capacity })
+            const accepted = values.filter((v) => queue.offer(v))
+            queue.end()
+            return { accepted, taken: Array.from(yield* Stream.runCollect(queue.stream)) }
+          }))
+          assert.deepStrictEqual(result.taken, values.slice(0, capacity))
+          assert.deepStrictEqual(result.accepted, values.slice(0, capacity))
+        }),
+        { numRuns: 100 }
+      )
+    ))
+})
+
+describe("Provisioner", () => {
+  it.effect("declares once however many fibers ask at once, and again after invalidateAll", () =>
+    Effect.gen(function*() {
+      const declared = yield* Ref.make<ReadonlyArray<string>>([])
+      const queues = yield* Provisioner.make({
+        declare: (queue: string) => Effect.andThen(Effect.sleep("5 millis"), Ref.update(declared, (all) => [...all, queue]))
+      })
+      const fiber = yield* Effect.forkChild(
+        Effect.all([queues.ensure("a"), queues.ensure("a"), queues.ensure("b"), queues.ensure("a")], { concurrency: "unbounded" })
+      )
+      yield* TestKit.advance("10 millis", "1 millis")
+      yield* Fiber.join(fiber)
+      assert.deepStrictEqual([...(yield* Ref.get(declared))].sort(), ["a", "b"])
+      yield* queues.invalidateAll
+      yield* Effect.forkChild(queues.ensure("a"))
+      yield* TestKit.advance("10 millis", "1 millis")
+      assert.deepStrictEqual([...(yield* Ref.get(declared))].sort(), ["a", "a", "b"])
+    }))
+
+  it.effect("does not remember a failed declaration: the next use tries again", () =>
+    Effect.gen(function*() {
+      const attempts = yield* Ref.make(0)
+      const streams = yield* Provisioner.make({
+        declare: (_: { readonly name: string }) =>
+          Ref.updateAndGet(attempts, (n) => n + 1).pipe(Effect.flatMap((n) => n === 1 ? Effect.fail("refused" as const) : Effect.void)),
+        identify: (stream) => stream.name
+      })
+      assert.strictEqual(yield* Effect.flip(streams.ensure({ name: "orders" })), "refused")
+      yield* streams.ensure({ name: "orders" })
+      yield* streams.ensure({ name: "orders" })
+      assert.strictEqual(yield* Ref.get(attempts), 2)
+    }))
+})
+
+describe("Supervisor", () => {
+  it.effect("re-acquires a lost resource on the schedule, releases the old one, and counts generations", () =>
+    Effect.gen(function*() {
+      const log = yield* Ref.make<ReadonlyArray<string>>([])
+      const note = (line: string) => Ref.update(log, (all) => [...all, line])
+      const closers: Array<Deferred.Deferred<void>> = []
+      let made = 0
+      const supervised = yield* Supervisor.make({
+        acquire: Effect.acquireRelease(
+          Effect.gen(function*() {
+            made += 1
+            const closed = yield* Deferred.make<void>()
+            closers.push(closed)
+            return { id: made, closed }
+          }),
+          (client) => note(`release ${client.id}`)
+        ),
+        lost: (client) => Deferred.await(client.closed),
+        schedule: Schedule.spaced("100 millis"),
+        onReacquired: (client, generation) => note(`reacquired ${client.id} as generation ${generation}`)
+      })
+      const generations = yield* Effect.forkChild(Stream.runCollect(Stream.take(supervised.generations, 3)))
+      yield* TestKit.settle()
+      yield* Deferred.succeed(closers[0]!, undefined)
+      yield* TestKit.advance("50 millis")
+      yield* Deferred.succeed(closers[1]!, undefined)
+      yield* TestKit.advance("50 millis")
+      assert.strictEqual((yield* supervised.current).id, 3)
+      assert.strictEqual(yield* supervised.generation, 3)
+      assert.deepStrictEqual(Array.from(yield* Fiber.join(generations)), [1, 2, 3])
+      assert.deepStrictEqual(yield* Ref.get(log), ["release 1", "reacquired 2 as generation 2", "release 2", "reacquired 3 as generation 3"])
+    }))
+
+  it.effect("fails its `failure` with the last error when the schedule gives up", () =>
+    Effect.gen(function*() {
+      const lost = yield* Deferred.make<void>()
+      let attempts = 0
+      const supervised = yield* Supervisor.make({
+        acquire: Effect.suspend(() => ++attempts === 1 ? Effect.succeed("first") : Effect.fail(`refused ${attempts}`)),
+        lost: () => Deferred.await(lost),
+        schedule: Schedule.recurs(2)
+      })
+      yield* Deferred.succeed(lost, undefined)
+      yield* TestKit.settle()
+      assert.strictEqual(yield* Effect.flip(Deferred.await(supervised.failure)), "refused 4")
+    }))
+
+  it.effect("fails at once when the first acquisition fails", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Supervisor.make({ acquire: Effect.fail("unreachable"), lost: () => Effect.never, schedule: Schedule.forever }))
+      assert.strictEqual(error, "unreachable")
+    }))
+})
+
+describe("BrokerErrors", () => {
+  it("keeps the client's message and code, and the classifier's tag", () => {
+    const reasonOf = BrokerErrors.classifier((error) => BrokerErrors.codeOf(error) === 406 ? "TopologyConflict" : "Unknown")
+    const reason = reasonOf(Object.assign(new Error("PRECONDITION_FAILED - inequivalent arg 'durable'"), { code: 406 }))
+    assert.strictEqual(reason._tag, "TopologyConflict")
+    assert.strictEqual(reason.code, 406)
+    assert.include(reason.message, "inequivalent arg")
+    assert.isFalse(reason.isRetryable)
+    const unknown = reasonOf("something odd")
+    assert.strictEqual(unknown._tag, "Unknown")
+    assert.isTrue(unknown.isRetryable)
+    assert.isUndefined(unknown.code)
+  })
+
+  it("every kind builds its own reason class, retryable exactly for the transient ones", () => {
+    const kinds = ["Unreachable", "Timeout", "BrokerClosed", "AuthenticationFailed", "AuthorizationFailed", "TopologyConflict", "NotFound", "Unroutable", "TooLarge", "Invalid", "Unknown"] as const
+    for (const kind of kinds) {
+      const error = new Errors.PublishError({ destination: "d", reason: Errors.reason(kind, "text") })
+      assert.strictEqual(error.kind, kind)
+      assert.strictEqual(error.isRetryable, Errors.isRetryableKind(kind))
+      assert.strictEqual(error.message, `publish to "d" failed: text`)
+    }
+  })
+})
+
+describe("TestKit.eventually", () => {
+  it.live("returns the first value that satisfies the condition, or the last one seen", () =>
+    Effect.gen(function*() {
+      let n = 0
+      assert.strictEqual(yield* TestKit.eventually(Effect.sync(() => ++n), (x) => x >= 5, { within: "2 seconds", interval: "1 millis" }), 5)
+      assert.strictEqual(yield* TestKit.eventually(Effect.succeed(1), (x) => x >= 5, { within: "30 millis", interval: "5 millis" }), 1)
+    }))
+
+  it("uniqueName makes distinct broker-safe names", () => {
+    const names = new Set(Array.from({ length: 1000 }, () => TestKit.uniqueName("sy-test.orders")))
+    assert.strictEqual(names.size, 1000)
+    for (const name of names) assert.match(name, /^sy-test\.orders\.[a-z0-9]{10}$/)
+  })
+})
