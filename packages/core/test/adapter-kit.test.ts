@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Errors } from "@switchyard/core"
-import { BrokerErrors, DeliveryQueue, Provisioner, Settlement, Supervisor } from "@switchyard/core/adapter"
+import { BrokerErrors, ConnectionOptions, DeliveryQueue, Provisioner, Settlement, Supervisor } from "@switchyard/core/adapter"
 import { TestKit } from "@switchyard/core/testing"
-import { Deferred, Effect, Fiber, Ref, Schedule, Stream } from "effect"
+import { Config, ConfigProvider, Deferred, Effect, Fiber, Redacted, Ref, Schedule, Stream } from "effect"
 import * as fc from "fast-check"
 
 describe("Settlement", () => {
@@ -216,5 +216,39 @@ describe("TestKit.eventually", () => {
     const names = new Set(Array.from({ length: 1000 }, () => TestKit.uniqueName("sy-test.orders")))
     assert.strictEqual(names.size, 1000)
     for (const name of names) assert.match(name, /^sy-test\.orders\.[a-z0-9]{10}$/)
+  })
+})
+
+describe("ConnectionOptions", () => {
+  it.effect("a bad configuration fails with a ConnectionError of reason Invalid on every adapter", () =>
+    Effect.gen(function*() {
+      const error = yield* ConnectionOptions.fromConfig<{ readonly port: number }>("rabbitmq", { port: Config.Port("SY_TEST_PORT") }).pipe(
+        Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromUnknown({ SY_TEST_PORT: "not a port" })),
+        Effect.flip
+      )
+      assert.strictEqual(error._tag, "ConnectionError")
+      assert.strictEqual(error.kind, "Invalid")
+      assert.isFalse(error.isRetryable)
+      assert.include(error.message, "SY_TEST_PORT")
+    }))
+
+  it.effect("reads the common options under a prefix, the password redacted", () =>
+    Effect.gen(function*() {
+      const common = yield* ConnectionOptions.commonConfig("SY").pipe(
+        Effect.provideService(
+          ConfigProvider.ConfigProvider,
+          ConfigProvider.fromUnknown({ SY_CONNECT_TIMEOUT: "3 seconds", SY_USERNAME: "app", SY_PASSWORD: "s3cret", SY_TLS: "true" })
+        )
+      )
+      assert.strictEqual(ConnectionOptions.connectTimeoutMillis(common), 3000)
+      assert.strictEqual(common.username, "app")
+      assert.isTrue(Redacted.isRedacted(common.password))
+      assert.notInclude(String(common.password), "s3cret")
+      assert.deepStrictEqual(ConnectionOptions.nodeTls(common.tls), {})
+    }))
+
+  it("unwraps TLS secrets only for the client", () => {
+    assert.deepStrictEqual(ConnectionOptions.nodeTls({ ca: "CA", key: Redacted.make("KEY"), rejectUnauthorized: false }), { ca: "CA", key: "KEY", rejectUnauthorized: false })
+    assert.isUndefined(ConnectionOptions.nodeTls(false))
   })
 })
