@@ -144,7 +144,7 @@ export const invalid = (broker: string, message: string): ConnectionError =>
  * import { Config } from "effect"
  * import { ConnectionOptions } from "@switchyard/core/adapter"
  * interface Options extends ConnectionOptions.CommonOptions { readonly url: string }
- * const options = ConnectionOptions.fromConfig<Options>("rabbitmq", { url: Config.string("AMQP_URL") })
+ * const options = ConnectionOptions.fromConfig<Options>("rabbitmq", { url: Config.String("AMQP_URL") })
  * ```
  * @since 0.3.0
  */

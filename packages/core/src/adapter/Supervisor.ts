@@ -53,7 +53,7 @@ export interface Options<A, E, R> {
  * const supervised = Supervisor.make({
  *   acquire: connect,
  *   lost: (client) => Deferred.await(client.closed),
- *   schedule: Schedule.exponential("100 millis").pipe(Schedule.take(10))
+ *   schedule: Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 10 }))
  * })
  * ```
  * @category constructors
