@@ -15,37 +15,28 @@
  *
  * @since 0.1.0
  */
-import type { Schedule, Scope, Tracer } from "effect"
-import {
-  Cause,
-  Clock,
-  Deferred,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  Layer,
-  Metric,
-  Option,
-  Predicate,
-  References,
-  Result,
-  Stream
-} from "effect"
-import * as Scope_ from "effect/Scope"
-import * as IncomingEnvelope from "./adapter/IncomingEnvelope.ts"
-import { Broker, defaultPrefetch } from "./Broker.ts"
+import type { Duration, Schedule } from "effect"
+import { Cause, Effect, Exit, Fiber, Layer, pipe, References } from "effect"
+import * as Scope from "effect/Scope"
+import { Broker } from "./Broker.ts"
 import type { Envelope, OutgoingMessage } from "./Envelope.ts"
-import { describe as describeEnvelope } from "./Envelope.ts"
-import { type DecodeError, HandlerTimeoutError, type PublishError, type SubscribeError } from "./Errors.ts"
-import * as H from "./Headers.ts"
-import * as Idempotency from "./Idempotency.ts"
+import type { DecodeError, HandlerTimeoutError, SubscribeError } from "./Errors.ts"
+import type * as IdempotencyOptions from "./Idempotency.ts"
+import * as DeadLetterStage from "./internal/consumer/deadLetter.ts"
+import * as Decode from "./internal/consumer/decode.ts"
+import * as DeliveryLimit from "./internal/consumer/deliveryLimit.ts"
+import * as Drain from "./internal/consumer/drain.ts"
+import * as HandlerStep from "./internal/consumer/handler.ts"
+import * as Idempotency from "./internal/consumer/idempotency.ts"
+import * as Lanes from "./internal/consumer/lanes.ts"
+import * as ConsumerOptions from "./internal/consumer/options.ts"
+import * as Outcomes from "./internal/consumer/outcome.ts"
+import * as Redrive from "./internal/consumer/redrive.ts"
+import * as Retry from "./internal/consumer/retry.ts"
+import * as Subscription from "./internal/consumer/subscription.ts"
+import * as Tracing from "./internal/consumer/tracing.ts"
 import * as DeadLetter from "./internal/deadLetter.ts"
-import { keyHash } from "./internal/hash.ts"
-import { Pending } from "./internal/pending.ts"
-import type { Delivery } from "./Subscriber.ts"
-import * as Subscriber from "./Subscriber.ts"
-import * as Telemetry from "./Telemetry.ts"
+import type * as Subscriber from "./Subscriber.ts"
 import type { Topic } from "./Topic.ts"
 
 /**
@@ -110,7 +101,7 @@ export interface Options<E> {
    * outcome per group. Only stable ids count (`IncomingEnvelope.hasStableId`): a message without an id of its
    * own or from broker coordinates is never taken for a duplicate.
    */
-  readonly idempotency?: Idempotency.Options | boolean | undefined
+  readonly idempotency?: IdempotencyOptions.Options | boolean | undefined
   /**
    * Restart the subscription when it fails with a retryable `SubscribeError` (`isRetryable`), per this
    * schedule; handlers in flight are unaffected and unsettled messages come back from the broker. A
@@ -121,12 +112,63 @@ export interface Options<E> {
   readonly traceContext?: "parent" | "link" | undefined
 }
 
-/** How a delivery ended, for tests and logs. @since 0.1.0 */
-export type Outcome = "handled" | "duplicate" | "dead-lettered" | "skipped" | "ignored" | "nacked"
+/**
+ * How a delivery ended, a tagged union: `Handled`, `Duplicate` (idempotency), `DeadLettered` (with the
+ * destination, the form sent and the failure), `Nacked` (dead-lettering off, or the dead letter could not be
+ * published: `error`), `Skipped` (undecodable, `onDecodeFailure: "skip"`) and `Ignored` (an unknown event
+ * type, or a redriven copy meant for another group). Spans carry its {@link outcomeLabel} as
+ * `switchyard.outcome`.
+ *
+ * @example
+ * ```ts
+ * import { Consumer } from "@switchyard/core"
+ * const describe = (outcome: Consumer.Outcome): string =>
+ *   Consumer.Outcome.$match(outcome, {
+ *     Handled: () => "done",
+ *     Duplicate: () => "seen before",
+ *     DeadLettered: ({ destination, failure }) => `parked in ${destination}: ${failure.reason}`,
+ *     Nacked: ({ error }) => error === undefined ? "given back" : `not parked: ${error.message}`,
+ *     Skipped: ({ error }) => `skipped: ${error.message}`,
+ *     Ignored: ({ reason }) => reason
+ *   })
+ * ```
+ * @category models
+ * @since 0.3.0
+ */
+export type Outcome = Outcomes.Outcome
+
+/**
+ * Constructors, `$is` and `$match` of {@link Outcome}.
+ *
+ * @example
+ * ```ts
+ * import { Consumer } from "@switchyard/core"
+ * const isParked = Consumer.Outcome.$is("DeadLettered")
+ * isParked(Consumer.Outcome.Handled()) // false
+ * ```
+ * @category constructors
+ * @since 0.3.0
+ */
+export const Outcome = Outcomes.Outcome
+
+/**
+ * The label of an outcome, as the `switchyard.outcome` span attribute shows it: `"handled"`, `"duplicate"`,
+ * `"dead-lettered"`, `"nacked"`, `"skipped"` or `"ignored"`.
+ *
+ * @example
+ * ```ts
+ * import { Consumer } from "@switchyard/core"
+ * Consumer.outcomeLabel(Consumer.Outcome.Handled()) // "handled"
+ * ```
+ * @category utils
+ * @since 0.3.0
+ */
+export const outcomeLabel: (outcome: Outcome) => Outcomes.Label = Outcomes.label
 
 /**
  * Why a delivery was dead-lettered: a readable reason, the error's tag, and the attempts made.
  *
+ * @category models
  * @since 0.2.0
  */
 export type Failure = DeadLetter.Failure
@@ -136,25 +178,26 @@ export type Failure = DeadLetter.Failure
  * `PublishError` (too large, invalid): `"full"`, `"headers-omitted"`, `"payload-omitted"` (see
  * {@link deadLetterMessage}).
  *
+ * @category models
  * @since 0.2.0
  */
 export type DeadLetterForm = DeadLetter.Form
 
 /**
  * The default `Options.isRetryable`: every typed error is retryable, except one that says it is not
- * (an `isRetryable` property that is `false`, as on a `PublishError` of kind `"Unroutable"` or `"TooLarge"`),
+ * (an `isRetryable` property that is `false`, as on a `PublishError` of reason `Unroutable` or `TooLarge`),
  * so that a handler whose publish can never succeed is dead-lettered at once instead of re-run.
  *
  * @example
  * ```ts
  * import { Consumer, Errors } from "@switchyard/core"
- * Consumer.defaultIsRetryable(new Errors.PublishError({ destination: "audit", reason: "NO_ROUTE", kind: "Unroutable" })) // false
- * Consumer.defaultIsRetryable(new Errors.PublishError({ destination: "audit", reason: "timed out", kind: "Timeout" })) // true
+ * Consumer.defaultIsRetryable(new Errors.PublishError({ destination: "audit", reason: Errors.reason("Unroutable", "NO_ROUTE") })) // false
+ * Consumer.defaultIsRetryable(new Errors.PublishError({ destination: "audit", reason: Errors.reason("Timeout", "timed out") })) // true
  * ```
+ * @category utils
  * @since 0.2.0
  */
-export const defaultIsRetryable = (error: unknown): boolean =>
-  !(Predicate.hasProperty(error, "isRetryable") && error.isRetryable === false)
+export const defaultIsRetryable: (error: unknown) => boolean = Retry.defaultIsRetryable
 
 /**
  * Builds the message sent to a dead-letter destination. Its id is derived from the original id and the group
@@ -172,15 +215,14 @@ export const defaultIsRetryable = (error: unknown): boolean =>
  *
  * @example
  * ```ts
+ * import { Clock, Effect } from "effect"
  * import { Consumer, Envelope } from "@switchyard/core"
  * declare const envelope: Envelope.Envelope
- * const deadLetter = Consumer.deadLetterMessage(
- *   envelope,
- *   "billing",
- *   { reason: "card declined", errorTag: "PaymentFailed", attempts: 3 },
- *   Date.now()
+ * const deadLetter = Effect.map(Clock.currentTimeMillis, (now) =>
+ *   Consumer.deadLetterMessage(envelope, "billing", { reason: "card declined", errorTag: "PaymentFailed", attempts: 3 }, now)
  * ) // an OutgoingMessage for "<topic>.dlq" with the x-switchyard-dlq-* headers
  * ```
+ * @category constructors
  * @since 0.1.0
  */
 export const deadLetterMessage = (
@@ -191,38 +233,13 @@ export const deadLetterMessage = (
   form: DeadLetterForm = "full"
 ): OutgoingMessage => DeadLetter.message(envelope, group, failure, now, form)
 
-const [firstForm, ...fallbackForms] = DeadLetter.forms
-
-/**
- * The dead letter of a redriven copy that failed again: without the redrive-group header (a consumer of the
- * dead-letter destination must not take it for a copy meant for another group), and with a broker-level
- * dedup id of its own, so that a broker deduplicating by id (JetStream) does not swallow it as the earlier
- * dead letter of the same message by the same group. Stable per redrive (`x-switchyard-redriven-at`), so a
- * redelivered copy dead-lettered twice still leaves one.
- */
-const parkedAgain = (envelope: Envelope, message: OutgoingMessage): OutgoingMessage => {
-  const redrivenAt = envelope.headers[H.redrivenAt]
-  if (envelope.headers[H.redriveGroup] === undefined && redrivenAt === undefined) return message
-  const { [H.redriveGroup]: _redriveGroup, ...headers } = message.headers
-  return { ...message, headers, dedupId: `${message.id}.redriven.${redrivenAt ?? "?"}` }
-}
-
-/**
- * The ledger key of one redrive of a message (a redriven copy, by its `x-switchyard-redriven-at`), or
- * `undefined` for a delivery that is not a redriven copy.
- */
-const redriveKey = (envelope: Envelope): string | undefined =>
-  envelope.headers[H.redriveGroup] === undefined
-    ? undefined
-    : `${envelope.id}#redriven-at:${envelope.headers[H.redrivenAt] ?? ""}`
-
-/** Only a subscription failure that may pass (connection lost, timeout) is worth a restart. */
-const restartable = (error: SubscribeError | DecodeError): boolean => error._tag === "SubscribeError" && error.isRetryable
-
 /**
  * Runs a handler over a topic until interrupted (or until the subscription ends). Interruption is a
  * graceful shutdown: no new deliveries are taken, in-flight handlers get `drainTimeout` to finish and are
  * settled, then the subscription closes.
+ *
+ * Each delivery goes through the stages of `internal/consumer/`, composed once here: tracing → redrive →
+ * idempotency → delivery limit → decode → handler (timeout, retry) → ack, or the dead-letter stage.
  *
  * @example
  * ```ts
@@ -236,364 +253,44 @@ const restartable = (error: SubscribeError | DecodeError): boolean => error._tag
  *   retry: Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 3 }))
  * })
  * ```
+ * @category running
  * @since 0.1.0
  */
-export const run = <A, E, R>(
+export const run: <A, E, R>(
   topic: Topic<A>,
   handler: Handler<A, E, R>,
-  options: Options<E> = {}
-): Effect.Effect<void, SubscribeError | DecodeError, R | Broker> =>
-  Effect.gen(function*() {
+  options?: Options<E>
+) => Effect.Effect<void, SubscribeError | DecodeError, R | Broker> =
+  // Untraced: a span around `run` would stay open for the consumer's whole life and become the parent of
+  // every `process` span that has no upstream trace.
+  Effect.fnUntraced(function*<A, E, R>(topic: Topic<A>, handler: Handler<A, E, R>, options: Options<E> = {}) {
     const broker = yield* Broker
-    const group = options.group ?? "default"
-    const concurrency = Math.max(1, options.concurrency ?? 1)
-    const ordering = options.ordering ?? "key"
-    const prefetch = options.prefetch ?? defaultPrefetch(broker.capabilities, Math.max(16, concurrency * 4))
-    const drainTimeout = options.drainTimeout ?? Duration.seconds(30)
-    const deadLetterDestination = options.deadLetter === undefined ? `${topic.name}.dlq` : options.deadLetter
-    const isRetryable = options.isRetryable ?? defaultIsRetryable
-    const deadLetterRetryDelay = Duration.fromInputUnsafe(options.deadLetterRetryDelay ?? Duration.seconds(1))
-    const handlerTimeout = options.handlerTimeout === undefined ? undefined : Duration.fromInputUnsafe(options.handlerTimeout)
-    const ledger = options.idempotency === undefined || options.idempotency === false
-      ? undefined
-      : yield* Idempotency.ledger(options.idempotency === true ? {} : options.idempotency, topic.name, group)
-    const groupAttribute = { "messaging.consumer.group.name": group }
-    const attributes = Telemetry.messagingAttributes(broker.system, topic.name, "process", groupAttribute)
-
-    const stop = yield* Deferred.make<void>()
-
-    const settle = (delivery: Delivery<A>, settlement: Effect.Effect<void, unknown>) =>
-      settlement.pipe(
-        Effect.catch((error) =>
-          Effect.logWarning(`could not settle ${describeEnvelope(delivery.envelope)}; the broker will redeliver it`, error)
-        )
-      )
-
-    // Only stable ids go to the ledger: an id made up per delivery (or an empty one) names no message.
-    const { hasStableId } = IncomingEnvelope
-
-    /** Records the id as done for the group (handled or parked), so a duplicate or redelivery ends the same way. */
-    const remember = (delivery: Delivery<A>): Effect.Effect<void> => {
-      if (ledger === undefined || !hasStableId(delivery.envelope)) return Effect.void
-      // A redriven copy for this group is also recorded under its redrive, so a redelivery of it is a duplicate.
-      const redrive = redriveKey(delivery.envelope)
-      return redrive === undefined
-        ? ledger.remember(delivery.envelope.id)
-        : Effect.andThen(ledger.remember(delivery.envelope.id), ledger.remember(redrive))
-    }
-
-    /** Publishes the dead letter in `form`; a refusal for good (`!isRetryable`) falls back to the next form. */
-    const publishDeadLetter = (
-      destination: string,
-      delivery: Delivery<A>,
-      failure: Failure,
-      now: number,
-      form: DeadLetterForm,
-      fallbacks: ReadonlyArray<DeadLetterForm>
-    ): Effect.Effect<DeadLetterForm, PublishError> =>
-      broker.publish(destination, [parkedAgain(delivery.envelope, deadLetterMessage(delivery.envelope, group, failure, now, form))]).pipe(
-        Effect.as(form),
-        Effect.catch((error) => {
-          const [next, ...rest] = fallbacks
-          return error.isRetryable || next === undefined
-            ? Effect.fail(error)
-            : Effect.andThen(
-              Effect.logWarning(
-                `${destination} refused the ${form} dead letter of ${describeEnvelope(delivery.envelope)} (${error.reason}); ` +
-                  `sending it in the ${next} form`
-              ),
-              publishDeadLetter(destination, delivery, failure, now, next, rest)
-            )
-        })
-      )
-
-    const parked = (delivery: Delivery<A>, destination: string, failure: Failure, form: DeadLetterForm) =>
-      Effect.logWarning(
-        `dead-lettered ${describeEnvelope(delivery.envelope)} to ${destination}${form === "full" ? "" : ` (${form})`}: ` +
-          `${failure.errorTag}: ${DeadLetter.headerValue(failure.reason, DeadLetter.maxReasonLength)}`
-      ).pipe(
-        Effect.andThen(Metric.update(Telemetry.deadLettered, 1)),
-        Effect.andThen(remember(delivery)),
-        Effect.andThen(settle(delivery, delivery.ack)),
-        Effect.as("dead-lettered" as const)
-      )
-
-    // Never ack what could not be parked: the broker redelivers it after the delay.
-    const notParked = (delivery: Delivery<A>, error: PublishError) =>
-      Effect.logError(
-        `dead-lettering ${describeEnvelope(delivery.envelope)} failed${error.isRetryable ? "" : " in every form"}; nacking`,
-        error
-      ).pipe(
-        Effect.andThen(settle(delivery, delivery.nack({ delay: deadLetterRetryDelay }))),
-        Effect.as("nacked" as const)
-      )
-
-    const deadLetter = (delivery: Delivery<A>, failure: Failure): Effect.Effect<Outcome> => {
-      if (deadLetterDestination === false) {
-        return Effect.as(settle(delivery, delivery.nack()), "nacked" as const)
-      }
-      const destination = deadLetterDestination
-      return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.matchEffect(publishDeadLetter(destination, delivery, failure, now, firstForm, fallbackForms), {
-          onFailure: (error) => notParked(delivery, error),
-          onSuccess: (form) => parked(delivery, destination, failure, form)
-        }))
-    }
-
-    const handled = (delivery: Delivery<A>): Effect.Effect<Outcome> => {
-      const done = Effect.as(settle(delivery, delivery.ack), "handled" as const)
-      return ledger !== undefined && hasStableId(delivery.envelope) ? Effect.andThen(remember(delivery), done) : done
-    }
-
-    const settleRun = (delivery: Delivery<A>, exit: Exit.Exit<unknown, E | HandlerTimeoutError>, attempts: number) =>
-      Exit.isFailure(exit) ? failed(delivery, exit.cause, attempts) : handled(delivery)
-
-    // No retry policy and no timeout: one run, no bookkeeping. `suspend` turns a handler that throws instead
-    // of returning an effect into a defect like any other (dead-lettered), not a crash of the consumer.
-    const runOnce = (delivery: Delivery<A>, value: A): Effect.Effect<Outcome, never, R> =>
-      Effect.flatMap(
-        Effect.exit(Effect.suspend(() => handler(value, delivery.envelope))),
-        (exit) => settleRun(delivery, exit, 1)
-      )
-
-    const runWithPolicy = (delivery: Delivery<A>, value: A): Effect.Effect<Outcome, never, R> => {
-      // Counted by this delivery's own fiber only, across its retries.
-      const attempts = { count: 0 }
-      const once = Effect.suspend(() => {
-        attempts.count++
-        return handler(value, delivery.envelope)
+    const config = ConsumerOptions.resolve(topic.name, options, broker)
+    const { group } = config.subscription
+    const ledger = yield* Idempotency.ledger(config.idempotency, topic.name, group)
+    const remember = Idempotency.remember(ledger)
+    const park = DeadLetterStage.make<A>(config.deadLetter, { broker, group, remember })
+    const handle = HandlerStep.make(handler, config.retry, { destination: topic.name, park, remember, remembers: ledger !== undefined })
+    const step = pipe(
+      Decode.decode(config.decode, park)(handle),
+      DeliveryLimit.deliveryLimit(park),
+      Idempotency.idempotency(ledger),
+      Redrive.redrive(group),
+      Tracing.traced({
+        enabled: yield* References.TracerEnabled,
+        broker,
+        destination: topic.name,
+        group,
+        traceContext: config.tracing.context
       })
-      const timed: Effect.Effect<unknown, E | HandlerTimeoutError, R> = handlerTimeout === undefined
-        ? once
-        : Effect.timeoutOrElse(once, {
-          duration: handlerTimeout,
-          orElse: () =>
-            Effect.fail(new HandlerTimeoutError({ destination: topic.name, timeoutMillis: Duration.toMillis(handlerTimeout) }))
-        })
-      const retried = options.retry === undefined
-        ? timed
-        : Effect.retry(timed, {
-          schedule: options.retry,
-          while: (error: E | HandlerTimeoutError) => isRetryable(error)
-        })
-      return Effect.flatMap(Effect.exit(retried), (exit) =>
-        Effect.andThen(
-          attempts.count > 1 ? Metric.update(Telemetry.retried, attempts.count - 1) : Effect.void,
-          settleRun(delivery, exit, attempts.count)
-        ))
-    }
-
-    const runHandler = handlerTimeout === undefined && options.retry === undefined ? runOnce : runWithPolicy
-
-    const undecodable = (delivery: Delivery<A>, failure: DecodeError): Effect.Effect<Outcome, DecodeError> => {
-      if (delivery.unknownType !== undefined) {
-        return options.onUnknownType === "ignore"
-          ? Effect.as(settle(delivery, delivery.ack), "ignored" as const)
-          : deadLetter(delivery, { reason: failure.message, errorTag: "UnknownEventType", attempts: delivery.envelope.attempt })
-      }
-      switch (options.onDecodeFailure ?? "dead-letter") {
-        case "skip":
-          return Effect.logWarning(`skipping undecodable ${describeEnvelope(delivery.envelope)}: ${failure.message}`).pipe(
-            Effect.andThen(settle(delivery, delivery.ack)),
-            Effect.as("skipped" as const)
-          )
-        case "fail":
-          return Effect.fail(failure)
-        case "dead-letter":
-          return deadLetter(delivery, { reason: failure.message, errorTag: failure._tag, attempts: delivery.envelope.attempt })
-      }
-    }
-
-    const failed = (delivery: Delivery<A>, cause: Cause.Cause<E | HandlerTimeoutError>, attempts: number) => {
-      if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt
-      const error = Cause.findErrorOption(cause)
-      const total = delivery.envelope.attempt - 1 + attempts
-      return deadLetter(
-        delivery,
-        Option.isSome(error)
-          ? { reason: DeadLetter.reasonOf(error.value), errorTag: DeadLetter.errorTagOf(error.value), attempts: total }
-          : { reason: `handler defect: ${DeadLetter.reasonOf(Cause.squash(cause))}`, errorTag: "Defect", attempts: total }
-      )
-    }
-
-    // No earlier delivery was acked (crash, stall, stop, or nack): park it rather than risk a crash loop
-    // and have the broker drop it silently after its last delivery.
-    const pastDeliveryLimit = (delivery: Delivery<A>, limit: number): Effect.Effect<Outcome> =>
-      deadLetter(delivery, {
-        reason: `delivered ${delivery.envelope.attempt} times, past the broker's limit of ${limit}: no earlier ` +
-          `delivery was acked (the consumer crashed, stalled past the ack deadline, was stopped, or nacked it)`,
-        errorTag: "DeliveryLimitExceeded",
-        attempts: delivery.envelope.attempt - 1
-      })
-
-    const duplicate = (delivery: Delivery<A>): Effect.Effect<Outcome> =>
-      Metric.update(Telemetry.duplicates, 1).pipe(
-        Effect.andThen(settle(delivery, delivery.ack)),
-        Effect.as("duplicate" as const)
-      )
-
-    /** A delivery whose id the group has not finished yet (or that has no stable id). */
-    const processNew = (delivery: Delivery<A>): Effect.Effect<Outcome, DecodeError, R> => {
-      const limit = delivery.deliveryLimit
-      if (limit !== undefined && delivery.envelope.attempt > limit) return pastDeliveryLimit(delivery, limit)
-      const value = delivery.value
-      if (Result.isFailure(value)) return undecodable(delivery, value.failure)
-      return runHandler(delivery, value.success)
-    }
-
-    // A redriven copy (`DeadLetters.redrive`) names the group it is meant for: another group acks it without
-    // running its handler (it handled or parked the message already); the named group runs it even though its
-    // ledger recorded the id (it had dead-lettered it), then remembers it as usual.
-    const notForThisGroup = (delivery: Delivery<A>): Effect.Effect<Outcome> =>
-      Metric.update(Telemetry.redrivesIgnored, 1).pipe(
-        Effect.andThen(settle(delivery, delivery.ack)),
-        Effect.as("ignored" as const)
-      )
-
-    // Written without a generator: this is the per-message hot path. The ledger is asked first, so an id the
-    // group finished ends the same way whatever it would do now (a redelivered dead letter is not parked again).
-    const processDelivery = (delivery: Delivery<A>): Effect.Effect<Outcome, DecodeError, R> => {
-      const redriveGroup = delivery.envelope.headers[H.redriveGroup]
-      if (redriveGroup !== undefined && redriveGroup !== group) return notForThisGroup(delivery)
-      if (ledger === undefined || !hasStableId(delivery.envelope)) return processNew(delivery)
-      // For this group's redriven copy the ledger is asked about this redrive, not the id (recorded when parked).
-      const key = redriveKey(delivery.envelope) ?? delivery.envelope.id
-      return Effect.flatMap(ledger.seen(key), (seen) => seen ? duplicate(delivery) : processNew(delivery))
-    }
-
-    // One `process <topic>` consumer span per message (OpenTelemetry messaging conventions, see
-    // docs/telemetry.md), with the publisher's span as parent (default) or only as a link, and one `ack` /
-    // `nack <topic>` settle span per settlement inside it. Skipped entirely when tracing is disabled
-    // (`References.TracerEnabled`): the untraced hot path allocates nothing for telemetry.
-    const tracingEnabled = yield* References.TracerEnabled
-    const spanOptions = (delivery: Delivery<A>): Tracer.SpanOptions => {
-      const envelope = delivery.envelope
-      const upstream = Telemetry.parseTraceparent(envelope.headers[H.traceparent])
-      const base = {
-        kind: "consumer",
-        captureStackTrace: false,
-        attributes: {
-          ...attributes,
-          ...Telemetry.messageAttributes(envelope),
-          "switchyard.message.delivery_attempt": envelope.attempt,
-          ...broker.telemetryAttributes?.(envelope)
-        }
-      } as const
-      if (upstream === undefined) return base
-      const links = [{ span: upstream, attributes: {} }]
-      return options.traceContext === "link" ? { ...base, links } : { ...base, parent: upstream, links }
-    }
-    const settleSpan = (delivery: Delivery<A>, operationName: "ack" | "nack"): Tracer.SpanOptions => ({
-      kind: "client",
-      captureStackTrace: false,
-      attributes: Telemetry.messagingAttributes(broker.system, topic.name, "settle", {
-        ...groupAttribute,
-        "messaging.message.id": delivery.envelope.id
-      }, operationName)
-    })
-    const withSettleSpans = (delivery: Delivery<A>): Delivery<A> => ({
-      ...delivery,
-      ack: Effect.withSpan(delivery.ack, Telemetry.spanName("ack", topic.name), settleSpan(delivery, "ack")),
-      nack: (nackOptions) =>
-        Effect.withSpan(delivery.nack(nackOptions), Telemetry.spanName("nack", topic.name), settleSpan(delivery, "nack"))
-    })
-    const processName = Telemetry.spanName("process", topic.name)
-    const annotateOutcome = (outcome: Outcome) => Effect.annotateCurrentSpan("switchyard.outcome", outcome)
-    const handle = (delivery: Delivery<A>): Effect.Effect<Outcome, DecodeError, R> =>
-      Effect.trackDuration(
-        tracingEnabled
-          ? Effect.withSpan(Effect.tap(processDelivery(withSettleSpans(delivery)), annotateOutcome), processName, spanOptions(delivery))
-          : processDelivery(delivery),
-        Telemetry.handlingDuration
-      )
-
-    const laneOf = ordering === "partition"
-      ? (delivery: Delivery<A>) => delivery.envelope.coordinates.lane ?? ""
-      : (delivery: Delivery<A>) => delivery.envelope.key ?? delivery.envelope.id
-
-    // Deliveries taken but not started when shutdown begins go back to the broker at once (nack, no delay), so
-    // another member gets them now rather than after the broker's ack deadline (JetStream's ack wait).
-    const pending = new Pending<Delivery<A>>()
-    const release = (delivery: Delivery<A>) => settle(delivery, delivery.nack())
-    const releasePending = Effect.suspend(() => Effect.forEach(pending.takeAll(), release, { discard: true }))
-    /** Runs a delivery a lane reached, unless it was given back already (or shutdown began: give it back). */
-    const begin = (delivery: Delivery<A>) =>
-      !pending.start(delivery) ? Effect.void : Deferred.isDoneUnsafe(stop) ? release(delivery) : handle(delivery)
-
-    // Sequential work runs per chunk (no per-element stream step); parallel work uses lanes.
-    const handleChunk = (chunk: ReadonlyArray<Delivery<A>>) =>
-      Effect.andThen(Metric.update(Telemetry.consumed, chunk.length), Effect.forEach(chunk, begin, { discard: true }))
-    const processAll = (deliveries: Stream.Stream<Delivery<A>, SubscribeError>) =>
-      concurrency === 1
-        ? Stream.runForEachArray(deliveries, handleChunk)
-        : ordering === "none"
-        ? Stream.runDrain(Stream.mapEffect(deliveries, (delivery) =>
-          Effect.andThen(Metric.update(Telemetry.consumed, 1), begin(delivery)), {
-          concurrency,
-          unordered: true
-        }))
-        : deliveries.pipe(
-          Stream.groupByKey((delivery) => keyHash(laneOf(delivery)) % concurrency, { bufferSize: prefetch }),
-          Stream.mapEffect(([, lane]) => Stream.runForEachArray(lane, handleChunk), { concurrency: "unbounded" }),
-          Stream.runDrain
-        )
-
-    // Each subscription lives in a scope of its own, closed only after the last settlement: during a
-    // drain the channel/consumer that delivered a message is still there to ack it.
-    const subscribeAndProcess = Effect.acquireUseRelease(
-      Scope_.make(),
-      (scope) =>
-        Effect.gen(function*() {
-          const rawStream = yield* broker.subscribe(topic.name, Subscriber.resolveOptions({
-            group,
-            prefetch,
-            startFrom: options.startFrom
-          })).pipe(Scope_.provide(scope))
-          yield* Effect.logDebug(`consumer "${group}" subscribed to ${topic.name}`)
-          // On shutdown the broker takes back what this member buffered but never took, then the consumer gives back
-          // what it took but did not start: other members get both now, while in-flight handlers drain.
-          const stopIntake = rawStream.stopIntake ?? Effect.void
-          yield* Effect.forkIn(Effect.andThen(Deferred.await(stop), Effect.andThen(stopIntake, releasePending)), scope)
-          const deliveries = rawStream.deliveries.pipe(
-            Stream.map((raw) => pending.add(Subscriber.decode(topic, raw))),
-            Stream.interruptWhen(Deferred.await(stop))
-          )
-          yield* processAll(deliveries)
-        }),
-      // Whatever no lane reached is given back before the subscription closes; after a subscription failure the
-      // broker redelivers it anyway (its channel is gone): forget it.
-      (scope, exit) =>
-        Effect.andThen(
-          Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause) ? Effect.sync(() => pending.takeAll()) : releasePending,
-          Scope_.close(scope, exit)
-        )
     )
-    const supervised = options.restart === undefined
-      ? subscribeAndProcess
-      : subscribeAndProcess.pipe(
-        Effect.tapError((error) =>
-          restartable(error)
-            ? Effect.logWarning(`consumer "${group}" on ${topic.name}: subscription failed, restarting`, error)
-            : Effect.void
-        ),
-        Effect.retry({ schedule: options.restart, while: restartable })
-      )
-    const subscriptionScope = yield* Scope_.make()
-    const fiber = yield* Effect.forkIn(supervised, subscriptionScope)
+    const drain = yield* Drain.make<A>()
+    const process = Lanes.processAll(config.lanes, drain.begin(step))
+    const subscriptionScope = yield* Scope.make()
+    const fiber = yield* Effect.forkIn(Subscription.supervised(config, { broker, topic, drain, process }), subscriptionScope)
     return yield* Fiber.join(fiber).pipe(
-      Effect.onInterrupt(() =>
-        Effect.gen(function*() {
-          yield* Effect.logInfo(`consumer "${group}" on ${topic.name}: draining in-flight messages`)
-          yield* Deferred.succeed(stop, undefined)
-          const drained = yield* Fiber.await(fiber).pipe(Effect.timeoutOption(drainTimeout))
-          if (Option.isNone(drained)) {
-            yield* Effect.logWarning(
-              `consumer "${group}" on ${topic.name}: drain timeout, interrupting handlers (unsettled messages will be redelivered)`
-            )
-          }
-        })
-      ),
-      Effect.ensuring(Scope_.close(subscriptionScope, Exit.void))
+      Effect.onInterrupt(() => Drain.drain(drain, fiber, config.drain.timeout, `consumer "${group}" on ${topic.name}`)),
+      Effect.ensuring(Scope.close(subscriptionScope, Exit.void))
     )
   })
 
