@@ -1,0 +1,73 @@
+/**
+ * The tracing stage: one `process <topic>` consumer span per message (OpenTelemetry messaging conventions,
+ * see docs/telemetry.md), with the publisher's span as parent (default) or only as a link, and one `ack` /
+ * `nack <topic>` settle span per settlement inside it; every message's handling time goes to
+ * `switchyard_handling_duration`. With tracing disabled (`References.TracerEnabled`) the stage adds no
+ * span and allocates nothing for telemetry.
+ */
+import type { Tracer } from "effect"
+import { Effect } from "effect"
+import type { BrokerShape } from "../../Broker.ts"
+import * as H from "../../Headers.ts"
+import type { Delivery } from "../../Subscriber.ts"
+import * as Telemetry from "../../Telemetry.ts"
+import { label, type Outcome } from "./outcome.ts"
+import type { Step } from "./step.ts"
+
+/** What the tracing stage reads. */
+export interface Context {
+  readonly enabled: boolean
+  readonly broker: Pick<BrokerShape, "system" | "telemetryAttributes">
+  readonly destination: string
+  readonly group: string
+  readonly traceContext: "parent" | "link"
+}
+
+const annotateOutcome = (outcome: Outcome) => Effect.annotateCurrentSpan("switchyard.outcome", label(outcome))
+
+/** Spans (when enabled) and the handling-time metric around the rest of the steps. */
+export const traced = (context: Context) => <A, E, R>(next: Step<A, E, R>): Step<A, E, R> => {
+  if (!context.enabled) return (delivery) => Effect.trackDuration(next(delivery), Telemetry.handlingDuration)
+  const { broker, destination } = context
+  const groupAttribute = { "messaging.consumer.group.name": context.group }
+  const attributes = Telemetry.messagingAttributes(broker.system, destination, "process", groupAttribute)
+  const processName = Telemetry.spanName("process", destination)
+  const ackName = Telemetry.spanName("ack", destination)
+  const nackName = Telemetry.spanName("nack", destination)
+
+  const spanOptions = (delivery: Delivery<A>): Tracer.SpanOptions => {
+    const envelope = delivery.envelope
+    const upstream = Telemetry.parseTraceparent(envelope.headers[H.traceparent])
+    const base = {
+      kind: "consumer",
+      captureStackTrace: false,
+      attributes: {
+        ...attributes,
+        ...Telemetry.messageAttributes(envelope),
+        "switchyard.message.delivery_attempt": envelope.attempt,
+        ...broker.telemetryAttributes?.(envelope)
+      }
+    } as const
+    if (upstream === undefined) return base
+    const links = [{ span: upstream, attributes: {} }]
+    return context.traceContext === "link" ? { ...base, links } : { ...base, parent: upstream, links }
+  }
+  const settleSpan = (delivery: Delivery<A>, operationName: "ack" | "nack"): Tracer.SpanOptions => ({
+    kind: "client",
+    captureStackTrace: false,
+    attributes: Telemetry.messagingAttributes(broker.system, destination, "settle", {
+      ...groupAttribute,
+      "messaging.message.id": delivery.envelope.id
+    }, operationName)
+  })
+  const withSettleSpans = (delivery: Delivery<A>): Delivery<A> => ({
+    ...delivery,
+    ack: Effect.withSpan(delivery.ack, ackName, settleSpan(delivery, "ack")),
+    nack: (nackOptions) => Effect.withSpan(delivery.nack(nackOptions), nackName, settleSpan(delivery, "nack"))
+  })
+  return (delivery) =>
+    Effect.trackDuration(
+      Effect.withSpan(Effect.tap(next(withSettleSpans(delivery)), annotateOutcome), processName, spanOptions(delivery)),
+      Telemetry.handlingDuration
+    )
+}
