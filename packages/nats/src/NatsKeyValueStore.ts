@@ -8,7 +8,8 @@ import { type KV, Kvm } from "@nats-io/kv"
 import { Errors } from "@switchyard/core"
 import { Duration, Effect, Layer } from "effect"
 import { KeyValueStore } from "effect/persistence"
-import { reason } from "./internal/envelope.ts"
+import { BrokerErrors } from "@switchyard/core/adapter"
+import { reasonOf } from "./internal/errors.ts"
 import { NatsConnection } from "./NatsConnection.ts"
 
 /**
@@ -43,7 +44,7 @@ const textDecoder = new TextDecoder()
  * ```
  * @since 0.1.0
  */
-export const make = Effect.fnUntraced(function*(bucket: string, options: Options = {}) {
+export const make = Effect.fn("NatsKeyValueStore.make")(function*(bucket: string, options: Options = {}) {
   const { nc } = yield* NatsConnection
   const kv: KV = yield* Effect.tryPromise({
     try: () =>
@@ -52,12 +53,12 @@ export const make = Effect.fnUntraced(function*(bucket: string, options: Options
         ...(options.storage === "memory" ? { storage: "memory" as const } : {}),
         ...(options.replicas !== undefined ? { replicas: options.replicas } : {})
       }),
-    catch: (cause) => new Errors.ConnectionError({ broker: `nats-kv(${bucket})`, reason: reason(cause) })
+    catch: (cause) => new Errors.ConnectionError({ broker: `nats-kv(${bucket})`, reason: reasonOf(cause), cause })
   })
   const fail = (method: string, key?: string) => (cause: unknown) =>
     new KeyValueStore.KeyValueStoreError({
       method,
-      message: reason(cause),
+      message: BrokerErrors.messageOf(cause),
       cause,
       ...(key !== undefined ? { key } : {})
     })
@@ -96,7 +97,8 @@ export const make = Effect.fnUntraced(function*(bucket: string, options: Options
 })
 
 /**
- * The store as a Layer (see `NatsBroker.layerKeyValueStore`).
+ * The store as a Layer, e.g. as the idempotency store of the consumer runtime. Needs a `NatsConnection`
+ * (provided by every `NatsBroker` layer).
  *
  * @example
  * ```ts

@@ -8,7 +8,9 @@ import { headers as makeHeaders, type Msg, type MsgHdrs, NoRespondersError, Requ
 import { Codec, Errors } from "@switchyard/core"
 import type { Scope } from "effect"
 import { Cause, Duration, Effect, FiberSet, Predicate, Result, Schema, Semaphore } from "effect"
-import { encodeValue, lastHeader, reason } from "./internal/envelope.ts"
+import { BrokerErrors } from "@switchyard/core/adapter"
+import { encodeValue, lastHeader } from "./internal/envelope.ts"
+import { reasonOf, subscribeError } from "./internal/errors.ts"
 import { NatsConnection } from "./NatsConnection.ts"
 
 /** Header carrying a responder-side failure. @since 0.1.0 */
@@ -119,7 +121,7 @@ export const request = <Req, Res>(
           : cause instanceof NoRespondersError ||
               (cause instanceof RequestError && cause.isNoResponders())
           ? new Errors.NoRespondersError({ destination })
-          : new Errors.PublishError({ destination, reason: reason(cause), cause })
+          : new Errors.PublishError({ destination, reason: reasonOf(cause), cause })
     }).pipe(Effect.flatMap((reply): Effect.Effect<Res, RequestFailure> => {
       const remote = lastHeader(reply, errorHeader)
       if (remote !== undefined) return Effect.fail(new RemoteError({ destination, reason: remote }))
@@ -173,63 +175,76 @@ export interface ServeOptions {
  * ```
  * @since 0.1.0
  */
-export const serve = <Req, Res, E, R>(
+export const serve = Effect.fn("NatsRpc.serve")(function*<Req, Res, E, R>(
   endpoint: Endpoint<Req, Res>,
   handler: (request: Req, message: Msg) => Effect.Effect<Res, E, R>,
   options?: ServeOptions
-): Effect.Effect<void, Errors.SubscribeError, NatsConnection | Scope.Scope | R> =>
-  Effect.gen(function*() {
-    const { nc } = yield* NatsConnection
-    const destination = endpoint.subject
-    const respondError = (msg: Msg, why: string) =>
-      Effect.sync(() => {
-        const h = makeHeaders()
-        h.set(errorHeader, encodeValue(why))
-        msg.respond(new Uint8Array(0), { headers: h })
-      })
-    const handle = (msg: Msg): Effect.Effect<void, never, R> => {
-      const decoded = endpoint.request.decode(msg.data)
-      if (Result.isFailure(decoded)) return respondError(msg, `DecodeError: ${decoded.failure.message}`)
-      return handler(decoded.success, msg).pipe(
-        Effect.flatMap((res) => {
-          const encoded = endpoint.response.encode(res)
-          return Result.isFailure(encoded)
-            ? respondError(msg, `EncodeError: ${encoded.failure}`)
-            : Effect.sync(() => {
-              msg.respond(encoded.success, { headers: contentTypeHeader(endpoint.response.contentType) })
-            })
-        }),
-        Effect.catchCause((cause) => respondError(msg, causeMessage(cause)))
-      )
-    }
-    const permits = yield* Semaphore.make(Math.max(1, options?.concurrency ?? 64))
-    // Each request starts its handler right in nats.js's callback (a fiber of this scope's set, bounded by
-    // the permits): no hand-over through a stream and no event-loop hop before the handler runs.
-    const handlers = yield* FiberSet.make<void, never>()
-    const run = yield* FiberSet.runtime(handlers)<R>()
-    // Shutdown, in this order (finalizers run last-registered first): drain the subscription (no new
-    // requests), let the handlers in flight answer within the drain timeout, then interrupt what is left.
-    yield* Effect.addFinalizer(() =>
-      FiberSet.awaitEmpty(handlers).pipe(Effect.timeout(options?.drainTimeout ?? "10 seconds"), Effect.ignore)
-    )
-    yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: async () => {
-          const sub = nc.subscribe(destination, {
-            queue: options?.queue ?? destination,
-            callback: (err, msg) => {
-              if (err === null) run(Semaphore.withPermits(permits, 1)(handle(msg)))
-              else run(Effect.logWarning("nats responder subscription error", { destination, error: reason(err) }))
-            }
-          })
-          await nc.flush()
-          return sub
-        },
-        catch: (cause) => new Errors.SubscribeError({ destination, reason: reason(cause), cause })
-      }),
-      (sub) => Effect.promise(() => sub.drain().catch(() => undefined))
-    )
+): Effect.fn.Return<void, Errors.SubscribeError, NatsConnection | Scope.Scope | R> {
+  const { nc } = yield* NatsConnection
+  const destination = endpoint.subject
+  const handle = answer(endpoint, handler)
+  const permits = yield* Semaphore.make(Math.max(1, options?.concurrency ?? 64))
+  // Each request starts its handler right in nats.js's callback (a fiber of this scope's set, bounded by
+  // the permits): no hand-over through a stream and no event-loop hop before the handler runs.
+  const handlers = yield* FiberSet.make<void, never>()
+  const run = yield* FiberSet.runtime(handlers)<R>()
+  // Shutdown, in this order (finalizers run last-registered first): drain the subscription (no new
+  // requests), let the handlers in flight answer within the drain timeout, then interrupt what is left.
+  yield* Effect.addFinalizer(() =>
+    FiberSet.awaitEmpty(handlers).pipe(Effect.timeout(options?.drainTimeout ?? "10 seconds"), Effect.ignore)
+  )
+  yield* listen(nc, destination, options?.queue ?? destination, (err, msg) => {
+    if (err === null) run(Semaphore.withPermits(permits, 1)(handle(msg)))
+    else run(Effect.logWarning("nats responder subscription error", { destination, error: BrokerErrors.messageOf(err) }))
   })
+})
+
+/** Answers with no payload and the failure in {@link errorHeader}: the requester fails with `RemoteError`. */
+const respondError = (msg: Msg, why: string): Effect.Effect<void> =>
+  Effect.sync(() => {
+    const h = makeHeaders()
+    h.set(errorHeader, encodeValue(why))
+    msg.respond(new Uint8Array(0), { headers: h })
+  })
+
+/** Decodes a request, runs the handler, answers with the encoded response or the failure. */
+const answer = <Req, Res, E, R>(
+  endpoint: Endpoint<Req, Res>,
+  handler: (request: Req, message: Msg) => Effect.Effect<Res, E, R>
+) =>
+(msg: Msg): Effect.Effect<void, never, R> => {
+  const decoded = endpoint.request.decode(msg.data)
+  if (Result.isFailure(decoded)) return respondError(msg, `DecodeError: ${decoded.failure.message}`)
+  return handler(decoded.success, msg).pipe(
+    Effect.flatMap((res) => {
+      const encoded = endpoint.response.encode(res)
+      return Result.isFailure(encoded)
+        ? respondError(msg, `EncodeError: ${encoded.failure}`)
+        : Effect.sync(() => {
+          msg.respond(encoded.success, { headers: contentTypeHeader(endpoint.response.contentType) })
+        })
+    }),
+    Effect.catchCause((cause) => respondError(msg, causeMessage(cause)))
+  )
+}
+
+/** The responders' queue-group subscription, registered at the server, drained when the scope closes. */
+const listen = (
+  nc: NatsConnection["Service"]["nc"],
+  destination: string,
+  queue: string,
+  callback: (err: Error | null, msg: Msg) => void
+) =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => {
+        const sub = nc.subscribe(destination, { queue, callback })
+        return nc.flush().then(() => sub)
+      },
+      catch: subscribeError(destination)
+    }),
+    (sub) => Effect.promise(() => sub.drain().catch(() => undefined))
+  )
 
 const causeMessage = (cause: Cause.Cause<unknown>): string => {
   if (Cause.hasInterruptsOnly(cause)) return "interrupted"
@@ -237,5 +252,5 @@ const causeMessage = (cause: Cause.Cause<unknown>): string => {
   if (Predicate.hasProperty(error, "_tag")) {
     return `${String(error._tag)}: ${Predicate.hasProperty(error, "message") ? String(error.message) : ""}`
   }
-  return reason(error)
+  return Predicate.isError(error) ? `${error.name}: ${error.message}` : String(error)
 }

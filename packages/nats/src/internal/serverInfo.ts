@@ -1,16 +1,12 @@
 /**
  * What a NATS server says about itself (`Broker.serverInfo`), from the connection's INFO and, on JetStream,
  * the account's JetStream usage.
- *
- * @internal
  */
 import type { JetStreamManager } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/transport-node"
-import type { Broker } from "@switchyard/core"
-import { Errors } from "@switchyard/core"
+import { type Broker, Errors } from "@switchyard/core"
 import { Effect } from "effect"
-import { reason } from "./envelope.ts"
-import { kindOf, redactUrl } from "./errors.ts"
+import { redactUrl, subscribeError } from "./errors.ts"
 
 const destination = "(server info)"
 
@@ -20,10 +16,10 @@ const fromInfo = (nc: NatsConnection): Effect.Effect<Record<string, string>, Err
     const info = nc.info
     if (info === undefined) {
       return Effect.fail(
-        new Errors.SubscribeError({ destination, reason: "not connected: the server sent no INFO", kind: "Unreachable" })
+        new Errors.SubscribeError({ destination, reason: Errors.reason("Unreachable", "not connected: the server sent no INFO") })
       )
     }
-    const details: Record<string, string> = {
+    return Effect.succeed({
       version: info.version,
       server_name: info.server_name,
       server_id: info.server_id,
@@ -31,40 +27,34 @@ const fromInfo = (nc: NatsConnection): Effect.Effect<Record<string, string>, Err
       max_payload: String(info.max_payload),
       proto: String(info.proto),
       go: info.go,
-      connected_to: redactUrl(nc.getServer())
-    }
-    if (info.cluster !== undefined) details["cluster"] = info.cluster
-    if (info.tls_required === true) details["tls"] = "required"
-    return Effect.succeed(details)
+      connected_to: redactUrl(nc.getServer()),
+      ...(info.cluster !== undefined ? { cluster: info.cluster } : {}),
+      ...(info.tls_required === true ? { tls: "required" } : {})
+    })
   })
 
-/**
- * The server info of a core NATS broker (JetStream is reported as the server announces it, `"true"` or
- * `"false"`).
- */
+/** The server info of a core NATS broker (JetStream as the server announces it, `"true"` or `"false"`). */
 export const core = (nc: NatsConnection): Effect.Effect<Broker.ServerInfo, Errors.SubscribeError> =>
-  Effect.map(fromInfo(nc), ({ version, ...details }) => ({
-    product: "nats-server",
-    version: version ?? "unknown",
-    details
-  }))
+  Effect.map(fromInfo(nc), ({ version, ...details }) => ({ product: "nats-server", version: version ?? "unknown", details }))
 
 /** The server info of a JetStream broker, plus the account's JetStream usage (streams, consumers, API level). */
-export const jetStream = (
-  nc: NatsConnection,
-  manager: JetStreamManager
-): Effect.Effect<Broker.ServerInfo, Errors.SubscribeError> =>
+export const jetStream = (nc: NatsConnection, manager: JetStreamManager): Effect.Effect<Broker.ServerInfo, Errors.SubscribeError> =>
   Effect.gen(function*() {
     const { version, ...details } = yield* fromInfo(nc)
     const account = yield* Effect.tryPromise({
       try: () => manager.getAccountInfo(),
-      catch: (cause) =>
-        new Errors.SubscribeError({ destination, reason: `JetStream account info: ${reason(cause)}`, kind: kindOf(cause), cause })
+      catch: subscribeError(destination, "JetStream account info")
     })
-    details["jetstream"] = "true"
-    details["jetstream_streams"] = String(account.streams)
-    details["jetstream_consumers"] = String(account.consumers)
-    details["jetstream_api_level"] = String(account.api.level ?? "unknown")
-    if (account.domain !== undefined) details["jetstream_domain"] = account.domain
-    return { product: "nats-server", version: version ?? "unknown", details }
+    return {
+      product: "nats-server",
+      version: version ?? "unknown",
+      details: {
+        ...details,
+        jetstream: "true",
+        jetstream_streams: String(account.streams),
+        jetstream_consumers: String(account.consumers),
+        jetstream_api_level: String(account.api.level ?? "unknown"),
+        ...(account.domain !== undefined ? { jetstream_domain: account.domain } : {})
+      }
+    }
   })
