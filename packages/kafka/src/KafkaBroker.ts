@@ -3,12 +3,12 @@
  *
  * - publish: one idempotent (acks=all) `send` per batch; keys are partitioned with the Java client's
  *   murmur2 default partitioner; receipts carry partition and offset. A failed send fails the whole batch.
- * - subscribe: group = Kafka group id; backpressure by pausing partitions; commits are the contiguous prefix
- *   of acknowledged offsets, with the offsets acked above it in the commit metadata (the next owner skips
- *   them); `nack` redelivers the record to this member, or to the next owner if this one stops first (see
- *   `internal/subscription.ts`).
+ * - subscribe: group = Kafka group id; a runloop owns the consumer's state (`internal/runloop.ts`):
+ *   backpressure by pausing partitions (`prefetch` per partition), commits of the contiguous prefix of
+ *   acknowledged offsets, with the offsets acked above it in the commit metadata (the next owner skips
+ *   them); `nack` redelivers the record to this member, or to the next owner if this one stops first.
  * - Keys are bytes: a binary key keeps its exact bytes (`keyBytes`) and partition; topic metadata is refreshed
- *   after `metadataMaxAge`; failures carry a `kind` classified from kafkajs's error codes.
+ *   after `metadataMaxAge`; failures carry an `Errors.Reason` classified from kafkajs's error codes.
  * - A destination not seen before is created on first use (default 4 partitions), idempotently and cached;
  *   declared `topics` take precedence.
  * - browse (dead-letter operations): the topic from its earliest to its end offsets at open, outside any
@@ -17,18 +17,17 @@
  *
  * @since 0.1.0
  */
-import { Cause, Config, Deferred, Effect, Exit, Layer, Option, Queue, Redacted, Stream } from "effect"
+import { type Config, Effect, Layer, type Stream } from "effect"
 import type { Scope } from "effect"
-import { Broker, Errors } from "@switchyard/core"
-import type { Capabilities, Envelope } from "@switchyard/core"
-import { Partitioners, type PartitionMetadata, type RecordMetadata } from "kafkajs"
-import * as KafkaAdmin from "./KafkaAdmin.ts"
-import * as KafkaClient from "./KafkaClient.ts"
-import { recordKey, toRecord } from "./internal/codec.ts"
+import { Broker } from "@switchyard/core"
+import type { Capabilities, Envelope, Errors } from "@switchyard/core"
 import { browse } from "./internal/browse.ts"
-import { publishError, subscribeError } from "./internal/errors.ts"
-import { lag, serverInfo } from "./internal/operations.ts"
+import { subscribeError } from "./internal/errors.ts"
+import * as Publish from "./internal/publish.ts"
+import { lag, serverInfo } from "./internal/serverInfo.ts"
 import * as Subscription from "./internal/subscription.ts"
+import * as KafkaConnection from "./KafkaConnection.ts"
+import * as KafkaTopology from "./KafkaTopology.ts"
 
 /**
  * What Kafka promises. Order holds per key (partition), not across a whole multi-partition topic; nack
@@ -54,11 +53,11 @@ export const capabilities: Capabilities.Capabilities = {
 }
 
 /**
- * The settings of {@link layer} (see `KafkaClient.KafkaSettings`).
+ * The options of {@link layer} (see `KafkaConnection.Options`).
  *
  * @since 0.1.0
  */
-export type Options = KafkaClient.KafkaSettings
+export type Options = KafkaConnection.Options
 
 /**
  * A partition's own stream of deliveries (native extra); it ends when the partition is revoked.
@@ -120,7 +119,7 @@ export const telemetryAttributes = (envelope: Envelope.Envelope): Readonly<Recor
 }
 
 /**
- * Builds the broker from the client and admin services.
+ * Builds the broker from the connection and topology services.
  *
  * @example
  * ```ts
@@ -134,232 +133,46 @@ export const telemetryAttributes = (envelope: Envelope.Envelope): Readonly<Recor
 export const make: Effect.Effect<
   Broker.BrokerShape,
   never,
-  KafkaClient.KafkaClient | KafkaAdmin.KafkaAdmin | Scope.Scope
-> = Effect
-  .gen(function*() {
-    const client = yield* KafkaClient.KafkaClient
-    const admin = yield* KafkaAdmin.KafkaAdmin
-    const partitioner = Partitioners.DefaultPartitioner()
-    const { settings } = client
-
-    // kafkajs rolls an idempotent producer's sequence numbers back when a produce request fails, even when
-    // the broker did write it (a connection lost mid-request, e.g. during a broker restart). The next,
-    // different batch then reuses those sequence numbers, the broker takes it for a duplicate, confirms it
-    // with the earlier batch's offset and never stores it: a confirmed message is lost. So one sender fiber
-    // sends at a time — coalescing every publish that arrived meanwhile into one `sendBatch`, which keeps
-    // the throughput of pipelined sends — and after a failed send it replaces the producer (a new producer
-    // id starts fresh sequences) before sending anything else.
-    let producer = client.producer
-    yield* Effect.addFinalizer(() =>
-      producer === client.producer ? Effect.void : Effect.promise(() => producer.disconnect().catch(() => undefined))
-    )
-    const replaceProducer = Effect.suspend(() => {
-      const fresh = client.newProducer()
-      const old = producer
-      return Effect.tryPromise(() => fresh.connect()).pipe(
-        Effect.andThen(Effect.sync(() => {
-          producer = fresh
-        })),
-        Effect.andThen(old === client.producer ? Effect.void : Effect.promise(() => old.disconnect().catch(() => undefined))),
-        Effect.andThen(Effect.logDebug("kafka producer replaced after a failed send")),
-        Effect.catch((error) =>
-          Effect.logWarning("could not replace the kafka producer; trying again after the next failure", String(error))
-        )
-      )
-    })
-
-    interface PendingSend {
-      readonly destination: string
-      readonly messages: ReadonlyArray<Envelope.OutgoingMessage>
-      readonly records: ReadonlyArray<ReturnType<typeof toRecord>>
-      readonly partitions: ReadonlyArray<number>
-      readonly done: Deferred.Deferred<ReadonlyArray<Envelope.PublishReceipt>, Errors.PublishError>
-    }
-
-    /**
-     * Receipts in send order: each partition's messages take consecutive offsets from its base offset. The
-     * `failed` ones (some of their records were not written) fail with `error` instead.
-     */
-    const settleSent = (
-      group: ReadonlyArray<PendingSend>,
-      metadata: ReadonlyArray<RecordMetadata>,
-      failed: ReadonlySet<PendingSend> = new Set(),
-      error?: (destination: string) => Errors.PublishError
-    ) => {
-      const next = new Map<string, number>()
-      for (const m of metadata) {
-        if (m.baseOffset !== undefined) next.set(`${m.topicName}\u0000${m.partition}`, Number(m.baseOffset))
-      }
-      for (const pending of group) {
-        const receipts = pending.messages.map((message, i): Envelope.PublishReceipt => {
-          const partition = pending.partitions[i]!
-          const slot = `${pending.destination}\u0000${partition}`
-          const offset = next.get(slot)
-          if (offset !== undefined) next.set(slot, offset + 1)
-          return {
-            id: message.id,
-            coordinates: {
-              destination: pending.destination,
-              lane: String(partition),
-              partition,
-              ...(offset !== undefined ? { offset: String(offset) } : {})
-            }
-          }
-        })
-        Deferred.doneUnsafe(
-          pending.done,
-          failed.has(pending) && error !== undefined ? Exit.fail(error(pending.destination)) : Exit.succeed(receipts)
-        )
-      }
-    }
-
-    const failGroup = (group: ReadonlyArray<PendingSend>, error: (destination: string) => Errors.PublishError) => {
-      for (const pending of group) Deferred.doneUnsafe(pending.done, Exit.fail(error(pending.destination)))
-    }
-
-    const sendRecords = (byTopic: ReadonlyMap<string, ReadonlyArray<ReturnType<typeof toRecord>>>) =>
-      Effect.tryPromise({
-        try: () =>
-          producer.sendBatch({
-            topicMessages: Array.from(byTopic, ([topic, messages]) => ({ topic, messages: [...messages] })),
-            acks: -1,
-            compression: settings.compression
-          }),
-        catch: (cause) => cause
-      })
-
-    /** The records of a group per topic, in send order; `only` keeps the partitions it accepts. */
-    const recordsByTopic = (group: ReadonlyArray<PendingSend>, only?: (topic: string, partition: number) => boolean) => {
-      const byTopic = new Map<string, Array<ReturnType<typeof toRecord>>>()
-      for (const pending of group) {
-        pending.records.forEach((record, i) => {
-          if (only !== undefined && !only(pending.destination, pending.partitions[i]!)) return
-          const records = byTopic.get(pending.destination)
-          if (records === undefined) byTopic.set(pending.destination, [record])
-          else records.push(record)
-        })
-      }
-      return byTopic
-    }
-
-    const slotKey = (topic: string, partition: number) => `${topic}\u0000${partition}`
-
-    // kafkajs silently leaves out records for a partition its own (older) metadata does not know yet, and
-    // answers without them: a confirmed publish that was never written. Partitions missing from the answer
-    // are sent again once with a fresh producer (fresh metadata); only then is their publish failed.
-    const missingSlots = (group: ReadonlyArray<PendingSend>, metadata: ReadonlyArray<RecordMetadata>) => {
-      const answered = new Set(metadata.map((m) => slotKey(m.topicName, m.partition)))
-      const missing = new Set<string>()
-      for (const pending of group) {
-        for (const partition of pending.partitions) {
-          const slot = slotKey(pending.destination, partition)
-          if (!answered.has(slot)) missing.add(slot)
-        }
-      }
-      return missing
-    }
-
-    const refreshAll = (group: ReadonlyArray<PendingSend>) =>
-      Effect.forEach(new Set(group.map((p) => p.destination)), (topic) => admin.refreshMetadata(topic), { discard: true })
-
-    const onSent = (group: ReadonlyArray<PendingSend>, metadata: ReadonlyArray<RecordMetadata>) => {
-      const missing = missingSlots(group, metadata)
-      if (missing.size === 0) return Effect.sync(() => settleSent(group, metadata))
-      const unsent = (topic: string, partition: number) => missing.has(slotKey(topic, partition))
-      return refreshAll(group).pipe(
-        Effect.andThen(replaceProducer),
-        Effect.andThen(sendRecords(recordsByTopic(group, unsent))),
-        Effect.matchCauseEffect({
-          onSuccess: (again) =>
-            Effect.sync(() => {
-              const all = [...metadata, ...again]
-              const still = missingSlots(group, all)
-              const failed = new Set(
-                group.filter((p) => p.partitions.some((partition) => still.has(slotKey(p.destination, partition))))
-              )
-              settleSent(group, all, failed, (destination) =>
-                new Errors.PublishError({
-                  destination,
-                  reason: "the producer knows no leader for the message's partition (topic metadata is being refreshed)",
-                  kind: "Unknown"
-                }))
-            }),
-          onFailure: (cause) => Effect.sync(() => failGroup(group, (d) => publishError(d, Cause.squash(cause))))
-        })
-      )
-    }
-
-    const sendGroup = (group: ReadonlyArray<PendingSend>) =>
-      sendRecords(recordsByTopic(group)).pipe(
-        Effect.matchCauseEffect({
-          onSuccess: (metadata) => onSent(group, metadata),
-          onFailure: (cause) => {
-            const error = Cause.squash(cause)
-            failGroup(group, (destination) => publishError(destination, error))
-            return refreshAll(group).pipe(Effect.andThen(settings.idempotent ? replaceProducer : Effect.void))
-          }
-        })
-      )
-
-    const pendingSends = yield* Queue.unbounded<PendingSend>()
-    yield* Queue.takeAll(pendingSends).pipe(Effect.flatMap(sendGroup), Effect.forever, Effect.forkScoped)
-
-    const send = (
-      destination: string,
-      messages: ReadonlyArray<Envelope.OutgoingMessage>,
-      metadata: ReadonlyArray<PartitionMetadata>
-    ) =>
-      Effect.suspend(() => {
-        const partitions = new Array<number>(messages.length)
-        const partitionMetadata = [...metadata]
-        const records = messages.map((message, i) => {
-          // the exact key bytes when the key is binary: murmur2 over them, like the Java client
-          const partition = partitioner({
-            topic: destination,
-            partitionMetadata,
-            message: { key: recordKey(message), value: null }
-          })
-          partitions[i] = partition
-          return toRecord(message, partition)
-        })
-        const done = Deferred.makeUnsafe<ReadonlyArray<Envelope.PublishReceipt>, Errors.PublishError>()
-        Queue.offerUnsafe(pendingSends, { destination, messages, records, partitions, done })
-        return Deferred.await(done)
-      })
-
-    const publish = (destination: string, messages: ReadonlyArray<Envelope.OutgoingMessage>) =>
-      messages.length === 0
-        ? Effect.succeed([])
-        : admin.ensureTopic(destination).pipe(
-          Effect.mapError((e) => publishError(destination, e)),
-          Effect.flatMap((metadata) => send(destination, messages, metadata))
-        )
-
-    const subscribe = (destination: string, options: Broker.SubscribeOptions) =>
-      admin.ensureTopic(destination).pipe(
-        Effect.mapError((e) => subscribeError(destination, e)),
-        Effect.andThen(Subscription.subscribe({ client, admin, destination, options })),
-        Effect.map((s): Broker.Subscription => ({ deliveries: s.deliveries }))
-      )
-
-    return Broker.Broker.of({
-      system: "kafka",
-      capabilities,
-      publish,
-      subscribe,
-      telemetryAttributes,
-      browse: browse({ client, admin, publish }),
-      lag: lag(admin),
-      serverInfo: serverInfo(admin)
-    })
+  KafkaConnection.KafkaConnection | KafkaTopology.KafkaTopology | Scope.Scope
+> = Effect.gen(function*() {
+  const connection = yield* KafkaConnection.KafkaConnection
+  const topology = yield* KafkaTopology.KafkaTopology
+  const publish = yield* Publish.make(connection, topology)
+  const subscribe = (destination: string, options: Broker.SubscribeOptions) =>
+    Effect.map(open(connection, topology, destination, options, false), (s): Broker.Subscription => ({
+      deliveries: s.deliveries
+    }))
+  return Broker.Broker.of({
+    system: "kafka",
+    capabilities,
+    publish,
+    subscribe,
+    telemetryAttributes,
+    browse: browse({ connection, topology, publish }),
+    lag: lag(topology),
+    serverInfo: serverInfo(topology)
   })
+})
+
+const open = (
+  connection: KafkaConnection.KafkaConnection["Service"],
+  topology: KafkaTopology.KafkaTopology["Service"],
+  destination: string,
+  options: Broker.SubscribeOptions,
+  partitioned: boolean
+) =>
+  topology.ensureTopic(destination).pipe(
+    Effect.mapError((e) => subscribeError(destination, e)),
+    Effect.flatMap((metadata) =>
+      Subscription.subscribe({ connection, destination, options, partitioned, partitionCount: metadata.length })
+    )
+  )
 
 const nativeSubscribe = (destination: string, options: Broker.SubscribeOptions, partitioned: boolean) =>
   Effect.gen(function*() {
-    const client = yield* KafkaClient.KafkaClient
-    const admin = yield* KafkaAdmin.KafkaAdmin
-    yield* admin.ensureTopic(destination).pipe(Effect.mapError((e) => subscribeError(destination, e)))
-    return yield* Subscription.subscribe({ client, admin, destination, options, partitioned })
+    const connection = yield* KafkaConnection.KafkaConnection
+    const topology = yield* KafkaTopology.KafkaTopology
+    return yield* open(connection, topology, destination, options, partitioned)
   })
 
 /**
@@ -383,7 +196,7 @@ export const subscribe = (
 ): Effect.Effect<
   KafkaSubscription,
   Errors.SubscribeError,
-  Scope.Scope | KafkaClient.KafkaClient | KafkaAdmin.KafkaAdmin
+  Scope.Scope | KafkaConnection.KafkaConnection | KafkaTopology.KafkaTopology
 > => nativeSubscribe(destination, options, false)
 
 /**
@@ -411,11 +224,15 @@ export const partitionedStream = (
 ): Effect.Effect<
   Stream.Stream<PartitionStream, Errors.SubscribeError>,
   Errors.SubscribeError,
-  Scope.Scope | KafkaClient.KafkaClient | KafkaAdmin.KafkaAdmin
+  Scope.Scope | KafkaConnection.KafkaConnection | KafkaTopology.KafkaTopology
 > => nativeSubscribe(destination, options, true).pipe(Effect.map((s) => s.partitions))
 
+/** The broker on a connection layer: `Broker` plus `KafkaTopology` (the connection's layer is kept). */
+const onConnection = <E>(connection: Layer.Layer<KafkaConnection.KafkaConnection, E>) =>
+  Layer.effect(Broker.Broker, make).pipe(Layer.provideMerge(KafkaTopology.layer), Layer.provideMerge(connection))
+
 /**
- * The Kafka broker layer: `Broker`, plus the native `KafkaClient` and `KafkaAdmin` services.
+ * The Kafka broker layer: `Broker`, plus the native `KafkaConnection` and `KafkaTopology` services.
  *
  * @example
  * ```ts
@@ -426,95 +243,21 @@ export const partitionedStream = (
  */
 export const layer = (
   options: Options
-): Layer.Layer<Broker.Broker | KafkaClient.KafkaClient | KafkaAdmin.KafkaAdmin, Errors.ConnectionError> => {
-  const base = KafkaAdmin.layer.pipe(Layer.provideMerge(KafkaClient.layer(options)))
-  return Layer.effect(Broker.Broker, make).pipe(Layer.provideMerge(base))
-}
-
-const splitList = (s: string) => s.split(",").map((x) => x.trim()).filter((x) => x.length > 0)
+): Layer.Layer<Broker.Broker | KafkaConnection.KafkaConnection | KafkaTopology.KafkaTopology, Errors.ConnectionError> =>
+  onConnection(KafkaConnection.layer(options))
 
 /**
- * The settings read from the environment:
- * `KAFKA_BROKERS` (comma separated, required), `KAFKA_CLIENT_ID`, `KAFKA_SSL` (boolean),
- * `KAFKA_SASL_MECHANISM` (`plain` | `scram-sha-256` | `scram-sha-512`), `KAFKA_SASL_USERNAME`,
- * `KAFKA_SASL_PASSWORD` (read as `Redacted`), `KAFKA_DEFAULT_PARTITIONS`, `KAFKA_RETRIES`, and durations
- * (`"30 seconds"`, `"500 millis"`): `KAFKA_METADATA_MAX_AGE`, `KAFKA_SESSION_TIMEOUT`, `KAFKA_HEARTBEAT_INTERVAL`,
- * `KAFKA_REBALANCE_TIMEOUT`.
+ * The broker layer from configuration (by default `KafkaConnection.config()`, i.e. environment variables);
+ * bad configuration fails with `ConnectionError` reason `Invalid`.
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
- * import { KafkaBroker } from "@switchyard/kafka"
- * const settings = Effect.gen(function*() { return yield* KafkaBroker.config })
- * ```
- * @since 0.1.0
- */
-export const config: Config.Config<Options> = Config.all({
-  brokers: Config.String("KAFKA_BROKERS").pipe(Config.map(splitList)),
-  clientId: Config.option(Config.String("KAFKA_CLIENT_ID")),
-  ssl: Config.option(Config.Boolean("KAFKA_SSL")),
-  mechanism: Config.option(Config.Literals(["plain", "scram-sha-256", "scram-sha-512"], "KAFKA_SASL_MECHANISM")),
-  username: Config.option(Config.String("KAFKA_SASL_USERNAME")),
-  password: Config.option(Config.Redacted("KAFKA_SASL_PASSWORD")),
-  defaultPartitions: Config.option(Config.Int("KAFKA_DEFAULT_PARTITIONS")),
-  retries: Config.option(Config.Int("KAFKA_RETRIES")),
-  metadataMaxAge: Config.option(Config.Duration("KAFKA_METADATA_MAX_AGE")),
-  sessionTimeout: Config.option(Config.Duration("KAFKA_SESSION_TIMEOUT")),
-  heartbeatInterval: Config.option(Config.Duration("KAFKA_HEARTBEAT_INTERVAL")),
-  rebalanceTimeout: Config.option(Config.Duration("KAFKA_REBALANCE_TIMEOUT"))
-}).pipe(
-  Config.map((c): Options => {
-    const mechanism = Option.getOrUndefined(c.mechanism)
-    const username = Option.getOrUndefined(c.username)
-    const password = Option.getOrUndefined(c.password)
-    const consumer: KafkaClient.ConsumerSettings = {
-      ...(Option.isSome(c.sessionTimeout) ? { sessionTimeout: c.sessionTimeout.value } : {}),
-      ...(Option.isSome(c.heartbeatInterval) ? { heartbeatInterval: c.heartbeatInterval.value } : {}),
-      ...(Option.isSome(c.rebalanceTimeout) ? { rebalanceTimeout: c.rebalanceTimeout.value } : {})
-    }
-    return {
-      brokers: c.brokers,
-      ...(Option.isSome(c.clientId) ? { clientId: c.clientId.value } : {}),
-      ...(Option.isSome(c.ssl) ? { ssl: c.ssl.value } : {}),
-      ...(mechanism !== undefined
-        ? { sasl: { mechanism, username: username ?? "", password: password ?? Redacted.make("") } }
-        : {}),
-      ...(Option.isSome(c.defaultPartitions) ? { defaultPartitions: c.defaultPartitions.value } : {}),
-      ...(Option.isSome(c.retries) ? { retry: { retries: c.retries.value } } : {}),
-      ...(Option.isSome(c.metadataMaxAge) ? { metadataMaxAge: c.metadataMaxAge.value } : {}),
-      ...(Object.keys(consumer).length > 0 ? { consumer } : {})
-    }
-  })
-)
-
-/**
- * The broker layer from `Config` (by default {@link config}, i.e. environment variables). `overrides` are
- * merged over what the config gives; their `consumer` timings are merged field by field over the config's.
- *
- * @example
- * ```ts
- * import { KafkaBroker } from "@switchyard/kafka"
- * const layer = KafkaBroker.layerConfig()
+ * import { KafkaBroker, KafkaConnection } from "@switchyard/kafka"
+ * const layer = KafkaBroker.layerConfig(KafkaConnection.config("KAFKA"))
  * ```
  * @since 0.1.0
  */
 export const layerConfig = (
-  settings: Config.Config<Options> = config,
-  overrides: Partial<Options> = {}
-): Layer.Layer<Broker.Broker | KafkaClient.KafkaClient | KafkaAdmin.KafkaAdmin, Errors.ConnectionError> =>
-  Layer.unwrap(
-    settings.pipe(
-      Effect.mapError((cause: Config.ConfigError) =>
-        new Errors.ConnectionError({ broker: "kafka", reason: `invalid configuration: ${cause.message}`, cause })
-      ),
-      Effect.map((options: Options) =>
-        layer({
-          ...options,
-          ...overrides,
-          ...(options.consumer !== undefined || overrides.consumer !== undefined
-            ? { consumer: { ...options.consumer, ...overrides.consumer } }
-            : {})
-        })
-      )
-    )
-  )
+  config: Config.Wrap<Options> = KafkaConnection.config()
+): Layer.Layer<Broker.Broker | KafkaConnection.KafkaConnection | KafkaTopology.KafkaTopology, Errors.ConnectionError> =>
+  onConnection(KafkaConnection.layerConfig(config))

@@ -5,14 +5,14 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Schema, Semaphore } from "effect"
+import { Context, Effect, Exit, Layer, Schema, Semaphore } from "effect"
 import type { Broker, Envelope } from "@switchyard/core"
 import { Errors } from "@switchyard/core"
-import { Partitioners, type Producer } from "kafkajs"
-import * as KafkaAdmin from "./KafkaAdmin.ts"
-import * as KafkaClient from "./KafkaClient.ts"
-import { recordKey, toRecord } from "./internal/codec.ts"
-import { connectionError } from "./internal/errors.ts"
+import { type Message, Partitioners, type Producer, type Transaction } from "kafkajs"
+import { recordKey, toRecord } from "./internal/envelope.ts"
+import { connectionError, reasonOf } from "./internal/errors.ts"
+import * as KafkaConnection from "./KafkaConnection.ts"
+import * as KafkaTopology from "./KafkaTopology.ts"
 
 /**
  * The transaction was aborted (or could not be committed); nothing of it is visible.
@@ -27,13 +27,62 @@ import { connectionError } from "./internal/errors.ts"
  * @since 0.1.0
  */
 export class TransactionError extends Schema.TaggedError<TransactionError>()("TransactionError", {
-  reason: Schema.String,
+  reason: Errors.Reason,
   cause: Schema.optional(Schema.Defect())
 }) {
   override get message(): string {
-    return `kafka transaction aborted: ${this.reason}`
+    return `kafka transaction aborted: ${this.reason.message}`
   }
 }
+
+const transactionError = (cause: unknown) => new TransactionError({ reason: reasonOf(cause), cause })
+
+interface Prepared {
+  readonly topic: string
+  readonly messages: ReadonlyArray<Message>
+}
+
+/** The offsets after the consumed deliveries: per topic and partition, the highest offset + 1. */
+const offsetsOf = (consumed: ReadonlyArray<Broker.RawDelivery>) => {
+  const offsets = new Map<string, Map<number, number>>()
+  for (const d of consumed) {
+    const { destination, partition, offset } = d.envelope.coordinates
+    if (partition === undefined || offset === undefined) continue
+    const perTopic = offsets.get(destination) ?? new Map<number, number>()
+    perTopic.set(partition, Math.max(perTopic.get(partition) ?? -1, Number(offset) + 1))
+    offsets.set(destination, perTopic)
+  }
+  return offsets
+}
+
+/** Sends, sends the offsets, commits; any failure aborts the transaction. */
+const runTransaction = (
+  producer: Producer,
+  group: string,
+  prepared: ReadonlyArray<Prepared>,
+  offsets: ReadonlyMap<string, ReadonlyMap<number, number>>
+) =>
+  Effect.acquireUseRelease(
+    Effect.tryPromise({ try: () => producer.transaction(), catch: transactionError }),
+    (tx: Transaction) =>
+      Effect.tryPromise({
+        try: async () => {
+          for (const p of prepared) if (p.messages.length > 0) await tx.send({ topic: p.topic, messages: [...p.messages], acks: -1 })
+          if (offsets.size > 0) {
+            await tx.sendOffsets({
+              consumerGroupId: group,
+              topics: [...offsets].map(([topic, parts]) => ({
+                topic,
+                partitions: [...parts].map(([partition, offset]) => ({ partition, offset: String(offset) }))
+              }))
+            })
+          }
+          await tx.commit()
+        },
+        catch: transactionError
+      }),
+    (tx, exit) => (Exit.isFailure(exit) ? Effect.promise(() => tx.abort().catch(() => undefined)) : Effect.void)
+  )
 
 /**
  * Outputs of one processed batch.
@@ -92,13 +141,13 @@ export class KafkaTransactions extends Context.Service<KafkaTransactions, {
  */
 export const layer = (options: {
   readonly transactionalId: string
-}): Layer.Layer<KafkaTransactions, Errors.ConnectionError, KafkaClient.KafkaClient | KafkaAdmin.KafkaAdmin> =>
+}): Layer.Layer<KafkaTransactions, Errors.ConnectionError, KafkaConnection.KafkaConnection | KafkaTopology.KafkaTopology> =>
   Layer.effect(
     KafkaTransactions,
     Effect.gen(function*() {
-      const client = yield* KafkaClient.KafkaClient
-      const admin = yield* KafkaAdmin.KafkaAdmin
-      const producer = client.kafka.producer({
+      const connection = yield* KafkaConnection.KafkaConnection
+      const topology = yield* KafkaTopology.KafkaTopology
+      const producer = connection.kafka.producer({
         transactionalId: options.transactionalId,
         idempotent: true,
         maxInFlightRequests: 1,
@@ -108,67 +157,36 @@ export const layer = (options: {
       yield* Effect.acquireRelease(
         Effect.tryPromise({
           try: () => producer.connect(),
-          catch: (cause) => connectionError(client.settings.settings.brokers.join(","), cause, "transactional producer connect failed")
+          catch: (cause) => connectionError(connection.brokers, cause, "transactional producer connect failed")
         }),
         () => Effect.promise(() => producer.disconnect().catch(() => undefined))
       )
       const lock = yield* Semaphore.make(1)
       const partitioner = Partitioners.DefaultPartitioner()
 
-      const commit = (input: {
+      const prepare = (output: Output) =>
+        topology.ensureTopic(output.destination).pipe(
+          Effect.map((metadata): Prepared => ({
+            topic: output.destination,
+            messages: output.messages.map((m) =>
+              toRecord(
+                m,
+                partitioner({ topic: output.destination, partitionMetadata: [...metadata], message: { key: recordKey(m), value: null } })
+              )
+            )
+          })),
+          Effect.mapError(transactionError)
+        )
+
+      const commit = Effect.fn("KafkaTransactions.commit")(function*(input: {
         readonly group: string
         readonly consumed: ReadonlyArray<Broker.RawDelivery>
         readonly outputs: ReadonlyArray<Output>
-      }) =>
-        Effect.gen(function*() {
-          const prepared = yield* Effect.forEach(input.outputs, (output) =>
-            admin.ensureTopic(output.destination).pipe(
-              Effect.map((metadata) => ({
-                topic: output.destination,
-                messages: output.messages.map((m) =>
-                  toRecord(
-                    m,
-                    partitioner({
-                      topic: output.destination,
-                      partitionMetadata: [...metadata],
-                      message: { key: recordKey(m), value: null }
-                    })
-                  )
-                )
-              }))
-            )).pipe(Effect.mapError((e) => new TransactionError({ reason: e.message, cause: e })))
-          const offsets = new Map<string, Map<number, number>>()
-          for (const d of input.consumed) {
-            const { destination, partition, offset } = d.envelope.coordinates
-            if (partition === undefined || offset === undefined) continue
-            const perTopic = offsets.get(destination) ?? new Map<number, number>()
-            perTopic.set(partition, Math.max(perTopic.get(partition) ?? -1, Number(offset) + 1))
-            offsets.set(destination, perTopic)
-          }
-          yield* Effect.tryPromise({
-            try: async () => {
-              const tx = await producer.transaction()
-              try {
-                for (const p of prepared) if (p.messages.length > 0) await tx.send({ ...p, acks: -1 })
-                if (offsets.size > 0) {
-                  await tx.sendOffsets({
-                    consumerGroupId: input.group,
-                    topics: [...offsets].map(([topic, parts]) => ({
-                      topic,
-                      partitions: [...parts].map(([partition, offset]) => ({ partition, offset: String(offset) }))
-                    }))
-                  })
-                }
-                await tx.commit()
-              } catch (e) {
-                await tx.abort().catch(() => undefined)
-                throw e
-              }
-            },
-            catch: (cause) => new TransactionError({ reason: String(cause), cause })
-          }).pipe(lock.withPermit)
-          yield* Effect.forEach(input.consumed, (d) => Effect.ignore(d.ack), { discard: true })
-        })
+      }) {
+        const prepared = yield* Effect.forEach(input.outputs, prepare)
+        yield* runTransaction(producer, input.group, prepared, offsetsOf(input.consumed)).pipe(lock.withPermit)
+        yield* Effect.forEach(input.consumed, (d) => Effect.ignore(d.ack), { discard: true })
+      })
 
       return KafkaTransactions.of({ commit, producer })
     })

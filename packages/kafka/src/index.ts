@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-export * as KafkaAdmin from "./KafkaAdmin.ts"
 export * as KafkaBroker from "./KafkaBroker.ts"
-export * as KafkaClient from "./KafkaClient.ts"
+export * as KafkaConnection from "./KafkaConnection.ts"
+export * as KafkaTopology from "./KafkaTopology.ts"
 export * as KafkaTransactions from "./KafkaTransactions.ts"

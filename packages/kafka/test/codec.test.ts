@@ -2,7 +2,7 @@
  * Unit tests (no broker) of the record mapping, the error classification and the commit-metadata codec.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Envelope } from "@switchyard/core"
+import { Envelope, Errors } from "@switchyard/core"
 import {
   KafkaJSConnectionError,
   KafkaJSNumberOfRetriesExceeded,
@@ -11,9 +11,9 @@ import {
   type IHeaders,
   type KafkaMessage
 } from "kafkajs"
-import { fromRecord, keyOf, toRecord } from "../src/internal/codec.ts"
-import { KafkaAdminError } from "../src/KafkaAdmin.ts"
-import { kindOf, reasonOf } from "../src/internal/errors.ts"
+import { fromRecord, keyOf, toRecord } from "../src/internal/envelope.ts"
+import { KafkaTopologyError } from "../src/KafkaTopology.ts"
+import { kindOf, messageOf } from "../src/internal/errors.ts"
 import { decodeAcked, encodeAcked, maxMetadataLength } from "../src/internal/offsets.ts"
 
 /** What Java's `LongSerializer` writes: 8 big-endian bytes. */
@@ -112,16 +112,16 @@ describe("kafka error classification", () => {
     // (its declared constructor takes no message, the real one does)
     const sasl: unknown = Reflect.construct(KafkaJSSASLAuthenticationError, ["SASL PLAIN authentication failed: bad creds"])
     assert.strictEqual(kindOf(sasl), "AuthenticationFailed")
-    assert.include(reasonOf(sasl), "bad creds")
+    assert.include(messageOf(sasl), "bad creds")
     const refused = new KafkaJSConnectionError("Connection error: connect ECONNREFUSED 127.0.0.1:1", { broker: "127.0.0.1:1" })
     assert.strictEqual(kindOf(refused), "Unreachable")
     // wrapped by the retrier: the inner error decides, and its words are kept
     const wrapped = new KafkaJSNumberOfRetriesExceeded(refused, { retryCount: 5, retryTime: 100 })
     assert.strictEqual(kindOf(wrapped), "Unreachable")
-    assert.include(reasonOf(wrapped), "ECONNREFUSED")
+    assert.include(messageOf(wrapped), "ECONNREFUSED")
     assert.strictEqual(kindOf(new KafkaJSNumberOfRetriesExceeded(tooLarge, { retryCount: 0, retryTime: 0 })), "TooLarge")
     assert.strictEqual(kindOf(new Error("something else")), "Unknown")
-    assert.strictEqual(kindOf(new KafkaAdminError({ operation: "describe", reason: "unknown topic t", kind: "NotFound" })), "NotFound")
+    assert.strictEqual(kindOf(new KafkaTopologyError({ operation: "describe", reason: Errors.reason("NotFound", "unknown topic t") })), "NotFound")
     assert.strictEqual(kindOf(new TypeError("header value must be a string")), "Invalid")
   })
 })

@@ -5,7 +5,7 @@
  */
 import { Conformance } from "@switchyard/core/testing"
 import { Context, Effect, Layer } from "effect"
-import { KafkaAdmin, KafkaBroker } from "../src/index.ts"
+import { KafkaTopology, KafkaBroker } from "../src/index.ts"
 import { EmbeddedKafka } from "../src/testing/index.ts"
 import { testOptions } from "./helpers.ts"
 
@@ -14,7 +14,7 @@ const external = process.env["KAFKA_BROKERS"]
 class TestCluster extends Context.Service<TestCluster, { readonly bootstrap: string }>()("test/TestCluster") {}
 
 let embedded: EmbeddedKafka.EmbeddedKafka | undefined
-let admin: KafkaAdmin.KafkaAdmin["Service"] | undefined
+let admin: KafkaTopology.KafkaTopology["Service"] | undefined
 
 const cluster = external !== undefined && external !== ""
   ? Layer.succeed(TestCluster, { bootstrap: external })
@@ -26,7 +26,7 @@ const cluster = external !== undefined && external !== ""
 const brokerLayer = Layer.unwrap(
   Effect.map(TestCluster, (c) =>
     KafkaBroker.layer(testOptions({ brokers: [c.bootstrap], defaultPartitions: 3 })).pipe(
-      Layer.tap((ctx) => Effect.sync(() => (admin = Context.get(ctx, KafkaAdmin.KafkaAdmin))))
+      Layer.tap((ctx) => Effect.sync(() => (admin = Context.get(ctx, KafkaTopology.KafkaTopology))))
     ))
 ).pipe(Layer.provide(cluster))
 

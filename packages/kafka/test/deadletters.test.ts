@@ -5,7 +5,7 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Broker, Consumer, DeadLetters, Errors, Publisher, Switchyard, Topic } from "@switchyard/core"
 import { Duration, Effect, Exit, Fiber, Schedule, Schema, Scope, Stream } from "effect"
-import { KafkaAdmin } from "../src/index.ts"
+import { KafkaTopology } from "../src/index.ts"
 import { brokers, message, testLayer, text, unique } from "./helpers.ts"
 
 const browseBroker = Effect.gen(function*() {
@@ -37,7 +37,7 @@ const browseAll = (
 
 const browseGroupsLeft = (destination: string) =>
   Effect.gen(function*() {
-    const { admin } = yield* KafkaAdmin.KafkaAdmin
+    const { admin } = yield* KafkaTopology.KafkaTopology
     const { groups } = yield* Effect.promise(() => admin.listGroups())
     return groups.filter((g) => g.groupId.startsWith(`switchyard-browse-${destination}-`)).map((g) => g.groupId)
   })
@@ -105,7 +105,7 @@ describe("kafka: dead-letter operations", () => {
         assert.strictEqual(last.retained, 0)
         assert.deepStrictEqual(last.texts, [])
         // the removals are records of the compacted companion topic, the destination itself is untouched
-        const { admin } = yield* KafkaAdmin.KafkaAdmin
+        const { admin } = yield* KafkaTopology.KafkaTopology
         const ends = yield* Effect.promise(() => admin.fetchTopicOffsets(destination))
         assert.strictEqual(ends.reduce((n, p) => n + Number(p.high) - Number(p.low), 0), 9)
         const configs = yield* Effect.promise(() =>
@@ -118,7 +118,7 @@ describe("kafka: dead-letter operations", () => {
     it.effect("records deleted (retention, deleteRecords) after the browse opened and before they were fetched: the browse still ends", () =>
       Effect.gen(function*() {
         const { broker, browse } = yield* browseBroker
-        const { admin } = yield* KafkaAdmin.KafkaAdmin
+        const { admin } = yield* KafkaTopology.KafkaTopology
         const destination = unique("expired.dlq")
         yield* broker.publish(destination, Array.from({ length: 8 }, (_, i) => message(i)))
         const opened = yield* browse(destination, { prefetch: 16 })
@@ -136,7 +136,7 @@ describe("kafka: dead-letter operations", () => {
 
     it.effect("browse of a topic that does not exist is empty and creates nothing", () =>
       Effect.gen(function*() {
-        const { admin } = yield* KafkaAdmin.KafkaAdmin
+        const { admin } = yield* KafkaTopology.KafkaTopology
         const destination = unique("nothing.dlq")
         const read = yield* browseAll(destination)
         assert.strictEqual(read.retained, 0)

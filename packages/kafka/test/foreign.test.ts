@@ -7,7 +7,7 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber, Schema } from "effect"
 import { Broker, Consumer, Headers, Topic } from "@switchyard/core"
-import { KafkaAdmin, KafkaBroker } from "../src/index.ts"
+import { KafkaTopology, KafkaBroker } from "../src/index.ts"
 import {
   brokers,
   javaPartitionsOfBytes,
@@ -33,7 +33,7 @@ describe("kafka: foreign messages", () => {
     it.effect("a binary (Java LongSerializer) key reaches the dead letter byte for byte, on the same partition", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const name = unique("binkey")
         yield* admin.createTopics([{ topic: name, partitions: 6 }, { topic: `${name}.dlq`, partitions: 6 }])
         const keys = [longKey(-1n), longKey(-4_611_686_018_427_387_904n), longKey(0x7fff_ffff_ffff_ff80n)]
@@ -57,7 +57,7 @@ describe("kafka: foreign messages", () => {
     it.effect("Apache Kafka's Java producer with LongSerializer keys: dead letters keep the key bytes and the partition Java chose", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const name = unique("javakey")
         yield* admin.createTopics([{ topic: name, partitions: 6 }, { topic: `${name}.dlq`, partitions: 6 }])
         const keys = [-1n, -9_223_372_036_854_775_807n, 42n, 1_234_567_890_123n]
@@ -80,7 +80,7 @@ describe("kafka: foreign messages", () => {
     it.effect("a dead letter over the topic's max.message.bytes ends in the DLQ in a reduced form; the consumer keeps handling", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const name = unique("toolarge")
         const limit = 65_536
         const configs = { "max.message.bytes": String(limit) }
@@ -133,7 +133,7 @@ describe("kafka: foreign messages", () => {
     it.effect("a running publisher follows partitions added to a topic (metadataMaxAge) and places keys like the Java client", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const name = unique("grow")
         yield* admin.createTopics([{ topic: name, partitions: 3 }])
         const keys = Array.from({ length: 500 }, (_, i) => `key-${i}`)
@@ -165,7 +165,7 @@ describe("kafka: foreign messages", () => {
     it.effect("records for partitions the producer's own metadata does not know yet are sent again, never confirmed unwritten", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const name = unique("stale")
         yield* admin.createTopics([{ topic: name, partitions: 3 }])
         const keys = Array.from({ length: 200 }, (_, i) => `key-${i}`)

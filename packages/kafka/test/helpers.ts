@@ -6,7 +6,7 @@ import { Duration, Effect, Stream } from "effect"
 import type { Broker, Envelope } from "@switchyard/core"
 import { Kafka, logLevel, type Message, Partitioners, type Producer } from "kafkajs"
 import { inject } from "vitest"
-import { KafkaAdmin, KafkaBroker } from "../src/index.ts"
+import { KafkaTopology, KafkaBroker } from "../src/index.ts"
 import { EmbeddedKafka } from "../src/testing/index.ts"
 
 export const brokers = (): string => inject("kafkaBrokers")
@@ -133,7 +133,7 @@ export const longKey = (value: bigint): Buffer => {
 /** The committed offset (and its metadata) of `group` per partition of `topic` (offset -1: none). */
 export const committed = (group: string, topic: string) =>
   Effect.gen(function*() {
-    const { admin } = yield* KafkaAdmin.KafkaAdmin
+    const { admin } = yield* KafkaTopology.KafkaTopology
     const result = yield* Effect.promise(() => admin.fetchOffsets({ groupId: group, topics: [topic] }))
     return new Map((result[0]?.partitions ?? []).map((p) => [p.partition, { offset: Number(p.offset), metadata: p.metadata }] as const))
   })

@@ -12,13 +12,13 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Cause, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Redacted, Stream } from "effect"
 import { inject } from "vitest"
 import { Broker } from "@switchyard/core"
-import { KafkaAdmin, KafkaBroker, KafkaClient } from "../src/index.ts"
+import { KafkaBroker, KafkaConnection, KafkaTopology } from "../src/index.ts"
 import { EmbeddedKafka } from "../src/testing/index.ts"
 import { brokers, drainFor, message, take, testLayer, testOptions, unique } from "./helpers.ts"
 
 const committedOffsets = (group: string, topic: string) =>
   Effect.gen(function*() {
-    const { admin } = yield* KafkaAdmin.KafkaAdmin
+    const { admin } = yield* KafkaTopology.KafkaTopology
     const result = yield* Effect.promise(() => admin.fetchOffsets({ groupId: group, topics: [topic] }))
     const out = new Map<number, number>()
     for (const p of result[0]?.partitions ?? []) out.set(p.partition, Number(p.offset))
@@ -67,7 +67,7 @@ describe("kafka adapter", () => {
     it.effect("publish: receipts carry partition and contiguous offsets in publish order, keys partition like the Java client", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const topic = unique("receipts")
         yield* admin.createTopics([{ topic, partitions: 6 }])
         const keys = Array.from({ length: 60 }, (_, i) => `customer-${i * 7919}-é`)
@@ -97,7 +97,7 @@ describe("kafka adapter", () => {
     it.effect("a fresh destination is created on first use with the default partitions, idempotently", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const topic = unique("fresh")
         yield* Effect.forEach([1, 2, 3], (i) => broker.publish(topic, [message(i)]), { concurrency: "unbounded" })
         const described = yield* admin.describe(topic)
@@ -106,7 +106,7 @@ describe("kafka adapter", () => {
 
     it.effect("ensureTopic: interrupting one caller does not interrupt the others waiting on the same topic", () =>
       Effect.gen(function*() {
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const topic = unique("shared")
         const first = yield* admin.ensureTopic(topic).pipe(Effect.forkChild)
         yield* Effect.sleep("10 millis")
@@ -125,7 +125,7 @@ describe("kafka adapter", () => {
     it.effect("commits are the contiguous prefix of acks under random order; a restarted member resumes exactly there", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const topic = unique("commit")
         const group = unique("g")
         yield* admin.createTopics([{ topic, partitions: 3 }])
@@ -172,7 +172,7 @@ describe("kafka adapter", () => {
     it.effect("SIGKILL: a member killed after acking in random order left exactly the contiguous prefix committed", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const topic = unique("sigkill")
         const group = unique("g")
         yield* admin.createTopics([{ topic, partitions: 3 }])
@@ -207,7 +207,7 @@ describe("kafka adapter", () => {
     it.effect("backpressure: a partition holds at most `prefetch` unacked deliveries, acks resume it", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const topic = unique("bp")
         yield* admin.createTopics([{ topic, partitions: 2 }])
         const total = 600
@@ -225,7 +225,7 @@ describe("kafka adapter", () => {
     it.effect("rebalance: a member joins mid-stream and another leaves; nothing is lost, and acknowledged work on a partition never overlaps across members", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const topic = unique("rebalance")
         const group = unique("g")
         yield* admin.createTopics([{ topic, partitions: 4 }])
@@ -287,7 +287,7 @@ describe("kafka adapter", () => {
     it.effect("native: partitionedStream yields one ordered sub-stream per partition, ending on revoke; rebalance events; lag", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const topic = unique("partitioned")
         const group = unique("g")
         yield* admin.createTopics([{ topic, partitions: 4 }])
@@ -340,7 +340,7 @@ describe("kafka adapter", () => {
 
     it.effect("sticky assignment: joining members take only their share, nobody else's partitions move", () =>
       Effect.gen(function*() {
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const topic = unique("sticky")
         const group = unique("g")
         yield* admin.createTopics([{ topic, partitions: 4 }])
@@ -414,8 +414,8 @@ describe("kafka adapter", () => {
           KAFKA_REBALANCE_TIMEOUT: "20 seconds",
           KAFKA_METADATA_MAX_AGE: "1 minute"
         })
-        const settings = yield* KafkaBroker.config.parse(provider)
-        const resolved = KafkaClient.resolve(settings)
+        const settings = yield* KafkaConnection.config().parse(provider)
+        const resolved = KafkaConnection.resolve(settings)
         assert.deepStrictEqual(
           [resolved.sessionTimeout, resolved.heartbeatInterval, resolved.rebalanceTimeout, resolved.metadataMaxAge],
           [12_000, 1_000, 20_000, 60_000]
@@ -423,10 +423,11 @@ describe("kafka adapter", () => {
         assert.deepStrictEqual(settings.brokers, ["127.0.0.1:1", "127.0.0.1:2"])
         assert.strictEqual(settings.clientId, "svc")
         assert.strictEqual(settings.defaultPartitions, 8)
-        assert.strictEqual(settings.sasl?.mechanism, "scram-sha-512")
-        assert.strictEqual(Redacted.value(settings.sasl!.password), "s3cret")
+        assert.strictEqual(settings.saslMechanism, "scram-sha-512")
+        assert.strictEqual(settings.username, "alice")
+        assert.strictEqual(Redacted.value(settings.password!), "s3cret")
         assert.notInclude(JSON.stringify(settings), "s3cret")
-        assert.notInclude(String(settings.sasl!.password), "s3cret")
+        assert.notInclude(String(settings.password), "s3cret")
       }))
 
     it.effect("SASL PLAIN and SCRAM-SHA-256 authenticate against the real broker; a wrong password is a ConnectionError of kind AuthenticationFailed with the broker's reason", () =>
@@ -441,13 +442,15 @@ describe("kafka adapter", () => {
             yield* broker.publish(topic, [message(1)])
             const sub = yield* broker.subscribe(topic, { group: unique("g"), prefetch: 10, startFrom: "earliest" })
             return yield* take(sub, 1)
-          }).pipe(Effect.provide(KafkaBroker.layer(testOptions({ brokers: [sasl], sasl: { mechanism, username, password: Redacted.make(password) } })))))
+          }).pipe(Effect.provide(KafkaBroker.layer(testOptions({ brokers: [sasl], saslMechanism: mechanism, username, password: Redacted.make(password) })))))
           assert.strictEqual(got[0]?.envelope.id, "m-1")
         }
         const exit = yield* Effect.scoped(Layer.build(KafkaBroker.layer({
           brokers: [sasl],
           retry: { retries: 1, initialRetryTime: "50 millis" },
-          sasl: { mechanism: "scram-sha-256", username, password: Redacted.make("not-the-password") }
+          saslMechanism: "scram-sha-256",
+          username,
+          password: Redacted.make("not-the-password")
         }))).pipe(Effect.exit)
         assert.isTrue(Exit.isFailure(exit))
         const error = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : undefined
@@ -457,18 +460,18 @@ describe("kafka adapter", () => {
         assert.strictEqual(connection?.kind, "AuthenticationFailed")
         assert.isFalse(connection?.isRetryable)
         // the broker's own words, not just "producer connect failed"
-        assert.match(connection?.reason ?? "", /SASL SCRAM SHA256 authentication failed/i)
+        assert.match(connection?.reason.message ?? "", /SASL SCRAM SHA256 authentication failed/i)
       }))
 
     it.effect("an unreachable cluster fails the layer with a ConnectionError of kind Unreachable, with the socket's reason", () =>
       Effect.gen(function*() {
         const port = yield* EmbeddedKafka.freePort
         const error = yield* Effect.scoped(Layer.build(
-          KafkaBroker.layer({ brokers: [`127.0.0.1:${port}`], connectionTimeout: "200 millis", retry: { retries: 1, initialRetryTime: "50 millis" } })
+          KafkaBroker.layer({ brokers: [`127.0.0.1:${port}`], connectTimeout: "200 millis", retry: { retries: 1, initialRetryTime: "50 millis" } })
         )).pipe(Effect.flip)
         assert.strictEqual(error._tag, "ConnectionError")
         assert.strictEqual(error.kind, "Unreachable")
-        assert.include(error.reason, "ECONNREFUSED")
+        assert.include(error.reason.message, "ECONNREFUSED")
       }))
   })
 })

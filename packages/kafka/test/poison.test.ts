@@ -9,7 +9,7 @@ import { Deferred, Duration, Effect, Fiber, Stream } from "effect"
 import { Broker, Consumer, type Envelope, Headers } from "@switchyard/core"
 import { PoisonCorpus } from "@switchyard/core/testing"
 import type { Message } from "kafkajs"
-import { KafkaAdmin } from "../src/index.ts"
+import { KafkaTopology } from "../src/index.ts"
 import { rawProducer, testLayer, unique } from "./helpers.ts"
 
 const partitions = 4
@@ -31,7 +31,7 @@ describe("kafka: poison corpus", () => {
     it.effect("10,000 raw messages: consumer alive, every valid order handled, every invalid one dead-lettered with a reason", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const name = unique("poison")
         yield* admin.createTopics([{ topic: name, partitions }, { topic: `${name}.dlq`, partitions }])
         const corpus = PoisonCorpus.make({ count: 10_000 })

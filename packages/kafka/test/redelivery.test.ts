@@ -13,7 +13,7 @@ import * as Path from "node:path"
 import { assert, describe, layer } from "@effect/vitest"
 import { Data, Deferred, Duration, Effect, Fiber, Schedule, Schema } from "effect"
 import { Broker, Consumer, Envelope, Topic } from "@switchyard/core"
-import { KafkaAdmin } from "../src/index.ts"
+import { KafkaTopology } from "../src/index.ts"
 import { brokers, committed, testLayer, unique } from "./helpers.ts"
 
 const Order = Schema.Struct({ id: Schema.String, n: Schema.Number })
@@ -44,7 +44,7 @@ describe("kafka: redelivery and shutdown", () => {
     it.effect("typed nack: the message comes back in the same process, and to the next member once this one stops", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const name = unique("nack")
         const group = unique("g")
         yield* admin.createTopics([{ topic: name, partitions: 1 }])
@@ -72,7 +72,7 @@ describe("kafka: redelivery and shutdown", () => {
     it.effect("graceful drain: buffered deliveries not started are not committed and go to the next member at once", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const name = unique("drain")
         const group = unique("g")
         yield* admin.createTopics([{ topic: name, partitions: 1 }])
@@ -111,7 +111,7 @@ describe("kafka: redelivery and shutdown", () => {
     it.effect("SIGTERM under load: the next process handles none of what the first handled, and nothing is lost", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const admin = yield* KafkaAdmin.KafkaAdmin
+        const admin = yield* KafkaTopology.KafkaTopology
         const name = unique("sigterm")
         const group = unique("g")
         const total = 4000

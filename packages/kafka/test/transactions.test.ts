@@ -4,7 +4,7 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Duration, Effect, Layer } from "effect"
 import { Broker } from "@switchyard/core"
-import { KafkaAdmin, KafkaTransactions } from "../src/index.ts"
+import { KafkaTopology, KafkaTransactions } from "../src/index.ts"
 import { drainFor, message, take, testLayer, text, unique } from "./helpers.ts"
 
 const TestLayer = KafkaTransactions.layer({ transactionalId: unique("tx") }).pipe(Layer.provideMerge(testLayer()))
@@ -12,7 +12,7 @@ const TestLayer = KafkaTransactions.layer({ transactionalId: unique("tx") }).pip
 /** The committed offset of `group` per partition of `topic` (-1: none). */
 const committedOffsets = (group: string, topic: string) =>
   Effect.gen(function*() {
-    const { admin } = yield* KafkaAdmin.KafkaAdmin
+    const { admin } = yield* KafkaTopology.KafkaTopology
     const result = yield* Effect.promise(() => admin.fetchOffsets({ groupId: group, topics: [topic] }))
     return new Map((result[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)] as const))
   })
@@ -20,7 +20,7 @@ const committedOffsets = (group: string, topic: string) =>
 /** The end (high watermark) of every partition of `topic`. */
 const endOffsets = (topic: string) =>
   Effect.gen(function*() {
-    const { admin } = yield* KafkaAdmin.KafkaAdmin
+    const { admin } = yield* KafkaTopology.KafkaTopology
     const result = yield* Effect.promise(() => admin.fetchTopicOffsets(topic))
     return new Map(result.map((p) => [p.partition, Number(p.high)] as const))
   })

@@ -11,24 +11,22 @@
  * is the records in that range minus the removed ones; the stream ends at the end offsets; `ack` produces
  * the removal record (confirmed by the broker: removed for every later browse); `nack` or leaving a record
  * unsettled changes nothing.
- *
- * @internal
  */
 import { Clock, Effect, Schema, Stream } from "effect"
 import type { Scope } from "effect"
-import { Errors } from "@switchyard/core"
+import type { Errors } from "@switchyard/core"
 import type { Broker, Envelope } from "@switchyard/core"
 import type { KafkaMessage } from "kafkajs"
-import type { KafkaAdmin } from "../KafkaAdmin.ts"
-import type { KafkaClient } from "../KafkaClient.ts"
-import { fromRecord } from "./codec.ts"
-import { subscribeError } from "./errors.ts"
+import { Settlement } from "@switchyard/core/adapter"
+import type { Admin } from "kafkajs"
+import type { KafkaConnection } from "../KafkaConnection.ts"
+import type { KafkaTopology } from "../KafkaTopology.ts"
+import { fromRecord } from "./envelope.ts"
+import { ackError, subscribeError } from "./errors.ts"
 import { readRange } from "./range.ts"
 
 /**
  * The companion topic recording what a browse removed from `destination`.
- *
- * @internal
  */
 export const removedTopic = (destination: string): string => `${destination}.removed`
 
@@ -62,8 +60,8 @@ const applyRemoval = (removals: Removals, message: KafkaMessage) => {
 
 /** What browse needs from the broker. */
 export interface BrowseDeps {
-  readonly client: KafkaClient["Service"]
-  readonly admin: KafkaAdmin["Service"]
+  readonly connection: KafkaConnection["Service"]
+  readonly topology: KafkaTopology["Service"]
   readonly publish: (
     destination: string,
     messages: ReadonlyArray<Envelope.OutgoingMessage>
@@ -75,9 +73,9 @@ interface Range {
   readonly high: number
 }
 
-const endOffsets = (admin: KafkaAdmin["Service"], topic: string) =>
+const endOffsets = (admin: Admin, topic: string) =>
   Effect.tryPromise({
-    try: () => admin.admin.fetchTopicOffsets(topic),
+    try: () => admin.fetchTopicOffsets(topic),
     catch: (cause) => subscribeError(topic, cause, "fetching the end offsets failed")
   }).pipe(
     Effect.map((offsets) =>
@@ -85,15 +83,13 @@ const endOffsets = (admin: KafkaAdmin["Service"], topic: string) =>
     )
   )
 
-const deleteGroup = (admin: KafkaAdmin["Service"], groupId: string) =>
-  Effect.tryPromise(() => admin.admin.deleteGroups([groupId])).pipe(
+const deleteGroup = (admin: Admin, groupId: string) =>
+  Effect.tryPromise(() => admin.deleteGroups([groupId])).pipe(
     Effect.catch((error) => Effect.logDebug(`could not delete the browse group ${groupId}`, String(error)))
   )
 
 /**
  * Opens a browse of `destination` in the current scope.
- *
- * @internal
  */
 export const browse = (deps: BrowseDeps) =>
 (
@@ -101,16 +97,17 @@ export const browse = (deps: BrowseDeps) =>
   options: Broker.BrowseOptions
 ): Effect.Effect<Broker.Browse, Errors.SubscribeError, Scope.Scope> =>
   Effect.gen(function*() {
-    const { admin, client } = deps
+    const { connection, topology } = deps
+    const admin = connection.admin
     const removed = removedTopic(destination)
-    const declared = client.settings.settings.topics?.[removed] ?? {}
+    const declared = connection.resolved.options.topics?.[removed] ?? {}
     // a destination that does not exist holds nothing: reading it creates nothing
     const topics = yield* Effect.tryPromise({
-      try: () => admin.admin.listTopics(),
+      try: () => admin.listTopics(),
       catch: (cause) => subscribeError(destination, cause, "listing the topics failed")
     })
     if (!topics.includes(destination)) return { deliveries: Stream.empty, retained: 0 }
-    yield* admin.createTopics([{
+    yield* topology.createTopics([{
       partitions: 1,
       ...declared,
       topic: removed,
@@ -124,8 +121,7 @@ export const browse = (deps: BrowseDeps) =>
     const removals: Removals = new Map()
     const removedEnds = yield* endOffsets(admin, removed)
     yield* readRange({
-      client,
-      admin,
+      connection,
       topic: removed,
       groupId,
       ends: new Map([...removedEnds].map(([p, r]) => [p, r.high])),
@@ -146,8 +142,7 @@ export const browse = (deps: BrowseDeps) =>
       removals.get(partition)?.get(Number(message.offset)) === message.timestamp
 
     const records = yield* readRange({
-      client,
-      admin,
+      connection,
       topic: destination,
       groupId,
       ends: new Map([...ranges].map(([p, r]) => [p, r.high])),
@@ -169,24 +164,15 @@ export const browse = (deps: BrowseDeps) =>
     })
 
     const deliveries = records.pipe(Stream.map(({ message, partition, release }): Broker.RawDelivery => {
-      let settled = false
       const envelope = fromRecord(destination, partition, message, 1, now)
-      const settle = (remove: boolean) =>
-        Effect.suspend(() => {
-          if (settled) return Effect.void
-          const done = Effect.sync(() => {
-            settled = true
-          }).pipe(Effect.andThen(release))
-          return remove
-            ? deps.publish(removed, [removal(partition, message)]).pipe(
-              Effect.mapError((e) =>
-                new Errors.AckError({ destination, reason: `recording the removal failed: ${e.reason}`, kind: e.kind ?? "Unknown", cause: e })
-              ),
-              Effect.andThen(done)
-            )
-            : done
-        })
-      return { envelope, ack: settle(true), nack: () => settle(false) }
+      const recordRemoval = deps.publish(removed, [removal(partition, message)]).pipe(
+        Effect.mapError((e) => ackError(destination, e, "recording the removal failed"))
+      )
+      const settled = Settlement.make(destination, {
+        ack: Effect.ensuring(recordRemoval, release),
+        nack: () => release
+      })
+      return { envelope, ack: settled.ack, nack: settled.nack }
     }))
     return { deliveries, retained }
   })

@@ -1,10 +1,10 @@
 /**
- * Classification of kafkajs failures into core's `ErrorKind`, from kafkajs's error classes and the Kafka
- * protocol error `type` (never from message text), plus the broker's own words for `reason`.
- *
- * @internal
+ * Classification of kafkajs failures into core's `Errors.Reason`, once, at the adapter's edge: from kafkajs's
+ * error classes (`name`), the Kafka protocol error `type` (`KafkaJSProtocolError`), Node's socket `code`s,
+ * never from message text. The reason keeps the broker's own words and the Kafka error code name.
  */
 import { Errors } from "@switchyard/core"
+import { BrokerErrors } from "@switchyard/core/adapter"
 import { Predicate, Schema } from "effect"
 
 type ErrorKind = Errors.ErrorKind
@@ -12,6 +12,7 @@ type ErrorKind = Errors.ErrorKind
 const byProtocolType: Readonly<Record<string, ErrorKind>> = {
   MESSAGE_TOO_LARGE: "TooLarge",
   RECORD_LIST_TOO_LARGE: "TooLarge",
+  OFFSET_METADATA_TOO_LARGE: "TooLarge",
   INVALID_RECORD: "Invalid",
   CORRUPT_MESSAGE: "Invalid",
   INVALID_TIMESTAMP: "Invalid",
@@ -20,7 +21,9 @@ const byProtocolType: Readonly<Record<string, ErrorKind>> = {
   INVALID_PARTITIONS: "Invalid",
   INVALID_REPLICATION_FACTOR: "Invalid",
   INVALID_CONFIG: "Invalid",
-  OFFSET_METADATA_TOO_LARGE: "TooLarge",
+  UNKNOWN_TOPIC_OR_PARTITION: "NotFound",
+  GROUP_ID_NOT_FOUND: "NotFound",
+  TOPIC_ALREADY_EXISTS: "TopologyConflict",
   SASL_AUTHENTICATION_FAILED: "AuthenticationFailed",
   ILLEGAL_SASL_STATE: "AuthenticationFailed",
   UNSUPPORTED_SASL_MECHANISM: "AuthenticationFailed",
@@ -55,9 +58,9 @@ const stringField = (value: unknown, name: string): string | undefined => {
 }
 
 /** The error and the ones it wraps (kafkajs `cause`/`originalError`, `KafkaJSAggregateError.errors`). */
-const chain = (error: unknown): ReadonlyArray<unknown> => {
+export const chain = (error: unknown): ReadonlyArray<unknown> => {
   const out: Array<unknown> = []
-  const visit = (e: unknown, depth: number) => {
+  const visit = (e: unknown, depth: number): void => {
     if (e === undefined || e === null || depth > 8 || out.includes(e)) return
     out.push(e)
     visit(field(e, "cause"), depth + 1)
@@ -72,9 +75,9 @@ const chain = (error: unknown): ReadonlyArray<unknown> => {
 const isErrorKind = Schema.is(Errors.ErrorKind)
 
 const kindOfOne = (error: unknown): ErrorKind | undefined => {
-  // our own errors (KafkaAdminError) may already know
-  const own = field(error, "kind")
-  if (isErrorKind(own)) return own
+  // our own errors (KafkaTopologyError, core's errors) already carry a reason
+  const own = field(error, "reason")
+  if (Predicate.hasProperty(own, "_tag") && isErrorKind(own._tag)) return own._tag
   const type = stringField(error, "type")
   if (type !== undefined && byProtocolType[type] !== undefined) return byProtocolType[type]
   const name = stringField(error, "name")
@@ -93,16 +96,13 @@ const precedence: ReadonlyArray<ErrorKind> = [
   "TooLarge",
   "Invalid",
   "NotFound",
+  "TopologyConflict",
   "Unreachable",
   "BrokerClosed",
   "Timeout"
 ]
 
-/**
- * The kind of a kafkajs failure (`Unknown` when nothing in it is recognised).
- *
- * @internal
- */
+/** The kind of a kafkajs failure (`Unknown` when nothing in it is recognised). */
 export const kindOf = (error: unknown): ErrorKind => {
   const found = new Set<ErrorKind>()
   for (const e of chain(error)) {
@@ -112,30 +112,56 @@ export const kindOf = (error: unknown): ErrorKind => {
   return precedence.find((kind) => found.has(kind)) ?? "Unknown"
 }
 
-/**
- * The broker's own words: each distinct message in the chain, outermost first.
- *
- * @internal
- */
-export const reasonOf = (error: unknown): string => {
+/** The broker's own words: each distinct message in the chain, outermost first. */
+export const messageOf = (error: unknown): string => {
   const parts: Array<string> = []
   for (const e of chain(error)) {
-    const message = e instanceof Error ? e.message : typeof e === "string" ? e : undefined
+    const own = field(e, "reason")
+    const message = Predicate.hasProperty(own, "message") && typeof own.message === "string"
+      ? own.message
+      : e instanceof Error
+      ? e.message
+      : typeof e === "string"
+      ? e
+      : undefined
     if (message !== undefined && message !== "" && !parts.some((p) => p.includes(message))) parts.push(message)
   }
-  return parts.length === 0 ? String(error) : parts.join(": ")
+  return parts.length === 0 ? BrokerErrors.messageOf(error) : parts.join(": ")
 }
 
-/** @internal */
+/** The client's code: the Kafka error code name (`type`) first, else a reason's or a socket's code. */
+export const codeOf = (error: unknown): string | number | undefined => {
+  const errors = chain(error)
+  for (const e of errors) {
+    const type = stringField(e, "type")
+    if (type !== undefined) return type
+  }
+  for (const e of errors) {
+    const own = field(e, "reason")
+    const code = BrokerErrors.codeOf(own) ?? BrokerErrors.codeOf(e)
+    if (code !== undefined) return code
+  }
+  return undefined
+}
+
+const classify = BrokerErrors.classifier(kindOf)
+
+/** The `Errors.Reason` of a kafkajs failure, `context` (what was being done) in front of the broker's words. */
+export const reasonOf = (error: unknown, context?: string): Errors.Reason => {
+  const message = messageOf(error)
+  const code = codeOf(error)
+  const base = classify(error, context === undefined ? message : `${context}: ${message}`)
+  return code === undefined || base.code === code ? base : Errors.reason(base._tag, base.message, code)
+}
+
 export const publishError = (destination: string, cause: unknown, context?: string): Errors.PublishError =>
-  new Errors.PublishError({ destination, reason: withContext(context, reasonOf(cause)), kind: kindOf(cause), cause })
+  new Errors.PublishError({ destination, reason: reasonOf(cause, context), cause })
 
-/** @internal */
 export const subscribeError = (destination: string, cause: unknown, context?: string): Errors.SubscribeError =>
-  new Errors.SubscribeError({ destination, reason: withContext(context, reasonOf(cause)), kind: kindOf(cause), cause })
+  new Errors.SubscribeError({ destination, reason: reasonOf(cause, context), cause })
 
-/** @internal */
+export const ackError = (destination: string, cause: unknown, context?: string): Errors.AckError =>
+  new Errors.AckError({ destination, reason: reasonOf(cause, context), cause })
+
 export const connectionError = (broker: string, cause: unknown, context?: string): Errors.ConnectionError =>
-  new Errors.ConnectionError({ broker, reason: withContext(context, reasonOf(cause)), kind: kindOf(cause), cause })
-
-const withContext = (context: string | undefined, reason: string) => (context === undefined ? reason : `${context}: ${reason}`)
+  new Errors.ConnectionError({ broker, reason: reasonOf(cause, context), cause })

@@ -10,15 +10,12 @@
  *   room (heartbeating meanwhile, so the member is not expelled while an operator holds records).
  * - A rejoin (after a session expiry) restarts from the earliest offsets: records below what was already
  *   handed out are skipped, so nothing is delivered twice.
- *
- * @internal
  */
-import { Cause, Effect, Option, Queue, Schedule, Semaphore, Stream } from "effect"
+import { Cause, Effect, Option, Queue, Result, Schedule, Semaphore, Stream } from "effect"
 import type { Scope } from "effect"
 import type { Errors } from "@switchyard/core"
 import type { EachBatchPayload, KafkaMessage } from "kafkajs"
-import type { KafkaAdmin } from "../KafkaAdmin.ts"
-import type { KafkaClient } from "../KafkaClient.ts"
+import type { KafkaConnection } from "../KafkaConnection.ts"
 import { subscribeError } from "./errors.ts"
 
 /** One record read, with the effect that frees its room in the `prefetch` bound (run it once). */
@@ -30,9 +27,8 @@ export interface RangeRecord {
 
 /** What to read. */
 export interface RangeOptions {
-  readonly client: KafkaClient["Service"]
-  /** Watches the partitions' earliest offsets (retention may delete a whole range before it is fetched). */
-  readonly admin: KafkaAdmin["Service"]
+  /** Its admin client watches the partitions' earliest offsets (retention may delete a range before it is fetched). */
+  readonly connection: KafkaConnection["Service"]
   readonly topic: string
   readonly groupId: string
   /** End offset (exclusive) per partition; partitions not listed are not read. */
@@ -44,15 +40,13 @@ export interface RangeOptions {
 
 /**
  * Opens the read in the current scope (the consumer leaves its group when the scope closes).
- *
- * @internal
  */
 export const readRange = (
   opts: RangeOptions
 ): Effect.Effect<Stream.Stream<RangeRecord, Errors.SubscribeError>, Errors.SubscribeError, Scope.Scope> =>
   Effect.gen(function*() {
-    const { client, topic } = opts
-    const settings = client.settings
+    const { connection, topic } = opts
+    const settings = connection.resolved
     const remaining = new Set([...opts.ends].filter(([, end]) => end > 0).map(([partition]) => partition))
     if (remaining.size === 0) return Stream.empty
     const queue = yield* Queue.unbounded<RangeRecord, Errors.SubscribeError | Cause.Done>()
@@ -61,7 +55,7 @@ export const readRange = (
     const next = new Map<number, number>()
     const closed = new AbortController()
 
-    const consumer = client.kafka.consumer({
+    const consumer = connection.kafka.consumer({
       groupId: opts.groupId,
       sessionTimeout: settings.sessionTimeout,
       heartbeatInterval: settings.heartbeatInterval,
@@ -73,11 +67,8 @@ export const readRange = (
 
     const finish = (partition: number) => {
       if (!remaining.delete(partition)) return
-      try {
-        consumer.pause([{ topic, partitions: [partition] }])
-      } catch {
-        // not running (any more): nothing to pause
-      }
+      // kafkajs throws when it is not running (any more): nothing to pause then
+      Result.try(() => consumer.pause([{ topic, partitions: [partition] }]))
       if (remaining.size === 0) Queue.endUnsafe(queue)
     }
 
@@ -154,7 +145,7 @@ export const readRange = (
     )
     // a partition whose records up to its end were all deleted (retention, deleteRecords) before they were
     // fetched yields no batch at all: it is done once its earliest offset reached the end
-    yield* Effect.tryPromise(() => opts.admin.admin.fetchTopicOffsets(topic)).pipe(
+    yield* Effect.tryPromise(() => connection.admin.fetchTopicOffsets(topic)).pipe(
       Effect.tap((offsets) =>
         Effect.sync(() => {
           for (const o of offsets) if (Number(o.low) >= (opts.ends.get(o.partition) ?? 0)) finish(o.partition)

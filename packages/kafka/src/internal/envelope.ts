@@ -1,13 +1,13 @@
 /**
- * Envelope <-> Kafka record mapping. Kafka has native key, headers and timestamp; the id, correlation id,
- * causation id and content type travel as headers (names from core's `Headers`). Delivered records become
+ * Envelope <-> Kafka record mapping, native fields first: the key is the record key, the timestamp the record
+ * timestamp; only what Kafka has no field for travels as headers (names from core's `Headers`): the id, the
+ * correlation and causation ids when set, and the content type unless it is the default
+ * (`application/octet-stream`, which a record without one gets back anyway). Delivered records become
  * envelopes through the adapter kit's `IncomingEnvelope.finish`, so the fallbacks are those of every broker.
  *
  * Keys are bytes in Kafka. A key that is UTF-8 text is exposed as `key`; any other key (e.g. 8 big-endian
  * bytes from Java's `LongSerializer`) keeps its exact bytes in `keyBytes` (with a lossy text form in `key`),
  * and `keyBytes` wins on publish, so dead letters and republishes keep the key and its partition.
- *
- * @internal
  */
 import { Headers } from "@switchyard/core"
 import type { Envelope } from "@switchyard/core"
@@ -24,11 +24,14 @@ export const recordKey = (message: Envelope.OutgoingMessage): Buffer | string | 
     ? Buffer.from(message.keyBytes.buffer, message.keyBytes.byteOffset, message.keyBytes.byteLength)
     : message.key ?? null
 
-/** @internal */
+const defaultContentType = "application/octet-stream"
+
+/** The record of an outgoing message, for `partition`. */
 export const toRecord = (message: Envelope.OutgoingMessage, partition: number): Message => {
   const headers: Record<string, string> = { ...message.headers }
   headers[Headers.messageId] = message.id
-  headers[Headers.contentType] = message.contentType
+  if (message.contentType !== defaultContentType) headers[Headers.contentType] = message.contentType
+  else delete headers[Headers.contentType]
   if (message.correlationId !== undefined) headers[Headers.correlationId] = message.correlationId
   if (message.causationId !== undefined) headers[Headers.causationId] = message.causationId
   const payload = message.payload
@@ -63,7 +66,7 @@ const headerString = (value: IHeaders[string]): string | undefined => {
 export const brokerId = (destination: string, partition: number, offset: string): string =>
   `${destination}/${partition}/${offset}`
 
-/** @internal */
+/** A delivered record as an envelope (through `IncomingEnvelope.finish`). */
 export const fromRecord = (
   destination: string,
   partition: number,

@@ -1,11 +1,10 @@
 /**
- * `Broker.lag` and `Broker.serverInfo` for Kafka, from the admin client.
- *
- * @internal
+ * `Broker.serverInfo` and `Broker.lag` for Kafka: what the cluster says about itself and about a group,
+ * from the admin client.
  */
 import { Effect } from "effect"
 import type { Broker, Errors } from "@switchyard/core"
-import type { KafkaAdmin } from "../KafkaAdmin.ts"
+import type { KafkaTopology } from "../KafkaTopology.ts"
 import { subscribeError } from "./errors.ts"
 import { decodeAcked } from "./offsets.ts"
 
@@ -13,10 +12,8 @@ import { decodeAcked } from "./offsets.ts"
  * Records of `destination` that `group` has not consumed: per partition, the end offset minus the
  * committed offset (from the earliest offset when the group committed nothing there), less the records
  * acknowledged above the commit that the commit's metadata lists (see `offsets.ts`).
- *
- * @internal
  */
-export const lag = (admin: KafkaAdmin["Service"]) => (destination: string, group: string): Effect.Effect<number, Errors.SubscribeError> =>
+export const lag = (admin: KafkaTopology["Service"]) => (destination: string, group: string): Effect.Effect<number, Errors.SubscribeError> =>
   admin.describe(destination).pipe(
     Effect.mapError((e) => subscribeError(destination, e)),
     Effect.andThen(Effect.tryPromise({
@@ -51,10 +48,8 @@ export const lag = (admin: KafkaAdmin["Service"]) => (destination: string, group
  * What the cluster says about itself. kafkajs does not expose the brokers' software version (neither
  * DescribeCluster nor its ApiVersions exchange carries it), so `version` is `"unknown"`; the details give
  * the cluster id, the brokers and the controller.
- *
- * @internal
  */
-export const serverInfo = (admin: KafkaAdmin["Service"]): Effect.Effect<Broker.ServerInfo, Errors.SubscribeError> =>
+export const serverInfo = (admin: KafkaTopology["Service"]): Effect.Effect<Broker.ServerInfo, Errors.SubscribeError> =>
   Effect.tryPromise({
     try: () => admin.admin.describeCluster(),
     catch: (cause) => subscribeError("(cluster)", cause, "describeCluster failed")
