@@ -1,11 +1,11 @@
 import { Conformance } from "@switchyard/core/testing"
 import { NatsBroker } from "../src/index.ts"
 import { servers } from "./helpers.ts"
-import { PrivateServer } from "./PrivateServer.ts"
+import { PrivateNatsServer } from "../src/testing/index.ts"
 
 // JetStream on a private nats-server (so the broker-restart case can restart it without disturbing the
 // shared server on 4222); the server is killed in the layer's finalizer.
-const server = PrivateServer.make()
+const server = PrivateNatsServer.handle()
 
 Conformance.suite({
   name: "nats-jetstream",

@@ -3,9 +3,9 @@ import { Broker } from "@switchyard/core"
 import { nkeys } from "@nats-io/transport-node"
 import { Cause, ConfigProvider, Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import { KeyValueStore } from "effect/persistence"
-import { NatsBroker, NatsConnection } from "../src/index.ts"
+import { NatsBroker, NatsConnection, NatsKeyValueStore } from "../src/index.ts"
 import { message, servers, subscribeOptions, take, unique } from "./helpers.ts"
-import { PrivateServer } from "./PrivateServer.ts"
+import { PrivateNatsServer } from "../src/testing/index.ts"
 
 describe("NATS connection", () => {
   it.live("layerConfig reads servers and secrets from Config (env), secrets stay redacted", () =>
@@ -13,7 +13,7 @@ describe("NATS connection", () => {
       const provider = ConfigProvider.fromEnv({
         env: { NATS_SERVERS: servers, NATS_NAME: "from-config", NATS_TOKEN: "t0p-s3cret" }
       })
-      const options = yield* NatsConnection.config.parse(provider)
+      const options = yield* NatsConnection.config().parse(provider)
       assert.deepStrictEqual(options.servers, [servers])
       assert.strictEqual(options.name, "from-config")
       assert.strictEqual(options.auth?._tag, "Token")
@@ -34,15 +34,15 @@ describe("NATS connection", () => {
   it.live("an unreachable server fails the layer with a ConnectionError", () =>
     Effect.gen(function*() {
       const error = yield* Layer.build(NatsBroker.layer({
-        connection: { servers: "nats://127.0.0.1:1", timeout: "2 seconds", reconnect: { maxAttempts: 0 } }
+        connection: { servers: "nats://127.0.0.1:1", connectTimeout: "2 seconds", reconnect: { maxAttempts: 0 } }
       })).pipe(Effect.scoped, Effect.flip)
       assert.strictEqual(error._tag, "ConnectionError")
     }))
 
   it.live("token auth with a Redacted secret; status changes are observable across a restart", () =>
     Effect.gen(function*() {
-      const server = PrivateServer.make({ token: "s3cr3t-t0ken" })
-      const url = yield* server.start
+      const server = PrivateNatsServer.handle({ token: "s3cr3t-t0ken" })
+      const { url } = yield* server.start
       const wrong = yield* NatsConnection.make({
         servers: url,
         auth: { _tag: "Token", token: Redacted.make("wrong") },
@@ -69,26 +69,28 @@ describe("NATS connection", () => {
 
   it.live("user/password and nkey auth against real servers", () =>
     Effect.gen(function*() {
-      const userServer = PrivateServer.make({ user: { name: "svc", password: "pa55-w0rd" } })
-      const userUrl = yield* userServer.start
+      const userServer = PrivateNatsServer.handle({ user: { name: "svc", password: "pa55-w0rd" } })
+      const { url: userUrl } = yield* userServer.start
       const ok = yield* NatsConnection.make({
         servers: userUrl,
-        auth: { _tag: "UserPassword", user: "svc", password: Redacted.make("pa55-w0rd") }
+        username: "svc",
+        password: Redacted.make("pa55-w0rd")
       })
       assert.isFalse(ok.nc.isClosed())
       const denied = yield* NatsConnection.make({
         servers: userUrl,
-        auth: { _tag: "UserPassword", user: "svc", password: Redacted.make("nope") },
+        username: "svc",
+        password: Redacted.make("nope"),
         reconnect: { maxAttempts: 0 }
       }).pipe(Effect.scoped, Effect.flip)
       assert.strictEqual(denied._tag, "ConnectionError")
 
       const user = nkeys.createUser()
       const seed = new TextDecoder().decode(user.getSeed())
-      const nkeyServer = PrivateServer.make({
+      const nkeyServer = PrivateNatsServer.handle({
         config: `authorization { users = [ { nkey: "${user.getPublicKey()}" } ] }`
       })
-      const nkeyUrl = yield* nkeyServer.start
+      const { url: nkeyUrl } = yield* nkeyServer.start
       const viaNkey = yield* NatsConnection.make({ servers: nkeyUrl, auth: { _tag: "NKey", seed: Redacted.make(seed) } })
       const rtt = yield* Effect.promise(() => viaNkey.nc.rtt())
       assert.isAtLeast(rtt, 0)
@@ -104,8 +106,8 @@ describe("NATS connection", () => {
 
   it.live("a password in the server URL never appears in the ConnectionError, its fields, its cause or the printed Cause", () =>
     Effect.gen(function*() {
-      const server = PrivateServer.make({ user: { name: "svc", password: "pa55-w0rd" } })
-      const url = yield* server.start
+      const server = PrivateNatsServer.handle({ user: { name: "svc", password: "pa55-w0rd" } })
+      const { url } = yield* server.start
       const secret = "wr0ng-s3cret-pw"
       const withCredentials = url.replace("nats://", `nats://svc:${secret}@`)
       const error = yield* NatsConnection.make({ servers: withCredentials, reconnect: { maxAttempts: 0 } }).pipe(
@@ -119,7 +121,7 @@ describe("NATS connection", () => {
       const printed = [
         error.message,
         error.broker,
-        error.reason,
+        error.reason.message,
         String(error.cause),
         error.cause instanceof Error ? error.cause.stack ?? "" : "",
         JSON.stringify(error),
@@ -151,7 +153,7 @@ describe("NATS connection", () => {
       yield* kv.clear
       assert.strictEqual(yield* kv.size, 0)
     }).pipe(Effect.provide(
-      NatsBroker.layerKeyValueStore(unique("sy-kv"), { storage: "memory" }).pipe(
+      NatsKeyValueStore.layer(unique("sy-kv"), { storage: "memory" }).pipe(
         Layer.provide(NatsConnection.layer({ servers }))
       )
     )))

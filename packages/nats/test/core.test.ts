@@ -2,7 +2,7 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Broker, Consumer, Errors } from "@switchyard/core"
 import { PoisonCorpus } from "@switchyard/core/testing"
 import { Deferred, Effect, Exit, Fiber, Metric, Ref, Schema, Scope, Stream } from "effect"
-import { CoreNats, NatsBroker, NatsRpc } from "../src/index.ts"
+import { NatsBroker, NatsRpc } from "../src/index.ts"
 import { drainFor, message, servers, subscribeOptions, take, text, unique } from "./helpers.ts"
 import { eventually, publishCore, rawConnection, utf8 } from "./raw.ts"
 
@@ -82,7 +82,7 @@ describe("core NATS broker", () => {
         const group = unique("slow")
         const prefetch = 100
         const sub = yield* broker.subscribe(subject, subscribeOptions(group, { prefetch }))
-        const dropped = Metric.withAttributes(CoreNats.droppedDeliveries, {
+        const dropped = Metric.withAttributes(NatsBroker.droppedDeliveries, {
           "messaging.destination.name": subject,
           "messaging.consumer.group.name": group
         })

@@ -10,7 +10,7 @@ import { nkeys } from "@nats-io/transport-node"
 import { randomBytes } from "node:crypto"
 import { ConfigProvider, Effect, Layer, Redacted } from "effect"
 import { NatsConnection } from "../src/index.ts"
-import { PrivateServer } from "./PrivateServer.ts"
+import { PrivateNatsServer } from "../src/testing/index.ts"
 
 type KeyPair = ReturnType<typeof nkeys.createUser>
 
@@ -108,7 +108,7 @@ describe("NATS creds (JWT) auth", () => {
   it.live("valid creds connect and carry messages; forged creds fail with a ConnectionError without the seed", () =>
     Effect.gen(function*() {
       const trust = makeTrust()
-      const url = yield* PrivateServer.make({ config: trust.config }).start
+      const { url } = yield* PrivateNatsServer.handle({ config: trust.config }).start
 
       // 1. The real creds: connected, and core NATS pub/sub works for this user.
       const { nc } = yield* NatsConnection.make({
@@ -137,7 +137,7 @@ describe("NATS creds (JWT) auth", () => {
         servers: url,
         auth: { _tag: "Creds", creds: Redacted.make(credsFile(userJwt(rogueAccount, rogueUser), rogueSeed)) },
         reconnect: { maxAttempts: 0 },
-        timeout: "5 seconds"
+        connectTimeout: "5 seconds"
       }).pipe(Effect.scoped, Effect.flip)
       assert.strictEqual(unknownAccount._tag, "ConnectionError")
       assert.notInclude(unknownAccount.message, rogueSeed)
@@ -151,7 +151,7 @@ describe("NATS creds (JWT) auth", () => {
           creds: Redacted.make(credsFile(userJwt(trust.account, trust.user), thiefSeed))
         },
         reconnect: { maxAttempts: 0 },
-        timeout: "5 seconds"
+        connectTimeout: "5 seconds"
       }).pipe(Effect.scoped, Effect.flip)
       assert.strictEqual(stolenJwt._tag, "ConnectionError")
       assert.notInclude(stolenJwt.message, thiefSeed)
@@ -161,11 +161,11 @@ describe("NATS creds (JWT) auth", () => {
   it.live("layerConfig reads the creds file contents from NATS_CREDS", () =>
     Effect.gen(function*() {
       const trust = makeTrust()
-      const url = yield* PrivateServer.make({ config: trust.config }).start
+      const { url } = yield* PrivateNatsServer.handle({ config: trust.config }).start
       const provider = ConfigProvider.fromEnv({
         env: { NATS_SERVERS: url, NATS_CREDS: trust.creds, NATS_RECONNECT_MAX_ATTEMPTS: "0" }
       })
-      const options = yield* NatsConnection.config.parse(provider)
+      const options = yield* NatsConnection.config().parse(provider)
       assert.strictEqual(options.auth?._tag, "Creds")
       assert.notInclude(JSON.stringify(options), seedOf(trust.user))
       const rtt = yield* Effect.gen(function*() {

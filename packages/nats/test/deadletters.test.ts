@@ -1,7 +1,7 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Broker, Consumer, DeadLetters, Errors, Headers, Publisher, Switchyard, Topic } from "@switchyard/core"
 import { Data, Effect, Exit, Layer, Ref, References, Result, Schema, Scope, Stream } from "effect"
-import { JetStream, NatsBroker } from "../src/index.ts"
+import { NatsBroker, NatsTopology } from "../src/index.ts"
 import { message, servers, subscribeOptions, take, text, unique } from "./helpers.ts"
 import { eventually } from "./raw.ts"
 
@@ -41,7 +41,7 @@ const browseAll = (
 
 const storedOf = (destination: string) =>
   Effect.gen(function*() {
-    const js = yield* JetStream.JetStream
+    const js = yield* NatsTopology.NatsTopology
     const stream = yield* js.streamFor(destination)
     const info = yield* Effect.promise(() => js.manager.streams.info(stream, { subjects_filter: destination }))
     return info.state.subjects?.[destination] ?? 0
@@ -64,7 +64,7 @@ describe("JetStream dead-letter operations (browse, dedupId, lag, serverInfo)", 
         const seen = yield* opened.deliveries.pipe(Stream.runCollect, Effect.timeout("20 seconds"))
         assert.deepStrictEqual(seen.map(text), ["a", "b", "c", "d", "e"])
         assert.deepStrictEqual(seen.map((d) => d.envelope.coordinates.sequence), [1, 2, 3, 4, 5])
-        assert.isTrue(seen.every((d) => JetStream.isJetStreamCoordinates(d.envelope.coordinates)))
+        assert.isTrue(seen.every((d) => NatsBroker.isJetStreamCoordinates(d.envelope.coordinates)))
         // Reading removed nothing.
         assert.strictEqual(yield* storedOf(destination), 6)
       }))
@@ -110,7 +110,7 @@ describe("JetStream dead-letter operations (browse, dedupId, lag, serverInfo)", 
     it.effect("a browse whose retained messages were deleted before it read them ends instead of waiting", () =>
       Effect.gen(function*() {
         const { broker, browse } = yield* browseBroker
-        const js = yield* JetStream.JetStream
+        const js = yield* NatsTopology.NatsTopology
         const destination = unique("sy.dlq")
         yield* broker.publish(destination, [message("x1"), message("x2"), message("x3")])
         const opened = yield* browse(destination, { prefetch: 16 })
@@ -124,7 +124,7 @@ describe("JetStream dead-letter operations (browse, dedupId, lag, serverInfo)", 
 
     it.effect("browse of a destination no stream holds is empty and creates no stream", () =>
       Effect.gen(function*() {
-        const js = yield* JetStream.JetStream
+        const js = yield* NatsTopology.NatsTopology
         const destination = unique("sy.nodlq")
         const read = yield* browseAll(destination)
         assert.strictEqual(read.retained, 0)
@@ -228,7 +228,7 @@ const typed = Switchyard.on(live).pipe(Layer.provideMerge(quiet))
 /** Messages of a subject stored in its stream (0 when no stream holds it). */
 const storedNow = (destination: string) =>
   Effect.gen(function*() {
-    const js = yield* JetStream.JetStream
+    const js = yield* NatsTopology.NatsTopology
     const name = yield* Effect.promise(() => js.manager.streams.find(destination).catch(() => undefined))
     if (name === undefined) return 0
     const info = yield* Effect.promise(() => js.manager.streams.info(name, { subjects_filter: destination }))

@@ -8,7 +8,7 @@ import { PoisonCorpus } from "@switchyard/core/testing"
 import type { Envelope } from "@switchyard/core"
 import type { NatsConnection } from "@nats-io/transport-node"
 import { Effect, Stream } from "effect"
-import { JetStream, NatsBroker } from "../src/index.ts"
+import { NatsBroker, NatsTopology } from "../src/index.ts"
 import { servers, unique } from "./helpers.ts"
 import { eventually, manager, publishCore, publishJetStream, rawConnection, type RawMessage, storedCount, utf8 } from "./raw.ts"
 
@@ -54,7 +54,7 @@ describe("foreign messages on JetStream", () => {
       const nc = yield* rawConnection
       const jsm = yield* manager(nc)
       const topic = PoisonCorpus.topic(unique("sy.foreign.noid"))
-      const broker = yield* JetStream.JetStream
+      const broker = yield* NatsTopology.NatsTopology
       yield* broker.streamFor(topic.name) // the stream exists before the raw publisher writes
       yield* runRecording(topic, unique("g"))
       yield* publishJetStream(nc, topic.name, invalid(2_000))
@@ -71,7 +71,7 @@ describe("foreign messages on JetStream", () => {
     Effect.gen(function*() {
       const nc = yield* rawConnection
       const topic = PoisonCorpus.topic(unique("sy.foreign.valid"))
-      const broker = yield* JetStream.JetStream
+      const broker = yield* NatsTopology.NatsTopology
       const stream = yield* broker.streamFor(topic.name)
       const { handled } = yield* runRecording(topic, unique("g"))
       yield* publishJetStream(nc, topic.name, valid(100, "v"))
@@ -86,7 +86,7 @@ describe("foreign messages on JetStream", () => {
       const nc = yield* rawConnection
       const jsm = yield* manager(nc)
       const topic = PoisonCorpus.topic(unique("sy.foreign.time"))
-      const broker = yield* JetStream.JetStream
+      const broker = yield* NatsTopology.NatsTopology
       const stream = yield* broker.streamFor(topic.name)
       const { handled } = yield* runRecording(topic, unique("g"))
       yield* publishJetStream(nc, topic.name, [
@@ -176,8 +176,7 @@ describe("foreign messages on core NATS", () => {
 /** The original ids named by the first `n` dead letters of a destination (replayed, nothing acked). */
 const deadLetterOriginalIds = (destination: string, n: number) =>
   Effect.gen(function*() {
-    const js = yield* JetStream.JetStream
-    const all = yield* js.replay(destination).pipe(Stream.take(n), Stream.runCollect, Effect.timeout("20 seconds"))
+    const all = yield* NatsBroker.replay(destination).pipe(Stream.take(n), Stream.runCollect, Effect.timeout("20 seconds"))
     return all.map((e) => e.headers[Headers.deadLetterOriginalId] ?? "")
   })
 

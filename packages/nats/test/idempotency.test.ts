@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Consumer, Publisher, Switchyard, Topic } from "@switchyard/core"
 import { Effect, Fiber, Layer, Schema } from "effect"
 import { KeyValueStore } from "effect/persistence"
-import { NatsBroker } from "../src/index.ts"
+import { NatsBroker, NatsKeyValueStore } from "../src/index.ts"
 import { servers, unique } from "./helpers.ts"
 
 const Order = Schema.Struct({ n: Schema.Number })
@@ -33,7 +33,7 @@ describe("JetStream KV as the consumer's idempotency store", () => {
       assert.deepStrictEqual(handled, [1, 2, 4])
     }).pipe(Effect.provide(
       Switchyard.on(
-        NatsBroker.layerKeyValueStore(unique("sy-idem"), { storage: "memory" }).pipe(
+        NatsKeyValueStore.layer(unique("sy-idem"), { storage: "memory" }).pipe(
           Layer.provideMerge(NatsBroker.layer({ connection: { servers }, defaultStream: { storage: "memory", maxAge: "15 minutes" } }))
         )
       )

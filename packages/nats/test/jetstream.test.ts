@@ -1,7 +1,7 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Broker, Consumer, Headers, Publisher, Switchyard, Topic } from "@switchyard/core"
 import { Deferred, Effect, Fiber, Schema, Stream } from "effect"
-import { JetStream, NatsBroker } from "../src/index.ts"
+import { NatsBroker, NatsTopology } from "../src/index.ts"
 import { drainFor, message, servers, subscribeOptions, take, text, unique } from "./helpers.ts"
 
 const live = NatsBroker.layer({
@@ -51,7 +51,7 @@ describe("JetStream broker", () => {
     it.effect("deduplicates a republished message id (Nats-Msg-Id)", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const js = yield* JetStream.JetStream
+        const js = yield* NatsTopology.NatsTopology
         const destination = unique("sy.dedup")
         const m = message("once")
         yield* broker.publish(destination, [m])
@@ -64,7 +64,7 @@ describe("JetStream broker", () => {
     it.effect("a stream deleted behind the adapter's back is provisioned again on the next publish", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const js = yield* JetStream.JetStream
+        const js = yield* NatsTopology.NatsTopology
         const destination = unique("sy.gone")
         yield* broker.publish(destination, [message("before")])
         const stream = yield* js.streamFor(destination)
@@ -262,7 +262,7 @@ describe("JetStream broker", () => {
           Stream.tap((d) =>
             Effect.sync(() => seen.push(`${text(d)}#${d.envelope.attempt}/${d.deliveryLimit}`)).pipe(
               Effect.andThen(
-                text(d) === "terminal" && JetStream.isJetStreamDelivery(d) ? d.term("unparseable") : d.nack()
+                text(d) === "terminal" && NatsBroker.isJetStreamDelivery(d) ? d.term("unparseable") : d.nack()
               )
             )
           ),
@@ -350,14 +350,13 @@ describe("JetStream broker", () => {
     it.effect("replays a destination with an ordered consumer", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker
-        const js = yield* JetStream.JetStream
         const destination = unique("sy.replay")
         yield* broker.publish(destination, ["a", "b", "c", "d"].map((s) => message(s, { key: s })))
-        const all = yield* js.replay(destination).pipe(Stream.runCollect, Effect.timeout("5 seconds"))
+        const all = yield* NatsBroker.replay(destination).pipe(Stream.runCollect, Effect.timeout("5 seconds"))
         assert.deepStrictEqual(all.map((e) => e.key), ["a", "b", "c", "d"])
-        const tail = yield* js.replay(destination, { fromSequence: 3 }).pipe(Stream.runCollect, Effect.timeout("5 seconds"))
+        const tail = yield* NatsBroker.replay(destination, { fromSequence: 3 }).pipe(Stream.runCollect, Effect.timeout("5 seconds"))
         assert.deepStrictEqual(tail.map((e) => e.coordinates.sequence), [3, 4])
-        const empty = yield* js.replay(unique("sy.empty")).pipe(Stream.runCollect, Effect.timeout("5 seconds"))
+        const empty = yield* NatsBroker.replay(unique("sy.empty")).pipe(Stream.runCollect, Effect.timeout("5 seconds"))
         assert.strictEqual(empty.length, 0)
       }))
 
@@ -367,7 +366,7 @@ describe("JetStream broker", () => {
         const prefix = unique("sy.decl")
         yield* Effect.gen(function*() {
           const broker = yield* Broker.Broker
-          const js = yield* JetStream.JetStream
+          const js = yield* NatsTopology.NatsTopology
           yield* broker.publish(`${prefix}.created`, [message("x")])
           assert.strictEqual(yield* js.streamFor(`${prefix}.created`), name)
           const info = yield* Effect.promise(() => js.manager.streams.info(name))
@@ -379,7 +378,7 @@ describe("JetStream broker", () => {
           streams: [{ name, subjects: [`${prefix}.>`], storage: "memory", maxMessages: 1000 }]
         })))
         yield* Effect.gen(function*() {
-          const js = yield* JetStream.JetStream
+          const js = yield* NatsTopology.NatsTopology
           const info = yield* Effect.promise(() => js.manager.streams.info(name))
           assert.strictEqual(info.config.max_msgs, 2000)
           assert.strictEqual(info.state.messages, 1)

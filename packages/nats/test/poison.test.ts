@@ -9,7 +9,7 @@ import type { NatsConnection } from "@nats-io/transport-node"
 import { Consumer, Headers, Switchyard, Telemetry } from "@switchyard/core"
 import { PoisonCorpus } from "@switchyard/core/testing"
 import { Effect, Layer, Metric, References, Stream } from "effect"
-import { CoreNats, JetStream, NatsBroker } from "../src/index.ts"
+import { NatsBroker, NatsTopology } from "../src/index.ts"
 import { servers, unique } from "./helpers.ts"
 import { eventually, manager, publishCore, publishJetStream, rawConnection, type RawMessage, storedCount, utf8 } from "./raw.ts"
 
@@ -82,7 +82,7 @@ describe("poison corpus on JetStream", () => {
     Effect.gen(function*() {
       const nc = yield* rawConnection
       const jsm = yield* manager(nc)
-      const js = yield* JetStream.JetStream
+      const js = yield* NatsTopology.NatsTopology
       const topic = PoisonCorpus.topic(unique("sy.poison.js"))
       yield* js.streamFor(topic.name)
       const corpus = PoisonCorpus.make({ count: 10_000 })
@@ -99,7 +99,7 @@ describe("poison corpus on JetStream", () => {
       report("JetStream", corpus, handled.size - 1, dead)
       assert.isTrue(handled.has("final"), "the consumer is not alive at the end")
       assert.strictEqual(dead, corpus.filter((e) => !e.valid).length)
-      const letters = yield* js.replay(`${topic.name}.dlq`).pipe(Stream.take(dead), Stream.runCollect, Effect.timeout("60 seconds"))
+      const letters = yield* NatsBroker.replay(`${topic.name}.dlq`).pipe(Stream.take(dead), Stream.runCollect, Effect.timeout("60 seconds"))
       assert.isTrue(letters.every((l) => (l.headers[Headers.deadLetterReason] ?? "").length > 0), "a dead letter without a reason")
       assertOutcomes(corpus, handled, letters.map((l) => l.headers[Headers.deadLetterOriginalId] ?? ""))
     }).pipe(Effect.provide(jetStreamLive)), 180_000)
@@ -108,7 +108,7 @@ describe("poison corpus on JetStream", () => {
     Effect.gen(function*() {
       const nc = yield* rawConnection
       const jsm = yield* manager(nc)
-      const js = yield* JetStream.JetStream
+      const js = yield* NatsTopology.NatsTopology
       const topic = PoisonCorpus.topic(unique("sy.poison.refused"))
       yield* js.streamFor(topic.name)
       const poison = refusedDeadLetters(nc, 40)
@@ -121,7 +121,7 @@ describe("poison corpus on JetStream", () => {
       console.log(`refused dead letters on JetStream: ${dead} of ${poison.length} stored reduced; ${handledBehind} of ${behind.length} behind them handled`)
       assert.strictEqual(handledBehind, behind.length)
       assert.strictEqual(dead, poison.length)
-      const letters = yield* js.replay(`${topic.name}.dlq`).pipe(Stream.take(poison.length), Stream.runCollect, Effect.timeout("30 seconds"))
+      const letters = yield* NatsBroker.replay(`${topic.name}.dlq`).pipe(Stream.take(poison.length), Stream.runCollect, Effect.timeout("30 seconds"))
       for (const letter of letters) {
         assert.isAbove((letter.headers[Headers.deadLetterReason] ?? "").length, 0)
         assert.isUndefined(letter.headers["x-big"], "the original headers were not left out")
@@ -175,7 +175,7 @@ describe("poison corpus on core NATS", () => {
       yield* publishCore(nc, topic.name, [{ payload: utf8.encode(`{"id":"final","n":0}`) }])
       yield* eventually(Effect.sync(() => handled.has("final")), (done) => done)
       report("core NATS", corpus, handled.size - 2, letters.length)
-      const dropped = yield* Metric.value(Metric.withAttributes(CoreNats.droppedDeliveries, {
+      const dropped = yield* Metric.value(Metric.withAttributes(NatsBroker.droppedDeliveries, {
         "messaging.destination.name": topic.name,
         "messaging.consumer.group.name": group
       }))

@@ -43,15 +43,16 @@ const isReserved = (name: string): boolean =>
   name === natsMsgId || Object.hasOwn(exactNames, name) || Object.hasOwn(canonicalNames, name)
 
 /**
- * NATS header values cannot hold CR or LF (a dead-letter reason often does). Such values, and values that
- * happen to start with the marker, travel base64 encoded behind the marker, so every value round-trips.
+ * NATS header values cannot hold CR or LF (a dead-letter reason often does), and nats.js trims the values
+ * it receives. Such values (and values with leading or trailing whitespace, or that happen to start with the
+ * marker) travel base64 encoded behind the marker, so every value round-trips exactly.
  */
 const encodedMarker = "=?sy-b64?"
 const needsEncoding = /[\r\n]/
 
 /** A header value NATS can carry (see `encodedMarker`). */
 export const encodeValue = (value: string): string =>
-  needsEncoding.test(value) || value.startsWith(encodedMarker)
+  needsEncoding.test(value) || value.startsWith(encodedMarker) || value.trim() !== value
     ? encodedMarker + Buffer.from(value, "utf8").toString("base64")
     : value
 
