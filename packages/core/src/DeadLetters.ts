@@ -470,7 +470,7 @@ interface Run<A> {
  * least every 100 messages), lets `act` settle each batch (it must settle every item), reports progress.
  * `select` decides which matching items count toward `limit`; once it is reached the rest is left unread.
  */
-const operate = <A, E>(
+const operate = Effect.fnUntraced(function*<A, E>(
   topic: Topic<A>,
   options: Filter & Source & {
     readonly limit?: number | undefined
@@ -479,56 +479,49 @@ const operate = <A, E>(
   shape: (items: Stream.Stream<Item<A>, SubscribeError>) => Stream.Stream<Item<A>, SubscribeError>,
   counts: (item: Item<A>) => boolean,
   act: (batch: ReadonlyArray<Item<A>>) => Effect.Effect<BatchResult, E>
-): Effect.Effect<Omit<Run<A>, "items">, SubscribeError | E, Broker> =>
-  Effect.scoped(Effect.gen(function*() {
-    const startedAt = yield* Clock.currentTimeMillis
-    const browse = yield* open(destinationOf(topic, options))
-    const selected = matches(options)
-    const tally = yield* Ref.make(emptyTally)
-    const elapsed = Effect.map(Clock.currentTimeMillis, (now) => now - startedAt)
-    const report = Effect.gen(function*() {
-      if (options.onProgress === undefined) return
-      const current = yield* Ref.get(tally)
-      yield* options.onProgress({
-        retained: browse.retained,
-        seen: current.seen,
-        matched: current.matched,
-        done: current.done,
-        elapsedMillis: yield* elapsed
-      })
-    })
-    const limit = options.limit === undefined ? Infinity : Math.max(0, options.limit)
-    // Once `limit` items that count were taken, the stream ends before the next one (the rest stays unread).
-    const limited = limit === Infinity
-      ? (items: Stream.Stream<Item<A>, SubscribeError>) => items
-      : (items: Stream.Stream<Item<A>, SubscribeError>) =>
-        items.pipe(
-          Stream.mapAccum(() => 0, (taken, item): readonly [number, ReadonlyArray<Option.Option<Item<A>>>] => {
-            if (!(item.matched && counts(item))) return [taken, [Option.some(item)]]
-            return taken >= limit ? [taken, [Option.none()]] : [taken + 1, [Option.some(item)]]
-          }),
-          Stream.takeWhile(Option.isSome),
-          Stream.map((item) => item.value)
-        )
-    yield* browse.deliveries.pipe(
-      Stream.map((delivery): Item<A> => {
-        const deadLetter = parse(topic, delivery.envelope)
-        return { delivery, deadLetter, matched: selected(deadLetter) }
-      }),
-      limited,
-      shape,
-      Stream.groupedWithin(batchSize, "20 millis"),
-      Stream.runForEach((batch) =>
-        Effect.gen(function*() {
-          const result = yield* act(batch)
-          yield* Ref.update(tally, (current) => addBatch(current, batch, result))
-          yield* report
-        })
+): Effect.fn.Return<Omit<Run<A>, "items">, SubscribeError | E, Broker | Scope.Scope> {
+  const startedAt = yield* Clock.currentTimeMillis
+  const browse = yield* open(destinationOf(topic, options))
+  const selected = matches(options)
+  const tally = yield* Ref.make(emptyTally)
+  const elapsed = Effect.map(Clock.currentTimeMillis, (now) => now - startedAt)
+  const onProgress = options.onProgress
+  const report = onProgress === undefined ? Effect.void : Effect.flatMap(
+    Effect.all([Ref.get(tally), elapsed]),
+    ([current, elapsedMillis]) =>
+      onProgress({ retained: browse.retained, seen: current.seen, matched: current.matched, done: current.done, elapsedMillis })
+  )
+  const limit = options.limit === undefined ? Infinity : Math.max(0, options.limit)
+  // Once `limit` items that count were taken, the stream ends before the next one (the rest stays unread).
+  const limited = limit === Infinity
+    ? (items: Stream.Stream<Item<A>, SubscribeError>) => items
+    : (items: Stream.Stream<Item<A>, SubscribeError>) =>
+      items.pipe(
+        Stream.mapAccum(() => 0, (taken, item): readonly [number, ReadonlyArray<Option.Option<Item<A>>>] => {
+          if (!(item.matched && counts(item))) return [taken, [Option.some(item)]]
+          return taken >= limit ? [taken, [Option.none()]] : [taken + 1, [Option.some(item)]]
+        }),
+        Stream.takeWhile(Option.isSome),
+        Stream.map((item) => item.value)
+      )
+  yield* browse.deliveries.pipe(
+    Stream.map((delivery): Item<A> => {
+      const deadLetter = parse(topic, delivery.envelope)
+      return { delivery, deadLetter, matched: selected(deadLetter) }
+    }),
+    limited,
+    shape,
+    Stream.groupedWithin(batchSize, "20 millis"),
+    Stream.runForEach((batch) =>
+      act(batch).pipe(
+        Effect.flatMap((result) => Ref.update(tally, (current) => addBatch(current, batch, result))),
+        Effect.andThen(report)
       )
     )
-    yield* report
-    return { retained: browse.retained, tally: yield* Ref.get(tally), elapsedMillis: yield* elapsed }
-  }))
+  )
+  yield* report
+  return { retained: browse.retained, tally: yield* Ref.get(tally), elapsedMillis: yield* elapsed }
+}, Effect.scoped)
 
 /** Span attributes of an operation: the destination read and the filter, for traces. */
 const spanAttributes = (topic: { readonly name: string }, options: Filter & Source & { readonly dryRun?: boolean | undefined }) => ({
@@ -580,11 +573,12 @@ const runsByDestination = <A>(items: ReadonlyArray<Item<A>>): ReadonlyArray<read
  * ```
  * @since 0.2.0
  */
-export const redrive = <A>(
+export const redrive: <A>(
   topic: Topic<A>,
-  options: RedriveOptions = {}
-): Effect.Effect<RedriveSummary, SubscribeError | PublishError, Broker> =>
-  Effect.gen(function*() {
+  options?: RedriveOptions
+) => Effect.Effect<RedriveSummary, SubscribeError | PublishError, Broker> = Effect.fn("DeadLetters.redrive")(
+  function*<A>(topic: Topic<A>, options: RedriveOptions = {}) {
+    yield* Effect.annotateCurrentSpan(spanAttributes(topic, options))
     const broker = yield* Broker
     const dryRun = options.dryRun === true
     const rate = options.rate
@@ -603,35 +597,34 @@ export const redrive = <A>(
             strategy: "shape"
           })
         )
-    const act = (batch: ReadonlyArray<Item<A>>): Effect.Effect<BatchResult, PublishError> =>
-      Effect.gen(function*() {
-        const chosen = batch.filter(willRedrive)
-        const unredrivable = batch.filter((item) => item.matched && !item.deadLetter.redrivable).length
-        yield* Effect.forEach(batch.filter((item) => !willRedrive(item)), (item) => leave(item.delivery), { discard: true })
-        if (dryRun) {
-          yield* Effect.forEach(chosen, (item) => leave(item.delivery), { discard: true })
-          return { done: chosen.length, unredrivable, notRemoved: 0 }
+    const act = Effect.fnUntraced(function*(batch: ReadonlyArray<Item<A>>): Effect.fn.Return<BatchResult, PublishError> {
+      const chosen = batch.filter(willRedrive)
+      const unredrivable = batch.filter((item) => item.matched && !item.deadLetter.redrivable).length
+      yield* Effect.forEach(batch.filter((item) => !willRedrive(item)), (item) => leave(item.delivery), { discard: true })
+      if (dryRun) {
+        yield* Effect.forEach(chosen, (item) => leave(item.delivery), { discard: true })
+        return { done: chosen.length, unredrivable, notRemoved: 0 }
+      }
+      const now = yield* Clock.currentTimeMillis
+      let notRemoved = 0
+      let done = 0
+      for (const [destination, items] of runsByDestination(chosen)) {
+        const published = yield* broker.publish(destination, items.map((item) => redrivenCopy(item.deadLetter, now))).pipe(
+          Effect.result
+        )
+        if (published._tag === "Failure") {
+          // Not confirmed: this run and everything after it stays in the dead-letter destination.
+          const rest = chosen.slice(chosen.indexOf(items[0]!))
+          yield* Effect.forEach(rest, (item) => leave(item.delivery), { discard: true })
+          return yield* Effect.fail(published.failure)
         }
-        const now = yield* Clock.currentTimeMillis
-        let notRemoved = 0
-        let done = 0
-        for (const [destination, items] of runsByDestination(chosen)) {
-          const published = yield* broker.publish(destination, items.map((item) => redrivenCopy(item.deadLetter, now))).pipe(
-            Effect.result
-          )
-          if (published._tag === "Failure") {
-            // Not confirmed: this run and everything after it stays in the dead-letter destination.
-            const rest = chosen.slice(chosen.indexOf(items[0]!))
-            yield* Effect.forEach(rest, (item) => leave(item.delivery), { discard: true })
-            return yield* Effect.fail(published.failure)
-          }
-          for (const item of items) {
-            if (yield* remove(item)) done++
-            else notRemoved++
-          }
+        for (const item of items) {
+          if (yield* remove(item)) done++
+          else notRemoved++
         }
-        return { done: done + notRemoved, unredrivable, notRemoved }
-      })
+      }
+      return { done: done + notRemoved, unredrivable, notRemoved }
+    })
     const run = yield* operate(topic, options, shape, willRedrive, act)
     const { tally } = run
     const redriven = tally.done
@@ -648,7 +641,8 @@ export const redrive = <A>(
       ratePerSecond: run.elapsedMillis > 0 ? (redriven * 1000) / run.elapsedMillis : 0,
       byReason: tally.byReason
     }
-  }).pipe(Effect.withSpan("DeadLetters.redrive", { attributes: spanAttributes(topic, options) }))
+  }
+)
 
 /**
  * Removes the dead letters of a topic that match the filter, for good (`dryRun`: counts them, removes
@@ -666,22 +660,22 @@ export const redrive = <A>(
  * ```
  * @since 0.2.0
  */
-export const purge = <A>(topic: Topic<A>, options: PurgeOptions = {}): Effect.Effect<PurgeSummary, SubscribeError, Broker> =>
-  Effect.gen(function*() {
+export const purge: <A>(topic: Topic<A>, options?: PurgeOptions) => Effect.Effect<PurgeSummary, SubscribeError, Broker> = Effect
+  .fn("DeadLetters.purge")(function*<A>(topic: Topic<A>, options: PurgeOptions = {}) {
+    yield* Effect.annotateCurrentSpan(spanAttributes(topic, options))
     const dryRun = options.dryRun === true
-    const act = (batch: ReadonlyArray<Item<A>>): Effect.Effect<BatchResult> =>
-      Effect.gen(function*() {
-        let done = 0
-        let notRemoved = 0
-        for (const item of batch) {
-          if (!item.matched || dryRun) {
-            yield* leave(item.delivery)
-            if (item.matched) done++
-          } else if (yield* remove(item)) done++
-          else notRemoved++
-        }
-        return { done, unredrivable: 0, notRemoved }
-      })
+    const act = Effect.fnUntraced(function*(batch: ReadonlyArray<Item<A>>): Effect.fn.Return<BatchResult> {
+      let done = 0
+      let notRemoved = 0
+      for (const item of batch) {
+        if (!item.matched || dryRun) {
+          yield* leave(item.delivery)
+          if (item.matched) done++
+        } else if (yield* remove(item)) done++
+        else notRemoved++
+      }
+      return { done, unredrivable: 0, notRemoved }
+    })
     const run = yield* operate(topic, options, (items) => items, () => true, act)
     const { tally } = run
     return {
@@ -695,4 +689,4 @@ export const purge = <A>(topic: Topic<A>, options: PurgeOptions = {}): Effect.Ef
       elapsedMillis: run.elapsedMillis,
       byReason: tally.byReason
     }
-  }).pipe(Effect.withSpan("DeadLetters.purge", { attributes: spanAttributes(topic, options) }))
+  })

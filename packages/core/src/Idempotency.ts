@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Option } from "effect"
+import { Effect, identity, Option } from "effect"
 import * as KeyValueStore from "effect/persistence/KeyValueStore"
 
 /**
@@ -49,19 +49,20 @@ export interface Ledger {
  * ```
  * @since 0.1.0
  */
-export const ledger = (options: Options, destination: string, group: string): Effect.Effect<Ledger> =>
-  Effect.gen(function*() {
-    const store = options.store ?? Option.getOrUndefined(yield* Effect.serviceOption(KeyValueStore.KeyValueStore)) ??
-      (yield* Effect.service(KeyValueStore.KeyValueStore).pipe(Effect.provide(KeyValueStore.layerMemory)))
-    const prefix = `${options.keyPrefix ?? "switchyard:processed:"}${destination}:${group}:`
-    return {
-      seen: (id) =>
-        store.has(prefix + id).pipe(
-          Effect.catch((error) => Effect.as(Effect.logWarning("idempotency lookup failed; handling anyway", error), false))
-        ),
-      remember: (id) =>
-        store.set(prefix + id, "1").pipe(
-          Effect.catch((error) => Effect.logWarning("idempotency store write failed", error))
-        )
-    }
+export const ledger: (options: Options, destination: string, group: string) => Effect.Effect<Ledger> = Effect.fn(
+  "Idempotency.ledger"
+)(function*(options: Options, destination: string, group: string) {
+  const store = options.store ?? Option.getOrUndefined(yield* Effect.serviceOption(KeyValueStore.KeyValueStore)) ??
+    (yield* Effect.service(KeyValueStore.KeyValueStore).pipe(Effect.provide(KeyValueStore.layerMemory)))
+  const prefix = `${options.keyPrefix ?? "switchyard:processed:"}${destination}:${group}:`
+  return identity<Ledger>({
+    seen: (id) =>
+      store.has(prefix + id).pipe(
+        Effect.catch((error) => Effect.as(Effect.logWarning("idempotency lookup failed; handling anyway", error), false))
+      ),
+    remember: (id) =>
+      store.set(prefix + id, "1").pipe(
+        Effect.catch((error) => Effect.logWarning("idempotency store write failed", error))
+      )
   })
+})

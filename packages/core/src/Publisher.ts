@@ -123,23 +123,23 @@ export const make: Effect.Effect<PublisherShape, never, Broker> = Broker.useSync
     }
     return links
   }
-  const publishing = <A>(topic: Topic<A>, messages: ReadonlyArray<Message<A>>, traced: boolean) =>
-    Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const headers = yield* Telemetry.injectTraceContext({})
-      const outgoing: Array<OutgoingMessage> = []
-      for (const message of messages) {
-        const encoded = encode(topic, message.value, message.options, now, headers)
-        if (Result.isFailure(encoded)) return yield* encoded.failure
-        outgoing.push(encoded.success)
-      }
-      // Per-message attributes belong on a span that accounts for exactly one message.
-      const [only] = outgoing
-      if (traced && only !== undefined && outgoing.length === 1) yield* Effect.annotateCurrentSpan(Telemetry.messageAttributes(only))
-      const receipts = yield* broker.publish(topic.name, outgoing)
-      yield* Metric.update(Telemetry.published, receipts.length)
-      return receipts
-    })
+  // Untraced: `send` opens the one span of a publish call.
+  const publishing = Effect.fnUntraced(function*<A>(topic: Topic<A>, messages: ReadonlyArray<Message<A>>, traced: boolean) {
+    const now = yield* Clock.currentTimeMillis
+    const headers = yield* Telemetry.injectTraceContext({})
+    const outgoing: Array<OutgoingMessage> = []
+    for (const message of messages) {
+      const encoded = encode(topic, message.value, message.options, now, headers)
+      if (Result.isFailure(encoded)) return yield* encoded.failure
+      outgoing.push(encoded.success)
+    }
+    // Per-message attributes belong on a span that accounts for exactly one message.
+    const [only] = outgoing
+    if (traced && only !== undefined && outgoing.length === 1) yield* Effect.annotateCurrentSpan(Telemetry.messageAttributes(only))
+    const receipts = yield* broker.publish(topic.name, outgoing)
+    yield* Metric.update(Telemetry.published, receipts.length)
+    return receipts
+  })
   // One `send <destination>` producer span per publish call; its context is injected into every message
   // that does not carry a creation context of its own, and it links to those that do.
   const send = <A>(topic: Topic<A>, messages: ReadonlyArray<Message<A>>) =>

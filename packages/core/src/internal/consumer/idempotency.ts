@@ -13,13 +13,12 @@ import { redriveKey } from "./redrive.ts"
 import { ackAs, type Step } from "./step.ts"
 
 /** Opens the ledger of a consumer group, or gives `undefined` when idempotency is off. */
-export const ledger = Effect.fn("Consumer.idempotencyLedger")(function*(
+export const ledger = (
   options: Idempotency.Options | undefined,
   destination: string,
   group: string
-) {
-  return options === undefined ? undefined : yield* Idempotency.ledger(options, destination, group)
-})
+): Effect.Effect<Idempotency.Ledger | undefined> =>
+  options === undefined ? Effect.succeed(undefined) : Idempotency.ledger(options, destination, group)
 
 /**
  * Records a delivery's id as done for the group (handled or parked), so a duplicate or a redelivery ends
