@@ -1,40 +1,26 @@
 /**
- * The RabbitMQ connection: one amqplib connection per Layer, re-established with a backoff `Schedule` when it
- * drops, with the declared topology re-declared after every reconnect. Publishers and subscribers read the
- * current connection through {@link AmqpConnectionShape.current}, which waits while a reconnect is under way.
+ * The RabbitMQ connection: one amqplib connection per Layer, supervised by the adapter kit's `Supervisor`
+ * (re-established on the reconnect `Schedule` when it drops), with the connection's topology declared on
+ * every (re)connection and what was provisioned on first use forgotten after a reconnect (declared again on
+ * the next use). {@link AmqpConnectionShape.current} waits while a reconnect is under way.
  *
  * @since 0.1.0
  */
 import * as amqp from "amqplib"
 import type { Channel, ChannelModel, ConfirmChannel, Options as AmqpOptions, SocketOptions } from "amqplib"
 import { Errors } from "@switchyard/core"
-import { Cache, Config, Context, Deferred, Duration, Effect, Equal, Exit, Hash, Layer, Redacted, Schedule } from "effect"
+import { ConnectionOptions, Supervisor } from "@switchyard/core/adapter"
+import type { Scope } from "effect"
+import { Config, Context, Deferred, Duration, Effect, Exit, Layer, Redacted, Ref, Result, Schedule, Stream } from "effect"
+import type * as AmqpTopology from "./AmqpTopology.ts"
+import * as Channels from "./internal/channel.ts"
 import * as AmqpErrors from "./internal/errors.ts"
-import * as Topology from "./Topology.ts"
+import * as Provision from "./internal/provision.ts"
 
 /**
- * TLS settings (`amqps`). Private keys and passphrases are `Redacted`.
- *
- * @example
- * ```ts
- * import { Redacted } from "effect"
- * import type { AmqpConnection } from "@switchyard/amqp"
- * const tls: AmqpConnection.TlsOptions = { ca: "-----BEGIN CERTIFICATE-----...", passphrase: Redacted.make("s3cret") }
- * ```
- * @since 0.1.0
- */
-export interface TlsOptions {
-  readonly ca?: string | undefined
-  readonly cert?: string | undefined
-  readonly key?: Redacted.Redacted<string> | undefined
-  readonly passphrase?: Redacted.Redacted<string> | undefined
-  readonly rejectUnauthorized?: boolean | undefined
-  readonly servername?: string | undefined
-}
-
-/**
- * Connection options. Give either a `url` (`amqp://user:pass@host:5672/vhost`, as a `Redacted` when it holds a
- * password) or `hostname`/`port`/`vhost`/`username`/`password`; explicit fields override the URL's.
+ * Connection options: the shared `ConnectionOptions.CommonOptions` (`connectTimeout`, `tls`, `username`,
+ * `password`, `reconnectSchedule`) plus AMQP's own. Give either a `url` (`amqp://user:pass@host:5672/vhost`,
+ * as a `Redacted` when it holds a password) or `hostname`/`port`/`vhost`; explicit fields override the URL's.
  *
  * @example
  * ```ts
@@ -46,25 +32,17 @@ export interface TlsOptions {
  * ```
  * @since 0.1.0
  */
-export interface Options {
+export interface Options extends ConnectionOptions.CommonOptions {
   readonly url?: string | Redacted.Redacted<string> | undefined
   readonly hostname?: string | undefined
   readonly port?: number | undefined
   readonly vhost?: string | undefined
-  readonly username?: string | undefined
-  readonly password?: Redacted.Redacted<string> | undefined
-  /** `true` for default TLS settings, or explicit settings. */
-  readonly tls?: boolean | TlsOptions | undefined
   /** Heartbeat interval in seconds (default 15). */
   readonly heartbeatSeconds?: number | undefined
   /** Shown in the RabbitMQ management UI (`connection_name` client property). */
   readonly connectionName?: string | undefined
-  /** Bound on the first connection (including retries of refused connections). Default 10 seconds. */
-  readonly connectTimeout?: Duration.Input | undefined
-  /** Backoff between reconnect attempts after a drop. Default: exponential from 100 ms, capped at 5 s, jittered, forever. */
-  readonly reconnectSchedule?: Schedule.Schedule<unknown, unknown> | undefined
-  /** Topology declared at start and after every reconnect; it takes precedence over auto-provisioning. */
-  readonly topology?: Topology.Topology | undefined
+  /** Topology declared on every (re)connection; it takes precedence over auto-provisioning. */
+  readonly topology?: AmqpTopology.Topology | undefined
 }
 
 /**
@@ -102,21 +80,27 @@ export interface Live {
 export interface AmqpConnectionShape {
   /** `amqp://user@host:port/vhost`, without secrets; used in logs and errors. */
   readonly label: string
-  /** The user-declared topology. */
-  readonly topology: Topology.Topology
+  /** The connection's topology (declared on every connection). */
+  readonly topology: AmqpTopology.Topology
   /** The current connection; waits while reconnecting, fails once reconnecting gave up. */
   readonly current: Effect.Effect<Live, Errors.ConnectionError>
+  /** Every connection generation from the current one on (follow it to re-attach after a reconnect). */
+  readonly generations: Stream.Stream<number>
   /**
-   * Declares a topology now and after every reconnect (idempotent, cached by content). Concurrent first
-   * declarations of the same topology share one declaration (one channel); failures are not cached, and
-   * the cache is cleared on reconnect. A conflicting declaration fails at once with kind `TopologyConflict`.
+   * Declares a topology once per connection (the kit's `Provisioner`, keyed by content): concurrent first
+   * declarations share one, failures are not remembered, a reconnect forgets them all. A conflicting
+   * declaration fails at once with reason `TopologyConflict`.
    */
-  readonly declare: (topology: Topology.Topology) => Effect.Effect<void, Errors.ConnectionError>
-  /** Opens a channel on the current connection (an `error` listener is attached). */
+  readonly declare: (topology: AmqpTopology.Topology) => Effect.Effect<void, Errors.ConnectionError>
+  /** Forgets one declaration (what it declared was deleted): the next `declare` of it declares again. */
+  readonly forget: (topology: AmqpTopology.Topology) => Effect.Effect<void>
+  /** Opens a channel on a connection (an `error` listener is attached). */
   readonly openChannel: (live: Live) => Effect.Effect<Channel, Errors.ConnectionError>
-  /** Opens a confirm channel on the current connection (an `error` listener is attached). */
+  /** Opens a confirm channel on a connection (an `error` listener is attached). */
   readonly openConfirmChannel: (live: Live) => Effect.Effect<ConfirmChannel, Errors.ConnectionError>
-  /** The reconnect backoff, reused by subscriptions to re-attach. */
+  /** Runs `use` on a fresh channel of the current connection, closed afterwards. */
+  readonly withChannel: <A>(use: (channel: Channel) => Effect.Effect<A, Errors.Reason>) => Effect.Effect<A, Errors.ConnectionError>
+  /** The reconnect pacing, reused by channels and subscriptions to re-attach. */
   readonly reconnectSchedule: Schedule.Schedule<unknown, unknown>
 }
 
@@ -136,7 +120,7 @@ export class AmqpConnection extends Context.Service<AmqpConnection, AmqpConnecti
 ) {}
 
 /**
- * The default reconnect backoff: exponential from 100 ms (×2), capped at 5 s, jittered, forever.
+ * The default reconnect pacing: exponential from 100 ms (×2), capped at 5 s, jittered, forever.
  *
  * @example
  * ```ts
@@ -157,79 +141,148 @@ interface Resolved {
   readonly label: string
 }
 
-const resolve = (options: Options): Resolved => {
-  const url = options.url === undefined
-    ? undefined
-    : new URL(Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url)
-  const secure = options.tls !== undefined && options.tls !== false
-    ? true
-    : url?.protocol === "amqps:"
-  const hostname = options.hostname ?? (url?.hostname !== undefined && url.hostname !== "" ? url.hostname : "127.0.0.1")
-  const port = options.port ?? (url?.port !== undefined && url.port !== "" ? Number(url.port) : secure ? 5671 : 5672)
-  const urlVhost = url !== undefined && url.pathname.length > 1 ? decodeURIComponent(url.pathname.slice(1)) : undefined
-  const vhost = options.vhost ?? urlVhost ?? "/"
-  const username = options.username ?? (url?.username !== undefined && url.username !== ""
-    ? decodeURIComponent(url.username)
-    : "guest")
-  const password = options.password ??
-    Redacted.make(url?.password !== undefined && url.password !== "" ? decodeURIComponent(url.password) : "guest")
-  const tls: TlsOptions = typeof options.tls === "object" ? options.tls : {}
-  const timeoutMillis = Duration.toMillis(Duration.fromInputUnsafe(options.connectTimeout ?? "10 seconds"))
+const fromUrl = (url: URL | undefined, part: "hostname" | "port" | "username" | "password"): string | undefined =>
+  url !== undefined && url[part] !== "" ? (part === "hostname" || part === "port" ? url[part] : decodeURIComponent(url[part])) : undefined
+
+const parseUrl = (url: Options["url"]): Result.Result<URL | undefined, Errors.ConnectionError> =>
+  url === undefined ? Result.succeed(undefined) : Result.try({
+    try: () => new URL(Redacted.isRedacted(url) ? Redacted.value(url) : url),
+    catch: () => ConnectionOptions.invalid("rabbitmq", "url is not a valid URL (amqp://user:pass@host:port/vhost)")
+  })
+
+const resolveWith = (options: Options, url: URL | undefined): Resolved => {
+  const secure = options.tls !== undefined && options.tls !== false ? true : url?.protocol === "amqps:"
+  const protocol = secure ? "amqps" : "amqp"
+  const hostname = options.hostname ?? fromUrl(url, "hostname") ?? "127.0.0.1"
+  const urlPort = fromUrl(url, "port")
+  const port = options.port ?? (urlPort !== undefined ? Number(urlPort) : secure ? 5671 : 5672)
+  const vhost = options.vhost ?? (url !== undefined && url.pathname.length > 1 ? decodeURIComponent(url.pathname.slice(1)) : "/")
+  const username = options.username ?? fromUrl(url, "username") ?? "guest"
+  const password = options.password ?? Redacted.make(fromUrl(url, "password") ?? "guest")
   const socket: SocketOptions = {
-    timeout: timeoutMillis,
+    timeout: ConnectionOptions.connectTimeoutMillis(options),
     noDelay: true,
     clientProperties: { connection_name: options.connectionName ?? "switchyard" },
-    ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
-    ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
-    ...(tls.key !== undefined ? { key: Redacted.value(tls.key) } : {}),
-    ...(tls.passphrase !== undefined ? { passphrase: Redacted.value(tls.passphrase) } : {}),
-    ...(tls.rejectUnauthorized !== undefined ? { rejectUnauthorized: tls.rejectUnauthorized } : {}),
-    ...(tls.servername !== undefined ? { servername: tls.servername } : {})
+    ...ConnectionOptions.nodeTls(options.tls)
   }
   return {
-    connect: {
-      protocol: secure ? "amqps" : "amqp",
-      hostname,
-      port,
-      vhost,
-      username,
-      heartbeat: options.heartbeatSeconds ?? 15
-    },
+    connect: { protocol, hostname, port, vhost, username, heartbeat: options.heartbeatSeconds ?? 15 },
     password,
     socket,
-    label: `${secure ? "amqps" : "amqp"}://${username}@${hostname}:${port}/${encodeURIComponent(vhost)}`
+    label: `${protocol}://${username}@${hostname}:${port}/${encodeURIComponent(vhost)}`
   }
 }
 
-/** @internal */
-export const errorMessage = (error: unknown, secrets: ReadonlyArray<string> = []): string => {
-  let message = error instanceof Error ? error.message : String(error)
-  for (const secret of secrets) {
-    if (secret.length > 0) message = message.split(secret).join("<redacted>")
-  }
-  return message
+const resolve = (options: Options): Result.Result<Resolved, Errors.ConnectionError> =>
+  Result.flatMap(parseUrl(options.url), (url) => {
+    const resolved = resolveWith(options, url)
+    const port = resolved.connect.port ?? 0
+    return Number.isInteger(port) && port >= 1 && port <= 65535
+      ? Result.succeed(resolved)
+      : Result.fail(ConnectionOptions.invalid("rabbitmq", `port must be between 1 and 65535, got ${port}`))
+  })
+
+/** Kinds that mean "no answer yet": the first connection tries again within `connectTimeout`. */
+const noAnswer = (error: Errors.ConnectionError): boolean =>
+  error.kind === "Timeout" || error.kind === "BrokerClosed" || error.kind === "Unknown"
+
+const closeQuietly = (close: () => Promise<void>): Effect.Effect<void> =>
+  Effect.tryPromise(close).pipe(Effect.timeout("5 seconds"), Effect.ignore)
+
+const attachErrorListener = <C extends Channel>(channel: C): C => {
+  // amqplib emits `error` before `close`; without a listener Node throws. The close is what callers watch.
+  channel.on("error", () => {})
+  return channel
 }
 
-/** A topology, compared by content: the key of the declaration cache. */
-class Declaration implements Equal.Equal {
-  constructor(readonly key: string, readonly topology: Topology.Topology) {}
-  [Equal.symbol](that: Equal.Equal): boolean {
-    return that instanceof Declaration && that.key === this.key
-  }
-  [Hash.symbol](): number {
-    return Hash.string(this.key)
-  }
+/** The parts of the service that connect, shared by its functions. */
+interface Connector {
+  readonly resolved: Resolved
+  readonly topology: AmqpTopology.Topology
+  readonly failure: (error: unknown, during: AmqpErrors.During) => Errors.ConnectionError
+  readonly counter: Ref.Ref<number>
+  readonly services: Context.Context<never>
 }
+
+const watchModel = (connector: Connector, model: ChannelModel): Deferred.Deferred<void> => {
+  const closed = Deferred.makeUnsafe<void>()
+  const log = (effect: Effect.Effect<void>) => {
+    Effect.runForkWith(connector.services)(effect)
+  }
+  model.on("error", () => {})
+  model.on("close", () => Deferred.doneUnsafe(closed, Exit.void))
+  model.on("blocked", (why: string) => log(Effect.logWarning(`RabbitMQ blocked the connection (publishes wait): ${why}`)))
+  model.on("unblocked", () => log(Effect.logInfo("RabbitMQ unblocked the connection")))
+  return closed
+}
+
+/** Declares the connection's topology on a fresh model (on a channel of its own). */
+const declareTopology = (connector: Connector, model: ChannelModel): Effect.Effect<void, Errors.ConnectionError> =>
+  Effect.acquireUseRelease(
+    Effect.tryPromise({ try: () => model.createChannel().then(attachErrorListener), catch: (e) => connector.failure(e, "operation") }),
+    (channel) => Provision.declareOn(channel, connector.topology).pipe(
+      Effect.mapError((reason) => Provision.connectionError(connector.resolved.label, reason))
+    ),
+    (channel) => closeQuietly(() => channel.close())
+  )
+
+/** One connection attempt, in the scope given: connect, watch, declare the topology. */
+const connectOnce = Effect.fn("AmqpConnection.connect")(function*(connector: Connector) {
+  const { resolved } = connector
+  const model = yield* Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => amqp.connect({ ...resolved.connect, password: Redacted.value(resolved.password) }, resolved.socket),
+      catch: (e) => connector.failure(e, "connect")
+    }),
+    (model) => closeQuietly(() => model.close())
+  )
+  const closed = watchModel(connector, model)
+  yield* declareTopology(connector, model)
+  const generation = yield* Ref.updateAndGet(connector.counter, (n) => n + 1)
+  return { model, closed, generation } satisfies Live
+})
+
+/**
+ * A connection, bounded by `connectTimeout`: the broker's answer is final (a refused port too: nothing
+ * listens there); only attempts that got no answer at all are tried again.
+ */
+const connect = (connector: Connector, timeoutMillis: number): Effect.Effect<Live, Errors.ConnectionError, Scope.Scope> =>
+  connectOnce(connector).pipe(
+    Effect.retry({ schedule: Schedule.spaced("250 millis"), while: noAnswer }),
+    Effect.timeoutOrElse({
+      duration: Duration.millis(timeoutMillis),
+      orElse: () =>
+        Effect.fail(Provision.connectionError(connector.resolved.label, Errors.reason("Timeout", `timed out after ${timeoutMillis}ms`)))
+    })
+  )
+
+/** Logs each reconnect and forgets what was provisioned on the old connection. */
+const followGenerations = (
+  label: string,
+  supervised: Supervisor.Supervised<Live, Errors.ConnectionError>,
+  forgetAll: Effect.Effect<void>
+) =>
+  supervised.generations.pipe(
+    Stream.drop(1),
+    Stream.runForEach((generation) => forgetAll.pipe(Effect.andThen(Effect.logInfo(`reconnected to ${label} (generation ${generation})`)))),
+    Effect.forkScoped
+  )
+
+const channelOpener = (connector: Connector) => <C extends Channel>(create: () => Promise<C>) =>
+  Effect.tryPromise({
+    try: () => create().then(attachErrorListener),
+    catch: (e) => connector.failure(e, "operation")
+  })
 
 /**
  * Builds the connection service in the current scope: connects, declares the topology, and supervises the
- * connection (reconnect with backoff and re-declare). Closing the scope closes the connection.
+ * connection (reconnect on the schedule, re-declare). Closing the scope closes the connection.
  *
- * The first connection fails at once, with the broker's reason and a `kind`, when the broker answered:
- * refused credentials (`AuthenticationFailed`), a virtual host that does not exist or may not be opened
+ * The first connection fails at once, with the broker's reason, when the broker answered: refused
+ * credentials (`AuthenticationFailed`), a virtual host that does not exist or may not be opened
  * (`NotFound`), a topology that conflicts with what exists (`TopologyConflict`), a refused port
  * (`Unreachable`: nothing listens there). Only attempts that got no answer are retried, within
- * `connectTimeout` (`Timeout`).
+ * `connectTimeout` (`Timeout`). Options that cannot work fail with reason `Invalid`.
  *
  * @example
  * ```ts
@@ -239,158 +292,49 @@ class Declaration implements Equal.Equal {
  * ```
  * @since 0.1.0
  */
-export const make = Effect.fnUntraced(function*(options: Options) {
-  const resolved = resolve(options)
+export const make = Effect.fn("AmqpConnection.make")(function*(options: Options) {
+  const resolved = yield* Effect.fromResult(resolve(options))
   const secrets = [Redacted.value(resolved.password)]
+  const context = { vhost: resolved.connect.vhost, username: resolved.connect.username, secrets }
   const reconnectSchedule = options.reconnectSchedule ?? defaultReconnectSchedule
-  const userTopology = options.topology ?? Topology.empty
-  const connectionError = (reason: string, kind: Errors.ErrorKind, cause?: unknown) =>
-    new Errors.ConnectionError({ broker: resolved.label, reason, kind, ...(cause === undefined ? {} : { cause }) })
-  const failure = (prefix: string, during: "connect" | "operation") => (e: unknown) =>
-    connectionError(
-      `${prefix}${errorMessage(AmqpErrors.describe(e, { vhost: resolved.connect.vhost, username: resolved.connect.username }), secrets)}`,
-      AmqpErrors.classify(e, during)
-    )
-  /** Declarations that succeeded, re-declared on every new connection. */
-  const declared = new Map<string, Topology.Topology>()
-  let closing = false
-  let generation = 0
-  const services = yield* Effect.context<never>()
-  const logFromCallback = (effect: Effect.Effect<void>) => {
-    Effect.runForkWith(services)(effect)
+  const connector: Connector = {
+    resolved,
+    topology: options.topology ?? {},
+    failure: (error, during) =>
+      Provision.connectionError(resolved.label, AmqpErrors.reasonOf(error, during, AmqpErrors.describe(error, context))),
+    counter: yield* Ref.make(0),
+    services: yield* Effect.context<never>()
   }
-
-  const declareOnModel = (model: ChannelModel, topology: Topology.Topology) =>
-    Effect.tryPromise({
-      try: async () => {
-        const channel = await model.createChannel()
-        channel.on("error", () => {})
-        try {
-          await Topology.declareOn(channel, topology)
-        } finally {
-          await channel.close().catch(() => {})
-        }
-      },
-      catch: failure("declaring topology failed: ", "operation")
-    })
-
-  const connectOnce: Effect.Effect<Live, Errors.ConnectionError> = Effect.gen(function*() {
-    const model = yield* Effect.tryPromise({
-      try: () =>
-        amqp.connect(
-          { ...resolved.connect, password: Redacted.value(resolved.password) },
-          resolved.socket
-        ),
-      catch: failure("", "connect")
-    })
-    const closed = Deferred.makeUnsafe<void>()
-    model.on("error", () => {})
-    model.on("close", () => {
-      Deferred.doneUnsafe(closed, Exit.void)
-    })
-    model.on("blocked", (reason: string) => {
-      logFromCallback(Effect.logWarning(`RabbitMQ blocked the connection (publishes wait): ${reason}`))
-    })
-    model.on("unblocked", () => {
-      logFromCallback(Effect.logInfo("RabbitMQ unblocked the connection"))
-    })
-    const live: Live = { model, generation: ++generation, closed }
-    yield* declareOnModel(model, userTopology).pipe(
-      Effect.andThen(Effect.forEach(declared.values(), (t) => declareOnModel(model, t), { discard: true })),
-      Effect.onError(() => Effect.promise(() => model.close().catch(() => {})))
-    )
-    return live
+  const supervised = yield* Supervisor.make({
+    acquire: connect(connector, ConnectionOptions.connectTimeoutMillis(options)).pipe(
+      Effect.tapError((e) => Effect.logDebug(`connection attempt failed: ${e.reason.message}`))
+    ),
+    lost: (live) =>
+      Deferred.await(live.closed).pipe(Effect.andThen(Effect.logWarning(`connection to ${resolved.label} lost; reconnecting`))),
+    schedule: reconnectSchedule
   })
-
-  const timeoutMillis = Duration.toMillis(Duration.fromInputUnsafe(options.connectTimeout ?? "10 seconds"))
-  // The broker's answer is final on the first connection (a refused port too: nothing listens there); only
-  // attempts that got no answer at all are tried again.
-  const first = yield* connectOnce.pipe(
-    Effect.retry({
-      schedule: Schedule.spaced("250 millis"),
-      while: (e: Errors.ConnectionError) => e.kind === "Timeout" || e.kind === "BrokerClosed" || e.kind === "Unknown"
-    }),
-    Effect.timeoutOrElse({
-      duration: Duration.millis(timeoutMillis),
-      orElse: () => Effect.fail(connectionError(`timed out after ${timeoutMillis}ms`, "Timeout"))
-    })
-  )
-  let current = Deferred.makeUnsafe<Live, Errors.ConnectionError>()
-  Deferred.doneUnsafe(current, Effect.succeed(first))
   yield* Effect.logDebug(`connected to ${resolved.label}`)
-
-  const currentLive: Effect.Effect<Live, Errors.ConnectionError> = Effect.suspend(() => Deferred.await(current))
-
-  const declarations = yield* Cache.makeWith(
-    (declaration: Declaration) =>
-      Effect.flatMap(currentLive, (live) => declareOnModel(live.model, declaration.topology)).pipe(
-        Effect.tap(() => Effect.sync(() => declared.set(declaration.key, declaration.topology)))
-      ),
-    { capacity: Number.POSITIVE_INFINITY, timeToLive: (exit) => (Exit.isSuccess(exit) ? Duration.infinity : Duration.zero) }
-  )
-
-  const supervise: Effect.Effect<void> = Effect.gen(function*() {
-    while (true) {
-      const live = yield* Deferred.await(current)
-      yield* Deferred.await(live.closed)
-      if (closing) return
-      const next = Deferred.makeUnsafe<Live, Errors.ConnectionError>()
-      current = next
-      yield* Effect.logWarning(`connection to ${resolved.label} lost; reconnecting`)
-      const exit = yield* Effect.exit(connectOnce.pipe(
-        Effect.tapError((e) => Effect.logDebug(`reconnect attempt failed: ${e.reason}`)),
-        Effect.retry(reconnectSchedule)
-      ))
-      if (closing) {
-        if (Exit.isSuccess(exit)) yield* Effect.promise(() => exit.value.model.close().catch(() => {}))
-        return
-      }
-      Deferred.doneUnsafe(next, exit)
-      if (Exit.isFailure(exit)) {
-        yield* Effect.logError(`giving up reconnecting to ${resolved.label}`)
-        return
-      }
-      // everything declared was declared again on the new connection; later first uses start afresh
-      yield* Cache.invalidateAll(declarations)
-      yield* Effect.logInfo(`reconnected to ${resolved.label} (generation ${exit.value.generation})`)
-    }
-  }).pipe(Effect.catchCause(() => Effect.void)) as Effect.Effect<void>
-
-  yield* Effect.forkScoped(supervise)
-
-  yield* Effect.addFinalizer(() =>
-    Effect.gen(function*() {
-      closing = true
-      const live = yield* Effect.option(Deferred.await(current).pipe(Effect.timeout("1 second")))
-      if (live._tag === "Some") {
-        yield* Effect.promise(() => live.value.model.close().catch(() => {})).pipe(
-          Effect.timeout("5 seconds"),
-          Effect.ignore
-        )
-      }
-    })
-  )
-
-
-  const wrapChannel = <C extends Channel>(create: () => Promise<C>) =>
-    Effect.tryPromise({
-      try: async () => {
-        const channel = await create()
-        channel.on("error", () => {})
-        return channel
-      },
-      catch: failure("opening a channel failed: ", "operation")
-    })
-
-
+  const current = Channels.liveOf(supervised)
+  const open = channelOpener(connector)
+  const withChannel: AmqpConnectionShape["withChannel"] = (use) =>
+    Effect.acquireUseRelease(
+      Effect.flatMap(current, (live) => open(() => live.model.createChannel())),
+      (channel) => Effect.mapError(use(channel), (reason) => Provision.connectionError(resolved.label, reason)),
+      (channel) => closeQuietly(() => channel.close())
+    )
+  const provisioner = yield* Provision.make((topology) => withChannel((channel) => Provision.declareOn(channel, topology)))
+  yield* followGenerations(resolved.label, supervised, provisioner.invalidateAll)
   return AmqpConnection.of({
     label: resolved.label,
-    topology: userTopology,
-    current: currentLive,
-    reconnectSchedule,
-    declare: (topology) => Effect.suspend(() => Cache.get(declarations, new Declaration(JSON.stringify(topology), topology))),
-    openChannel: (live) => wrapChannel(() => live.model.createChannel()),
-    openConfirmChannel: (live) => wrapChannel(() => live.model.createConfirmChannel())
+    topology: connector.topology,
+    current,
+    generations: supervised.generations,
+    declare: provisioner.ensure,
+    forget: provisioner.invalidate,
+    openChannel: (live) => open(() => live.model.createChannel()),
+    openConfirmChannel: (live) => open(() => live.model.createConfirmChannel()),
+    withChannel,
+    reconnectSchedule
   })
 })
 
@@ -408,14 +352,32 @@ export const layer = (options: Options): Layer.Layer<AmqpConnection, Errors.Conn
   Layer.effect(AmqpConnection, make(options))
 
 /**
- * Reads connection options from configuration (environment variables by default): `AMQP_URL` (redacted) or
- * `AMQP_HOST`, `AMQP_PORT`, `AMQP_VHOST`, `AMQP_USERNAME`, `AMQP_PASSWORD` (redacted), plus `AMQP_TLS`,
- * `AMQP_HEARTBEAT` (seconds), `AMQP_CONNECTION_NAME`, `AMQP_CONNECT_TIMEOUT` (a duration). Pass a `prefix`
- * to read e.g. `ORDERS_AMQP_URL`.
+ * The connection as a Layer, from configuration (a `Config.Wrap<Options>`; by default {@link config}). A
+ * missing or malformed value fails with a `ConnectionError` of reason `Invalid`.
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
+ * import { AmqpConnection } from "@switchyard/amqp"
+ * const ConnectionLive = AmqpConnection.layerConfig(AmqpConnection.config("ORDERS_AMQP"))
+ * ```
+ * @since 0.3.0
+ */
+export const layerConfig = (
+  options: Config.Wrap<Options> = config()
+): Layer.Layer<AmqpConnection, Errors.ConnectionError> =>
+  Layer.effect(AmqpConnection, Effect.flatMap(ConnectionOptions.fromConfig("rabbitmq", options), make))
+
+const optional = <A>(value: { readonly _tag: "Some"; readonly value: A } | { readonly _tag: "None" }): A | undefined =>
+  value._tag === "Some" ? value.value : undefined
+
+/**
+ * Connection options from configuration (environment variables by default): `<P>_URL` (redacted) or
+ * `<P>_HOST`, `<P>_PORT`, `<P>_VHOST`, plus the shared `<P>_USERNAME`, `<P>_PASSWORD` (redacted), `<P>_TLS`,
+ * `<P>_CONNECT_TIMEOUT` (a duration), and `<P>_HEARTBEAT` (seconds), `<P>_CONNECTION_NAME`. The prefix
+ * `P` is `AMQP` by default.
+ *
+ * @example
+ * ```ts
  * import { AmqpConnection } from "@switchyard/amqp"
  * const options = AmqpConnection.config() // Config<AmqpConnection.Options>
  * ```
@@ -423,25 +385,19 @@ export const layer = (options: Options): Layer.Layer<AmqpConnection, Errors.Conn
  */
 export const config = (prefix = "AMQP"): Config.Config<Options> =>
   Config.all({
+    common: ConnectionOptions.commonConfig(prefix),
     url: Config.option(Config.Redacted(`${prefix}_URL`)),
     hostname: Config.option(Config.String(`${prefix}_HOST`)),
     port: Config.option(Config.Port(`${prefix}_PORT`)),
     vhost: Config.option(Config.String(`${prefix}_VHOST`)),
-    username: Config.option(Config.String(`${prefix}_USERNAME`)),
-    password: Config.option(Config.Redacted(`${prefix}_PASSWORD`)),
-    tls: Config.Boolean(`${prefix}_TLS`).pipe(Config.withDefault(false)),
     heartbeatSeconds: Config.option(Config.Int(`${prefix}_HEARTBEAT`)),
-    connectionName: Config.option(Config.String(`${prefix}_CONNECTION_NAME`)),
-    connectTimeout: Config.option(Config.Duration(`${prefix}_CONNECT_TIMEOUT`))
+    connectionName: Config.option(Config.String(`${prefix}_CONNECTION_NAME`))
   }).pipe(Config.map((c): Options => ({
-    url: c.url._tag === "Some" ? c.url.value : undefined,
-    hostname: c.hostname._tag === "Some" ? c.hostname.value : undefined,
-    port: c.port._tag === "Some" ? c.port.value : undefined,
-    vhost: c.vhost._tag === "Some" ? c.vhost.value : undefined,
-    username: c.username._tag === "Some" ? c.username.value : undefined,
-    password: c.password._tag === "Some" ? c.password.value : undefined,
-    tls: c.tls,
-    heartbeatSeconds: c.heartbeatSeconds._tag === "Some" ? c.heartbeatSeconds.value : undefined,
-    connectionName: c.connectionName._tag === "Some" ? c.connectionName.value : undefined,
-    connectTimeout: c.connectTimeout._tag === "Some" ? c.connectTimeout.value : undefined
+    ...c.common,
+    url: optional(c.url),
+    hostname: optional(c.hostname),
+    port: optional(c.port),
+    vhost: optional(c.vhost),
+    heartbeatSeconds: optional(c.heartbeatSeconds),
+    connectionName: optional(c.connectionName)
   })))

@@ -2,20 +2,24 @@
  * Request-reply over RabbitMQ's direct reply-to (`amq.rabbitmq.reply-to`): no reply queue is declared, replies
  * are matched to requests by correlation id, and a request without an answer in time fails with
  * `RequestTimeoutError` (or `NoRespondersError` when nothing is bound to the destination). When the
- * responder's handler fails or dies, the requester gets a `RemoteError` with the reason at once (the reply
- * carries it in the `x-switchyard-rpc-error` header, the same contract as `NatsRpc`).
+ * responder's handler fails or dies (a handler that decodes the request and cannot, too), the requester gets
+ * a `RemoteError` with the reason at once, never a timeout: the reply carries it in the
+ * `x-switchyard-rpc-error` header, the same contract as `NatsRpc`.
  *
  * @since 0.1.0
  */
 import type { Channel, ConsumeMessage } from "amqplib"
 import type { Envelope } from "@switchyard/core"
 import { Errors } from "@switchyard/core"
+import { DeliveryQueue } from "@switchyard/core/adapter"
 import type { Scope } from "effect"
-import { Cause, Clock, Context, Duration, Effect, Layer, Queue, Semaphore, Stream } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Layer, Stream } from "effect"
 import * as AmqpConnection from "./AmqpConnection.ts"
+import * as AmqpTopology from "./AmqpTopology.ts"
+import * as Channels from "./internal/channel.ts"
 import * as AmqpEnvelope from "./internal/envelope.ts"
 import * as AmqpErrors from "./internal/errors.ts"
-import * as Topology from "./Topology.ts"
+import * as Provision from "./internal/provision.ts"
 
 /**
  * Header of a reply that reports a responder-side failure instead of a result (the same name as NATS's).
@@ -114,21 +118,22 @@ export class AmqpRpc extends Context.Service<AmqpRpc, AmqpRpcShape>()("@switchya
 
 const replyTo = "amq.rabbitmq.reply-to"
 
-interface Requester {
-  readonly channel: Channel
-  closed: boolean
-}
+type Outcome = Reply | "no-responders"
 
-const toBuffer = AmqpEnvelope.toBuffer
+const stringHeaders = (raw: Record<string, unknown> | undefined): Record<string, string> =>
+  Object.fromEntries(Object.entries(raw ?? {}).flatMap(([name, value]) => {
+    const text = AmqpEnvelope.headerString(value)
+    return text === undefined ? [] : [[name, text]]
+  }))
 
-const stringHeaders = (raw: Record<string, unknown> | undefined): Record<string, string> => {
-  const headers: Record<string, string> = {}
-  for (const name in raw ?? {}) {
-    const value = AmqpEnvelope.headerString(raw?.[name])
-    if (value !== undefined) headers[name] = value
-  }
-  return headers
-}
+const correlationOf = (message: ConsumeMessage): string => AmqpEnvelope.headerString(message.properties.correlationId) ?? ""
+
+const replyOf = (message: ConsumeMessage): Reply => ({
+  payload: AmqpEnvelope.payloadOf(message.content),
+  headers: stringHeaders(message.properties.headers),
+  contentType: AmqpEnvelope.headerString(message.properties.contentType) ?? "application/octet-stream",
+  correlationId: correlationOf(message)
+})
 
 /** The reason of a failed handler, bounded: it travels in a header. */
 const failureReason = (cause: Cause.Cause<unknown>): string => {
@@ -136,8 +141,152 @@ const failureReason = (cause: Cause.Cause<unknown>): string => {
   return reason.length > 1000 ? `${reason.slice(0, 1000)}…` : reason
 }
 
+/** The requester's channel: direct reply-to consumed, returns (no queue bound) answered as no-responders. */
+const setupRequester = (pending: Map<string, Deferred.Deferred<Outcome>>) => (watched: Channels.Watched<Channel>) => {
+  const settle = (id: string, outcome: Outcome) => {
+    const waiting = pending.get(id)
+    if (waiting !== undefined) Deferred.doneUnsafe(waiting, Exit.succeed(outcome))
+  }
+  watched.channel.on("return", (message: ConsumeMessage) => settle(correlationOf(message), "no-responders"))
+  return Provision.run(() =>
+    watched.channel.consume(replyTo, (message) => {
+      if (message !== null) settle(correlationOf(message), replyOf(message))
+    }, { noAck: true })
+  ).pipe(
+    Effect.mapError((reason) => Provision.connectionError("rabbitmq", reason)),
+    Effect.as(watched)
+  )
+}
+
+const outcomeOf = (destination: string, outcome: Outcome): Effect.Effect<Reply, Errors.NoRespondersError | Errors.RemoteError> => {
+  if (outcome === "no-responders") return Effect.fail(new Errors.NoRespondersError({ destination }))
+  const remote = outcome.headers[errorHeader]
+  return remote === undefined ? Effect.succeed(outcome) : Effect.fail(new Errors.RemoteError({ destination, reason: remote }))
+}
+
+const makeRequest = (
+  connection: AmqpConnection.AmqpConnectionShape,
+  requester: Effect.Effect<Channels.Watched<Channel>, Errors.ConnectionError>,
+  pending: Map<string, Deferred.Deferred<Outcome>>
+): AmqpRpcShape["request"] =>
+(destination, request) => {
+  const timeoutMillis = Duration.toMillis(Duration.fromInputUnsafe(request.timeout ?? "5 seconds"))
+  const publishError = (reason: Errors.Reason) => new Errors.PublishError({ destination, reason })
+  const send = (watched: Channels.Watched<Channel>) =>
+    Effect.suspend(() => {
+      const correlationId = globalThis.crypto.randomUUID()
+      const outcome = Deferred.makeUnsafe<Outcome>()
+      pending.set(correlationId, outcome)
+      return Effect.try({
+        try: () =>
+          watched.channel.publish(destination, request.key ?? "", AmqpEnvelope.toBuffer(request.payload), {
+            correlationId,
+            replyTo,
+            mandatory: true,
+            contentType: request.contentType ?? "application/octet-stream",
+            headers: { ...request.headers }
+          }),
+        catch: (error) => AmqpErrors.reasonOf(error)
+      }).pipe(
+        Effect.mapError(publishError),
+        Effect.andThen(Deferred.await(outcome)),
+        Effect.flatMap((outcome) => outcomeOf(destination, outcome)),
+        Effect.ensuring(Effect.sync(() => pending.delete(correlationId)))
+      )
+    })
+  return connection.declare(AmqpTopology.destination(destination)).pipe(
+    Effect.andThen(requester),
+    Effect.mapError((e) => publishError(e.reason)),
+    Effect.flatMap(send),
+    Effect.timeoutOrElse({
+      duration: Duration.millis(timeoutMillis),
+      orElse: () => Effect.fail(new Errors.RequestTimeoutError({ destination, timeoutMillis }))
+    })
+  )
+}
+
+/** Replies to a request (to its direct reply-to queue) and acks it; a closed channel loses the reply. */
+const respond = (channel: Channel, destination: string) =>
+(message: ConsumeMessage, payload: Uint8Array, headers: Record<string, string>) =>
+  Effect.try({
+    try: () => {
+      const to = AmqpEnvelope.headerString(message.properties.replyTo)
+      if (to !== undefined && to !== "") {
+        channel.publish("", to, AmqpEnvelope.toBuffer(payload), {
+          correlationId: correlationOf(message),
+          contentType: "application/octet-stream",
+          headers
+        })
+      }
+      channel.ack(message)
+    },
+    catch: (error) => error
+  }).pipe(
+    // the channel closed under us: the request goes back to the queue with it (the requester may time out)
+    Effect.catch((error) => Effect.logDebug(`rpc reply on ${destination} not sent: ${String(error)}`))
+  )
+
+/** Opens the responder's channel: its auto-delete `<destination>.rpc` queue, bound with `#`, consumed. */
+const openResponder = Effect.fn("AmqpRpc.openResponder")(function*(
+  connection: AmqpConnection.AmqpConnectionShape,
+  destination: string,
+  concurrency: number
+) {
+  const subscribeError = (reason: Errors.Reason) => new Errors.SubscribeError({ destination, reason })
+  const queue = `${destination}.rpc`
+  // Only the durable exchange goes through the connection's declare cache. The auto-delete rpc queue disappears
+  // with its last consumer, so it is declared on this serve's own channel every time: a cached declaration would
+  // outlive it (a later serve would skip it and fail to consume).
+  yield* Effect.mapError(connection.declare(AmqpTopology.destination(destination)), (e) => subscribeError(e.reason))
+  const live = yield* Effect.mapError(connection.current, (e) => subscribeError(e.reason))
+  const channel = yield* Effect.acquireRelease(
+    Effect.mapError(connection.openChannel(live), (e) => subscribeError(e.reason)),
+    Channels.close
+  )
+  const inbox = yield* DeliveryQueue.make<ConsumeMessage>({ capacity: concurrency })
+  yield* Provision.declareOn(channel, {
+    queues: [{ name: queue, type: "classic", durable: false, autoDelete: true }],
+    bindings: [{ source: destination, destination: queue, pattern: "#" }]
+  }).pipe(
+    Effect.andThen(Provision.run(() => channel.prefetch(concurrency))),
+    Effect.andThen(Provision.run(() =>
+      channel.consume(queue, (message) => {
+        if (message === null) inbox.end()
+        else if (!inbox.offer(message)) channel.nack(message, false, true)
+      })
+    )),
+    Effect.mapError(subscribeError)
+  )
+  return { channel, inbox }
+})
+
+const makeServe = (connection: AmqpConnection.AmqpConnectionShape, now: () => number): AmqpRpcShape["serve"] =>
+(destination, handler, options) =>
+  Effect.gen(function*() {
+    const concurrency = Math.max(1, options?.concurrency ?? 16)
+    const { channel, inbox } = yield* openResponder(connection, destination, concurrency)
+    const reply = respond(channel, destination)
+    const answer = (message: ConsumeMessage) =>
+      Effect.suspend(() => handler(AmqpEnvelope.toEnvelope(message, destination, 1, now))).pipe(
+        Effect.flatMap((payload) => reply(message, payload, {})),
+        Effect.catchCause((cause) =>
+          Cause.hasInterruptsOnly(cause)
+            ? Effect.interrupt
+            : Effect.logWarning(`rpc handler on ${destination} failed; answering with the reason`, cause).pipe(
+              Effect.andThen(reply(message, new Uint8Array(0), { [errorHeader]: failureReason(cause) }))
+            )
+        )
+      )
+    yield* inbox.stream.pipe(
+      Stream.mapEffect(answer, { concurrency, unordered: true }),
+      Stream.runDrain,
+      Effect.forkScoped
+    )
+  })
+
 /**
- * Builds the service on an `AmqpConnection`.
+ * Builds the service on an `AmqpConnection`, in the current scope (the requester's channel opens on the first
+ * request and re-opens after a reconnect).
  *
  * @example
  * ```ts
@@ -147,165 +296,15 @@ const failureReason = (cause: Cause.Cause<unknown>): string => {
  * ```
  * @since 0.1.0
  */
-export const make = Effect.gen(function*() {
+export const make: Effect.Effect<AmqpRpcShape, never, AmqpConnection.AmqpConnection | Scope.Scope> = Effect.gen(function*() {
   const connection = yield* AmqpConnection.AmqpConnection
   const clock = yield* Clock.Clock
-  const pending = new Map<string, (outcome: Reply | "no-responders") => void>()
-  let requester: Requester | undefined
-  const lock = Semaphore.makeUnsafe(1)
-
-  const openRequester = Effect.suspend(() => {
-    if (requester !== undefined && !requester.closed) return Effect.succeed(requester)
-    return lock.withPermit(Effect.suspend(() => {
-      if (requester !== undefined && !requester.closed) return Effect.succeed(requester)
-      return connection.current.pipe(
-        Effect.flatMap(connection.openChannel),
-        Effect.flatMap((channel) =>
-          Effect.tryPromise({
-            try: async () => {
-              const r: Requester = { channel, closed: false }
-              channel.on("close", () => {
-                r.closed = true
-              })
-              channel.on("return", (msg: ConsumeMessage) => {
-                const id = typeof msg.properties.correlationId === "string" ? msg.properties.correlationId : ""
-                pending.get(id)?.("no-responders")
-              })
-              await channel.consume(replyTo, (msg) => {
-                if (msg === null) return
-                const id = typeof msg.properties.correlationId === "string" ? msg.properties.correlationId : ""
-                pending.get(id)?.({
-                  payload: new Uint8Array(msg.content.buffer, msg.content.byteOffset, msg.content.byteLength),
-                  headers: stringHeaders(msg.properties.headers),
-                  contentType: typeof msg.properties.contentType === "string"
-                    ? msg.properties.contentType
-                    : "application/octet-stream",
-                  correlationId: id
-                })
-              }, { noAck: true })
-              requester = r
-              return r
-            },
-            catch: (e) =>
-              new Errors.ConnectionError({
-                broker: connection.label,
-                reason: AmqpConnection.errorMessage(e),
-                kind: AmqpErrors.classify(e)
-              })
-          })
-        )
-      )
-    }))
+  const pending = new Map<string, Deferred.Deferred<Outcome>>()
+  const requester = yield* Channels.lazy(Channels.supervise(connection, connection.openChannel, setupRequester(pending)))
+  return AmqpRpc.of({
+    request: makeRequest(connection, Effect.flatMap(requester, (current) => current), pending),
+    serve: makeServe(connection, () => clock.currentTimeMillisUnsafe())
   })
-
-  const request: AmqpRpcShape["request"] = (destination, req) => {
-    const timeoutMillis = Duration.toMillis(Duration.fromInputUnsafe(req.timeout ?? "5 seconds"))
-    const correlationId = globalThis.crypto.randomUUID()
-    const publishError = (reason: string, kind: Errors.ErrorKind) => new Errors.PublishError({ destination, reason, kind })
-    return connection.declare(Topology.destination(destination)).pipe(
-      Effect.andThen(openRequester),
-      Effect.mapError((e) => publishError(e.reason, e.kind ?? "Unknown")),
-      Effect.flatMap((r) =>
-        Effect.callback<Reply, Errors.NoRespondersError | Errors.RemoteError | Errors.PublishError>((resume) => {
-          pending.set(correlationId, (outcome) => {
-            pending.delete(correlationId)
-            if (outcome === "no-responders") return resume(Effect.fail(new Errors.NoRespondersError({ destination })))
-            const remote = outcome.headers[errorHeader]
-            resume(remote === undefined
-              ? Effect.succeed(outcome)
-              : Effect.fail(new Errors.RemoteError({ destination, reason: remote })))
-          })
-          try {
-            r.channel.publish(destination, req.key ?? "", toBuffer(req.payload), {
-              correlationId,
-              replyTo,
-              mandatory: true,
-              contentType: req.contentType ?? "application/octet-stream",
-              headers: { ...req.headers }
-            })
-          } catch (e) {
-            pending.delete(correlationId)
-            resume(Effect.fail(publishError(AmqpConnection.errorMessage(e), AmqpErrors.classify(e))))
-          }
-          return Effect.sync(() => pending.delete(correlationId))
-        })
-      ),
-      Effect.timeoutOrElse({
-        duration: Duration.millis(timeoutMillis),
-        orElse: () => Effect.fail(new Errors.RequestTimeoutError({ destination, timeoutMillis }))
-      })
-    )
-  }
-
-  const serve: AmqpRpcShape["serve"] = (destination, handler, options) =>
-    Effect.gen(function*() {
-      const queue = `${destination}.rpc`
-      const subscribeError = (reason: string, kind?: Errors.ErrorKind) =>
-        new Errors.SubscribeError({ destination, reason, ...(kind === undefined ? {} : { kind }) })
-      // Only the durable exchange goes through the connection's declare cache (re-declared on reconnect). The
-      // auto-delete rpc queue disappears with its last consumer, so it is declared on this serve's own channel
-      // every time: a cached declaration would outlive it (a later serve would skip it and fail to consume).
-      yield* connection.declare(Topology.destination(destination)).pipe(
-        Effect.mapError((e) => subscribeError(e.reason))
-      )
-      const live = yield* connection.current.pipe(Effect.mapError((e) => subscribeError(e.reason)))
-      const channel = yield* Effect.acquireRelease(
-        connection.openChannel(live).pipe(Effect.mapError((e) => subscribeError(e.reason))),
-        (channel) => Effect.promise(() => channel.close().catch(() => {}))
-      )
-      const concurrency = options?.concurrency ?? 16
-      const inbox = yield* Queue.unbounded<ConsumeMessage, Cause.Done>()
-      yield* Effect.tryPromise({
-        try: async () => {
-          await Topology.declareOn(channel, {
-            queues: [{ name: queue, type: "classic", durable: false, autoDelete: true }],
-            bindings: [{ source: destination, destination: queue, pattern: "#" }]
-          })
-          await channel.prefetch(concurrency)
-          await channel.consume(queue, (msg) => {
-            if (msg === null) Queue.endUnsafe(inbox)
-            else Queue.offerUnsafe(inbox, msg)
-          })
-        },
-        catch: (e) => subscribeError(AmqpConnection.errorMessage(e), AmqpErrors.classify(e))
-      })
-      const now = () => clock.currentTimeMillisUnsafe()
-      // Replies go to the requester's direct reply-to queue; a closed channel loses them (the requester times out).
-      const reply = (msg: ConsumeMessage, payload: Uint8Array, headers: Record<string, string>) =>
-        Effect.sync(() => {
-          const to = msg.properties.replyTo
-          if (typeof to === "string" && to !== "") {
-            channel.publish("", to, toBuffer(payload), {
-              correlationId: AmqpEnvelope.headerString(msg.properties.correlationId) ?? "",
-              contentType: "application/octet-stream",
-              headers
-            })
-          }
-          channel.ack(msg)
-        })
-      const answer = (msg: ConsumeMessage) => {
-        const incoming: Envelope.OutgoingMessage = AmqpEnvelope.toEnvelope(msg, destination, 1, now)
-        return Effect.suspend(() => handler(incoming)).pipe(
-          Effect.flatMap((payload) => reply(msg, payload, {})),
-          Effect.catchCause((cause) =>
-            Cause.hasInterruptsOnly(cause)
-              ? Effect.interrupt
-              : Effect.logWarning(`rpc handler on ${destination} failed; answering with the reason`, cause).pipe(
-                Effect.andThen(reply(msg, new Uint8Array(0), { [errorHeader]: failureReason(cause) }))
-              )
-          ),
-          // the channel closed under us: the request goes back to the queue with it
-          Effect.catchDefect(() => Effect.void)
-        )
-      }
-      yield* Stream.fromQueue(inbox).pipe(
-        Stream.mapEffect(answer, { concurrency, unordered: true }),
-        Stream.runDrain,
-        Effect.forkScoped
-      )
-    })
-
-  return AmqpRpc.of({ request, serve })
 })
 
 /**

@@ -1,6 +1,6 @@
 /**
  * Switchyard's RabbitMQ adapter (amqplib): the `Broker` contract plus native extras (connection,
- * topology as data, request-reply).
+ * topology as data, request-reply). Test helpers are in `@switchyard/amqp/testing`.
  *
  * @example
  * ```ts
@@ -12,4 +12,4 @@
 export * as AmqpBroker from "./AmqpBroker.ts"
 export * as AmqpConnection from "./AmqpConnection.ts"
 export * as AmqpRpc from "./AmqpRpc.ts"
-export * as Topology from "./Topology.ts"
+export * as AmqpTopology from "./AmqpTopology.ts"

@@ -18,8 +18,8 @@ describe("AmqpConnection", () => {
       assert.strictEqual(error._tag, "ConnectionError")
       // refused at the handshake, not retried until the 5 s connect timeout (it takes a few ms)
       assert.isBelow(elapsed, 2000)
-      assert.notInclude(error.reason, "timed out")
-      assert.match(error.reason, /ACCESS.REFUSED/)
+      assert.notInclude(error.reason.message, "timed out")
+      assert.match(error.reason.message, /ACCESS.REFUSED/)
       assert.notInclude(error.message, secret)
       assert.notInclude(JSON.stringify(error), secret)
       assert.notInclude(String(error.cause ?? ""), secret)
@@ -50,7 +50,7 @@ describe("AmqpConnection", () => {
         const connection = yield* AmqpConnection.AmqpConnection
         assert.strictEqual(connection.label, "amqp://guest@127.0.0.1:5672/%2F")
       }).pipe(
-        Effect.provide(AmqpBroker.layerConfig({ prefix: "ORDERS_AMQP" }).pipe(Layer.provide(ConfigProvider.layer(provider))))
+        Effect.provide(AmqpBroker.layerConfig(AmqpBroker.config("ORDERS_AMQP")).pipe(Layer.provide(ConfigProvider.layer(provider))))
       )
     }))
 
@@ -73,7 +73,10 @@ describe("AmqpConnection", () => {
         Layer.build(AmqpBroker.layerConfig().pipe(Layer.provide(ConfigProvider.layer(provider))))
       )
       assert.strictEqual(error._tag, "ConnectionError")
-      assert.include(error.reason, "invalid configuration")
+      assert.strictEqual(error.kind, "Invalid")
+      assert.isFalse(error.isRetryable)
+      assert.include(error.reason.message, "bad configuration")
+      assert.include(error.reason.message, "AMQP_PORT")
     }))
 })
 

@@ -3,7 +3,8 @@ import type * as amqp from "amqplib"
 import { Broker, Consumer, DeadLetters, Errors, Headers, Topic } from "@switchyard/core"
 import { Data, Effect, Exit, Fiber, References, Result, Schema, Stream } from "effect"
 import type { Scope } from "effect"
-import { Topology } from "../src/index.ts"
+import { AmqpTopology } from "../src/index.ts"
+import { RawAmqp } from "../src/testing/index.ts"
 import { BrokerLive, drainQueue, message, rabbitmqctl, rawChannel, rawPublish, unique } from "./helpers.ts"
 
 const Order = Schema.Struct({ orderId: Schema.String, amount: Schema.Number })
@@ -35,9 +36,7 @@ const deadLettersFromTwoGroups = (
     const channel = yield* rawChannel
     // an empty read declares the parking queue, so its depth can be watched from the start
     assert.strictEqual((yield* broker.browse!(`${destination}.dlq`, { prefetch: 1 }).pipe(Effect.scoped)).retained, 0)
-    yield* Effect.promise(() =>
-      Topology.declareOn(channel, Topology.merge(Topology.consumerGroup(destination, "billing"), Topology.consumerGroup(destination, "shipping")))
-    )
+    yield* RawAmqp.declare(channel, AmqpTopology.merge(AmqpTopology.consumerGroup(destination, "billing"), AmqpTopology.consumerGroup(destination, "shipping")))
     const range = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`)
     const raw = [
       ...range("bill", counts.bill).map((id) => ({ content: json({ orderId: id, amount: 1 }), options: { messageId: id, contentType: "application/json" } })),
@@ -190,7 +189,7 @@ layer(BrokerLive, { excludeTestServices: true, timeout: "120 seconds" })("dead l
       const broker = yield* Broker.Broker
       const destination = unique("dl-lag")
       const channel = yield* rawChannel
-      yield* Effect.promise(() => Topology.declareOn(channel, Topology.consumerGroup(destination, "billing")))
+      yield* RawAmqp.declare(channel, AmqpTopology.consumerGroup(destination, "billing"))
       assert.strictEqual(yield* broker.lag!(destination, "billing"), 0)
       yield* rawPublish(channel, destination, Array.from({ length: 7 }, (_, i) => ({ content: json({ i }) })))
       assert.strictEqual(yield* broker.lag!(destination, "billing"), 7)
@@ -209,9 +208,7 @@ layer(BrokerLive, { excludeTestServices: true, timeout: "120 seconds" })("dead l
     Effect.gen(function*() {
       const destination = unique("dl-ops")
       const channel = yield* rawChannel
-      yield* Effect.promise(() =>
-        Topology.declareOn(channel, Topology.merge(Topology.consumerGroup(destination, "billing"), Topology.consumerGroup(destination, "shipping")))
-      )
+      yield* RawAmqp.declare(channel, AmqpTopology.merge(AmqpTopology.consumerGroup(destination, "billing"), AmqpTopology.consumerGroup(destination, "shipping")))
       const topic = Topic.make(destination, Order)
       const fixed = { billing: false, shipping: false }
       const runs = { billing: new Map<string, number>(), shipping: new Map<string, number>() }
@@ -288,9 +285,7 @@ layer(BrokerLive, { excludeTestServices: true, timeout: "120 seconds" })("dead l
       const total = 10_000
       const destination = unique("dl-bulk")
       const channel = yield* rawChannel
-      yield* Effect.promise(() =>
-        Topology.declareOn(channel, Topology.merge(Topology.consumerGroup(destination, "billing"), Topology.consumerGroup(destination, "audit")))
-      )
+      yield* RawAmqp.declare(channel, AmqpTopology.merge(AmqpTopology.consumerGroup(destination, "billing"), AmqpTopology.consumerGroup(destination, "audit")))
       // an empty read declares the parking queue, so its depth can be watched from the start
       assert.strictEqual((yield* (yield* Broker.Broker).browse!(`${destination}.dlq`, { prefetch: 1 }).pipe(Effect.scoped)).retained, 0)
       const topic = Topic.make(destination, Order)

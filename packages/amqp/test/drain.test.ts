@@ -7,7 +7,8 @@ import { Broker, Consumer, Switchyard } from "@switchyard/core"
 import { PoisonCorpus } from "@switchyard/core/testing"
 import { Deferred, Effect, Exit, Fiber, Scope } from "effect"
 import { BrokerLive, collect, eventually, rawChannel, rawPublish, takeN, unique } from "./helpers.ts"
-import { Topology } from "../src/index.ts"
+import { AmqpTopology } from "../src/index.ts"
+import { RawAmqp } from "../src/testing/index.ts"
 
 const utf8 = new TextEncoder()
 const order = (id: string) => ({ content: utf8.encode(JSON.stringify({ id, n: 1 })), options: { messageId: id } })
@@ -18,7 +19,7 @@ layer(Switchyard.on(BrokerLive), { excludeTestServices: true, timeout: "30 secon
       const broker = yield* Broker.Broker
       const channel = yield* rawChannel
       const destination = unique("drain-intake")
-      yield* Effect.promise(() => Topology.declareOn(channel, Topology.consumerGroup(destination, "g")))
+      yield* RawAmqp.declare(channel, AmqpTopology.consumerGroup(destination, "g"))
       const first = yield* Scope.make()
       const a = yield* broker.subscribe(destination, { group: "g", prefetch: 20, startFrom: "earliest" }).pipe(Scope.provide(first))
       yield* rawPublish(channel, destination, Array.from({ length: 10 }, (_, i) => order(`m-${i}`)))
@@ -42,7 +43,7 @@ layer(Switchyard.on(BrokerLive), { excludeTestServices: true, timeout: "30 secon
     Effect.gen(function*() {
       const channel = yield* rawChannel
       const destination = unique("drain-consumer")
-      yield* Effect.promise(() => Topology.declareOn(channel, Topology.consumerGroup(destination, "g")))
+      yield* RawAmqp.declare(channel, AmqpTopology.consumerGroup(destination, "g"))
       const topic = PoisonCorpus.topic(destination)
       const gate = yield* Deferred.make<void>()
       const startedByA: Array<string> = []

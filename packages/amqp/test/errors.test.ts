@@ -19,9 +19,10 @@ describe("connection failures surface at once with a kind", () => {
       assert.strictEqual(error._tag, "ConnectionError")
       assert.strictEqual(error.kind, "NotFound")
       assert.isFalse(error.isRetryable)
-      assert.include(error.reason, "530")
-      assert.include(error.reason, vhost)
-      assert.notInclude(error.reason, "timed out")
+      assert.include(error.reason.message, "530")
+      assert.strictEqual(error.reason.code, 530)
+      assert.include(error.reason.message, vhost)
+      assert.notInclude(error.reason.message, "timed out")
     }), 10_000)
 
   it.live("bad credentials: AuthenticationFailed with RabbitMQ's ACCESS_REFUSED text", () =>
@@ -29,7 +30,8 @@ describe("connection failures surface at once with a kind", () => {
       const error = yield* Effect.flip(Layer.build(AmqpBroker.layer({ ...slow, password: Redacted.make("wrong-4711") })))
       assert.strictEqual(error.kind, "AuthenticationFailed")
       assert.isFalse(error.isRetryable)
-      assert.include(error.reason, "ACCESS_REFUSED - Login was refused")
+      assert.include(error.reason.message, "ACCESS_REFUSED - Login was refused")
+      assert.strictEqual(error.reason.code, 403)
       assert.notInclude(JSON.stringify(error), "wrong-4711")
     }), 10_000)
 
@@ -37,8 +39,9 @@ describe("connection failures surface at once with a kind", () => {
     Effect.gen(function*() {
       const error = yield* Effect.flip(Layer.build(AmqpBroker.layer({ ...slow, port: 1 })))
       assert.strictEqual(error.kind, "Unreachable")
-      assert.include(error.reason, "ECONNREFUSED")
-      assert.notInclude(error.reason, "timed out")
+      assert.include(error.reason.message, "ECONNREFUSED")
+      assert.strictEqual(error.reason.code, "ECONNREFUSED")
+      assert.notInclude(error.reason.message, "timed out")
     }), 10_000)
 
   it.live("a declared topology that conflicts with the broker's: TopologyConflict with the 406 text", () =>
@@ -53,7 +56,8 @@ describe("connection failures surface at once with a kind", () => {
       )
       assert.strictEqual(error.kind, "TopologyConflict")
       assert.isFalse(error.isRetryable)
-      assert.include(error.reason, "PRECONDITION_FAILED - inequivalent arg")
+      assert.include(error.reason.message, "PRECONDITION_FAILED - inequivalent arg")
+      assert.strictEqual(error.reason.code, 406)
     }), 10_000)
 })
 
@@ -70,7 +74,8 @@ layer(AmqpBroker.layer(slow), { excludeTestServices: true, timeout: "30 seconds"
       assert.strictEqual(error._tag, "PublishError")
       assert.strictEqual(error.kind, "TopologyConflict")
       assert.isFalse(error.isRetryable)
-      assert.include(error.reason, "inequivalent arg 'type'")
+      assert.include(error.reason.message, "inequivalent arg 'type'")
+      assert.strictEqual(error.reason.code, 406)
     }), 10_000)
 
   it.effect("a header table amqplib cannot encode: PublishError TooLarge at once (not retried as a connection problem)", () =>
@@ -82,7 +87,7 @@ layer(AmqpBroker.layer(slow), { excludeTestServices: true, timeout: "30 seconds"
       )
       assert.strictEqual(error.kind, "TooLarge")
       assert.isFalse(error.isRetryable)
-      assert.include(error.reason, "exceeds the 65536 byte encoding buffer")
+      assert.include(error.reason.message, "exceeds the 65536 byte encoding buffer")
       // the publisher is not blocked: the next publish goes through
       yield* broker.publish(destination, [message("ok-1", "x")])
     }), 10_000)

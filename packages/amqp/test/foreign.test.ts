@@ -8,7 +8,8 @@ import { Broker, Consumer, Headers } from "@switchyard/core"
 import type { Envelope } from "@switchyard/core"
 import { PoisonCorpus } from "@switchyard/core/testing"
 import { Clock, Effect, Fiber } from "effect"
-import { AmqpBroker, Topology } from "../src/index.ts"
+import { AmqpBroker, AmqpTopology } from "../src/index.ts"
+import { RawAmqp } from "../src/testing/index.ts"
 import { awaitQueue, collect, eventually, message, options, rawChannel, rawPublish, takeN, unique } from "./helpers.ts"
 
 const utf8 = new TextEncoder()
@@ -16,7 +17,7 @@ const order = (id: string, n = 1) => utf8.encode(JSON.stringify({ id, n }))
 
 /** Declares the destination and the group's queue as the adapter does, so raw publishes are kept. */
 const declareGroup = (channel: amqp.ConfirmChannel, destination: string, group: string) =>
-  Effect.promise(() => Topology.declareOn(channel, Topology.consumerGroup(destination, group)))
+  RawAmqp.declare(channel, AmqpTopology.consumerGroup(destination, group))
 
 // A long publish timeout: a dead letter retried as a connection problem would hold the consumer for longer
 // than these tests may run, so each test's own timeout is what proves "promptly".

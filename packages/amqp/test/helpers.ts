@@ -1,10 +1,10 @@
 import { execFile } from "node:child_process"
 import { promisify } from "node:util"
-import * as amqp from "amqplib"
 import { Broker, Envelope } from "@switchyard/core"
 import { Effect, Queue, Redacted, Stream } from "effect"
 import type { Scope } from "effect"
 import { AmqpBroker } from "../src/index.ts"
+import { RawAmqp } from "../src/testing/index.ts"
 
 export const options: AmqpBroker.Options = {
   hostname: process.env["AMQP_HOST"] ?? "127.0.0.1",
@@ -62,59 +62,16 @@ export const rabbitmqctl = (...args: Array<string>) =>
 export const amqpUrl = `amqp://guest:guest@${options.hostname}:${options.port}`
 
 /** A raw amqplib confirm channel (a foreign producer), closed with the scope. */
-export const rawChannel = Effect.acquireRelease(
-  Effect.promise(async () => {
-    const connection = await amqp.connect(amqpUrl)
-    const channel = await connection.createConfirmChannel()
-    return { connection, channel }
-  }),
-  ({ connection }) => Effect.promise(() => connection.close().catch(() => {}))
-).pipe(Effect.map(({ channel }) => channel))
+export const rawChannel = RawAmqp.channel(amqpUrl)
 
 /** Publishes with the raw client and waits for the broker's confirms. */
-export const rawPublish = (
-  channel: amqp.ConfirmChannel,
-  exchange: string,
-  messages: ReadonlyArray<{ readonly content: Uint8Array; readonly options?: amqp.Options.Publish; readonly routingKey?: string }>
-) =>
-  Effect.promise(async () => {
-    for (const m of messages) {
-      if (!channel.publish(exchange, m.routingKey ?? "", Buffer.from(m.content), m.options ?? {})) {
-        await new Promise((resolve) => channel.once("drain", resolve))
-      }
-    }
-    await channel.waitForConfirms()
-  })
+export const rawPublish = RawAmqp.publish
 
 /** Reads and removes every message of a queue with basic.get (the dead-letter parking queue needs no subscriber). */
-export const drainQueue = (queue: string) =>
-  Effect.promise(async () => {
-    const conn = await amqp.connect(amqpUrl)
-    try {
-      const ch = await conn.createChannel()
-      ch.on("error", () => {})
-      const out: Array<amqp.GetMessage> = []
-      // a queue that does not exist yet (declared on the first dead letter) is empty
-      if (await ch.checkQueue(queue).then(() => false, () => true)) return out
-      for (let msg = await ch.get(queue, { noAck: true }); msg !== false; msg = await ch.get(queue, { noAck: true })) {
-        out.push(msg)
-      }
-      return out
-    } finally {
-      await conn.close().catch(() => {})
-    }
-  })
+export const drainQueue = (queue: string) => RawAmqp.drain(amqpUrl, queue)
 
 /** Collects the messages of a queue until there are `n` (polling with basic.get). */
-export const awaitQueue = (queue: string, n: number) =>
-  Effect.gen(function*() {
-    const out: Array<amqp.GetMessage> = []
-    while (out.length < n) {
-      out.push(...(yield* drainQueue(queue)))
-      if (out.length < n) yield* Effect.sleep("100 millis")
-    }
-    return out
-  })
+export const awaitQueue = (queue: string, n: number) => RawAmqp.awaitMessages(amqpUrl, queue, n, { within: "5 minutes" })
 
 /** Waits until `done()` holds, checking every 20 ms (bounded by the test's timeout). */
 export const eventually = (done: () => boolean) =>

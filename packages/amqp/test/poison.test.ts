@@ -3,7 +3,8 @@ import type * as amqp from "amqplib"
 import { Broker, Consumer, Headers, Topic } from "@switchyard/core"
 import { PoisonCorpus } from "@switchyard/core/testing"
 import { Effect, Fiber, Schedule, Schema } from "effect"
-import { Topology } from "../src/index.ts"
+import { AmqpTopology } from "../src/index.ts"
+import { RawAmqp } from "../src/testing/index.ts"
 import { awaitQueue, BrokerLive, drainQueue, eventually, message, rawChannel, rawPublish, unique } from "./helpers.ts"
 
 const Order = Schema.Struct({ orderId: Schema.String, amount: Schema.Number })
@@ -58,7 +59,7 @@ layer(BrokerLive, { excludeTestServices: true, timeout: "30 seconds" })("poison 
     Effect.gen(function*() {
       const channel = yield* rawChannel
       const destination = unique("corpus")
-      yield* Effect.promise(() => Topology.declareOn(channel, Topology.consumerGroup(destination, "g")))
+      yield* RawAmqp.declare(channel, AmqpTopology.consumerGroup(destination, "g"))
       const corpus = PoisonCorpus.make({ count: 10_000 })
       const handled = new Map<string, number>()
       const fiber = yield* Consumer.run(

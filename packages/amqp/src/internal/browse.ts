@@ -3,29 +3,30 @@
  * destination itself, not a group queue bound to it.
  *
  * - `retained` is the queue's ready-message count at open (`queue.declare` passive, i.e. `checkQueue`);
- * - a dedicated channel consumes the queue with `basic.qos(prefetch)`; the first `retained` deliveries are the
- *   messages retained at open (the queue is FIFO and appends what arrives later), so the stream ends after
- *   them. Deliveries past that count are requeued at once. A consumer, not `basic.get`, because `basic.get`
- *   is one round trip per message while a consumer streams up to `prefetch` at a time;
+ * - a dedicated channel consumes the queue with `basic.qos(prefetch)` into the kit's `DeliveryQueue`; the first
+ *   `retained` deliveries are the messages retained at open (the queue is FIFO and appends what arrives later),
+ *   so the stream ends after them. Deliveries past that count are requeued at once. A consumer, not
+ *   `basic.get`, because `basic.get` is one round trip per message while a consumer streams up to `prefetch`;
  * - if the queue runs dry before (another reader took messages), a passive declare on the same channel finds it
  *   empty while nothing arrived since, and the stream ends too (the channel's frames are ordered: a delivery
  *   sent before the declare's reply is seen before it);
- * - `ack` is `basic.ack` (removed for good); `nack` holds the message unacknowledged until the read's scope
- *   closes, and closing the channel requeues it (and every unsettled delivery). Requeueing at once would hand
- *   it straight back to this consumer. Held messages keep their consumer's prefetch slots, so once half of a
- *   consumer's slots are held a fresh consumer takes over on the same channel (unacked messages belong to the
- *   channel) and the old one is cancelled.
- *
- * @internal
+ * - each delivery settles once through the kit's `Settlement`: `ack` is `basic.ack` (removed for good); `nack`
+ *   holds the message unacknowledged until the read's scope closes, and closing the channel requeues it (and
+ *   every unsettled delivery). Requeueing at once would hand it straight back to this consumer. Held messages
+ *   keep their consumer's prefetch slots, so once half of a consumer's slots are held a fresh consumer takes
+ *   over on the same channel (unacked messages belong to the channel) and the old one is cancelled.
  */
 import type { Channel, ConsumeMessage } from "amqplib"
-import type { Broker, Envelope } from "@switchyard/core"
+import type { Broker } from "@switchyard/core"
 import { Errors } from "@switchyard/core"
+import { DeliveryQueue, Settlement } from "@switchyard/core/adapter"
 import type { Scope } from "effect"
-import { Cause, Deferred, Effect, Exit, Queue, Semaphore, Stream } from "effect"
+import { Deferred, Effect, Schedule, Semaphore, Stream } from "effect"
 import type * as AmqpConnection from "../AmqpConnection.ts"
+import * as Channels from "./channel.ts"
 import * as AmqpEnvelope from "./envelope.ts"
 import * as AmqpErrors from "./errors.ts"
+import * as Provision from "./provision.ts"
 
 /** What a browse needs from the broker it belongs to. */
 export interface Dependencies {
@@ -41,215 +42,172 @@ interface Consumer {
   held: number
 }
 
-/** The read's progress, shared by the channel's callbacks and the stream's settlements. */
-interface State {
-  delivered: number
-  ended: boolean
-  current: Consumer | undefined
+/** One read: its channel, its queue, and its progress (shared by the channel's callbacks and settlements). */
+interface Read {
+  readonly destination: string
+  readonly prefetch: number
+  readonly retained: number
+  readonly watched: Channels.Watched<Channel>
+  readonly queue: DeliveryQueue.DeliveryQueue<Broker.RawDelivery>
+  readonly ended: Deferred.Deferred<void>
+  readonly progress: { delivered: number; current: Consumer | undefined }
+  readonly onHeld: (consumer: Consumer) => void
 }
 
-const errorOf = (destination: string, reason: string, kind: Errors.ErrorKind) =>
-  new Errors.SubscribeError({ destination, reason, kind })
+const subscribeError = (destination: string, reason: Errors.Reason) => new Errors.SubscribeError({ destination, reason })
 
-const ackError = (destination: string, reason: string, kind: Errors.ErrorKind) =>
-  new Errors.AckError({ destination, reason, kind })
+const isOver = (read: Read): boolean => Deferred.isDoneUnsafe(read.ended) || !Channels.isOpen(read.watched)
 
-/** A delivery of the browse: `ack` removes the message, `nack` keeps it (requeued when the read closes). */
-class BrowseDelivery implements Broker.RawDelivery {
-  settled = false
-  constructor(
-    readonly envelope: Envelope.Envelope,
-    readonly message: ConsumeMessage,
-    readonly channel: Channel,
-    readonly consumer: Consumer,
-    readonly isClosed: () => boolean,
-    readonly onHeld: (consumer: Consumer) => void
-  ) {}
-
-  get ack(): Effect.Effect<void, Errors.AckError> {
-    return Effect.suspend(() => {
-      if (this.settled) return Effect.void
-      this.settled = true
-      if (this.isClosed()) {
-        return Effect.fail(
-          ackError(this.envelope.coordinates.destination ?? "", "the browse channel is closed; the message stays", "BrokerClosed")
-        )
-      }
-      return Effect.try({
-        try: () => this.channel.ack(this.message),
-        catch: (e) =>
-          ackError(this.envelope.coordinates.destination ?? "", e instanceof Error ? e.message : String(e), AmqpErrors.classify(e))
-      })
-    })
-  }
-
-  nack(): Effect.Effect<void, Errors.AckError> {
-    return Effect.sync(() => {
-      if (this.settled) return
-      this.settled = true
-      this.consumer.held++
-      this.onHeld(this.consumer)
-    })
-  }
+const cancel = (read: Read, consumer: Consumer): void => {
+  if (Channels.isOpen(read.watched)) Effect.runFork(Effect.ignore(Provision.run(() => read.watched.channel.cancel(consumer.tag))))
 }
 
-const promise = <A>(destination: string, what: string, run: () => Promise<A>) =>
-  Effect.tryPromise({
-    try: run,
-    catch: (e) => errorOf(destination, `${what}: ${e instanceof Error ? e.message : String(e)}`, AmqpErrors.classify(e))
+/** Ends the read after what was handed out: the current consumer is cancelled. */
+const end = (read: Read): void => {
+  if (!Deferred.doneUnsafe(read.ended, Effect.void)) return
+  if (read.progress.current !== undefined) cancel(read, read.progress.current)
+  read.queue.end()
+}
+
+/** Fails the read (unless it ended): what was not acked stays in the queue. */
+const failRead = (read: Read, reason: Errors.Reason): void => {
+  if (Deferred.doneUnsafe(read.ended, Effect.void)) read.queue.fail(subscribeError(read.destination, reason))
+}
+
+const delivery = (read: Read, message: ConsumeMessage, consumer: Consumer, now: () => number): Broker.RawDelivery => {
+  const envelope = AmqpEnvelope.toEnvelope(message, read.destination, 1, now)
+  const settlement = Settlement.make(read.destination, {
+    ack: Effect.try({
+      try: () => read.watched.channel.ack(message),
+      catch: (error) => new Errors.AckError({ destination: read.destination, reason: AmqpErrors.reasonOf(error) })
+    }),
+    nack: () =>
+      Effect.sync(() => {
+        consumer.held++
+        read.onHeld(consumer)
+      }),
+    isLive: () => Channels.isOpen(read.watched)
+  })
+  return { envelope, ack: settlement.ack, nack: settlement.nack }
+}
+
+const onMessage = (read: Read, consumer: Consumer, now: () => number) => (message: ConsumeMessage | null) => {
+  if (message === null) return failRead(read, Errors.reason("NotFound", `queue "${read.destination}" was deleted during the read`))
+  // arrived after the messages retained at open, or past the queue's room: not part of this read (now)
+  if (Deferred.isDoneUnsafe(read.ended) || read.progress.delivered >= read.retained) {
+    return read.watched.channel.nack(message, false, true)
+  }
+  if (!read.queue.offer(delivery(read, message, consumer, now))) return read.watched.channel.nack(message, false, true)
+  read.progress.delivered++
+  if (read.progress.delivered === read.retained) end(read)
+}
+
+const startConsumer = (read: Read, now: () => number): Effect.Effect<Consumer, Errors.SubscribeError> =>
+  Effect.suspend(() => {
+    const consumer: Consumer = { tag: "", held: 0 }
+    return Provision.run(() => read.watched.channel.consume(read.destination, onMessage(read, consumer, now), { noAck: false })).pipe(
+      Effect.map((reply) => Object.assign(consumer, { tag: reply.consumerTag })),
+      Effect.mapError((reason) => subscribeError(read.destination, reason))
+    )
+  })
+
+/** Past half of its slots held, a fresh consumer takes over (one rotation at a time). */
+const rotate = (read: Read, consumer: Consumer, now: () => number) =>
+  Effect.suspend(() => {
+    if (isOver(read) || consumer !== read.progress.current || consumer.held * 2 < read.prefetch) return Effect.void
+    return startConsumer(read, now).pipe(
+      Effect.tap((next) =>
+        Effect.sync(() => {
+          read.progress.current = next
+          cancel(read, consumer)
+          if (Deferred.isDoneUnsafe(read.ended)) cancel(read, next)
+        })
+      ),
+      Effect.catch((e) => Effect.sync(() => failRead(read, e.reason))),
+      Effect.asVoid
+    )
   })
 
 /**
- * Opens a browse of the parking queue named `destination`, in the current scope.
- *
- * @internal
+ * The queue ran dry before `retained` deliveries (another reader took messages): two checks in a row find no
+ * ready message and nothing delivered in between (a delivery the broker already sent arrives within the
+ * interval), and the read ends.
  */
-export const make = (deps: Dependencies) =>
-(
-  destination: string,
-  options: Broker.BrowseOptions
-): Effect.Effect<Broker.Browse, Errors.SubscribeError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const prefetch = Math.max(1, Math.floor(options.prefetch))
-    const fromConnection = (e: Errors.ConnectionError) =>
-      errorOf(destination, e.reason, e.kind ?? "Unknown")
-    yield* deps.ensureParking(destination).pipe(Effect.mapError(fromConnection))
-    const live = yield* deps.connection.current.pipe(Effect.mapError(fromConnection))
-    const closedSignal = Deferred.makeUnsafe<void>()
-    const channel = yield* Effect.acquireRelease(
-      deps.connection.openChannel(live).pipe(Effect.mapError(fromConnection)),
-      (ch) => Effect.promise(() => ch.close().catch(() => {})).pipe(Effect.timeout("5 seconds"), Effect.ignore)
-    )
-    channel.on("close", () => Deferred.doneUnsafe(closedSignal, Exit.void))
-    const isClosed = () => Deferred.isDoneUnsafe(closedSignal)
-
-    const info = yield* Effect.tryPromise({
-      try: () => channel.checkQueue(destination),
-      catch: (e) =>
-        AmqpErrors.classify(e) === "NotFound"
-          ? errorOf(
-            destination,
-            `no parking queue named "${destination}" on RabbitMQ: it is not a dead-letter destination (dead letters ` +
-              `go to "<topic>.dlq"; for another dead-letter destination declare a queue of the same name bound to ` +
-              `its exchange)`,
-            "NotFound"
-          )
-          : errorOf(destination, `checking queue "${destination}" failed: ${e instanceof Error ? e.message : String(e)}`, AmqpErrors.classify(e))
-    })
-    const retained = info.messageCount
-    if (retained === 0) return { retained, deliveries: Stream.empty }
-
-    const queue = yield* Queue.unbounded<Broker.RawDelivery, Errors.SubscribeError | Cause.Done>()
-    const state: State = { delivered: 0, ended: false, current: undefined }
-
-    const cancel = (consumer: Consumer) => {
-      if (!isClosed()) channel.cancel(consumer.tag).catch(() => {})
-    }
-    const end = () => {
-      if (state.ended) return
-      state.ended = true
-      if (state.current !== undefined) cancel(state.current)
-      Queue.endUnsafe(queue)
-    }
-
-    const onMessage = (consumer: Consumer) => (msg: ConsumeMessage | null) => {
-      if (msg === null) {
-        // cancelled by the server (the queue was deleted)
-        if (!state.ended) {
-          state.ended = true
-          Queue.failCauseUnsafe(queue, Cause.fail(errorOf(destination, `queue "${destination}" was deleted during the read`, "NotFound")))
-        }
-        return
-      }
-      if (state.ended || state.delivered >= retained) {
-        // arrived after the messages retained at open: not part of this read
-        channel.nack(msg, false, true)
-        return
-      }
-      state.delivered++
-      const envelope = AmqpEnvelope.toEnvelope(msg, destination, 1, deps.now)
-      Queue.offerUnsafe(queue, new BrowseDelivery(envelope, msg, channel, consumer, isClosed, onHeld))
-      if (state.delivered === retained) end()
-    }
-
-    const startConsumer: Effect.Effect<Consumer, Errors.SubscribeError> = Effect.suspend(() => {
-      const consumer: Consumer = { tag: "", held: 0 }
-      return promise(destination, "consuming the parking queue failed", () => channel.consume(destination, onMessage(consumer), { noAck: false })).pipe(
-        Effect.map((reply) => {
-          consumer.tag = reply.consumerTag
-          return consumer
-        })
-      )
-    })
-
-    // Held (nacked) messages keep their consumer's slots: past half of them, a fresh consumer takes over (one
-    // rotation at a time: a hold during a rotation is looked at again by the next one).
-    const rotation = Semaphore.makeUnsafe(1)
-    const services = yield* Effect.context<never>()
-    const rotate = (consumer: Consumer) =>
-      Effect.suspend(() => {
-        if (state.ended || consumer !== state.current || consumer.held * 2 < prefetch) return Effect.void
-        return startConsumer.pipe(
-          Effect.tap((next) =>
-            Effect.sync(() => {
-              state.current = next
-              cancel(consumer)
-              if (state.ended) cancel(next)
-            })
-          ),
-          Effect.catch((e) => Queue.fail(queue, e)),
-          Effect.asVoid
-        )
-      }).pipe(rotation.withPermitsIfAvailable(1))
-    function onHeld(consumer: Consumer) {
-      if (consumer.held * 2 >= prefetch) Effect.runForkWith(services)(rotate(consumer))
-    }
-
-    yield* promise(destination, "setting the prefetch failed", () => channel.prefetch(prefetch))
-    state.current = yield* startConsumer
-
-    // The channel closing under the read (connection lost) fails it: what was not acked stays in the queue.
-    yield* Deferred.await(closedSignal).pipe(
-      Effect.andThen(Effect.sync(() => {
-        if (state.ended) return
-        state.ended = true
-        Queue.failCauseUnsafe(
-          queue,
-          Cause.fail(errorOf(destination, "the browse channel closed before the read ended; unacked messages stay in the queue", "BrokerClosed"))
-        )
-      })),
-      Effect.forkScoped
-    )
-
-    // The queue ran dry before `retained` deliveries (another reader took messages): two checks in a row find
-    // no ready message and nothing delivered in between (a delivery the broker already sent arrives within the
-    // interval), and the read ends.
-    const dry: { deliveredAtEmpty: number | undefined } = { deliveredAtEmpty: undefined }
-    const dryCheck = Effect.suspend(() => {
-      if (state.ended || isClosed()) return Effect.void
-      return Effect.tryPromise(() => channel.checkQueue(destination)).pipe(
-        Effect.tap((now) =>
-          Effect.sync(() => {
-            if (now.messageCount > 0) dry.deliveredAtEmpty = undefined
-            else if (dry.deliveredAtEmpty === state.delivered) end()
-            else dry.deliveredAtEmpty = state.delivered
-          })
-        ),
-        Effect.ignore
-      )
-    })
-    yield* dryCheck.pipe(
-      Effect.delay("500 millis"),
-      Effect.repeat({ until: () => state.ended || isClosed() }),
-      Effect.forkScoped
-    )
-
-    yield* Effect.addFinalizer(() =>
+const watchDry = (read: Read) => {
+  const seen: { deliveredAtEmpty: number | undefined } = { deliveredAtEmpty: undefined }
+  const check = Provision.run(() => read.watched.channel.checkQueue(read.destination)).pipe(
+    Effect.tap((info) =>
       Effect.sync(() => {
-        state.ended = true
-        Queue.endUnsafe(queue)
+        if (info.messageCount > 0) seen.deliveredAtEmpty = undefined
+        else if (seen.deliveredAtEmpty === read.progress.delivered) end(read)
+        else seen.deliveredAtEmpty = read.progress.delivered
       })
-    )
+    ),
+    Effect.ignore
+  )
+  return Effect.suspend(() => isOver(read) ? Effect.void : check).pipe(
+    Effect.delay("500 millis"),
+    Effect.repeat({ schedule: Schedule.forever, until: () => isOver(read) }),
+    Effect.forkScoped
+  )
+}
 
-    return { retained, deliveries: Stream.fromQueue(queue) }
-  })
+const retainedIn = (channel: Channel, destination: string) =>
+  Provision.run(() => channel.checkQueue(destination)).pipe(
+    Effect.map((info) => info.messageCount),
+    Effect.mapError((reason) =>
+      subscribeError(destination, reason._tag === "NotFound"
+        ? Errors.reason(
+          "NotFound",
+          `no parking queue named "${destination}" on RabbitMQ: it is not a dead-letter destination (dead letters ` +
+            `go to "<topic>.dlq"; for another dead-letter destination declare a queue of the same name bound to ` +
+            `its exchange)`,
+          404
+        )
+        : Errors.reason(reason._tag, `checking queue "${destination}" failed: ${reason.message}`, reason.code))
+    )
+  )
+
+const read = Effect.fn("AmqpBrowse.read")(function*(deps: Dependencies, destination: string, options: Broker.BrowseOptions) {
+  const prefetch = Math.max(1, Math.floor(options.prefetch))
+  const fromConnection = (e: Errors.ConnectionError) => subscribeError(destination, e.reason)
+  yield* Effect.mapError(deps.ensureParking(destination), fromConnection)
+  const live = yield* Effect.mapError(deps.connection.current, fromConnection)
+  const watched = yield* Effect.acquireRelease(
+    Effect.map(Effect.mapError(deps.connection.openChannel(live), fromConnection), Channels.watch),
+    (watched) => Channels.close(watched.channel)
+  )
+  const retained = yield* retainedIn(watched.channel, destination)
+  if (retained === 0) return { retained, deliveries: Stream.empty } satisfies Broker.Browse
+  const rotation = yield* Semaphore.make(1)
+  const services = yield* Effect.context<never>()
+  const state: Read = {
+    destination,
+    prefetch,
+    retained,
+    watched,
+    queue: yield* DeliveryQueue.make<Broker.RawDelivery>({ capacity: prefetch }),
+    ended: Deferred.makeUnsafe<void>(),
+    progress: { delivered: 0, current: undefined },
+    onHeld: (consumer) => {
+      if (consumer.held * 2 >= prefetch) Effect.runForkWith(services)(rotation.withPermitsIfAvailable(1)(rotate(state, consumer, deps.now)))
+    }
+  }
+  yield* Effect.mapError(Provision.run(() => watched.channel.prefetch(prefetch)), (reason) => subscribeError(destination, reason))
+  state.progress.current = yield* startConsumer(state, deps.now)
+  // the channel closing under the read (connection lost) fails it: what was not acked stays in the queue
+  yield* Deferred.await(watched.closed).pipe(
+    Effect.andThen(Effect.sync(() =>
+      failRead(state, Errors.reason("BrokerClosed", "the browse channel closed before the read ended; unacked messages stay in the queue"))
+    )),
+    Effect.forkScoped
+  )
+  yield* watchDry(state)
+  yield* Effect.addFinalizer(() => Effect.sync(() => end(state)))
+  return { retained, deliveries: state.queue.stream } satisfies Broker.Browse
+})
+
+/** Opens a browse of the parking queue named `destination`, in the current scope. */
+export const make = (deps: Dependencies) =>
+(destination: string, options: Broker.BrowseOptions): Effect.Effect<Broker.Browse, Errors.SubscribeError, Scope.Scope> =>
+  read(deps, destination, options)

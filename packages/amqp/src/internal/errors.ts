@@ -1,5 +1,5 @@
 /**
- * Classification of amqplib's errors into Switchyard's `ErrorKind`, once, at the adapter's edge.
+ * Classification of amqplib's errors, once, at the adapter's edge (pure; unit-tested).
  *
  * amqplib reports three sorts of failure:
  * - the broker closed a channel or the connection: an `Error` whose `code` is the AMQP reply code
@@ -11,20 +11,16 @@
  * Handshake failures are the exception: amqplib puts the reply code only in the text
  * (`Handshake terminated by server: 403 (ACCESS-REFUSED) …`) or drops the close frame entirely
  * (`Expected ConnectionOpenOk; got <ConnectionClose channel:0>`, RabbitMQ's 530 for a virtual host that
- * does not exist or that the user may not open), so those two forms are recognised by their fixed prefix.
- *
- * @internal
+ * does not exist or that the user may not open). The client gives nothing else there, so those two forms
+ * are recognised by their fixed prefix, and the reply code is read from the text.
  */
 import type { Errors } from "@switchyard/core"
-import { Predicate } from "effect"
+import { BrokerErrors } from "@switchyard/core/adapter"
 
 type ErrorKind = Errors.ErrorKind
 
-/** The AMQP reply code or errno string of an amqplib error, when it has one. */
-export const codeOf = (error: unknown): number | string | undefined =>
-  Predicate.hasProperty(error, "code") && (typeof error.code === "number" || typeof error.code === "string")
-    ? error.code
-    : undefined
+/** Where an error happened: in the connection handshake (403 = login refused) or on an open connection. */
+export type During = "connect" | "operation"
 
 /** What a reply code means when the broker closes a channel or the connection (AMQP 0-9-1 §1.9). */
 export const replyCodeKind = (code: number, text: string): ErrorKind => {
@@ -61,7 +57,8 @@ export const replyCodeKind = (code: number, text: string): ErrorKind => {
 
 const unreachable = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "ECONNRESET", "EPIPE"])
 
-const socketKind = (code: string): ErrorKind | undefined =>
+/** What an errno (or TLS) code means. */
+export const socketKind = (code: string): ErrorKind =>
   unreachable.has(code)
     ? "Unreachable"
     : code === "ETIMEDOUT"
@@ -69,29 +66,30 @@ const socketKind = (code: string): ErrorKind | undefined =>
     : code.startsWith("ERR_TLS") || code.startsWith("CERT_") || code.includes("SELF_SIGNED") ||
         code === "UNABLE_TO_VERIFY_LEAF_SIGNATURE"
     ? "AuthenticationFailed"
-    : undefined
+    : "Unknown"
 
 const handshakeRefusal = /^Handshake terminated by server: (\d{3})/
 const vhostRefusal = "Expected ConnectionOpenOk; got <ConnectionClose"
 
-const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
-
-/**
- * Classifies any amqplib error. `during` tells a connection handshake (where 403 means the login was
- * refused) from operations on an open connection (where 403 is a permission on a resource).
- */
-export const classify = (error: unknown, during: "connect" | "operation" = "operation"): ErrorKind => {
-  const code = codeOf(error)
-  const message = messageOf(error)
-  if (typeof code === "number") return code === 403 && during === "connect" ? "AuthenticationFailed" : replyCodeKind(code, message)
-  if (typeof code === "string") return socketKind(code) ?? "Unknown"
+/** The reply code of a handshake refusal, read from amqplib's text (it gives no `code` there). */
+export const handshakeCode = (message: string): number | undefined => {
   const refused = handshakeRefusal.exec(message)
-  if (refused !== null) {
-    const reply = Number(refused[1])
-    return reply === 403 ? "AuthenticationFailed" : replyCodeKind(reply, message)
-  }
-  if (message.startsWith(vhostRefusal)) return "NotFound"
-  if (message === "connect ETIMEDOUT") return "Timeout"
+  return refused !== null ? Number(refused[1]) : message.startsWith(vhostRefusal) ? 530 : undefined
+}
+
+/** The reply code or errno of an error: its `code`, else the one in a handshake refusal's text. */
+export const codeOf = (error: unknown): string | number | undefined =>
+  BrokerErrors.codeOf(error) ?? handshakeCode(BrokerErrors.messageOf(error))
+
+const numericKind = (code: number, message: string, during: During): ErrorKind =>
+  code === 403 && (during === "connect" || handshakeRefusal.test(message)) ? "AuthenticationFailed" : replyCodeKind(code, message)
+
+/** The kind of any amqplib error, from its codes (and, for the handshake forms, the code in its text). */
+export const kindOf = (during: During) => (error: unknown): ErrorKind => {
+  const code = codeOf(error)
+  const message = BrokerErrors.messageOf(error)
+  if (typeof code === "number") return numericKind(code, message, during)
+  if (typeof code === "string") return socketKind(code)
   if (error instanceof RangeError) return message.includes("exceeds") ? "TooLarge" : "Invalid"
   if (error instanceof TypeError) return "Invalid"
   // IllegalOperationError: "Channel closed", "Connection closed", "Channel ended"
@@ -100,12 +98,37 @@ export const classify = (error: unknown, during: "connect" | "operation" = "oper
 }
 
 /**
- * The broker's own words for an error, with amqplib's frame dump replaced by what it means: for a virtual
- * host the broker refused, amqplib drops the reply text, so the reason names the vhost and the user instead.
+ * The broker's own words for an error, with amqplib's frame dump replaced by what it means (for a virtual
+ * host the broker refused, amqplib drops the reply text), and any secret cut out.
  */
-export const describe = (error: unknown, context: { readonly vhost?: string | undefined; readonly username?: string | undefined } = {}): string => {
-  const message = messageOf(error)
-  if (!message.startsWith(vhostRefusal)) return message
-  return `NOT_ALLOWED (530): the broker closed the connection when asked to open virtual host ` +
-    `"${context.vhost ?? "/"}": it does not exist, or user "${context.username ?? "?"}" has no access to it`
+export const describe = (
+  error: unknown,
+  context: { readonly vhost?: string | undefined; readonly username?: string | undefined; readonly secrets?: ReadonlyArray<string> } = {}
+): string => {
+  const message = BrokerErrors.messageOf(error)
+  const described = message.startsWith(vhostRefusal)
+    ? `NOT_ALLOWED (530): the broker closed the connection when asked to open virtual host ` +
+      `"${context.vhost ?? "/"}": it does not exist, or user "${context.username ?? "?"}" has no access to it`
+    : message
+  return (context.secrets ?? []).reduce((text, secret) => secret === "" ? text : text.split(secret).join("<redacted>"), described)
 }
+
+const classifiers = {
+  connect: BrokerErrors.classifier(kindOf("connect")),
+  operation: BrokerErrors.classifier(kindOf("operation"))
+}
+
+/** A handshake refusal as an error with its reply code (amqplib has it only in the text). */
+const normalize = (error: unknown): unknown => {
+  if (BrokerErrors.codeOf(error) !== undefined) return error
+  const message = BrokerErrors.messageOf(error)
+  const code = handshakeCode(message)
+  return code === undefined ? error : Object.assign(new Error(message), { code })
+}
+
+/**
+ * The `Errors.Reason` of an amqplib error: the kind from its codes, the broker's text (or `message`), the
+ * reply code or errno.
+ */
+export const reasonOf = (error: unknown, during: During = "operation", message?: string): Errors.Reason =>
+  classifiers[during](normalize(error), message ?? describe(error))

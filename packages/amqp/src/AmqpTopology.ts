@@ -1,6 +1,7 @@
 /**
- * RabbitMQ topology as data: exchanges, queues and bindings. A `Topology` is declared idempotently when the
- * `AmqpConnection` layer starts and declared again after every reconnect.
+ * RabbitMQ topology as data: exchanges, queues and bindings, and the admin operations on them. A `Topology`
+ * given to the connection is declared idempotently on every (re)connection; what Switchyard provisions on
+ * first use is declared once per connection.
  *
  * Switchyard's own mapping: a destination is a durable `topic` exchange of that name; a consumer group is a
  * durable queue `<destination>.<group>` bound to it with routing key `#`.
@@ -8,14 +9,18 @@
  * @since 0.1.0
  */
 import type { Channel } from "amqplib"
+import type { Errors } from "@switchyard/core"
+import { Effect } from "effect"
+import * as AmqpConnection from "./AmqpConnection.ts"
+import * as Provision from "./internal/provision.ts"
 
 /**
  * An exchange declaration.
  *
  * @example
  * ```ts
- * import { Topology } from "@switchyard/amqp"
- * const orders: Topology.Exchange = { name: "orders", type: "topic" }
+ * import { AmqpTopology } from "@switchyard/amqp"
+ * const orders: AmqpTopology.Exchange = { name: "orders", type: "topic" }
  * ```
  * @since 0.1.0
  */
@@ -36,8 +41,8 @@ export interface Exchange {
  *
  * @example
  * ```ts
- * import { Topology } from "@switchyard/amqp"
- * const work: Topology.Queue = {
+ * import { AmqpTopology } from "@switchyard/amqp"
+ * const work: AmqpTopology.Queue = {
  *   name: "orders.billing", type: "quorum", deadLetterExchange: "orders.dlx", singleActiveConsumer: true
  * }
  * ```
@@ -72,8 +77,8 @@ export interface Queue {
  *
  * @example
  * ```ts
- * import { Topology } from "@switchyard/amqp"
- * const b: Topology.Binding = { source: "orders", destination: "orders.billing", pattern: "eu.#" }
+ * import { AmqpTopology } from "@switchyard/amqp"
+ * const b: AmqpTopology.Binding = { source: "orders", destination: "orders.billing", pattern: "eu.#" }
  * ```
  * @since 0.1.0
  */
@@ -92,8 +97,8 @@ export interface Binding {
  *
  * @example
  * ```ts
- * import { Topology } from "@switchyard/amqp"
- * const topology: Topology.Topology = {
+ * import { AmqpTopology } from "@switchyard/amqp"
+ * const topology: AmqpTopology.Topology = {
  *   exchanges: [{ name: "orders", type: "topic" }],
  *   queues: [{ name: "orders.billing", type: "quorum" }],
  *   bindings: [{ source: "orders", destination: "orders.billing", pattern: "#" }]
@@ -112,8 +117,8 @@ export interface Topology {
  *
  * @example
  * ```ts
- * import { Topology } from "@switchyard/amqp"
- * const t = Topology.merge(Topology.empty, { exchanges: [{ name: "a", type: "fanout" }] })
+ * import { AmqpTopology } from "@switchyard/amqp"
+ * const t = AmqpTopology.merge(AmqpTopology.empty, { exchanges: [{ name: "a", type: "fanout" }] })
  * ```
  * @since 0.1.0
  */
@@ -124,8 +129,8 @@ export const empty: Topology = { exchanges: [], queues: [], bindings: [] }
  *
  * @example
  * ```ts
- * import { Topology } from "@switchyard/amqp"
- * const t = Topology.merge({ exchanges: [{ name: "a", type: "topic" }] }, { queues: [{ name: "q" }] })
+ * import { AmqpTopology } from "@switchyard/amqp"
+ * const t = AmqpTopology.merge({ exchanges: [{ name: "a", type: "topic" }] }, { queues: [{ name: "q" }] })
  * ```
  * @since 0.1.0
  */
@@ -140,8 +145,8 @@ export const merge = (...topologies: ReadonlyArray<Topology>): Topology => ({
  *
  * @example
  * ```ts
- * import { Topology } from "@switchyard/amqp"
- * const t = Topology.destination("orders") // { exchanges: [{ name: "orders", type: "topic" }] }
+ * import { AmqpTopology } from "@switchyard/amqp"
+ * const t = AmqpTopology.destination("orders") // { exchanges: [{ name: "orders", type: "topic" }] }
  * ```
  * @since 0.1.0
  */
@@ -152,8 +157,8 @@ export const destination = (name: string): Topology => ({ exchanges: [{ name, ty
  *
  * @example
  * ```ts
- * import { Topology } from "@switchyard/amqp"
- * Topology.groupQueueName("orders", "billing") // "orders.billing"
+ * import { AmqpTopology } from "@switchyard/amqp"
+ * AmqpTopology.groupQueueName("orders", "billing") // "orders.billing"
  * ```
  * @since 0.1.0
  */
@@ -164,8 +169,8 @@ export const groupQueueName = (destinationName: string, group: string): string =
  *
  * @example
  * ```ts
- * import { Topology } from "@switchyard/amqp"
- * const t = Topology.group("orders", "billing", "quorum")
+ * import { AmqpTopology } from "@switchyard/amqp"
+ * const t = AmqpTopology.group("orders", "billing", "quorum")
  * ```
  * @since 0.1.0
  */
@@ -184,10 +189,10 @@ export const group = (destinationName: string, groupName: string, type: "classic
  *
  * @example
  * ```ts
- * import { AmqpBroker, Topology } from "@switchyard/amqp"
+ * import { AmqpBroker, AmqpTopology } from "@switchyard/amqp"
  * const BrokerLive = AmqpBroker.layer({
  *   url: "amqp://127.0.0.1",
- *   topology: Topology.merge(Topology.consumerGroup("orders", "email"), Topology.consumerGroup("orders", "billing"))
+ *   topology: AmqpTopology.merge(AmqpTopology.consumerGroup("orders", "email"), AmqpTopology.consumerGroup("orders", "billing"))
  * })
  * ```
  * @since 0.2.0
@@ -204,8 +209,8 @@ export const consumerGroup = (
  *
  * @example
  * ```ts
- * import { Topology } from "@switchyard/amqp"
- * const t = Topology.retryQueue("orders.billing", 5000) // queue "orders.billing.retry.5000"
+ * import { AmqpTopology } from "@switchyard/amqp"
+ * const t = AmqpTopology.retryQueue("orders.billing", 5000) // queue "orders.billing.retry.5000"
  * ```
  * @since 0.1.0
  */
@@ -218,50 +223,85 @@ export const retryQueue = (workQueue: string, delayMillis: number): Queue => ({
   deadLetterRoutingKey: workQueue
 })
 
-/** @internal */
-export const queueArguments = (queue: Queue): Record<string, string | number | boolean> => {
-  const args: Record<string, string | number | boolean> = { ...queue.arguments }
-  if (queue.type === "quorum") args["x-queue-type"] = "quorum"
-  if (queue.messageTtl !== undefined) args["x-message-ttl"] = queue.messageTtl
-  if (queue.maxLength !== undefined) args["x-max-length"] = queue.maxLength
-  if (queue.deadLetterExchange !== undefined) args["x-dead-letter-exchange"] = queue.deadLetterExchange
-  if (queue.deadLetterRoutingKey !== undefined) args["x-dead-letter-routing-key"] = queue.deadLetterRoutingKey
-  if (queue.singleActiveConsumer !== undefined) args["x-single-active-consumer"] = queue.singleActiveConsumer
-  if (queue.deliveryLimit !== undefined) args["x-delivery-limit"] = queue.deliveryLimit
-  return args
-}
+/**
+ * Declares a topology on a channel of your own (a raw amqplib channel, e.g. in a test): exchanges, then
+ * queues, then bindings. Idempotent as long as it matches what exists; a conflicting declaration fails with
+ * reason `TopologyConflict` and the broker's 406 text (and closes that channel, as RabbitMQ does).
+ *
+ * @example
+ * ```ts
+ * import type { Channel } from "amqplib"
+ * import { AmqpTopology } from "@switchyard/amqp"
+ * declare const channel: Channel
+ * const declared = AmqpTopology.declareOn(channel, AmqpTopology.consumerGroup("orders", "billing"))
+ * ```
+ * @category admin
+ * @since 0.3.0
+ */
+export const declareOn = (channel: Channel, topology: Topology): Effect.Effect<void, Errors.ConnectionError> =>
+  Provision.declareOn(channel, topology).pipe(Effect.mapError((reason) => Provision.connectionError("rabbitmq", reason)))
 
 /**
- * Declares a topology on a channel (promise based; used by `AmqpConnection`). Exchanges first, then queues,
- * then bindings. Declarations are idempotent as long as they match what exists.
+ * Declares a topology now, on the layer's connection, without caching it (it is not re-declared after a
+ * reconnect: give it as the connection's `topology` for that).
  *
- * @internal
+ * @example
+ * ```ts
+ * import { AmqpTopology } from "@switchyard/amqp"
+ * const declared = AmqpTopology.declare({ exchanges: [{ name: "audit", type: "fanout" }] })
+ * ```
+ * @category admin
+ * @since 0.3.0
  */
-export const declareOn = async (channel: Channel, topology: Topology): Promise<void> => {
-  for (const e of topology.exchanges ?? []) {
-    await channel.assertExchange(e.name, e.type, {
-      durable: e.durable ?? true,
-      autoDelete: e.autoDelete ?? false,
-      internal: e.internal ?? false,
-      ...(e.alternateExchange !== undefined ? { alternateExchange: e.alternateExchange } : {}),
-      ...(e.arguments !== undefined ? { arguments: { ...e.arguments } } : {})
-    })
-  }
-  for (const q of topology.queues ?? []) {
-    const quorum = q.type === "quorum"
-    await channel.assertQueue(q.name, {
-      durable: quorum ? true : q.durable ?? true,
-      exclusive: quorum ? false : q.exclusive ?? false,
-      autoDelete: q.autoDelete ?? false,
-      arguments: queueArguments(q)
-    })
-  }
-  for (const b of topology.bindings ?? []) {
-    const args = b.arguments !== undefined ? { ...b.arguments } : {}
-    if (b.destinationType === "exchange") {
-      await channel.bindExchange(b.destination, b.source, b.pattern ?? "#", args)
-    } else {
-      await channel.bindQueue(b.destination, b.source, b.pattern ?? "#", args)
-    }
-  }
-}
+export const declare = (topology: Topology): Effect.Effect<void, Errors.ConnectionError, AmqpConnection.AmqpConnection> =>
+  AmqpConnection.AmqpConnection.use((connection) =>
+    connection.withChannel((channel) => Provision.declareOn(channel, topology))
+  )
+
+/**
+ * Deletes a queue (and the messages in it). Deleting one that does not exist succeeds.
+ *
+ * @example
+ * ```ts
+ * import { AmqpTopology } from "@switchyard/amqp"
+ * const deleted = AmqpTopology.deleteQueue("orders.billing")
+ * ```
+ * @category admin
+ * @since 0.3.0
+ */
+export const deleteQueue = (name: string): Effect.Effect<void, Errors.ConnectionError, AmqpConnection.AmqpConnection> =>
+  AmqpConnection.AmqpConnection.use((connection) =>
+    connection.withChannel((channel) => Provision.run(() => channel.deleteQueue(name)))
+  )
+
+/**
+ * Deletes an exchange. Deleting one that does not exist succeeds.
+ *
+ * @example
+ * ```ts
+ * import { AmqpTopology } from "@switchyard/amqp"
+ * const deleted = AmqpTopology.deleteExchange("orders")
+ * ```
+ * @category admin
+ * @since 0.3.0
+ */
+export const deleteExchange = (name: string): Effect.Effect<void, Errors.ConnectionError, AmqpConnection.AmqpConnection> =>
+  AmqpConnection.AmqpConnection.use((connection) =>
+    connection.withChannel((channel) => Provision.run(() => channel.deleteExchange(name)))
+  )
+
+/**
+ * The ready messages of a queue (a passive declare; a queue that does not exist fails with `NotFound`).
+ *
+ * @example
+ * ```ts
+ * import { AmqpTopology } from "@switchyard/amqp"
+ * const depth = AmqpTopology.queueDepth("orders.billing")
+ * ```
+ * @category admin
+ * @since 0.3.0
+ */
+export const queueDepth = (name: string): Effect.Effect<number, Errors.ConnectionError, AmqpConnection.AmqpConnection> =>
+  AmqpConnection.AmqpConnection.use((connection) =>
+    connection.withChannel((channel) => Provision.run(() => channel.checkQueue(name).then((q) => q.messageCount)))
+  )

@@ -1,0 +1,214 @@
+/**
+ * The publish path: one confirm channel per connection (supervised, opened on first use). A batch is written
+ * without waiting (pipelined, honouring the channel's `drain`), then all its confirms are awaited; a broker
+ * nack, a refused frame or the channel closing fail the batch with the broker's reason, and only what may
+ * succeed on a new channel (a retryable reason) is sent again, on the reconnect schedule, skipping what was
+ * confirmed. Messages are persistent; under `mandatory` a message no queue is bound for comes back as a
+ * `basic.return` before its confirm, and is logged, dropped or failed as `unroutable` says.
+ */
+import type { ConfirmChannel, ConsumeMessage, Options as AmqpOptions } from "amqplib"
+import type { Envelope } from "@switchyard/core"
+import { Errors } from "@switchyard/core"
+import type { Scope } from "effect"
+import { Deferred, Duration, Effect, Exit } from "effect"
+import type * as AmqpConnection from "../AmqpConnection.ts"
+import * as Channels from "./channel.ts"
+import * as AmqpEnvelope from "./envelope.ts"
+import * as AmqpErrors from "./errors.ts"
+
+/** What happens to a message no queue is bound for (see `AmqpBroker.Options.unroutable`). */
+export type Unroutable = "warn" | "drop" | "fail"
+
+/** The publisher's channel: the confirm channel and the ids the broker returned as unroutable. */
+interface Publisher extends Channels.Watched<ConfirmChannel> {
+  readonly returned: Map<string, number>
+}
+
+/** Where a batch goes. */
+export interface Target {
+  readonly destination: string
+  readonly exchange: string
+  /** The routing key of every message (default: each message's key). */
+  readonly routingKey?: string | undefined
+  /** The attempt carried by a delayed retry's copy. */
+  readonly attempt?: number | undefined
+}
+
+/** The publish path of one broker. */
+export interface Publish {
+  readonly publish: (target: Target, messages: ReadonlyArray<Envelope.OutgoingMessage>) => Effect.Effect<void, Errors.PublishError>
+}
+
+const trackReturns = (watched: Channels.Watched<ConfirmChannel>): Publisher => {
+  const publisher: Publisher = { ...watched, returned: new Map() }
+  // every in-flight batch waits on the channel's drain
+  publisher.channel.setMaxListeners(0)
+  publisher.channel.on("return", (msg: ConsumeMessage) => {
+    const id = AmqpEnvelope.headerString(msg.properties.messageId)
+    if (id !== undefined) publisher.returned.set(id, (publisher.returned.get(id) ?? 0) + 1)
+  })
+  return publisher
+}
+
+/** Whether the broker returned (one copy of) the message with this `message-id`. */
+const takeReturned = (publisher: Publisher, messageId: string): boolean => {
+  const returns = publisher.returned.get(messageId)
+  if (returns === undefined) return false
+  if (returns <= 1) publisher.returned.delete(messageId)
+  else publisher.returned.set(messageId, returns - 1)
+  return true
+}
+
+/** Why the channel closed: the broker's reply code and text when it closed it, else a retryable close. */
+const closedReason = (publisher: Publisher, cause?: unknown): Errors.Reason => {
+  const error = publisher.errors.find((e) => AmqpErrors.codeOf(e) !== undefined) ?? cause
+  return error === undefined || AmqpErrors.codeOf(error) === undefined
+    ? Errors.reason("BrokerClosed", "channel closed before confirming")
+    : AmqpErrors.reasonOf(error)
+}
+
+const nackReason = (publisher: Publisher, error: unknown): Errors.Reason =>
+  !Channels.isOpen(publisher) || (error instanceof Error && error.message === "channel closed")
+    ? closedReason(publisher, error)
+    : Errors.reason("Unknown", `message nacked by the broker: ${AmqpErrors.describe(error)}`)
+
+/** amqplib refused to encode the frame (nothing was written), or the channel is already closed. */
+const writeReason = (publisher: Publisher, message: Envelope.OutgoingMessage, error: unknown): Errors.Reason => {
+  const reason = AmqpErrors.reasonOf(error)
+  return reason._tag === "BrokerClosed"
+    ? closedReason(publisher, error)
+    : AmqpErrors.reasonOf(error, "operation", `message ${message.id}: ${AmqpErrors.describe(error)}`)
+}
+
+const awaitDrain = (channel: ConfirmChannel): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    const drained = () => resume(Effect.void)
+    channel.once("drain", drained)
+    return Effect.sync(() => channel.off("drain", drained))
+  })
+
+interface Written {
+  readonly index: number
+  readonly messageId: string
+  readonly confirm: Deferred.Deferred<void, Errors.Reason>
+}
+
+/** Writes one message; waits for `drain` when the channel's buffer is full. */
+const write = (
+  publisher: Publisher,
+  target: Target,
+  message: Envelope.OutgoingMessage,
+  index: number,
+  options: AmqpOptions.Publish
+): Effect.Effect<Written, Errors.Reason> =>
+  Effect.suspend(() => {
+    const confirm = Deferred.makeUnsafe<void, Errors.Reason>()
+    const confirmed = (error: unknown) =>
+      Deferred.doneUnsafe(confirm, error ? Exit.fail(nackReason(publisher, error)) : Exit.void)
+    return Effect.try({
+      try: () =>
+        publisher.channel.publish(
+          target.exchange,
+          target.routingKey ?? message.key ?? "",
+          AmqpEnvelope.toBuffer(message.payload),
+          options,
+          confirmed
+        ),
+      catch: (error) => writeReason(publisher, message, error)
+    }).pipe(
+      Effect.flatMap((written) => written ? Effect.void : awaitDrain(publisher.channel)),
+      Effect.as({ index, messageId: options.messageId ?? "", confirm })
+    )
+  })
+
+/** The state of one publish run, shared by its retries (an Effect value may be run again). */
+interface Run {
+  readonly confirmed: Array<boolean>
+  readonly returned: Array<string>
+}
+
+/** Sends what is not yet confirmed of a batch and awaits the confirms, or the channel's close. */
+const send = (
+  publisher: Publisher,
+  target: Target,
+  messages: ReadonlyArray<Envelope.OutgoingMessage>,
+  run: Run,
+  unroutable: Unroutable
+): Effect.Effect<void, Errors.Reason> => {
+  const mandatory = unroutable !== "drop"
+  const pending = messages.flatMap((message, index) => run.confirmed[index] ? [] : [{ message, index }])
+  const settle = (written: Written) =>
+    Deferred.await(written.confirm).pipe(Effect.flatMap(() => {
+      const message = messages[written.index]!
+      if (takeReturned(publisher, written.messageId)) {
+        if (unroutable === "fail") {
+          return Effect.fail(Errors.reason("Unroutable", `message ${message.id} is unroutable (no queue bound)`, 312))
+        }
+        run.returned.push(message.id)
+      }
+      run.confirmed[written.index] = true
+      return Effect.void
+    }))
+  const work = Effect.forEach(pending, ({ index, message }) =>
+    write(publisher, target, message, index, AmqpEnvelope.toPublishOptions(message, { mandatory, attempt: target.attempt }))
+  ).pipe(Effect.flatMap((written) => Effect.forEach(written, settle, { discard: true })))
+  const closed = Deferred.await(publisher.closed).pipe(Effect.andThen(Effect.suspend(() => Effect.fail(closedReason(publisher)))))
+  return Effect.raceFirst(work, closed)
+}
+
+/** Logs unroutable messages under `unroutable: "warn"`: the first per destination, then every 1000th. */
+const unroutableWarner = () => {
+  const counts = new Map<string, number>()
+  return (destination: string, ids: ReadonlyArray<string>): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (ids.length === 0) return Effect.void
+      const before = counts.get(destination) ?? 0
+      const after = before + ids.length
+      counts.set(destination, after)
+      if (before !== 0 && Math.floor(before / 1000) === Math.floor(after / 1000)) return Effect.void
+      return Effect.logWarning(
+        `${after} message(s) to ${destination} were dropped by RabbitMQ since start, e.g. ${ids[0]}: no queue is ` +
+          `bound to the exchange (no consumer group has subscribed yet). Declare the group's queue in the topology ` +
+          `(AmqpTopology.consumerGroup) to keep them, or set unroutable: "drop" or "fail".`
+      )
+    })
+}
+
+/** Builds the publish path on a connection, in the current scope (closing it waits for outstanding confirms, bounded). */
+export const make = Effect.fn("AmqpPublish.make")(function*(
+  connection: AmqpConnection.AmqpConnectionShape,
+  options: { readonly unroutable: Unroutable; readonly timeout: Duration.Duration }
+): Effect.fn.Return<Publish, never, Scope.Scope> {
+  const publisher = yield* Channels.lazy(
+    Channels.supervise(
+      connection,
+      connection.openConfirmChannel,
+      (watched) => Effect.sync(() => trackReturns(watched)),
+      (channel) => channel.waitForConfirms()
+    )
+  )
+  const current = Effect.flatMap(publisher, (open) => open)
+  const warn = unroutableWarner()
+  const timeoutMillis = Duration.toMillis(options.timeout)
+
+  const publish: Publish["publish"] = (target, messages) =>
+    Effect.suspend(() => {
+      const run: Run = { confirmed: messages.map(() => false), returned: [] }
+      const publishError = (reason: Errors.Reason) => new Errors.PublishError({ destination: target.destination, reason })
+      const once = current.pipe(
+        Effect.mapError((e) => e.reason),
+        Effect.flatMap((p) => send(p, target, messages, run, options.unroutable))
+      )
+      return once.pipe(
+        Effect.retry({ schedule: connection.reconnectSchedule, while: (reason) => reason.isRetryable }),
+        Effect.mapError(publishError),
+        Effect.timeoutOrElse({
+          duration: options.timeout,
+          orElse: () => Effect.fail(publishError(Errors.reason("Timeout", `not confirmed within ${timeoutMillis}ms`)))
+        }),
+        Effect.tap(() => warn(target.destination, run.returned))
+      )
+    })
+
+  return { publish }
+})
