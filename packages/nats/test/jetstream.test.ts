@@ -1,8 +1,9 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Broker, Consumer, Headers, Publisher, Switchyard, Topic } from "@switchyard/core"
-import { Deferred, Effect, Fiber, Schema, Stream } from "effect"
+import { Deferred, Effect, Fiber, Metric, Schema, Stream } from "effect"
 import { NatsBroker, NatsTopology } from "../src/index.ts"
 import { drainFor, message, servers, subscribeOptions, take, text, unique } from "./helpers.ts"
+import { eventually } from "./raw.ts"
 
 const live = NatsBroker.layer({
   connection: { servers, name: "switchyard-nats-test" },
@@ -230,6 +231,35 @@ describe("JetStream broker", () => {
           defaultStream: { storage: "memory", maxAge: "15 minutes" },
           consumer: { ackWait: "30 seconds" }
         }))))
+      }), 40_000)
+
+    it.effect("a member whose queue is smaller than the group's max_ack_pending hands the overflow back: counted, nothing lost", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const destination = unique("sy.overflow")
+        const group = unique("g")
+        const small = yield* broker.subscribe(destination, subscribeOptions(group, { prefetch: 5 }))
+        // Another member subscribes with a larger prefetch (raising the group's max_ack_pending to 200) and leaves:
+        // the server may now send the first member more than its queue of 5 holds.
+        yield* Effect.scoped(broker.subscribe(destination, subscribeOptions(group, { prefetch: 200 })))
+        const n = 60
+        yield* broker.publish(destination, Array.from({ length: n }, (_, i) => message(`m${i}`)))
+        const overflowed = Metric.value(Metric.withAttributes(NatsBroker.overflowedDeliveries, {
+          "messaging.destination.name": destination,
+          "messaging.consumer.group.name": group
+        })).pipe(Effect.map((state) => state.count))
+        assert.isAbove(yield* eventually(overflowed, (count) => count > 0, "10 seconds"), 0)
+        // Everything handed back is redelivered: every message arrives and is acked.
+        const seen = new Set<string>()
+        yield* small.deliveries.pipe(
+          Stream.tap((d) => Effect.sync(() => seen.add(text(d))).pipe(Effect.andThen(d.ack))),
+          Stream.takeUntil(() => seen.size >= n),
+          Stream.runDrain,
+          Effect.timeout("20 seconds"),
+          Effect.ignore
+        )
+        assert.strictEqual(seen.size, n)
+        assert.deepStrictEqual((yield* drainFor(small, "500 millis")).length, 0)
       }), 40_000)
 
     it.effect("a handler slower than ack-wait is not redelivered while working", () =>
