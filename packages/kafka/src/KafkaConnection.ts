@@ -312,7 +312,12 @@ export const make = Effect.fn("KafkaConnection.make")(function*(options: Options
       metadataMaxAge: resolved.metadataMaxAge,
       createPartitioner: Partitioners.DefaultPartitioner
     })
-  const producer = yield* connected(brokers, "producer", newProducer())
+  // kafkajs checks producer options (e.g. idempotence without retries) when it makes the producer
+  const first = yield* Effect.try({
+    try: newProducer,
+    catch: (cause) => ConnectionOptions.invalid(brokers, `invalid options: ${connectionError(brokers, cause).reason.message}`)
+  })
+  const producer = yield* connected(brokers, "producer", first)
   const admin = yield* connected(brokers, "admin", kafka.admin())
   return KafkaConnection.of({ kafka, producer, admin, newProducer, resolved, brokers })
 })

@@ -21,7 +21,6 @@ const byProtocolType: Readonly<Record<string, ErrorKind>> = {
   INVALID_PARTITIONS: "Invalid",
   INVALID_REPLICATION_FACTOR: "Invalid",
   INVALID_CONFIG: "Invalid",
-  UNKNOWN_TOPIC_OR_PARTITION: "NotFound",
   GROUP_ID_NOT_FOUND: "NotFound",
   TOPIC_ALREADY_EXISTS: "TopologyConflict",
   SASL_AUTHENTICATION_FAILED: "AuthenticationFailed",

@@ -10,8 +10,6 @@
  * Format: `sy1:` + comma separated ranges `a` or `a-b` of offsets relative to the committed offset, base 36.
  * The text is bounded (the broker refuses metadata over `offset.metadata.max.bytes`, 4096 by default): when
  * it would be longer, the highest ranges are left out, which only means more redeliveries, never a loss.
- *
- * @internal
  */
 
 const prefix = "sy1:"
@@ -21,8 +19,6 @@ export const maxMetadataLength = 3500
 
 /**
  * Encodes acked offsets above `base` (ascending; offsets at or below `base` are ignored).
- *
- * @internal
  */
 export const encodeAcked = (base: number, acked: Iterable<number>, maxLength: number = maxMetadataLength): string => {
   let out = prefix
@@ -59,8 +55,6 @@ const maxDecoded = 200_000
 /**
  * Decodes what {@link encodeAcked} wrote for the commit at `base`, in ascending order; anything else
  * (another client's metadata, garbage) gives the empty set.
- *
- * @internal
  */
 export const decodeAcked = (base: number, metadata: string | null | undefined): ReadonlySet<number> => {
   const out = new Set<number>()

@@ -68,6 +68,8 @@ export type Command =
     readonly offsets: ReadonlyArray<{ readonly partition: number; readonly epoch: number; readonly offset: number; readonly version: number }>
   }
   | { readonly _tag: "Readers"; readonly delta: number }
+  /** Completed once every command before it is folded (read-your-acks for `lag` and `commit`). */
+  | { readonly _tag: "Barrier"; readonly done: Deferred.Deferred<void> }
   | { readonly _tag: "Stop"; readonly drained: Deferred.Deferred<void> }
 
 /** One assigned partition. */
@@ -445,6 +447,8 @@ const stepOf = (env: Env, state: State, command: Command): Effect.Effect<State> 
       return Effect.succeed(onCommitted(state, command))
     case "Readers":
       return Effect.succeed({ ...state, readers: state.readers + command.delta })
+    case "Barrier":
+      return Effect.as(Deferred.succeed(command.done, undefined), state)
     case "Stop":
       return onStop(env, state, command.drained)
   }

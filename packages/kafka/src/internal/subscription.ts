@@ -243,6 +243,11 @@ const shutdown = (parts: Parts, queues: Queues, commit: Effect.Effect<void>) =>
     yield* endAll(parts, queues)
   })
 
+/** Waits until the runloop folded everything enqueued so far (e.g. the acks that returned before). */
+const barrier = (parts: Parts) =>
+  Effect.flatMap(Deferred.make<void>(), (done) =>
+    Queue.offer(parts.commands, { _tag: "Barrier", done }).pipe(Effect.andThen(Deferred.await(done))))
+
 /** The runloop fiber: takes one command at a time and folds it over the state. */
 const runloop = (parts: Parts, env: Runloop.Env) =>
   Queue.take(parts.commands).pipe(
@@ -330,9 +335,9 @@ export const subscribe = Effect.fn("Kafka.subscribe")(function*(opts: Subscripti
   yield* Effect.addFinalizer(() => shutdown(parts, queues, commit))
   return {
     deliveries: counted(parts, queues.shared.stream.pipe(Stream.filter(liveOnly(parts)))),
-    commit,
+    commit: Effect.andThen(barrier(parts), commit),
     partitions: counted(parts, queues.streams.stream),
     rebalances: Stream.fromQueue(queues.rebalances),
-    lag: Effect.map(Ref.get(parts.state), Runloop.lagOf)
+    lag: barrier(parts).pipe(Effect.andThen(Ref.get(parts.state)), Effect.map(Runloop.lagOf))
   } satisfies RunningSubscription
 })

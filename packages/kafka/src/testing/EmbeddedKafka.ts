@@ -252,25 +252,31 @@ const serverProperties = (
 
 /** One admin round trip, retried until the broker answers. */
 const adminRoundTrip = (bootstrap: string, timeout: Duration.Input) =>
-  Effect.gen(function*() {
-    const admin = new Kafka({ clientId: "switchyard-embedded", brokers: [bootstrap], logLevel: logLevel.NOTHING })
-      .admin()
-    yield* Effect.tryPromise({
-      try: async () => {
-        await admin.connect()
-        try {
+  Effect.acquireUseRelease(
+    Effect.sync(() => new Kafka({ clientId: "switchyard-embedded", brokers: [bootstrap], logLevel: logLevel.NOTHING }).admin()),
+    (admin) =>
+      Effect.tryPromise({
+        try: async () => {
+          await admin.connect()
           await admin.describeCluster()
           await admin.listTopics()
-        } finally {
-          await admin.disconnect()
-        }
-      },
-      catch: (e) => fail("admin round trip failed", e)
-    }).pipe(
-      Effect.retry(Schedule.spaced("250 millis")),
-      Effect.timeoutOrElse({ duration: timeout, orElse: () => Effect.fail(fail(`no admin round trip within ${Duration.format(Duration.fromInputUnsafe(timeout))}`)) })
-    )
-  })
+        },
+        catch: (e) => fail("admin round trip failed", e)
+      }),
+    (admin) => Effect.promise(() => admin.disconnect().catch(() => undefined))
+  ).pipe(
+    Effect.retry(Schedule.spaced("250 millis")),
+    Effect.timeoutOrElse({
+      duration: timeout,
+      orElse: () => Effect.fail(fail(`no admin round trip within ${Duration.format(Duration.fromInputUnsafe(timeout))}`))
+    })
+  )
+
+// like Kafka's Uuid.randomUuid: never starting with "-", which the storage tool's argument parser reads as a flag
+const newClusterId = (): string => {
+  const id = randomBytes(16).toString("base64url")
+  return id.startsWith("-") ? newClusterId() : id
+}
 
 /**
  * Starts a broker in the current scope; the scope's close stops it (SIGTERM, then SIGKILL after 10 s) and
@@ -319,9 +325,7 @@ export const start = (options: StartOptions = {}): Effect.Effect<EmbeddedKafka, 
       "-cp",
       classpath
     ]
-    // like Kafka's Uuid.randomUuid: never starting with "-", which the tool's argument parser reads as a flag
-    let clusterId = randomBytes(16).toString("base64url")
-    while (clusterId.startsWith("-")) clusterId = randomBytes(16).toString("base64url")
+    const clusterId = newClusterId()
     const scram = saslPort === undefined
       ? []
       : ["--add-scram", `SCRAM-SHA-256=[name=${saslUser.username},password=${saslUser.password}]`]
