@@ -85,13 +85,11 @@ export const make = <A>(codec: Codec<A>): Codec<A> => codec
  * ```
  * @since 0.1.0
  */
-export const decodeUtf8 = (bytes: Uint8Array): Result.Result<string, Failure> => {
-  try {
-    return Result.succeed(textDecoder.decode(bytes))
-  } catch {
-    return Result.fail(failure("payload is not valid UTF-8"))
-  }
-}
+export const decodeUtf8 = (bytes: Uint8Array): Result.Result<string, Failure> =>
+  Result.try({ try: () => textDecoder.decode(bytes), catch: notUtf8 })
+
+const notUtf8 = (): Failure => failure("payload is not valid UTF-8")
+const notJson = (): Failure => failure("payload is not valid JSON")
 
 /**
  * Parses UTF-8 JSON into an unknown value. A leading byte order mark is skipped (RFC 8259 lets parsers
@@ -110,11 +108,7 @@ export const parseJson = (bytes: Uint8Array): Result.Result<unknown, Failure> =>
   const text = decodeUtf8(bytes)
   if (Result.isFailure(text)) return text
   const json = text.success.startsWith(byteOrderMark) ? text.success.slice(1) : text.success
-  try {
-    return Result.succeed(JSON.parse(json))
-  } catch {
-    return Result.fail(failure("payload is not valid JSON"))
-  }
+  return Result.try({ try: (): unknown => JSON.parse(json), catch: notJson })
 }
 
 /**
@@ -130,16 +124,14 @@ export const parseJson = (bytes: Uint8Array): Result.Result<unknown, Failure> =>
 export const encodeUtf8 = (text: string): Uint8Array => textEncoder.encode(text)
 
 /** JSON text of an already JSON-shaped value; `undefined` has no JSON text, cycles throw. */
-const stringify = (value: unknown): Result.Result<Uint8Array, string> => {
-  try {
-    const text: string | undefined = JSON.stringify(value)
-    return text === undefined
-      ? Result.fail("value has no JSON representation")
-      : Result.succeed(textEncoder.encode(text))
-  } catch (cause) {
-    return Result.fail(`value is not JSON serialisable: ${String(cause)}`)
-  }
-}
+const stringify = (value: unknown): Result.Result<Uint8Array, string> =>
+  Result.flatMap(
+    Result.try({
+      try: (): string | undefined => JSON.stringify(value),
+      catch: (cause) => `value is not JSON serialisable: ${String(cause)}`
+    }),
+    (text) => text === undefined ? Result.fail("value has no JSON representation") : Result.succeed(textEncoder.encode(text))
+  )
 
 /**
  * Decodes an already parsed JSON value (the output of `JSON.parse`) with a Schema's JSON codec

@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+import { Clock, Effect } from "effect"
 import type { Headers } from "./Headers.ts"
 
 /**
@@ -133,23 +134,54 @@ export const describe = (envelope: Envelope): string =>
   (envelope.coordinates.sequence !== undefined ? ` seq ${envelope.coordinates.sequence}` : "")
 
 /**
- * Builds an outgoing message for the byte-level `Broker` (raw publishing, tests, bridges): a fresh id, the
- * current time and empty headers unless given.
+ * Builds an outgoing message for the byte-level `Broker` (raw publishing, tests, bridges): a fresh id and
+ * empty headers unless given, and the caller's `timestamp`. Without one it takes the time of the default
+ * `Clock` (a synchronous constructor sees no `TestClock`: in Effect code, {@link outgoingNow} reads the
+ * fiber's `Clock`).
  *
  * @example
  * ```ts
+ * import { Clock, Effect } from "effect"
  * import { Envelope } from "@switchyard/core"
- * const message = Envelope.outgoing(new TextEncoder().encode("hello"), { key: "greetings", contentType: "text/plain" })
+ * const message = Effect.map(Clock.currentTimeMillis, (timestamp) =>
+ *   Envelope.outgoing(new TextEncoder().encode("hello"), { key: "greetings", contentType: "text/plain", timestamp })
+ * )
  * ```
+ * @category constructors
  * @since 0.1.0
  */
 export const outgoing = (payload: Uint8Array, fields: Partial<Omit<OutgoingMessage, "payload">> = {}): OutgoingMessage => ({
   id: fields.id ?? makeId(),
   key: fields.key,
   headers: fields.headers ?? {},
-  timestamp: fields.timestamp ?? Date.now(),
+  timestamp: fields.timestamp ?? Clock.Clock.defaultValue().currentTimeMillisUnsafe(),
   contentType: fields.contentType ?? "application/octet-stream",
   payload,
   correlationId: fields.correlationId,
   causationId: fields.causationId
 })
+
+/**
+ * {@link outgoing}, stamped (unless `timestamp` is given) with the current time of the fiber's `Clock`, so
+ * that under `TestClock` the message is published at the test's time.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Broker, Envelope } from "@switchyard/core"
+ * const publishHello = Effect.gen(function*() {
+ *   const broker = yield* Broker.Broker
+ *   const message = yield* Envelope.outgoingNow(new TextEncoder().encode("hello"), { key: "greetings" })
+ *   return yield* broker.publish("greetings", [message])
+ * })
+ * ```
+ * @category constructors
+ * @since 0.3.0
+ */
+export const outgoingNow = (
+  payload: Uint8Array,
+  fields: Partial<Omit<OutgoingMessage, "payload">> = {}
+): Effect.Effect<OutgoingMessage> =>
+  fields.timestamp === undefined
+    ? Effect.map(Clock.currentTimeMillis, (timestamp) => outgoing(payload, { ...fields, timestamp }))
+    : Effect.succeed(outgoing(payload, fields))

@@ -326,7 +326,7 @@ export const layer = (options: Options = {}): Layer.Layer<Broker.Broker | Memory
  *   ...broker,
  *   publish: (destination, messages) =>
  *     destination.endsWith(".dlq")
- *       ? Effect.fail(new Errors.PublishError({ destination, reason: "down" }))
+ *       ? Effect.fail(new Errors.PublishError({ destination, reason: Errors.reason("Unreachable", "down") }))
  *       : broker.publish(destination, messages)
  * }))
  * ```

@@ -6,6 +6,7 @@
  * characters, which a NATS header block cannot carry), well-formed UTF-16, at most about 1 KiB per value,
  * and an id short enough for AMQP's 255-byte `message-id`.
  */
+import { Result } from "effect"
 import type { Envelope, OutgoingMessage } from "../Envelope.ts"
 import { makeId } from "../Envelope.ts"
 import * as H from "../Headers.ts"
@@ -63,19 +64,11 @@ export const errorTagOf = (error: unknown): string =>
 export const reasonOf = (error: unknown): string => {
   if (error instanceof Error) return error.message || error.name
   if (typeof error === "string") return error
-  try {
-    // `JSON.stringify` throws on cycles and BigInt, and returns `undefined` for `undefined`, functions, symbols.
-    const json: string | undefined = JSON.stringify(error)
-    if (json !== undefined) return json
-  } catch {
-    // fall through
-  }
-  try {
-    return String(error)
-  } catch {
-    // An object without a prototype, or whose `toString` throws.
-    return "unprintable error value"
-  }
+  // `JSON.stringify` throws on cycles and BigInt, and returns `undefined` for `undefined`, functions, symbols;
+  // `String` throws for an object without a prototype, or whose `toString` throws.
+  const json = Result.getOrUndefined(Result.try((): string | undefined => JSON.stringify(error)))
+  if (json !== undefined) return json
+  return Result.getOrElse(Result.try(() => String(error)), () => "unprintable error value")
 }
 
 const hex = (n: number): string => n.toString(16).padStart(8, "0")

@@ -11,7 +11,7 @@
  */
 import { assert, describe, layer } from "@effect/vitest"
 import type { Layer } from "effect"
-import { Deferred, Duration, Effect, Exit, Fiber, Ref, Schedule, Schema, Stream } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, Fiber, Ref, Schedule, Schema, Stream } from "effect"
 import * as Scope_ from "effect/Scope"
 import type { RawDelivery } from "../Broker.ts"
 import { Broker } from "../Broker.ts"
@@ -26,6 +26,7 @@ import * as Switchyard from "../Switchyard.ts"
 import * as Topic from "../Topic.ts"
 import * as DeadLetterOps from "./internal/deadLetterOps.ts"
 import * as TypedPaths from "./internal/typedPaths.ts"
+import { uniqueName } from "./TestKit.ts"
 
 /**
  * How to run the suite for one broker.
@@ -65,7 +66,9 @@ const makeMessage = (n: number, key: string, extra?: Partial<OutgoingMessage>): 
     ...extra
   })
 
-const payloadOf = (envelope: Envelope): Payload => JSON.parse(decoder.decode(envelope.payload)) as Payload
+const decodePayload = Schema.decodeUnknownSync(Schema.fromJsonString(Payload))
+/** The test payload of a message (a malformed one fails the test with the Schema's message). */
+const payloadOf = (message: Pick<Envelope, "payload">): Payload => decodePayload(decoder.decode(message.payload))
 
 /**
  * Runs the suite in the current vitest file.
@@ -87,7 +90,7 @@ export const suite = (config: Config): void => {
 
   const fresh = (label: string) =>
     Effect.gen(function*() {
-      const name = `conf.${label}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`
+      const name = uniqueName(`conf.${label}`)
       if (config.provision !== undefined) {
         yield* config.provision(name).pipe(Effect.orDie)
         yield* config.provision(`${name}.dlq`).pipe(Effect.orDie)
@@ -170,7 +173,7 @@ export const suite = (config: Config): void => {
             assert.strictEqual(envelope.contentType, message.contentType)
             assert.strictEqual(envelope.correlationId, message.correlationId)
             assert.strictEqual(envelope.causationId, message.causationId)
-            assert.deepStrictEqual(payloadOf(envelope), payloadOf({ ...envelope, payload: message.payload }))
+            assert.deepStrictEqual(payloadOf(envelope), payloadOf(message))
             assert.strictEqual(envelope.attempt, 1)
             assert.strictEqual(envelope.coordinates.destination, destination)
           }
@@ -315,8 +318,8 @@ export const suite = (config: Config): void => {
             yield* readUntil(sub.deliveries, 1_000_000, {
               idleFor: Duration.millis(5000 * scale),
               settle: (d) =>
-                Effect.suspend(() => {
-                  times.push(Date.now())
+                Effect.flatMap(Clock.currentTimeMillis, (now) => {
+                  times.push(now)
                   return times.length === 1 ? d.nack({ delay: "1 second" }) : d.ack
                 }),
               done: () => times.length >= 2
@@ -616,7 +619,7 @@ export const suite = (config: Config): void => {
               // What was drained was acked: the rest, and only the rest, comes back to the group.
               const next = yield* open(destination, "runtime")
               const { ids } = yield* readUntil(next.deliveries, sent.length - finished.size)
-              const redone = sent.filter((m) => ids.has(m.id)).map((m) => JSON.parse(decoder.decode(m.payload)).n as number)
+              const redone = sent.filter((m) => ids.has(m.id)).map((m) => payloadOf(m).n)
               for (const n of redone) assert.isFalse(finished.has(n), `message ${n} was handled but not acked`)
               assert.strictEqual(ids.size, sent.length - finished.size)
             }

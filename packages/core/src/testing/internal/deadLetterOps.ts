@@ -4,8 +4,6 @@
  * group makes only that group reprocess its dead letters (the other group, whose idempotency ledger has the
  * ids, handles none again) and loses nothing; a purge filtered by group empties the rest. A broker without
  * `browse` must not claim to be persistent. Registered by `Conformance.suite`.
- *
- * @internal
  */
 import { assert, type Vitest } from "@effect/vitest"
 import type { Scope } from "effect"
@@ -50,8 +48,6 @@ const eventually = (condition: Effect.Effect<boolean, unknown, Broker>, within: 
 
 /**
  * Registers the cases.
- *
- * @internal
  */
 export const register = (it: Vitest.MethodsNonLive<Broker>, harness: Harness): void => {
   const { capabilities: caps, scale } = harness

@@ -3,8 +3,6 @@
  * deliveries, and for the consumer's failure paths: a handler that throws, a dead letter that cannot be
  * published or that the broker refuses as too large, messages without an id, one id dead-lettered once.
  * Registered by `Conformance.suite`.
- *
- * @internal
  */
 import { assert, type Vitest } from "@effect/vitest"
 import { Duration, Effect, Fiber, Result, Schema, Stream } from "effect"
@@ -64,8 +62,6 @@ const publishingTo = (
 
 /**
  * Registers the cases.
- *
- * @internal
  */
 export const register = (
   it: Vitest.MethodsNonLive<Broker | Publisher | Subscriber.Subscriber>,
