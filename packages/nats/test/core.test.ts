@@ -202,14 +202,18 @@ describe("core NATS broker", () => {
         const endpoint = endpointOn(unique("sy.rpc.fail"))
         class OutOfStock extends Schema.TaggedError<OutOfStock>()("OutOfStock", { sku: Schema.String }) {}
         yield* NatsRpc.serve(endpoint, ({ sku }) => new OutOfStock({ sku }))
-        const error = yield* NatsRpc.request(endpoint, { sku: "gone", quantity: 1 }).pipe(Effect.flip)
+        // At once: long before the request's own timeout.
+        const error = yield* NatsRpc.request(endpoint, { sku: "gone", quantity: 1 }, { timeout: "20 seconds" }).pipe(
+          Effect.flip,
+          Effect.timeout("5 seconds")
+        )
         assert.strictEqual(error._tag, "RemoteError")
         // The shared contract: core's RemoteError, the reason in x-switchyard-rpc-error (as on AMQP).
         assert.instanceOf(error, Errors.RemoteError)
         assert.strictEqual(NatsRpc.errorHeader, "x-switchyard-rpc-error")
         assert.include(error._tag === "RemoteError" ? error.reason : "", "OutOfStock")
         const loose = NatsRpc.endpoint(endpoint.subject, Schema.Struct({ sku: Schema.Number }), Schema.Unknown)
-        const bad = yield* NatsRpc.request(loose, { sku: 1 }).pipe(Effect.flip)
+        const bad = yield* NatsRpc.request(loose, { sku: 1 }, { timeout: "20 seconds" }).pipe(Effect.flip, Effect.timeout("5 seconds"))
         assert.strictEqual(bad._tag, "RemoteError")
         assert.include(bad._tag === "RemoteError" ? bad.reason : "", "DecodeError")
         const encodeFail = yield* NatsRpc.request(endpoint, { sku: "x", quantity: 1.5 }).pipe(Effect.flip)
