@@ -12,7 +12,7 @@
 import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
 import { Broker, Envelope } from "@switchyard/core"
 import { Kafka, logLevel, Partitioners } from "kafkajs"
-import { KafkaAdmin, KafkaBroker } from "@switchyard/kafka"
+import { KafkaBroker, KafkaTopology } from "@switchyard/kafka"
 import { EmbeddedKafka } from "@switchyard/kafka/testing"
 
 const N = Number(process.env["BENCH_KAFKA_MESSAGES"] ?? 50_000)
@@ -178,7 +178,7 @@ const buildBroker = (bootstrap: string) =>
       KafkaBroker.layer({ brokers: [bootstrap], clientId: "bench-switchyard", consumer: {} }),
       scope
     )
-    return { broker: Context.get(ctx, Broker.Broker), admin: Context.get(ctx, KafkaAdmin.KafkaAdmin) }
+    return { broker: Context.get(ctx, Broker.Broker), admin: Context.get(ctx, KafkaTopology.KafkaTopology) }
   })
 
 const scope = Effect.runSync(Scope.make())

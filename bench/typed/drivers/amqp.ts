@@ -7,8 +7,8 @@
  * after the destination and the group's durable classic queue `<destination>.<group>` bound with `#`.
  */
 import * as amqp from "amqplib"
-import { AmqpBroker, Topology } from "@switchyard/amqp"
-import { Redacted } from "effect"
+import { AmqpBroker, AmqpTopology } from "@switchyard/amqp"
+import { Effect, Redacted } from "effect"
 import { rawEncode } from "../common.ts"
 import { type Driver, expectEqual } from "../driver.ts"
 import { runRaw } from "../raw.ts"
@@ -17,9 +17,9 @@ import { runTyped } from "../typed.ts"
 
 const URL_ = process.env["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672"
 
-const topology = (destination: string, group: string): Topology.Topology => ({
+const topology = (destination: string, group: string): AmqpTopology.Topology => ({
   exchanges: [{ name: destination, type: "topic", durable: true }],
-  ...Topology.group(destination, group, "classic")
+  ...AmqpTopology.group(destination, group, "classic")
 })
 
 const options = (order: Order): amqp.Options.Publish => ({
@@ -35,7 +35,7 @@ const raw = async (input: WorkerInput) => {
   let returned = 0
   pub.on("return", () => void returned++)
   const exchange = input.destination
-  const queue = Topology.groupQueueName(input.destination, input.group)
+  const queue = AmqpTopology.groupQueueName(input.destination, input.group)
   const send = (order: Order, done: (err: unknown) => void) => pub.publish(exchange, "", rawEncode(order), options(order), done)
   let sub: amqp.Channel | undefined
   let tag: string | undefined
@@ -92,8 +92,8 @@ export const driver: Driver = {
   },
   prepare: async (input) => {
     const { ch } = admin!
-    await Topology.declareOn(ch, topology(input.destination, input.group))
-    const queue = Topology.groupQueueName(input.destination, input.group)
+    await Effect.runPromise(AmqpTopology.declareOn(ch, topology(input.destination, input.group)))
+    const queue = AmqpTopology.groupQueueName(input.destination, input.group)
     const expected = input.warmup + input.n
     return async (result) => {
       try {

@@ -6,7 +6,7 @@
  */
 import { assert, layer } from "@effect/vitest"
 import { Broker, Consumer, DeadLetters, Headers, Publisher, Switchyard, Topic } from "@switchyard/core"
-import { KafkaAdmin, KafkaBroker } from "@switchyard/kafka"
+import { KafkaBroker, KafkaTopology } from "@switchyard/kafka"
 import { EmbeddedKafka } from "@switchyard/kafka/testing"
 import { Context, Data, Duration, Effect, Layer, Ref, References, Schedule, Schema } from "effect"
 import { json, run, start, tempFile, unique } from "./helpers.ts"
@@ -83,7 +83,7 @@ const lagOf = (destination: string, group: string) =>
 
 const createTopic = (topic: string) =>
   Effect.gen(function*() {
-    const admin = yield* KafkaAdmin.KafkaAdmin
+    const admin = yield* KafkaTopology.KafkaTopology
     yield* admin.createTopics([{ topic, partitions: 4 }])
     assert.strictEqual((yield* admin.describe(topic)).partitions.length, 4)
   })
