@@ -74,7 +74,8 @@ export const fromRecord = (
   attempt: number,
   now: () => number
 ): Envelope.Envelope => {
-  const headers: Record<string, string> = {}
+  // entries, then fromEntries: a header named `__proto__` stays a header
+  const headers: Array<readonly [string, string]> = []
   let id: string | undefined
   let contentType: string | undefined
   let correlationId: string | undefined
@@ -88,7 +89,7 @@ export const fromRecord = (
       else if (name === Headers.contentType) contentType = value
       else if (name === Headers.correlationId) correlationId = value
       else if (name === Headers.causationId) causationId = value
-      else headers[name] = value
+      else headers.push([name, value])
     }
   }
   const value = message.value
@@ -98,7 +99,7 @@ export const fromRecord = (
     brokerId: brokerId(destination, partition, message.offset),
     key,
     keyBytes,
-    headers,
+    headers: Object.fromEntries(headers),
     // Kafka's record timestamp is the message's time (CreateTime, or the broker's LogAppendTime)
     timestamp: undefined,
     brokerTimestamp: Number(message.timestamp),
