@@ -2,13 +2,13 @@
  * Core NATS subscribe: a (queue-group) subscription's callback → the kit's `DeliveryQueue` of `prefetch`
  * deliveries → `Subscription`. Core NATS has no flow control, so what arrives while the queue is full is
  * dropped and counted (`switchyard_nats_slow_consumer_dropped`), as the server does for slow consumers.
- * At most once: settling is a no-op (through `Settlement.make`, so only the first one counts).
+ * At most once: settling is a no-op (see `coreDelivery.ts`).
  */
 import type { Msg, NatsConnection as RawConnection } from "@nats-io/transport-node"
-import type { Broker, Envelope, Errors } from "@switchyard/core"
-import { DeliveryQueue, Settlement } from "@switchyard/core/adapter"
+import type { Broker, Errors } from "@switchyard/core"
+import { DeliveryQueue } from "@switchyard/core/adapter"
 import { Effect, Metric, type Scope } from "effect"
-import { fromMessage } from "./envelope.ts"
+import { CoreDelivery } from "./coreDelivery.ts"
 import { subscribeError } from "./errors.ts"
 import { burstCounter } from "./subscription.ts"
 
@@ -17,26 +17,6 @@ export const droppedDeliveries = Metric.counter("switchyard_nats_slow_consumer_d
   description: "Core NATS deliveries dropped because the subscription's prefetch queue was full",
   incremental: true
 })
-
-const atMostOnce: Settlement.Operations = { ack: Effect.void, nack: () => Effect.void }
-
-/** One core NATS delivery; the envelope is read on first access. */
-class CoreDelivery implements Broker.RawDelivery {
-  #envelope: Envelope.Envelope | undefined
-  readonly ack: Effect.Effect<void, Errors.AckError>
-  readonly nack: (options?: Broker.NackOptions) => Effect.Effect<void, Errors.AckError>
-  constructor(readonly message: Msg, readonly now: () => number) {
-    const settle = Settlement.make(message.subject, atMostOnce)
-    this.ack = settle.ack
-    this.nack = settle.nack
-  }
-  get envelope(): Envelope.Envelope {
-    if (this.#envelope === undefined) {
-      this.#envelope = fromMessage(this.message, { attempt: 1, coordinates: { destination: this.message.subject } }, this.now)
-    }
-    return this.#envelope
-  }
-}
 
 /** Subscribes a member of `options.group` (a queue group) to a subject. */
 export const subscribe = Effect.fn("NatsBroker.subscribeCore")(function*(
