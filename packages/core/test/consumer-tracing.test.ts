@@ -1,0 +1,76 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Option, Tracer } from "effect"
+import * as H from "../src/Headers.ts"
+import { duplicate, handled } from "../src/internal/consumer/outcome.ts"
+import type { Step } from "../src/internal/consumer/step.ts"
+import { traced } from "../src/internal/consumer/tracing.ts"
+import * as Fake from "./helpers/fakeDelivery.ts"
+
+const recordingTracer = () => {
+  const spans: Array<Tracer.NativeSpan> = []
+  const tracer = Tracer.make({
+    span(options) {
+      const span = new Tracer.NativeSpan(options)
+      spans.push(span)
+      return span
+    }
+  })
+  return { spans, tracer }
+}
+
+const context = (enabled: boolean, traceContext: "parent" | "link" = "parent") => ({
+  enabled,
+  broker: { system: "memory", telemetryAttributes: () => ({ "messaging.memory.partition": 0 }) },
+  destination: "orders",
+  group: "billing",
+  traceContext
+})
+
+const acking: Step<number, never, never> = (delivery) => Effect.as(delivery.ack, handled).pipe(Effect.orDie)
+const upstream = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+describe("consumer stage: tracing", () => {
+  it.effect("enabled: one process span per delivery with the outcome, and a settle span inside it", () => {
+    const { spans, tracer } = recordingTracer()
+    return Effect.gen(function*() {
+      const fake = Fake.decoded(1, { envelope: { id: "m-9", attempt: 2, headers: { [H.traceparent]: upstream } } })
+      assert.strictEqual(yield* traced(context(true))(acking)(fake.delivery), handled)
+      const process = spans.find((s) => s.name === "process orders")!
+      const ack = spans.find((s) => s.name === "ack orders")!
+      assert.strictEqual(process.kind, "consumer")
+      assert.strictEqual(process.attributes.get("switchyard.outcome"), "handled")
+      assert.strictEqual(process.attributes.get("messaging.message.id"), "m-9")
+      assert.strictEqual(process.attributes.get("switchyard.message.delivery_attempt"), 2)
+      assert.strictEqual(process.attributes.get("messaging.consumer.group.name"), "billing")
+      assert.strictEqual(process.attributes.get("messaging.memory.partition"), 0)
+      assert.strictEqual(process.traceId, "0af7651916cd43dd8448eb211c80319c", "the publisher's trace was not continued")
+      assert.isTrue(Option.isSome(ack.parent) && ack.parent.value.spanId === process.spanId)
+      assert.strictEqual(ack.attributes.get("messaging.operation.type"), "settle")
+      assert.deepStrictEqual(fake.settlements, [{ _tag: "ack" }])
+    }).pipe(Effect.withTracer(tracer))
+  })
+
+  it.effect("traceContext link: the publisher's span is a link, not the parent", () => {
+    const { spans, tracer } = recordingTracer()
+    return Effect.gen(function*() {
+      yield* traced(context(true, "link"))(() => Effect.succeed(duplicate))(
+        Fake.decoded(1, { envelope: { headers: { [H.traceparent]: upstream } } }).delivery
+      )
+      const process = spans.find((s) => s.name === "process orders")!
+      assert.notStrictEqual(process.traceId, "0af7651916cd43dd8448eb211c80319c")
+      assert.strictEqual(process.links.length, 1)
+      assert.strictEqual(process.attributes.get("switchyard.outcome"), "duplicate")
+    }).pipe(Effect.withTracer(tracer))
+  })
+
+  it.effect("disabled: no span at all, and the delivery's own settlements are used as they are", () => {
+    const { spans, tracer } = recordingTracer()
+    return Effect.gen(function*() {
+      const fake = Fake.decoded(1)
+      const seen: Array<unknown> = []
+      yield* traced(context(false))((delivery) => Effect.sync(() => (seen.push(delivery.ack), handled)))(fake.delivery)
+      assert.strictEqual(seen[0], fake.delivery.ack)
+      assert.strictEqual(spans.length, 0)
+    }).pipe(Effect.withTracer(tracer))
+  })
+})
