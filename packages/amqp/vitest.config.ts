@@ -6,7 +6,8 @@ export default defineProject({
     include: ["test/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    // the broker-restart test stops and starts the shared RabbitMQ node: never run this package's files in parallel
+    // the conformance suite restarts the shared RabbitMQ node (restart.test.ts has a private one): never run this
+    // package's files in parallel
     fileParallelism: false
   }
 })

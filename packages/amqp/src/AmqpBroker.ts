@@ -240,7 +240,7 @@ export const config = (prefix = "AMQP"): Config.Config<Options> =>
  * import { AmqpBroker } from "@switchyard/amqp"
  * const BrokerLive = AmqpBroker.layerConfig()
  * const Orders = AmqpBroker.layerConfig(AmqpBroker.config("ORDERS_AMQP"))
- * const Explicit = AmqpBroker.layerConfig({ url: Config.redacted("RABBIT_URL"), queueType: Config.succeed("quorum" as const) })
+ * const Explicit = AmqpBroker.layerConfig({ url: Config.Redacted("RABBIT_URL"), queueType: Config.succeed("quorum" as const) })
  * ```
  * @since 0.1.0
  */

@@ -2,18 +2,22 @@ import { assert, describe, it } from "@effect/vitest"
 import { Broker } from "@switchyard/core"
 import { Context, Effect, Fiber, Layer, Queue, Ref, Schedule, Stream } from "effect"
 import { AmqpBroker, AmqpConnection } from "../src/index.ts"
-import { message, options, rabbitmqctl, unique } from "./helpers.ts"
+import { RabbitNode } from "../src/testing/index.ts"
+import { message, options, unique } from "./helpers.ts"
 
 /**
- * Restarts the RabbitMQ application twice while 10,000 messages flow from parallel publishers. Every confirmed
- * message must be consumed, and the consumer must resume by itself. RabbitMQ is always started again, even if
- * the test fails (finalizer).
+ * Restarts a private RabbitMQ node (its own node name, ports and database, `RabbitNode`) twice while 10,000
+ * messages flow from parallel publishers. Every confirmed message must be consumed, and the consumer must
+ * resume by itself. The shared node the other tests use is never touched; the private one is stopped and
+ * deleted with the test's scope.
  */
 describe("broker restart", () => {
   it.live("survives two RabbitMQ restarts during 10,000 messages from parallel publishers", () =>
     Effect.gen(function*() {
-      yield* Effect.addFinalizer(() => rabbitmqctl("start_app").pipe(Effect.andThen(rabbitmqctl("await_startup")), Effect.ignore))
-      const services = yield* Layer.build(AmqpBroker.layer({ ...options, connectionName: "restart-test" }))
+      const node = yield* RabbitNode.start()
+      const services = yield* Layer.build(
+        AmqpBroker.layer({ ...options, hostname: node.hostname, port: node.port, connectionName: "restart-test" })
+      )
       const broker = Context.get(services, Broker.Broker)
       const connection = Context.get(services, AmqpConnection.AmqpConnection)
       const destination = unique("restart")
@@ -60,10 +64,9 @@ describe("broker restart", () => {
         // Each restart starts only once the connection is back from the previous one: on a loaded machine a
         // reconnect can take longer than the pause, and two outages would then be seen as one.
         const generation = (yield* connection.current).generation
-        yield* rabbitmqctl("stop_app")
+        yield* node.stop
         yield* Effect.sleep("1 second")
-        yield* rabbitmqctl("start_app")
-        yield* rabbitmqctl("await_startup")
+        yield* node.start
         yield* connection.current.pipe(
           Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: (current) => current.generation > generation }),
           Effect.timeout("60 seconds")
@@ -90,7 +93,10 @@ describe("broker restart", () => {
 
   it.live("after a connection drop, a stale delivery's ack is an AckError and the message comes back on the new channel", () =>
     Effect.gen(function*() {
-      const services = yield* Layer.build(AmqpBroker.layer({ ...options, connectionName: "stale-ack-test" }))
+      const node = yield* RabbitNode.start()
+      const services = yield* Layer.build(
+        AmqpBroker.layer({ ...options, hostname: node.hostname, port: node.port, connectionName: "stale-ack-test" })
+      )
       const broker = Context.get(services, Broker.Broker)
       const connection = Context.get(services, AmqpConnection.AmqpConnection)
       const destination = unique("stale")
@@ -100,7 +106,7 @@ describe("broker restart", () => {
       yield* broker.publish(destination, [message("s-1", "x")])
       const first = yield* Queue.take(received).pipe(Effect.timeout("10 seconds"))
       const generation = (yield* connection.current).generation
-      yield* rabbitmqctl("close_all_connections", "switchyard test: forced drop")
+      yield* node.rabbitmqctl("close_all_connections", "switchyard test: forced drop")
       const again = yield* Queue.take(received).pipe(Effect.timeout("20 seconds"))
       assert.strictEqual(again.envelope.id, "s-1")
       assert.isAtLeast(again.envelope.attempt, 2)
