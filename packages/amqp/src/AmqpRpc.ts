@@ -261,8 +261,11 @@ const openResponder = Effect.fn("AmqpRpc.openResponder")(function*(
 })
 
 const makeServe = (connection: AmqpConnection.AmqpConnectionShape, now: () => number): AmqpRpcShape["serve"] =>
-(destination, handler, options) =>
-  Effect.gen(function*() {
+  Effect.fn("AmqpRpc.serve")(function*<E, R>(
+    destination: string,
+    handler: (request: Envelope.OutgoingMessage) => Effect.Effect<Uint8Array, E, R>,
+    options?: { readonly concurrency?: number | undefined }
+  ) {
     const concurrency = Math.max(1, options?.concurrency ?? 16)
     const { channel, inbox } = yield* openResponder(connection, destination, concurrency)
     const reply = respond(channel, destination)

@@ -1,6 +1,6 @@
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Broker } from "@switchyard/core"
-import { ConfigProvider, Effect, Exit, Layer, Redacted, Scope } from "effect"
+import { ConfigProvider, Effect, Exit, Layer, Redacted, Schema, Scope } from "effect"
 import { AmqpBroker, AmqpConnection, AmqpRpc } from "../src/index.ts"
 import { collect, message, options, rabbitmqctl, takeN, text, unique } from "./helpers.ts"
 
@@ -234,6 +234,25 @@ layer(AmqpBroker.layer(options), { excludeTestServices: true, timeout: "30 secon
       const died = yield* Effect.flip(rpc.request(destination, { payload: encoder.encode("die"), timeout: "20 seconds" }))
       assert.strictEqual(died._tag, "RemoteError")
       assert.include(died.message, "responder defect")
+    }), 10_000)
+
+  it.effect("a responder that cannot decode the request answers at once with a RemoteError naming the decode failure", () =>
+    Effect.gen(function*() {
+      const rpc = yield* AmqpRpc.AmqpRpc
+      const destination = unique("rpc-decode")
+      const Quote = Schema.fromJsonString(Schema.Struct({ sku: Schema.String }))
+      yield* rpc.serve(destination, (req) =>
+        Schema.decodeUnknownEffect(Quote)(new TextDecoder().decode(req.payload)).pipe(
+          Effect.map((quote) => encoder.encode(`price of ${quote.sku}`))
+        ))
+      const ok = yield* rpc.request(destination, { payload: encoder.encode(JSON.stringify({ sku: "a" })), timeout: "20 seconds" })
+      assert.strictEqual(new TextDecoder().decode(ok.payload), "price of a")
+      // a 20 s request timeout: only the responder's answer ends this request within the test's 10 s
+      const start = Date.now()
+      const failed = yield* Effect.flip(rpc.request(destination, { payload: encoder.encode("{not json"), timeout: "20 seconds" }))
+      assert.strictEqual(failed._tag, "RemoteError")
+      assert.include(failed.message, "SchemaError")
+      assert.isBelow(Date.now() - start, 5000)
     }), 10_000)
 
   it.effect("a request to a destination nobody serves is a NoRespondersError", () =>

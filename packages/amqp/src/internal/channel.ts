@@ -86,8 +86,9 @@ export const supervise = <C extends Channel, W extends Watched<C>>(
  * `make` run on first use, in the current scope, and shared from then on; a failed first use is not
  * remembered (the next use tries again).
  */
-export const lazy = <A, E>(make: Effect.Effect<A, E, Scope.Scope>): Effect.Effect<Effect.Effect<A, E>, never, Scope.Scope> =>
-  Effect.gen(function*() {
+export const lazy = Effect.fn("AmqpChannel.lazy")(function*<A, E>(
+  make: Effect.Effect<A, E, Scope.Scope>
+): Effect.fn.Return<Effect.Effect<A, E>, never, Scope.Scope> {
     const scope = yield* Effect.scope
     const cache = yield* Cache.makeWith<"once", A, E>(() => Scope.provide(make, scope), {
       capacity: 1,

@@ -78,8 +78,10 @@ const consume = (parts: Parts, watched: Channels.Watched<Channel>) =>
   )
 
 /** Opens the subscription's channel and consumer, in the scope given (released when it is replaced). */
-const attach = (parts: Parts, attachments: Ref.Ref<number>): Effect.Effect<Attached, Errors.Reason, Scope.Scope> =>
-  Effect.gen(function*() {
+const attach = Effect.fn("AmqpSubscription.attach")(function*(
+  parts: Parts,
+  attachments: Ref.Ref<number>
+): Effect.fn.Return<Attached, Errors.Reason, Scope.Scope> {
     const { connection } = parts.deps
     if ((yield* Ref.getAndUpdate(attachments, (n) => n + 1)) > 0) yield* Effect.mapError(reprovision(parts), (e) => e.reason)
     const live = yield* Effect.mapError(connection.current, (e) => e.reason)
@@ -103,8 +105,10 @@ const lost = (parts: Parts, queueName: string) => (attached: Attached) =>
   )
 
 /** Stops intake once: cancels the consumer, then gives back what was buffered (not counted as an attempt). */
-const stopIntakeOf = (parts: Parts, supervised: Supervisor.Supervised<Attached, Errors.Reason>) =>
-  Effect.gen(function*() {
+const stopIntakeOf = Effect.fn("AmqpSubscription.stopIntake")(function*(
+  parts: Parts,
+  supervised: Supervisor.Supervised<Attached, Errors.Reason>
+) {
     yield* Deferred.succeed(parts.intakeStopped, undefined)
     const current = yield* supervised.current
     if (Channels.isOpen(current)) {

@@ -198,8 +198,9 @@ const rabbitmqctl = (layout: Layout) => (...args: ReadonlyArray<string>): Effect
  * @category constructors
  * @since 0.3.0
  */
-export const start = (options: Options = {}): Effect.Effect<RabbitNode, RabbitNodeError, Scope.Scope> =>
-  Effect.gen(function*() {
+export const start = Effect.fn("RabbitNode.start")(function*(
+  options: Options = {}
+): Effect.fn.Return<RabbitNode, RabbitNodeError, Scope.Scope> {
     const id = globalThis.crypto.randomUUID().replaceAll("-", "").slice(0, 10)
     const directory = yield* Effect.try({
       try: () => Fs.mkdtempSync(Path.join(Os.tmpdir(), `sy-rabbit-${id}-`)),

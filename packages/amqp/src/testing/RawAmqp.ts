@@ -79,12 +79,17 @@ export const publish = (
   channel: amqp.ConfirmChannel,
   exchange: string,
   messages: ReadonlyArray<RawMessage>
-): Effect.Effect<void, RawAmqpError> =>
-  Effect.forEach(messages, (m) =>
+): Effect.Effect<void, RawAmqpError> => {
+  const drained = call("waiting for drain", () => new Promise((resolve) => channel.once("drain", resolve)))
+  const write = (m: RawMessage) =>
     Effect.try({
       try: () => channel.publish(exchange, m.routingKey ?? "", Buffer.from(m.content), m.options ?? {}),
       catch: (error) => new RawAmqpError({ message: `publishing: ${String(error)}` })
-    }).pipe(Effect.flatMap((written) => written ? Effect.void : call("waiting for drain", () => new Promise((resolve) => channel.once("drain", resolve))))), { discard: true }).pipe(Effect.andThen(call("waiting for confirms", () => channel.waitForConfirms())))
+    }).pipe(Effect.flatMap((written) => written ? Effect.void : Effect.asVoid(drained)))
+  return Effect.forEach(messages, write, { discard: true }).pipe(
+    Effect.andThen(call("waiting for confirms", () => channel.waitForConfirms()))
+  )
+}
 
 /**
  * Declares a topology with the raw channel (e.g. a consumer group's queue before anything subscribes).
