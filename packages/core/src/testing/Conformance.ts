@@ -88,15 +88,14 @@ export const suite = (config: Config): void => {
   const idle = Duration.millis(1500 * scale)
   const tolerateDuplicates = !caps.exactlyOnce
 
-  const fresh = (label: string) =>
-    Effect.gen(function*() {
-      const name = uniqueName(`conf.${label}`)
-      if (config.provision !== undefined) {
-        yield* config.provision(name).pipe(Effect.orDie)
-        yield* config.provision(`${name}.dlq`).pipe(Effect.orDie)
-      }
-      return name
-    })
+  const fresh = Effect.fn("Conformance.fresh")(function*(label: string) {
+    const name = uniqueName(`conf.${label}`)
+    if (config.provision !== undefined) {
+      yield* config.provision(name).pipe(Effect.orDie)
+      yield* config.provision(`${name}.dlq`).pipe(Effect.orDie)
+    }
+    return name
+  })
 
   const publish = (destination: string, messages: ReadonlyArray<OutgoingMessage>) =>
     Broker.use((broker) => broker.publish(destination, messages))
@@ -107,7 +106,7 @@ export const suite = (config: Config): void => {
   /**
    * Reads and acks until `expected` distinct ids arrived, or nothing arrived for `idleFor`.
    */
-  const readUntil = (
+  const readUntil = Effect.fn("Conformance.readUntil")(function*(
     deliveries: Stream.Stream<RawDelivery, unknown>,
     expected: number,
     options?: {
@@ -115,25 +114,24 @@ export const suite = (config: Config): void => {
       readonly settle?: (d: RawDelivery) => Effect.Effect<void, unknown>
       readonly done?: () => boolean
     }
-  ) =>
-    Effect.gen(function*() {
-      const received: Array<Envelope> = []
-      const ids = new Set<string>()
-      yield* deliveries.pipe(
-        Stream.timeout(options?.idleFor ?? idle),
-        Stream.mapEffect((delivery) =>
-          Effect.gen(function*() {
-            yield* (options?.settle ?? ((d: RawDelivery) => d.ack))(delivery)
-            received.push(delivery.envelope)
-            ids.add(delivery.envelope.id)
-            return options?.done?.() ?? ids.size >= expected
-          })
-        ),
-        Stream.takeUntil((done) => done),
-        Stream.runDrain
-      )
-      return { received, ids }
-    })
+  ) {
+    const received: Array<Envelope> = []
+    const ids = new Set<string>()
+    const settle = options?.settle ?? ((d: RawDelivery) => d.ack)
+    yield* deliveries.pipe(
+      Stream.timeout(options?.idleFor ?? idle),
+      Stream.mapEffect((delivery) =>
+        Effect.map(settle(delivery), () => {
+          received.push(delivery.envelope)
+          ids.add(delivery.envelope.id)
+          return options?.done?.() ?? ids.size >= expected
+        })
+      ),
+      Stream.takeUntil((done) => done),
+      Stream.runDrain
+    )
+    return { received, ids }
+  })
 
   const assertAllReceived = (sent: ReadonlyArray<OutgoingMessage>, ids: ReadonlySet<string>, received: number) => {
     const missing = sent.filter((m) => !ids.has(m.id))
@@ -503,21 +501,21 @@ export const suite = (config: Config): void => {
 
       // ---- consumer runtime guarantees -------------------------------------------------------------
 
-      const consumeUntil = <A, E>(
+      const consumeUntil = Effect.fn("Conformance.consumeUntil")(function*<A, E>(
         topic: Topic.Topic<A>,
         handler: Consumer.Handler<A, E, never>,
         options: Consumer.Options<E>,
         until: Effect.Effect<boolean>
-      ) =>
-        Effect.gen(function*() {
-          const fiber = yield* Consumer.run(topic, handler, options).pipe(Effect.forkChild)
-          yield* Effect.gen(function*() {
-            while (!(yield* until)) yield* Effect.sleep("50 millis")
-          }).pipe(Effect.timeout(Duration.seconds(30 * scale)))
-          const exit = fiber.pollUnsafe()
-          assert.isUndefined(exit, "the consumer stopped by itself")
-          yield* Fiber.interrupt(fiber)
-        })
+      ) {
+        const fiber = yield* Consumer.run(topic, handler, options).pipe(Effect.forkChild)
+        yield* until.pipe(
+          Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (done) => done }),
+          Effect.timeout(Duration.seconds(30 * scale))
+        )
+        const exit = fiber.pollUnsafe()
+        assert.isUndefined(exit, "the consumer stopped by itself")
+        yield* Fiber.interrupt(fiber)
+      })
 
       const readDeadLetters = (destination: string, expected: number) =>
         Effect.scoped(Effect.flatMap(open(`${destination}.dlq`, "dlq-reader"), (sub) => readUntil(sub.deliveries, expected)))

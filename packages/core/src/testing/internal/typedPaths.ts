@@ -5,7 +5,7 @@
  * Registered by `Conformance.suite`.
  */
 import { assert, type Vitest } from "@effect/vitest"
-import { Duration, Effect, Fiber, Result, Schema, Stream } from "effect"
+import { Duration, Effect, Fiber, Result, Schedule, Schema, Stream } from "effect"
 import type { Scope } from "effect"
 import type { BrokerShape, Subscription } from "../../Broker.ts"
 import { Broker } from "../../Broker.ts"
@@ -70,15 +70,18 @@ export const register = (
   const { capabilities: caps, fresh, publish } = harness
 
   /** Runs a consumer until `until` holds, asserts it is still running, then stops it. */
-  const consumeUntil = (consumer: Effect.Effect<void, unknown, Broker>, until: Effect.Effect<boolean>) =>
-    Effect.gen(function*() {
-      const fiber = yield* Effect.forkChild(consumer)
-      yield* Effect.gen(function*() {
-        while (!(yield* until) && fiber.pollUnsafe() === undefined) yield* Effect.sleep("50 millis")
-      }).pipe(Effect.timeout(Duration.seconds(30 * harness.scale)))
-      assert.isUndefined(fiber.pollUnsafe(), "the consumer stopped by itself")
-      yield* Fiber.interrupt(fiber)
-    })
+  const consumeUntil = Effect.fn("Conformance.consumeUntil")(function*(
+    consumer: Effect.Effect<void, unknown, Broker>,
+    until: Effect.Effect<boolean>
+  ) {
+    const fiber = yield* Effect.forkChild(consumer)
+    yield* until.pipe(
+      Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (done) => done || fiber.pollUnsafe() !== undefined }),
+      Effect.timeout(Duration.seconds(30 * harness.scale))
+    )
+    assert.isUndefined(fiber.pollUnsafe(), "the consumer stopped by itself")
+    yield* Fiber.interrupt(fiber)
+  })
 
   it.effect("typed Subscriber: ack and nack settle the broker's own deliveries; a nacked one comes back", () =>
     Effect.gen(function*() {
