@@ -140,7 +140,8 @@ export const make: Effect.Effect<
   const publish = yield* Publish.make(connection, topology)
   const subscribe = (destination: string, options: Broker.SubscribeOptions) =>
     Effect.map(open(connection, topology, destination, options, false), (s): Broker.Subscription => ({
-      deliveries: s.deliveries
+      deliveries: s.deliveries,
+      stopIntake: s.stopIntake
     }))
   return Broker.Broker.of({
     system: "kafka",

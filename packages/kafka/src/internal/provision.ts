@@ -31,8 +31,9 @@ export const make = <E>(deps: ProvisionDeps<E>): Effect.Effect<Provisioner.Provi
     declare: (topic) =>
       deps.createTopics([specOf(deps.resolved, topic)]).pipe(
         Effect.andThen(deps.describe(topic)),
-        // a topic just created may not have its leaders in the metadata yet
-        Effect.retry({ times: 5, schedule: Schedule.spaced("200 millis") }),
+        // a topic just created may not be in every broker's metadata yet ("does not host this
+        // topic-partition"), for longer on a loaded cluster: try for about 5 seconds
+        Effect.retry({ times: 20, schedule: Schedule.spaced("250 millis") }),
         Effect.asVoid
       )
   })

@@ -70,6 +70,8 @@ export type Command =
   | { readonly _tag: "Readers"; readonly delta: number }
   /** Completed once every command before it is folded (read-your-acks for `lag` and `commit`). */
   | { readonly _tag: "Barrier"; readonly done: Deferred.Deferred<void> }
+  /** Take nothing more, take back what no reader took; settlements still count (a graceful shutdown begins). */
+  | { readonly _tag: "StopIntake" }
   | { readonly _tag: "Stop"; readonly drained: Deferred.Deferred<void> }
 
 /** One assigned partition. */
@@ -104,6 +106,8 @@ export interface State {
   readonly joined: boolean
   readonly readers: number
   readonly acksSinceCommit: number
+  /** Set by `StopIntake` or `Stop`: nothing more is handed out or fetched. */
+  readonly intakeStopped: boolean
   /** Set by `Stop`: completed once nothing handed out is unsettled. */
   readonly draining: Deferred.Deferred<void> | undefined
 }
@@ -115,6 +119,7 @@ export const initial: State = {
   joined: false,
   readers: 0,
   acksSinceCommit: 0,
+  intakeStopped: false,
   draining: undefined
 }
 
@@ -196,7 +201,7 @@ const pump = Effect.fn("Runloop.pump")(function*(env: Env, p: PartitionState, cl
 
 const pumpAll = Effect.fn("Runloop.pumpAll")(function*(env: Env, state: State) {
   const partitions = new Map<number, PartitionState>()
-  for (const p of state.partitions.values()) partitions.set(p.partition, yield* pump(env, p, state.draining !== undefined))
+  for (const p of state.partitions.values()) partitions.set(p.partition, yield* pump(env, p, state.intakeStopped))
   return { ...state, partitions }
 })
 
@@ -271,7 +276,7 @@ const onInherited = Effect.fn("Runloop.onInherited")(function*(
     const p = state.partitions.get(partition)
     if (p === undefined || p.epoch !== epoch) continue
     const ready = { ...p, ready: true, inherited: command.acked.get(partition) ?? p.inherited }
-    next = withPartition(next, yield* pump(env, ready, state.draining !== undefined))
+    next = withPartition(next, yield* pump(env, ready, state.intakeStopped))
   }
   return next
 })
@@ -283,7 +288,7 @@ const onFetched = Effect.fn("Runloop.onFetched")(function*(
   command: Extract<Command, { _tag: "Fetched" }>
 ) {
   const p = state.partitions.get(command.partition)
-  if (p === undefined || state.draining !== undefined) return state
+  if (p === undefined || state.intakeStopped) return state
   const from = Math.max(p.fetched ?? -1, p.tracker.next ?? -1)
   const fresh: Array<Delivery.Pending> = []
   for (const message of command.messages) {
@@ -330,7 +335,7 @@ const onNack = Effect.fn("Runloop.onNack")(function*(
   command: Extract<Command, { _tag: "Settled" }>,
   outcome: Extract<Delivery.Outcome, { _tag: "Nack" }>
 ) {
-  if (state.draining !== undefined) return withPartition(state, { ...p, handed: p.handed - 1 })
+  if (state.intakeStopped) return withPartition(state, { ...p, handed: p.handed - 1 })
   if (outcome.delay !== undefined) {
     yield* redeliverLater(env, command, outcome.delay)
     return withPartition(state, { ...p, handed: p.handed - 1 })
@@ -358,7 +363,7 @@ const onRedeliver = Effect.fn("Runloop.onRedeliver")(function*(
   command: Extract<Command, { _tag: "Redeliver" }>
 ) {
   const p = current(state, command.partition, command.epoch)
-  if (p === undefined || state.draining !== undefined) return state
+  if (p === undefined || state.intakeStopped) return state
   return withPartition(state, yield* pump(env, { ...p, buffer: [command.pending, ...p.buffer] }, false))
 })
 
@@ -403,13 +408,18 @@ const takeBack = Effect.fn("Runloop.takeBack")(function*(env: Env, state: State)
   return { ...state, partitions }
 })
 
-const onStop = Effect.fn("Runloop.onStop")(function*(env: Env, state: State, drained: Deferred.Deferred<void>) {
-  const stopping: State = { ...state, draining: drained }
+/** Pauses everything, drops the buffers and takes back what no reader took. */
+const onStopIntake = Effect.fn("Runloop.onStopIntake")(function*(env: Env, state: State) {
+  if (state.intakeStopped) return state
   const partitions = new Map<number, PartitionState>()
-  for (const p of stopping.partitions.values()) {
+  for (const p of state.partitions.values()) {
     partitions.set(p.partition, yield* pump(env, { ...p, buffer: [] }, true))
   }
-  return yield* takeBack(env, { ...stopping, partitions })
+  return yield* takeBack(env, { ...state, partitions, intakeStopped: true })
+})
+
+const onStop = Effect.fn("Runloop.onStop")(function*(env: Env, state: State, drained: Deferred.Deferred<void>) {
+  return { ...(yield* onStopIntake(env, state)), draining: drained }
 })
 
 /** One command folded over the state. */
@@ -449,6 +459,8 @@ const stepOf = (env: Env, state: State, command: Command): Effect.Effect<State> 
       return Effect.succeed({ ...state, readers: state.readers + command.delta })
     case "Barrier":
       return Effect.as(Deferred.succeed(command.done, undefined), state)
+    case "StopIntake":
+      return onStopIntake(env, state)
     case "Stop":
       return onStop(env, state, command.drained)
   }

@@ -47,6 +47,7 @@ export const lagGauge = Metric.gauge("switchyard_kafka_consumer_lag", {
 
 /** A running subscription: the contract's stream plus the native extras. */
 export interface RunningSubscription extends Broker.Subscription {
+  readonly stopIntake: Effect.Effect<void>
   readonly commit: Effect.Effect<void>
   readonly partitions: Stream.Stream<PartitionStream, Errors.SubscribeError>
   readonly rebalances: Stream.Stream<RebalanceEvent, Errors.SubscribeError>
@@ -335,6 +336,7 @@ export const subscribe = Effect.fn("Kafka.subscribe")(function*(opts: Subscripti
   yield* Effect.addFinalizer(() => shutdown(parts, queues, commit))
   return {
     deliveries: counted(parts, queues.shared.stream.pipe(Stream.filter(liveOnly(parts)))),
+    stopIntake: Queue.offer(parts.commands, { _tag: "StopIntake" }).pipe(Effect.andThen(barrier(parts))),
     commit: Effect.andThen(barrier(parts), commit),
     partitions: counted(parts, queues.streams.stream),
     rebalances: Stream.fromQueue(queues.rebalances),

@@ -6,13 +6,14 @@
  *
  * @since 0.1.0
  */
-import { spawn, type ChildProcess } from "node:child_process"
+import { type ChildProcess, type ChildProcessByStdio, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { Duration, Effect, Schedule, Schema, Scope } from "effect"
+import type { Readable } from "node:stream"
+import { Duration, Effect, Ref, Schedule, Schema, Scope } from "effect"
 import { Kafka, logLevel } from "kafkajs"
 
 /**
@@ -278,6 +279,59 @@ const newClusterId = (): string => {
   return id.startsWith("-") ? newClusterId() : id
 }
 
+/** A started broker process and the tail of what it printed (for the error when it does not start). */
+interface Launched {
+  readonly proc: ChildProcessByStdio<null, Readable, Readable>
+  readonly tail: { text: string }
+}
+
+const spawnJava = (args: ReadonlyArray<string>, cwd: string, verbose: boolean): Launched => {
+  const proc = spawn("java", args, { cwd, stdio: ["ignore", "pipe", "pipe"] })
+  const tail = { text: "" }
+  const onData = (d: Buffer) => {
+    const text = d.toString()
+    if (verbose) process.stderr.write(text)
+    tail.text = (tail.text + text).slice(-20_000)
+  }
+  proc.stdout.on("data", onData)
+  proc.stderr.on("data", onData)
+  return { proc, tail }
+}
+
+/** Resolves once the broker printed "Kafka Server started"; fails if it exits (or cannot spawn) before. */
+const untilStarted = ({ proc, tail }: Launched) =>
+  Effect.callback<void, EmbeddedKafkaError>((resume) => {
+    const onData = () => {
+      if (tail.text.includes("Kafka Server started")) resume(Effect.void)
+    }
+    const onError = (e: Error) => resume(Effect.fail(fail("cannot spawn java", e)))
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
+      resume(Effect.fail(fail(`broker exited (code ${code}, signal ${signal}) before it was ready:\n${tail.text.slice(-6000)}`)))
+    // (listeners added after spawnJava's, so the tail already holds the chunk being checked)
+    proc.stdout.on("data", onData)
+    proc.stderr.on("data", onData)
+    proc.on("error", onError)
+    proc.on("exit", onExit)
+    onData()
+    return Effect.sync(() => {
+      proc.stdout.off("data", onData)
+      proc.stderr.off("data", onData)
+      proc.off("error", onError)
+      proc.off("exit", onExit)
+    })
+  })
+
+/** SIGTERM, then SIGKILL after 10 s; nothing when it has exited already. */
+const stopChild = (proc: ChildProcess | undefined): Effect.Effect<void> => {
+  if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return Effect.void
+  const signal = (name: NodeJS.Signals) =>
+    Effect.callback<void>((resume) => {
+      proc.once("exit", () => resume(Effect.void))
+      proc.kill(name)
+    })
+  return signal("SIGTERM").pipe(Effect.timeoutOrElse({ duration: "10 seconds", orElse: () => signal("SIGKILL") }))
+}
+
 /**
  * Starts a broker in the current scope; the scope's close stops it (SIGTERM, then SIGKILL after 10 s) and
  * removes its log dir. Resolves after "Kafka Server started" and an admin round trip.
@@ -335,63 +389,22 @@ export const start = (options: StartOptions = {}): Effect.Effect<EmbeddedKafka, 
       work
     )
 
-    let child: ChildProcess | undefined
-    let output = ""
-
-    const launch = Effect.callback<void, EmbeddedKafkaError>((resume) => {
-      output = ""
-      const proc = spawn("java", [...jvm, "kafka.Kafka", propsFile], { cwd: work, stdio: ["ignore", "pipe", "pipe"] })
-      child = proc
-      let done = false
-      const onData = (d: Buffer) => {
-        const text = d.toString()
-        if (options.verbose) process.stderr.write(text)
-        output = (output + text).slice(-20_000)
-        if (!done && output.includes("Kafka Server started")) {
-          done = true
-          resume(Effect.void)
-        }
-      }
-      proc.stdout.on("data", onData)
-      proc.stderr.on("data", onData)
-      proc.on("error", (e) => {
-        if (!done) {
-          done = true
-          resume(Effect.fail(fail("cannot spawn java", e)))
-        }
-      })
-      proc.on("exit", (code, signal) => {
-        if (!done) {
-          done = true
-          resume(Effect.fail(fail(`broker exited (code ${code}, signal ${signal}) before it was ready:\n${output.slice(-6000)}`)))
-        }
-      })
-    }).pipe(
-      Effect.timeoutOrElse({
-        duration: timeout,
-        orElse: () => Effect.fail(fail(`broker not ready within the timeout:\n${output.slice(-6000)}`))
-      }),
+    const current = yield* Ref.make<ChildProcess | undefined>(undefined)
+    const spawnBroker = Effect.sync(() => spawnJava([...jvm, "kafka.Kafka", propsFile], work, options.verbose === true)).pipe(
+      Effect.tap((launched) => Ref.set(current, launched.proc))
+    )
+    const launch = spawnBroker.pipe(
+      Effect.flatMap((launched) =>
+        untilStarted(launched).pipe(
+          Effect.timeoutOrElse({
+            duration: timeout,
+            orElse: () => Effect.fail(fail(`broker not ready within the timeout:\n${launched.tail.text.slice(-6000)}`))
+          })
+        )
+      ),
       Effect.andThen(adminRoundTrip(`127.0.0.1:${port}`, timeout))
     )
-
-    const stopProcess = Effect.suspend(() => {
-      const proc = child
-      child = undefined
-      if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return Effect.void
-      return Effect.callback<void>((resume) => {
-        proc.once("exit", () => resume(Effect.void))
-        proc.kill("SIGTERM")
-      }).pipe(
-        Effect.timeoutOrElse({
-          duration: "10 seconds",
-          orElse: () =>
-            Effect.callback<void>((resume) => {
-              proc.once("exit", () => resume(Effect.void))
-              proc.kill("SIGKILL")
-            })
-        })
-      )
-    })
+    const stopProcess = Effect.flatMap(Ref.getAndSet(current, undefined), stopChild)
 
     yield* Effect.addFinalizer(() => stopProcess)
     yield* launch.pipe(Effect.tapError(() => stopProcess))
