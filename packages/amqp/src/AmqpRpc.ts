@@ -9,8 +9,7 @@
  * @since 0.1.0
  */
 import type { Channel, ConsumeMessage } from "amqplib"
-import type { Envelope } from "@switchyard/core"
-import { Errors } from "@switchyard/core"
+import { Envelope, Errors } from "@switchyard/core"
 import { DeliveryQueue } from "@switchyard/core/adapter"
 import type { Scope } from "effect"
 import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Layer, Stream } from "effect"
@@ -120,19 +119,28 @@ const replyTo = "amq.rabbitmq.reply-to"
 
 type Outcome = Reply | "no-responders"
 
-const stringHeaders = (raw: Record<string, unknown> | undefined): Record<string, string> =>
-  Object.fromEntries(Object.entries(raw ?? {}).flatMap(([name, value]) => {
-    const text = AmqpEnvelope.headerString(value)
-    return text === undefined ? [] : [[name, text]]
-  }))
-
 const correlationOf = (message: ConsumeMessage): string => AmqpEnvelope.headerString(message.properties.correlationId) ?? ""
 
-const replyOf = (message: ConsumeMessage): Reply => ({
-  payload: AmqpEnvelope.payloadOf(message.content),
-  headers: stringHeaders(message.properties.headers),
-  contentType: AmqpEnvelope.headerString(message.properties.contentType) ?? "application/octet-stream",
-  correlationId: correlationOf(message)
+/** A reply through the one envelope mapping (its headers without the envelope's own). */
+const replyOf = (message: ConsumeMessage, now: () => number): Reply => {
+  const envelope = AmqpEnvelope.toEnvelope(message, replyTo, 1, now)
+  return {
+    payload: envelope.payload,
+    headers: envelope.headers,
+    contentType: envelope.contentType,
+    correlationId: envelope.correlationId ?? ""
+  }
+}
+
+/** The publish options of a request or a reply, through the one envelope mapping (not persistent). */
+const rpcOptions = (
+  payload: Uint8Array,
+  fields: Partial<Omit<Envelope.OutgoingMessage, "payload">>,
+  now: () => number,
+  mandatory: boolean
+) => ({
+  ...AmqpEnvelope.toPublishOptions(Envelope.outgoing(payload, { timestamp: now(), ...fields }), { mandatory }),
+  persistent: false
 })
 
 /** The reason of a failed handler, bounded: it travels in a header. */
@@ -142,7 +150,7 @@ const failureReason = (cause: Cause.Cause<unknown>): string => {
 }
 
 /** The requester's channel: direct reply-to consumed, returns (no queue bound) answered as no-responders. */
-const setupRequester = (pending: Map<string, Deferred.Deferred<Outcome>>) => (watched: Channels.Watched<Channel>) => {
+const setupRequester = (pending: Map<string, Deferred.Deferred<Outcome>>, now: () => number) => (watched: Channels.Watched<Channel>) => {
   const settle = (id: string, outcome: Outcome) => {
     const waiting = pending.get(id)
     if (waiting !== undefined) Deferred.doneUnsafe(waiting, Exit.succeed(outcome))
@@ -150,7 +158,7 @@ const setupRequester = (pending: Map<string, Deferred.Deferred<Outcome>>) => (wa
   watched.channel.on("return", (message: ConsumeMessage) => settle(correlationOf(message), "no-responders"))
   return Provision.run(() =>
     watched.channel.consume(replyTo, (message) => {
-      if (message !== null) settle(correlationOf(message), replyOf(message))
+      if (message !== null) settle(correlationOf(message), replyOf(message, now))
     }, { noAck: true })
   ).pipe(
     Effect.mapError((reason) => Provision.connectionError("rabbitmq", reason)),
@@ -167,7 +175,8 @@ const outcomeOf = (destination: string, outcome: Outcome): Effect.Effect<Reply, 
 const makeRequest = (
   connection: AmqpConnection.AmqpConnectionShape,
   requester: Effect.Effect<Channels.Watched<Channel>, Errors.ConnectionError>,
-  pending: Map<string, Deferred.Deferred<Outcome>>
+  pending: Map<string, Deferred.Deferred<Outcome>>,
+  now: () => number
 ): AmqpRpcShape["request"] =>
 (destination, request) => {
   const timeoutMillis = Duration.toMillis(Duration.fromInputUnsafe(request.timeout ?? "5 seconds"))
@@ -179,13 +188,18 @@ const makeRequest = (
       pending.set(correlationId, outcome)
       return Effect.try({
         try: () =>
-          watched.channel.publish(destination, request.key ?? "", AmqpEnvelope.toBuffer(request.payload), {
-            correlationId,
-            replyTo,
-            mandatory: true,
-            contentType: request.contentType ?? "application/octet-stream",
-            headers: { ...request.headers }
-          }),
+          watched.channel.publish(
+            destination,
+            request.key ?? "",
+            AmqpEnvelope.toBuffer(request.payload),
+            rpcOptions(request.payload, {
+              id: correlationId,
+              key: request.key,
+              correlationId,
+              headers: { ...request.headers, [AmqpEnvelope.AmqpHeaders.replyTo]: replyTo },
+              ...(request.contentType !== undefined ? { contentType: request.contentType } : {})
+            }, now, true)
+          ),
         catch: (error) => AmqpErrors.reasonOf(error)
       }).pipe(
         Effect.mapError(publishError),
@@ -206,17 +220,14 @@ const makeRequest = (
 }
 
 /** Replies to a request (to its direct reply-to queue) and acks it; a closed channel loses the reply. */
-const respond = (channel: Channel, destination: string) =>
+const respond = (channel: Channel, destination: string, now: () => number) =>
 (message: ConsumeMessage, payload: Uint8Array, headers: Record<string, string>) =>
   Effect.try({
     try: () => {
       const to = AmqpEnvelope.headerString(message.properties.replyTo)
       if (to !== undefined && to !== "") {
-        channel.publish("", to, AmqpEnvelope.toBuffer(payload), {
-          correlationId: correlationOf(message),
-          contentType: "application/octet-stream",
-          headers
-        })
+        const options = rpcOptions(payload, { correlationId: correlationOf(message), headers }, now, false)
+        channel.publish("", to, AmqpEnvelope.toBuffer(payload), options)
       }
       channel.ack(message)
     },
@@ -268,7 +279,7 @@ const makeServe = (connection: AmqpConnection.AmqpConnectionShape, now: () => nu
   ) {
     const concurrency = Math.max(1, options?.concurrency ?? 16)
     const { channel, inbox } = yield* openResponder(connection, destination, concurrency)
-    const reply = respond(channel, destination)
+    const reply = respond(channel, destination, now)
     const answer = (message: ConsumeMessage) =>
       Effect.suspend(() => handler(AmqpEnvelope.toEnvelope(message, destination, 1, now))).pipe(
         Effect.flatMap((payload) => reply(message, payload, {})),
@@ -302,11 +313,12 @@ const makeServe = (connection: AmqpConnection.AmqpConnectionShape, now: () => nu
 export const make: Effect.Effect<AmqpRpcShape, never, AmqpConnection.AmqpConnection | Scope.Scope> = Effect.gen(function*() {
   const connection = yield* AmqpConnection.AmqpConnection
   const clock = yield* Clock.Clock
+  const now = () => clock.currentTimeMillisUnsafe()
   const pending = new Map<string, Deferred.Deferred<Outcome>>()
-  const requester = yield* Channels.lazy(Channels.supervise(connection, connection.openChannel, setupRequester(pending)))
+  const requester = yield* Channels.lazy(Channels.supervise(connection, connection.openChannel, setupRequester(pending, now)))
   return AmqpRpc.of({
-    request: makeRequest(connection, Effect.flatMap(requester, (current) => current), pending),
-    serve: makeServe(connection, () => clock.currentTimeMillisUnsafe())
+    request: makeRequest(connection, Effect.flatMap(requester, (current) => current), pending, now),
+    serve: makeServe(connection, now)
   })
 })
 
