@@ -17,6 +17,7 @@ import type { AckError, PublishError, SubscribeError } from "./Errors.ts"
 /**
  * Where a new consumer group starts reading.
  *
+ * @category models
  * @since 0.1.0
  */
 export type StartFrom = "earliest" | "latest"
@@ -24,6 +25,7 @@ export type StartFrom = "earliest" | "latest"
 /**
  * Options of a subscription.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface SubscribeOptions {
@@ -41,6 +43,7 @@ export interface SubscribeOptions {
 /**
  * Options of a negative acknowledgement.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface NackOptions {
@@ -52,6 +55,7 @@ export interface NackOptions {
  * One message handed to a subscriber, with the effects that settle it. `ack` and `nack` are idempotent:
  * only the first settlement counts.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface RawDelivery {
@@ -71,6 +75,7 @@ export interface RawDelivery {
  * An open subscription. It lives in the Scope it was opened in: closing the scope cancels it at the
  * broker, and unacknowledged deliveries are redelivered to other members.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Subscription {
@@ -88,6 +93,7 @@ export interface Subscription {
 /**
  * Options of {@link BrokerShape.browse}.
  *
+ * @category models
  * @since 0.2.0
  */
 export interface BrowseOptions {
@@ -103,6 +109,7 @@ export interface BrowseOptions {
  * leaves it where it is (its position may change, e.g. a requeue on RabbitMQ). Two reads of one destination
  * at once are not supported.
  *
+ * @category models
  * @since 0.2.0
  */
 export interface Browse {
@@ -114,6 +121,7 @@ export interface Browse {
 /**
  * What a broker says about itself (`switchyard health`).
  *
+ * @category models
  * @since 0.2.0
  */
 export interface ServerInfo {
@@ -128,6 +136,7 @@ export interface ServerInfo {
 /**
  * The byte-level broker service.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface BrokerShape {
@@ -181,6 +190,7 @@ export interface BrokerShape {
  * import { Broker } from "@switchyard/core"
  * const system = Broker.Broker.useSync((broker) => broker.system)
  * ```
+ * @category services
  * @since 0.1.0
  */
 export class Broker extends Context.Service<Broker, BrokerShape>()("@switchyard/core/Broker") {}
@@ -188,6 +198,7 @@ export class Broker extends Context.Service<Broker, BrokerShape>()("@switchyard/
 /**
  * Default subscription options.
  *
+ * @category defaults
  * @since 0.1.0
  */
 export const defaultSubscribeOptions: SubscribeOptions = { group: "default", prefetch: 256, startFrom: "earliest" }
@@ -197,6 +208,7 @@ export const defaultSubscribeOptions: SubscribeOptions = { group: "default", pre
  * acknowledgements to pace the sender, so the subscription's bounded buffer is all that absorbs a burst (a
  * publisher's batch of 500 arrives in one socket read); what does not fit is dropped and counted.
  *
+ * @category defaults
  * @since 0.2.0
  */
 export const atMostOncePrefetch = 8192
@@ -211,6 +223,7 @@ export const atMostOncePrefetch = 8192
  * Broker.defaultPrefetch(Capabilities.none, 16) // 16
  * Broker.defaultPrefetch({ ...Capabilities.none, atMostOnce: true }, 16) // 8192
  * ```
+ * @category defaults
  * @since 0.2.0
  */
 export const defaultPrefetch = (capabilities: Capabilities, ackedDefault: number): number =>

@@ -13,6 +13,7 @@
  * import { Capabilities } from "@switchyard/core"
  * const caps: Capabilities.Capabilities = { ...Capabilities.none, consumerGroups: true, persistent: true }
  * ```
+ * @category models
  * @since 0.1.0
  */
 export interface Capabilities {
@@ -39,6 +40,7 @@ export interface Capabilities {
 /**
  * All flags off; spread it and switch on what a broker has.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const none: Capabilities = {

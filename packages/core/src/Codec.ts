@@ -10,6 +10,7 @@ import { Result, Schema } from "effect"
 /**
  * A payload codec.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Codec<A> {
@@ -25,6 +26,7 @@ export interface Codec<A> {
  * event type the codec does not know (see `Router`), so the consumer can ignore it instead of
  * dead-lettering it.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Failure {
@@ -41,6 +43,7 @@ export interface Failure {
  * const notAnOrder = Codec.failure("expected an order")
  * const unknownEvent = Codec.failure("no handler for this event type", "OrderShipped")
  * ```
+ * @category constructors
  * @since 0.1.0
  */
 export const failure = (message: string, unknownType?: string): Failure =>
@@ -67,6 +70,7 @@ const loneSurrogate = /\p{Cs}/u
  *   decode: (b) => Result.succeed(new TextDecoder().decode(b))
  * })
  * ```
+ * @category constructors
  * @since 0.1.0
  */
 export const make = <A>(codec: Codec<A>): Codec<A> => codec
@@ -83,6 +87,7 @@ export const make = <A>(codec: Codec<A>): Codec<A> => codec
  * const bad = Codec.decodeUtf8(new Uint8Array([0xff]))      // failure: not valid UTF-8
  * console.log(Result.isSuccess(text), Result.isFailure(bad)) // true true
  * ```
+ * @category utils
  * @since 0.1.0
  */
 export const decodeUtf8 = (bytes: Uint8Array): Result.Result<string, Failure> =>
@@ -102,6 +107,7 @@ const notJson = (): Failure => failure("payload is not valid JSON")
  * const parsed = Codec.parseJson(Codec.encodeUtf8('{"orderId":"o-1"}'))
  * if (Result.isSuccess(parsed)) console.log(parsed.success) // { orderId: "o-1" }
  * ```
+ * @category utils
  * @since 0.1.0
  */
 export const parseJson = (bytes: Uint8Array): Result.Result<unknown, Failure> => {
@@ -119,6 +125,7 @@ export const parseJson = (bytes: Uint8Array): Result.Result<unknown, Failure> =>
  * import { Codec } from "@switchyard/core"
  * const bytes = Codec.encodeUtf8("héllo") // Uint8Array(6)
  * ```
+ * @category utils
  * @since 0.1.0
  */
 export const encodeUtf8 = (text: string): Uint8Array => textEncoder.encode(text)
@@ -138,6 +145,7 @@ const stringify = (value: unknown): Result.Result<Uint8Array, string> =>
  * (`Schema.toCodecJson`): the decoding half of `json`, for codecs that parse once and inspect the value
  * first (see `Router`). Build it once per schema; the returned function is the per-message path.
  *
+ * @category utils
  * @since 0.2.0
  */
 export const jsonValueDecoder = <S extends Schema.Codec<unknown, unknown, never, never>>(
@@ -168,6 +176,7 @@ const decoderOf = <A>(codec: Schema.Codec<A, unknown, never, never>) => {
  * import { Codec } from "@switchyard/core"
  * const codec = Codec.json(Schema.Struct({ orderId: Schema.String, placedAt: Schema.Date }))
  * ```
+ * @category codecs
  * @since 0.1.0
  */
 export const json = <S extends Schema.Codec<unknown, unknown, never, never>>(schema: S): Codec<S["Type"]> => {
@@ -192,6 +201,7 @@ export const json = <S extends Schema.Codec<unknown, unknown, never, never>>(sch
  * UTF-8 text, byte for byte: decoding fails on invalid UTF-8, encoding fails on a string with a lone
  * surrogate (which has no UTF-8 form), so what is decoded is always exactly what was encoded.
  *
+ * @category codecs
  * @since 0.1.0
  */
 export const string: Codec<string> = {
@@ -206,6 +216,7 @@ export const string: Codec<string> = {
 /**
  * Raw bytes, passed through unchanged.
  *
+ * @category codecs
  * @since 0.1.0
  */
 export const bytes: Codec<Uint8Array> = {

@@ -42,6 +42,7 @@ import type { Topic } from "./Topic.ts"
 /**
  * A message handler: a pure effect of the decoded value and its envelope.
  *
+ * @category models
  * @since 0.1.0
  */
 export type Handler<A, E, R> = (value: A, envelope: Envelope) => Effect.Effect<unknown, E, R>
@@ -49,6 +50,7 @@ export type Handler<A, E, R> = (value: A, envelope: Envelope) => Effect.Effect<u
 /**
  * Ordering guarantee of a consumer.
  *
+ * @category models
  * @since 0.1.0
  */
 export type Ordering = "none" | "key" | "partition"
@@ -56,6 +58,7 @@ export type Ordering = "none" | "key" | "partition"
 /**
  * Options of a consumer. Only `group` is usually set; everything else has a safe default.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Options<E> {
@@ -305,6 +308,7 @@ export const run: <A, E, R>(
  * const orders = Topic.make("orders", Schema.Struct({ id: Schema.String }))
  * const EmailConsumer = Consumer.layer(orders, (o) => Effect.log(`email for ${o.id}`), { group: "email" })
  * ```
+ * @category layers
  * @since 0.1.0
  */
 export const layer = <A, E, R>(
@@ -335,6 +339,7 @@ export const layer = <A, E, R>(
  *   yield* Effect.sleep("1 minute") // the consumer runs meanwhile; closing the scope drains it
  * })).pipe(Effect.provide(Switchyard.layerMemory()))
  * ```
+ * @category running
  * @since 0.1.0
  */
 export const start = <A, E, R>(

@@ -29,6 +29,7 @@ import type { Topic } from "./Topic.ts"
 /**
  * The form a dead letter was stored in (see docs/architecture.md, "Dead letters the broker refuses").
  *
+ * @category models
  * @since 0.2.0
  */
 export type Form = "full" | "headers-omitted" | "payload-omitted"
@@ -39,6 +40,7 @@ export type Form = "full" | "headers-omitted" | "payload-omitted"
  * A message in the destination that is not a Switchyard dead letter (no reason header) is reported too, with
  * `isDeadLetter: false` and the reason {@link notADeadLetter}; it is never redriven.
  *
+ * @category models
  * @since 0.2.0
  */
 export interface DeadLetter<A> {
@@ -75,6 +77,7 @@ export interface DeadLetter<A> {
 /**
  * Which dead letters an operation applies to; every field set must match.
  *
+ * @category models
  * @since 0.2.0
  */
 export interface Filter {
@@ -96,6 +99,7 @@ export interface Filter {
 /**
  * Where the dead letters are read from: `destination` (default `"<topic>.dlq"`).
  *
+ * @category models
  * @since 0.2.0
  */
 export interface Source {
@@ -105,6 +109,7 @@ export interface Source {
 /**
  * How far a redrive or purge got; given to `onProgress` at least every 100 messages and once at the end.
  *
+ * @category models
  * @since 0.2.0
  */
 export interface Progress {
@@ -122,6 +127,7 @@ export interface Progress {
 /**
  * Counts of the (matching) dead letters of a destination.
  *
+ * @category models
  * @since 0.2.0
  */
 export interface Counts {
@@ -134,6 +140,7 @@ export interface Counts {
 /**
  * Options of {@link redrive}.
  *
+ * @category models
  * @since 0.2.0
  */
 export interface RedriveOptions extends Filter, Source {
@@ -149,6 +156,7 @@ export interface RedriveOptions extends Filter, Source {
 /**
  * Options of {@link purge}.
  *
+ * @category models
  * @since 0.2.0
  */
 export interface PurgeOptions extends Filter, Source {
@@ -162,6 +170,7 @@ export interface PurgeOptions extends Filter, Source {
 /**
  * What a redrive did.
  *
+ * @category models
  * @since 0.2.0
  */
 export interface RedriveSummary {
@@ -191,6 +200,7 @@ export interface RedriveSummary {
 /**
  * What a purge did.
  *
+ * @category models
  * @since 0.2.0
  */
 export interface PurgeSummary {
@@ -210,6 +220,7 @@ export interface PurgeSummary {
 /**
  * The reason reported for a message of a dead-letter destination without Switchyard's dead-letter headers.
  *
+ * @category constants
  * @since 0.2.0
  */
 export const notADeadLetter = "not a Switchyard dead letter"
@@ -261,6 +272,7 @@ const originalHeaders = (headers: H.Headers): H.Headers => {
  * const deadLetter = DeadLetters.parse(orders, stored)
  * console.log(deadLetter.reason, deadLetter.originGroup, deadLetter.original.id)
  * ```
+ * @category parsing
  * @since 0.2.0
  */
 export const parse = <A>(topic: Topic<A>, envelope: Envelope): DeadLetter<A> => {
@@ -311,6 +323,7 @@ export const parse = <A>(topic: Topic<A>, envelope: Envelope): DeadLetter<A> => 
  * declare const deadLetter: DeadLetters.DeadLetter<unknown>
  * DeadLetters.matches({ group: "billing", reason: "declined" })(deadLetter)
  * ```
+ * @category filtering
  * @since 0.2.0
  */
 export const matches = (filter: Filter) => (deadLetter: DeadLetter<unknown>): boolean =>
@@ -361,6 +374,7 @@ const increment = (record: Record<string, number>, key: string) => {
  *   Stream.runForEach((dl) => Effect.log(`${dl.original.id}: ${dl.errorTag}: ${dl.reason}`))
  * )
  * ```
+ * @category reading
  * @since 0.2.0
  */
 export const list = <A>(
@@ -391,6 +405,7 @@ export const list = <A>(
  *   yield* Effect.log(`${counts.total} dead letters`, counts.byReason)
  * })
  * ```
+ * @category reading
  * @since 0.2.0
  */
 export const count = <A>(topic: Topic<A>, options: Filter & Source = {}): Effect.Effect<Counts, SubscribeError, Broker> =>
@@ -571,6 +586,7 @@ const runsByDestination = <A>(items: ReadonlyArray<Item<A>>): ReadonlyArray<read
  *   yield* Effect.log(`redrove ${summary.redriven} at ${summary.ratePerSecond.toFixed(0)}/s; ${summary.kept} kept`)
  * })
  * ```
+ * @category operations
  * @since 0.2.0
  */
 export const redrive: <A>(
@@ -658,6 +674,7 @@ export const redrive: <A>(
  *   Effect.tap((summary) => Effect.log(`purged ${summary.purged}, kept ${summary.kept}`))
  * )
  * ```
+ * @category operations
  * @since 0.2.0
  */
 export const purge: <A>(topic: Topic<A>, options?: PurgeOptions) => Effect.Effect<PurgeSummary, SubscribeError, Broker> = Effect

@@ -11,6 +11,7 @@ import type { Headers } from "./Headers.ts"
  * an offset, JetStream a stream sequence, AMQP a delivery tag. `lane` is the ordering lane the broker
  * guarantees order within (a partition), used by the consumer's `"partition"` ordering mode.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Coordinates {
@@ -27,6 +28,7 @@ export interface Coordinates {
 /**
  * A message ready for a broker: the payload is already encoded.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface OutgoingMessage {
@@ -57,6 +59,7 @@ export interface OutgoingMessage {
 /**
  * A delivered message, with its delivery attempt (1 on the first delivery) and broker coordinates.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Envelope extends OutgoingMessage {
@@ -75,6 +78,7 @@ export interface Envelope extends OutgoingMessage {
 /**
  * See `Envelope.idSource`.
  *
+ * @category models
  * @since 0.2.0
  */
 export type IdSource = "message" | "broker" | "generated"
@@ -82,6 +86,7 @@ export type IdSource = "message" | "broker" | "generated"
 /**
  * What the broker confirmed for one published message.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface PublishReceipt {
@@ -93,6 +98,7 @@ export interface PublishReceipt {
  * Per-publish metadata a caller may set; everything is optional and has a sensible default
  * (a fresh id, the topic's key function, the current time).
  *
+ * @category models
  * @since 0.1.0
  */
 export interface PublishOptions {
@@ -112,6 +118,7 @@ export interface PublishOptions {
  * import { Envelope } from "@switchyard/core"
  * const id = Envelope.makeId() // e.g. "3b241101-e2bb-4255-8caf-4136c566a962"
  * ```
+ * @category constructors
  * @since 0.1.0
  */
 export const makeId = (): string => globalThis.crypto.randomUUID()
@@ -125,6 +132,7 @@ export const makeId = (): string => globalThis.crypto.randomUUID()
  * import { Envelope } from "@switchyard/core"
  * const logDelivery = (envelope: Envelope.Envelope) => Effect.log(`received ${Envelope.describe(envelope)}`)
  * ```
+ * @category utils
  * @since 0.1.0
  */
 export const describe = (envelope: Envelope): string =>

@@ -11,6 +11,7 @@ import * as KeyValueStore from "effect/persistence/KeyValueStore"
 /**
  * Idempotency options of a consumer.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Options {
@@ -26,6 +27,7 @@ export interface Options {
 /**
  * A processed-id ledger for one consumer group.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Ledger {
@@ -47,6 +49,7 @@ export interface Ledger {
  *   return yield* ledger.seen("msg-1") // true
  * })
  * ```
+ * @category constructors
  * @since 0.1.0
  */
 export const ledger: (options: Options, destination: string, group: string) => Effect.Effect<Ledger> = Effect.fn(

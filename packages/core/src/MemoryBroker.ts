@@ -22,6 +22,7 @@ import * as State from "./internal/memory/state.ts"
 /**
  * Options of the in-memory broker.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Options {
@@ -36,6 +37,7 @@ export interface Options {
 /**
  * What the in-memory broker promises.
  *
+ * @category capabilities
  * @since 0.1.0
  */
 export const capabilities: Capabilities = {
@@ -52,6 +54,7 @@ export const capabilities: Capabilities = {
 /**
  * Inspection API of the in-memory broker, for tests and demos.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface MemoryBrokerShape {
@@ -77,6 +80,7 @@ export interface MemoryBrokerShape {
  * import { MemoryBroker } from "@switchyard/core"
  * const dlq = MemoryBroker.MemoryBroker.use((b) => b.deadLetters("orders"))
  * ```
+ * @category services
  * @since 0.1.0
  */
 export class MemoryBroker extends Context.Service<MemoryBroker, MemoryBrokerShape>()("@switchyard/core/MemoryBroker") {}
@@ -309,6 +313,7 @@ export const make = (options: Options = {}): { readonly broker: Broker.BrokerSha
  *   Effect.provide(Switchyard.layer.pipe(Layer.provideMerge(MemoryBroker.layer())))
  * )
  * ```
+ * @category layers
  * @since 0.1.0
  */
 export const layer = (options: Options = {}): Layer.Layer<Broker.Broker | MemoryBroker> => layerWrapped(identity, options)
@@ -330,6 +335,7 @@ export const layer = (options: Options = {}): Layer.Layer<Broker.Broker | Memory
  *       : broker.publish(destination, messages)
  * }))
  * ```
+ * @category layers
  * @since 0.1.0
  */
 export const layerWrapped = (

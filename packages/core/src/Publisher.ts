@@ -19,6 +19,7 @@ import type { Topic } from "./Topic.ts"
  * What a publish can fail with: the value could not be encoded (nothing was sent), or the broker did not
  * confirm it.
  *
+ * @category models
  * @since 0.1.0
  */
 export type PublishFailure = EncodeError | PublishError
@@ -26,6 +27,7 @@ export type PublishFailure = EncodeError | PublishError
 /**
  * A value to publish together with its per-message options.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Message<A> {
@@ -36,6 +38,7 @@ export interface Message<A> {
 /**
  * Options of the batching sink.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface SinkOptions {
@@ -48,6 +51,7 @@ export interface SinkOptions {
 /**
  * The publisher service.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface PublisherShape {
@@ -68,6 +72,7 @@ export interface PublisherShape {
 /**
  * The publisher service tag.
  *
+ * @category services
  * @since 0.1.0
  */
 export class Publisher extends Context.Service<Publisher, PublisherShape>()("@switchyard/core/Publisher") {}
@@ -83,6 +88,7 @@ export class Publisher extends Context.Service<Publisher, PublisherShape>()("@sw
  * const message = Publisher.encode(orders, { id: "o-1" }, { key: "o-1" }, Date.now(), {})
  * if (Result.isSuccess(message)) console.log(message.success.contentType) // "application/json"
  * ```
+ * @category encoding
  * @since 0.1.0
  */
 export const encode = <A>(
@@ -112,6 +118,7 @@ export const encode = <A>(
 /**
  * Builds the publisher on top of the `Broker` service.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const make: Effect.Effect<PublisherShape, never, Broker> = Broker.useSync((broker) => {
@@ -168,6 +175,7 @@ export const make: Effect.Effect<PublisherShape, never, Broker> = Broker.useSync
 /**
  * The publisher layer, built on whichever `Broker` is provided.
  *
+ * @category layers
  * @since 0.1.0
  */
 export const layer: Layer.Layer<Publisher, never, Broker> = Layer.effect(Publisher, make)
@@ -182,6 +190,7 @@ export const layer: Layer.Layer<Publisher, never, Broker> = Layer.effect(Publish
  * const orders = Topic.make("orders", Schema.Struct({ id: Schema.String }), { key: (o) => o.id })
  * const receipt = Publisher.publish(orders, { id: "o-1" }, { correlationId: "req-7" })
  * ```
+ * @category publishing
  * @since 0.1.0
  */
 export const publish = <A>(topic: Topic<A>, value: A, options?: PublishOptions) =>
@@ -199,6 +208,7 @@ export const publish = <A>(topic: Topic<A>, value: A, options?: PublishOptions) 
  *   Effect.provide(Switchyard.layerMemory())
  * )
  * ```
+ * @category publishing
  * @since 0.1.0
  */
 export const publishAll = <A>(topic: Topic<A>, values: Iterable<A>) =>
@@ -217,6 +227,7 @@ export const publishAll = <A>(topic: Topic<A>, values: Iterable<A>) =>
  *   { value: { id: "o-2" } }
  * ])
  * ```
+ * @category publishing
  * @since 0.1.0
  */
 export const publishMessages = <A>(topic: Topic<A>, messages: Iterable<Message<A>>) =>
@@ -233,6 +244,7 @@ export const publishMessages = <A>(topic: Topic<A>, messages: Iterable<Message<A
  * const ticks = Topic.make("ticks", Schema.Number)
  * const program = Stream.range(1, 10_000).pipe(Stream.run(Publisher.sink(ticks, { batchSize: 1000 })))
  * ```
+ * @category publishing
  * @since 0.1.0
  */
 export const sink = <A>(topic: Topic<A>, options?: SinkOptions): Sink.Sink<void, A, never, PublishFailure, Publisher> =>

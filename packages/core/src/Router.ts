@@ -16,6 +16,7 @@ type Tagged = { readonly _tag: string }
 /**
  * One handler per event tag.
  *
+ * @category models
  * @since 0.1.0
  */
 export type Handlers<A extends Tagged, E, R> = {
@@ -25,6 +26,7 @@ export type Handlers<A extends Tagged, E, R> = {
 /**
  * The error type of a handler table.
  *
+ * @category models
  * @since 0.1.0
  */
 export type ErrorOf<H> = {
@@ -34,6 +36,7 @@ export type ErrorOf<H> = {
 /**
  * The services required by a handler table.
  *
+ * @category models
  * @since 0.1.0
  */
 export type ContextOf<H> = {
@@ -43,6 +46,7 @@ export type ContextOf<H> = {
 /**
  * A router: the topic that decodes the union (and flags unknown types) and the handler that dispatches.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Router<A extends Tagged, E, R> {
@@ -65,6 +69,7 @@ export interface Router<A extends Tagged, E, R> {
  * })
  * const program = Consumer.run(router.topic, router.handler, { group: "audit", onUnknownType: "ignore" })
  * ```
+ * @category constructors
  * @since 0.1.0
  */
 export const make = <

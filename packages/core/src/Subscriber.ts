@@ -17,6 +17,7 @@ import type { Topic } from "./Topic.ts"
 /**
  * A delivered message with its decoded value.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Delivery<A> {
@@ -38,6 +39,7 @@ export interface Delivery<A> {
  * `Broker.atMostOncePrefetch` on at-most-once brokers — from the earliest
  * retained message for a new group).
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Options {
@@ -49,6 +51,7 @@ export interface Options {
 /**
  * The subscriber service.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface SubscriberShape {
@@ -64,6 +67,7 @@ export interface SubscriberShape {
 /**
  * The subscriber service tag.
  *
+ * @category services
  * @since 0.1.0
  */
 export class Subscriber extends Context.Service<Subscriber, SubscriberShape>()("@switchyard/core/Subscriber") {}
@@ -76,6 +80,7 @@ export class Subscriber extends Context.Service<Subscriber, SubscriberShape>()("
  * import { Subscriber } from "@switchyard/core"
  * const options = Subscriber.resolveOptions({ group: "billing" }) // prefetch and startFrom filled in
  * ```
+ * @category options
  * @since 0.1.0
  */
 export const resolveOptions = (options?: Options, capabilities?: Capabilities): SubscribeOptions => ({
@@ -98,6 +103,7 @@ export const resolveOptions = (options?: Options, capabilities?: Capabilities): 
  * const delivery = Subscriber.decode(orders, raw)
  * if (Result.isSuccess(delivery.value)) console.log(delivery.value.success.id)
  * ```
+ * @category decoding
  * @since 0.1.0
  */
 export const decode = <A>(topic: Topic<A>, raw: RawDelivery): Delivery<A> => {
@@ -119,6 +125,7 @@ export const decode = <A>(topic: Topic<A>, raw: RawDelivery): Delivery<A> => {
 /**
  * Builds the subscriber on top of the `Broker` service.
  *
+ * @category constructors
  * @since 0.1.0
  */
 export const make: Effect.Effect<SubscriberShape, never, Broker> = Broker.useSync((broker) => {
@@ -136,6 +143,7 @@ export const make: Effect.Effect<SubscriberShape, never, Broker> = Broker.useSyn
 /**
  * The subscriber layer, built on whichever `Broker` is provided.
  *
+ * @category layers
  * @since 0.1.0
  */
 export const layer: Layer.Layer<Subscriber, never, Broker> = Layer.effect(Subscriber, make)
@@ -154,6 +162,7 @@ export const layer: Layer.Layer<Subscriber, never, Broker> = Layer.effect(Subscr
  *   Stream.runDrain
  * )
  * ```
+ * @category subscribing
  * @since 0.1.0
  */
 export const subscribe = <A>(topic: Topic<A>, options?: Options): Stream.Stream<Delivery<A>, SubscribeError, Subscriber> =>

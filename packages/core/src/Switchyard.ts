@@ -18,6 +18,7 @@ import * as Subscriber from "./Subscriber.ts"
  * import { MemoryBroker, Switchyard } from "@switchyard/core"
  * const live = Switchyard.layer.pipe(Layer.provideMerge(MemoryBroker.layer()))
  * ```
+ * @category layers
  * @since 0.1.0
  */
 export const layer: Layer.Layer<Publisher.Publisher | Subscriber.Subscriber, never, Broker> = Layer.mergeAll(
@@ -33,6 +34,7 @@ export const layer: Layer.Layer<Publisher.Publisher | Subscriber.Subscriber, nev
  * import { MemoryBroker, Switchyard } from "@switchyard/core"
  * const live = Switchyard.on(MemoryBroker.layer({ partitions: 8 }))
  * ```
+ * @category layers
  * @since 0.1.0
  */
 export const on = <ROut, E, RIn>(
@@ -53,6 +55,7 @@ export const on = <ROut, E, RIn>(
  *   return yield* MemoryBroker.MemoryBroker.use((b) => b.publishedCount("orders")) // 1
  * }).pipe(Effect.provide(Switchyard.layerMemory({ partitions: 8 })))
  * ```
+ * @category layers
  * @since 0.1.0
  */
 export const layerMemory = (options?: MemoryBroker.Options) => on(MemoryBroker.layer(options))

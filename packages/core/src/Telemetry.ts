@@ -12,27 +12,27 @@ import type { OutgoingMessage } from "./Envelope.ts"
 import type { Headers } from "./Headers.ts"
 import * as H from "./Headers.ts"
 
-/** Messages confirmed by the broker. @since 0.1.0 */
+/** Messages confirmed by the broker. @category metrics @since 0.1.0 */
 export const published = Metric.counter("switchyard_messages_published", {
   description: "Messages published and confirmed by the broker",
   incremental: true
 })
-/** Messages handed to a handler (after decoding), including redeliveries. @since 0.1.0 */
+/** Messages handed to a handler (after decoding), including redeliveries. @category metrics @since 0.1.0 */
 export const consumed = Metric.counter("switchyard_messages_consumed", {
   description: "Deliveries taken by consumers",
   incremental: true
 })
-/** Handler retries (each re-run of a failed handler). @since 0.1.0 */
+/** Handler retries (each re-run of a failed handler). @category metrics @since 0.1.0 */
 export const retried = Metric.counter("switchyard_messages_retried", {
   description: "Handler retries",
   incremental: true
 })
-/** Messages sent to a dead-letter destination. @since 0.1.0 */
+/** Messages sent to a dead-letter destination. @category metrics @since 0.1.0 */
 export const deadLettered = Metric.counter("switchyard_messages_dead_lettered", {
   description: "Messages sent to a dead-letter destination",
   incremental: true
 })
-/** Messages skipped because their id was already processed (idempotency). @since 0.1.0 */
+/** Messages skipped because their id was already processed (idempotency). @category metrics @since 0.1.0 */
 export const duplicates = Metric.counter("switchyard_messages_duplicates_skipped", {
   description: "Messages skipped as duplicates",
   incremental: true
@@ -41,6 +41,7 @@ export const duplicates = Metric.counter("switchyard_messages_duplicates_skipped
  * Redriven copies a consumer acknowledged without running its handler: meant for another group
  * (`x-switchyard-redrive-group`, see `DeadLetters.redrive`).
  *
+ * @category metrics
  * @since 0.2.0
  */
 export const redrivesIgnored = Metric.counter("switchyard_redrives_ignored", {
@@ -48,7 +49,7 @@ export const redrivesIgnored = Metric.counter("switchyard_redrives_ignored", {
   incremental: true
 })
 
-/** Time from taking a delivery to settling it, in milliseconds. @since 0.1.0 */
+/** Time from taking a delivery to settling it, in milliseconds. @category metrics @since 0.1.0 */
 export const handlingDuration = Metric.timer("switchyard_handling_duration", {
   description: "Time from delivery to settlement"
 })
@@ -63,6 +64,7 @@ export const handlingDuration = Metric.timer("switchyard_handling_duration", {
  * const traceparent = Effect.currentSpan.pipe(Effect.map(Telemetry.formatTraceparent), Effect.withSpan("checkout"))
  * // "00-<32 hex digits of trace id>-<16 hex digits of span id>-01"
  * ```
+ * @category tracing
  * @since 0.1.0
  */
 export const formatTraceparent = (span: Tracer.AnySpan): string =>
@@ -84,6 +86,7 @@ const allZeros = /^0+$/
  * import { Telemetry } from "@switchyard/core"
  * Telemetry.parseTraceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
  * ```
+ * @category tracing
  * @since 0.1.0
  */
 export const parseTraceparent = (value: string | undefined): Tracer.ExternalSpan | undefined => {
@@ -108,6 +111,7 @@ export const parseTraceparent = (value: string | undefined): Tracer.ExternalSpan
  * const headers = Telemetry.injectTraceContext({ "x-tenant": "acme" }).pipe(Effect.withSpan("send orders"))
  * // { "x-tenant": "acme", traceparent: "00-…-01" }
  * ```
+ * @category tracing
  * @since 0.1.0
  */
 export const injectTraceContext = (headers: Headers): Effect.Effect<Headers> =>
@@ -121,6 +125,7 @@ export const injectTraceContext = (headers: Headers): Effect.Effect<Headers> =>
  * Switchyard records `send` (publish), `process` (a consumer handling a delivery) and `settle`
  * (ack / nack); `receive` is for pull APIs (see docs/telemetry.md).
  *
+ * @category models
  * @since 0.2.0
  */
 export type OperationType = "send" | "receive" | "process" | "settle"
@@ -133,6 +138,7 @@ export type OperationType = "send" | "receive" | "process" | "settle"
  * import { Telemetry } from "@switchyard/core"
  * const name = Telemetry.spanName("process", "orders") // "process orders"
  * ```
+ * @category tracing
  * @since 0.2.0
  */
 export const spanName = (operationName: string, destination: string): string => `${operationName} ${destination}`
@@ -147,6 +153,7 @@ export const spanName = (operationName: string, destination: string): string => 
  *   "messaging.consumer.group.name": "billing"
  * }) // { "messaging.system": "rabbitmq", "messaging.destination.name": "orders", ... }
  * ```
+ * @category tracing
  * @since 0.1.0
  */
 export const messagingAttributes = (
@@ -173,6 +180,7 @@ export const messagingAttributes = (
  * const attributes = Telemetry.messageAttributes({ id: Envelope.makeId(), correlationId: "checkout-42", payload: new Uint8Array(12) })
  * // { "messaging.message.id": "…", "messaging.message.conversation_id": "checkout-42", "messaging.message.body.size": 12 }
  * ```
+ * @category tracing
  * @since 0.2.0
  */
 export const messageAttributes = (

@@ -11,6 +11,7 @@ import * as Codec from "./Codec.ts"
 /**
  * A typed destination.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Topic<A> {
@@ -23,6 +24,7 @@ export interface Topic<A> {
 /**
  * Options of a topic.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface TopicOptions<A> {
@@ -41,6 +43,7 @@ export interface TopicOptions<A> {
  * const OrderPlaced = Schema.Struct({ orderId: Schema.String, total: Schema.Number })
  * const orders = Topic.make("orders", OrderPlaced, { key: (o) => o.orderId })
  * ```
+ * @category constructors
  * @since 0.1.0
  */
 export const make = <S extends Schema.Codec<unknown, unknown, never, never>>(
@@ -57,6 +60,7 @@ export const make = <S extends Schema.Codec<unknown, unknown, never, never>>(
  * import { Codec, Topic } from "@switchyard/core"
  * const logs = Topic.withCodec("logs", Codec.string)
  * ```
+ * @category combinators
  * @since 0.1.0
  */
 export const withCodec = <A>(name: string, codec: Codec.Codec<A>, options?: TopicOptions<A>): Topic<A> => ({
@@ -75,6 +79,7 @@ export const withCodec = <A>(name: string, codec: Codec.Codec<A>, options?: Topi
  * const orders = Topic.make("orders", Schema.Struct({ id: Schema.String }))
  * const acmeOrders = Topic.rename(orders, "acme.orders") // same codec and key function
  * ```
+ * @category combinators
  * @since 0.1.0
  */
 export const rename = <A>(topic: Topic<A>, name: string): Topic<A> => ({ ...topic, name })

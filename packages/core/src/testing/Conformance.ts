@@ -18,7 +18,7 @@ import { Broker } from "../Broker.ts"
 import type { Capabilities } from "../Capabilities.ts"
 import * as Codec from "../Codec.ts"
 import * as Consumer from "../Consumer.ts"
-import * as ConformanceCodec from "./ConformanceCodec.ts"
+import * as ConformanceCodec from "./internal/codec.ts"
 import { type Envelope, type OutgoingMessage, outgoing } from "../Envelope.ts"
 import * as H from "../Headers.ts"
 import * as Publisher from "../Publisher.ts"
@@ -31,6 +31,7 @@ import { uniqueName } from "./TestKit.ts"
 /**
  * How to run the suite for one broker.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Config {
@@ -79,6 +80,7 @@ const payloadOf = (message: Pick<Envelope, "payload">): Payload => decodePayload
  * import { MemoryBroker } from "@switchyard/core"
  * Conformance.suite({ name: "memory", layer: MemoryBroker.layer(), capabilities: MemoryBroker.capabilities })
  * ```
+ * @category running
  * @since 0.1.0
  */
 export const suite = (config: Config): void => {

@@ -12,6 +12,7 @@ import * as Topic from "../Topic.ts"
 /**
  * The valid message shape.
  *
+ * @category schemas
  * @since 0.2.0
  */
 export const Order = Schema.Struct({ id: Schema.String, n: Schema.Number })
@@ -24,6 +25,7 @@ export const Order = Schema.Struct({ id: Schema.String, n: Schema.Number })
  * import { PoisonCorpus } from "@switchyard/core/testing"
  * const orders = PoisonCorpus.topic("sy-test.poison")
  * ```
+ * @category constructors
  * @since 0.2.0
  */
 export const topic = (name: string): Topic.Topic<typeof Order.Type> => Topic.make(name, Order)
@@ -31,6 +33,7 @@ export const topic = (name: string): Topic.Topic<typeof Order.Type> => Topic.mak
 /**
  * What an entry is.
  *
+ * @category models
  * @since 0.2.0
  */
 export type Kind =
@@ -48,6 +51,7 @@ export type Kind =
 /**
  * One message to publish with a raw client.
  *
+ * @category models
  * @since 0.2.0
  */
 export interface Entry {
@@ -69,6 +73,7 @@ export interface Entry {
 /**
  * Options of {@link make}.
  *
+ * @category models
  * @since 0.2.0
  */
 export interface Options {
@@ -149,6 +154,7 @@ const pick = <A>(next: () => number, items: ReadonlyArray<A>): A => items[Math.f
  * const corpus = PoisonCorpus.make({ count: 10_000 })
  * const valid = corpus.filter((entry) => entry.valid).length
  * ```
+ * @category constructors
  * @since 0.2.0
  */
 export const make = (options: Options): ReadonlyArray<Entry> => {
@@ -238,6 +244,7 @@ export const make = (options: Options): ReadonlyArray<Entry> => {
  * import { PoisonCorpus } from "@switchyard/core/testing"
  * const counts = PoisonCorpus.countByKind(PoisonCorpus.make({ count: 100 }))
  * ```
+ * @category utils
  * @since 0.2.0
  */
 export const countByKind = (entries: ReadonlyArray<Entry>): Readonly<Record<string, number>> => {

@@ -21,6 +21,7 @@ import { TestClock } from "effect/testing"
  *   return ran
  * })
  * ```
+ * @category TestClock
  * @since 0.1.0
  */
 export const settle = (rounds = 50): Effect.Effect<void> =>
@@ -37,6 +38,7 @@ export const settle = (rounds = 50): Effect.Effect<void> =>
  * let done = false
  * const waited = TestKit.advanceUntil(Effect.sync(() => done), { within: "10 seconds" })
  * ```
+ * @category TestClock
  * @since 0.1.0
  */
 export const advanceUntil = <E, R>(
@@ -66,6 +68,7 @@ export const advanceUntil = <E, R>(
  * // Under TestClock (it.effect): five virtual seconds pass in 100 ms steps, fibers running in between.
  * const fiveSecondsLater = TestKit.advance("5 seconds", "100 millis")
  * ```
+ * @category TestClock
  * @since 0.1.0
  */
 export const advance = (duration: Duration.Input, step: Duration.Input = "10 millis"): Effect.Effect<void> =>
@@ -81,6 +84,7 @@ export const advance = (duration: Duration.Input, step: Duration.Input = "10 mil
  * import { TestKit } from "@switchyard/core/testing"
  * const topic = TestKit.uniqueName("sy-test.orders") // e.g. "sy-test.orders.k3x9q2mfa1"
  * ```
+ * @category real brokers
  * @since 0.3.0
  */
 export const uniqueName = (prefix: string): string =>
@@ -99,6 +103,7 @@ export const uniqueName = (prefix: string): string =>
  * declare const received: Effect.Effect<number>
  * const atLeast100 = TestKit.eventually(received, (n) => n >= 100, { within: "10 seconds" })
  * ```
+ * @category real brokers
  * @since 0.3.0
  */
 export const eventually = <A, E, R>(

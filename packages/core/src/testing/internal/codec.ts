@@ -10,10 +10,10 @@ import type { Vitest } from "@effect/vitest"
 import { assert } from "@effect/vitest"
 import type { Duration } from "effect"
 import { Arbitrary, Clock, Effect, Result, Schema, Stream } from "effect"
-import type { Broker } from "../Broker.ts"
-import * as Publisher from "../Publisher.ts"
-import * as Subscriber from "../Subscriber.ts"
-import * as Topic from "../Topic.ts"
+import type { Broker } from "../../Broker.ts"
+import * as Publisher from "../../Publisher.ts"
+import * as Subscriber from "../../Subscriber.ts"
+import * as Topic from "../../Topic.ts"
 
 /**
  * What the cases need from the suite that registers them.
