@@ -118,8 +118,8 @@ const noLeader = (destination: string) =>
 
 const disconnect = (producer: Producer) => Effect.promise(() => producer.disconnect().catch(() => undefined))
 
-/** The sender: one fiber, one `sendBatch` at a time. */
-const makeSender = Effect.fn("Kafka.makeSender")(function*(
+/** The producer in use, replaced by a fresh one (new producer id, fresh sequences) after a failed send. */
+const makeProducerSlot = Effect.fn("Kafka.producerSlot")(function*(
   connection: KafkaConnection["Service"],
   topology: KafkaTopology["Service"]
 ) {
@@ -127,11 +127,12 @@ const makeSender = Effect.fn("Kafka.makeSender")(function*(
   yield* Effect.addFinalizer(() =>
     Effect.flatMap(Ref.get(producer), (p) => (p === connection.producer ? Effect.void : disconnect(p)))
   )
-  const replaceProducer = Effect.gen(function*() {
+  const replace = Effect.gen(function*() {
     const fresh = connection.newProducer()
     yield* Effect.tryPromise(() => fresh.connect())
     const old = yield* Ref.getAndSet(producer, fresh)
     if (old !== connection.producer) yield* disconnect(old)
+    // a reconnect: topics deleted meanwhile are created again on their next use
     yield* topology.reprovision
     yield* Effect.logDebug("kafka producer replaced after a failed send")
   }).pipe(
@@ -139,7 +140,7 @@ const makeSender = Effect.fn("Kafka.makeSender")(function*(
       Effect.logWarning("could not replace the kafka producer; trying again after the next failure", String(error))
     )
   )
-  const sendRecords = (byTopic: ReadonlyMap<string, ReadonlyArray<Message>>) =>
+  const send = (byTopic: ReadonlyMap<string, ReadonlyArray<Message>>) =>
     Effect.flatMap(Ref.get(producer), (p) =>
       Effect.tryPromise({
         try: () =>
@@ -150,6 +151,15 @@ const makeSender = Effect.fn("Kafka.makeSender")(function*(
           }),
         catch: (cause) => cause
       }))
+  return { replace, send }
+})
+
+/** The sender: one fiber, one `sendBatch` at a time. */
+const makeSender = Effect.fn("Kafka.makeSender")(function*(
+  connection: KafkaConnection["Service"],
+  topology: KafkaTopology["Service"]
+) {
+  const { replace: replaceProducer, send: sendRecords } = yield* makeProducerSlot(connection, topology)
   const refreshAll = (group: ReadonlyArray<PendingSend>) =>
     Effect.forEach(new Set(group.map((p) => p.destination)), topology.refreshMetadata, { discard: true })
 

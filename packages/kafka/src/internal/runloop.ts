@@ -16,6 +16,9 @@
  *   the runloop asks for one early once `commitEvery` acks are pending.
  * - Stop: pause everything, drop the buffers, take back what no reader took, and complete `drained` once
  *   nothing handed out is unsettled (or nobody reads any more).
+ *
+ * The functions are `Effect.fnUntraced`: they run for every fetched batch and every settlement, and a span
+ * per command would cost more than the fold itself.
  */
 import { type Cause, Clock, Deferred, type Duration, Effect, Option, Queue, type Scope } from "effect"
 import type { Broker, Errors } from "@switchyard/core"
@@ -161,7 +164,7 @@ const withPartition = (state: State, p: PartitionState): State => ({
 const queueOf = (env: Env, p: PartitionState) => p.queue ?? env.shared
 
 // kafkajs throws from pause/resume while it is not running (restarting): the next assignment starts over
-const setPaused = Effect.fn("Runloop.setPaused")(function*(env: Env, partition: number, paused: boolean) {
+const setPaused = Effect.fnUntraced(function*(env: Env, partition: number, paused: boolean) {
   const consumer = yield* env.consumer
   if (Option.isNone(consumer)) return
   const topics = [{ topic: env.destination, partitions: [partition] }]
@@ -175,7 +178,7 @@ const handOut = (env: Env, p: PartitionState, pending: Delivery.Pending, now: ()
 }
 
 /** Moves buffered records out while the bound allows; pauses while anything stays buffered. */
-const pump = Effect.fn("Runloop.pump")(function*(env: Env, p: PartitionState, closing: boolean) {
+const pump = Effect.fnUntraced(function*(env: Env, p: PartitionState, closing: boolean) {
   const now = yield* Clock.currentTimeMillis
   let tracker = p.tracker
   let handed = p.handed
@@ -199,13 +202,13 @@ const pump = Effect.fn("Runloop.pump")(function*(env: Env, p: PartitionState, cl
   return { ...next, paused }
 })
 
-const pumpAll = Effect.fn("Runloop.pumpAll")(function*(env: Env, state: State) {
+const pumpAll = Effect.fnUntraced(function*(env: Env, state: State) {
   const partitions = new Map<number, PartitionState>()
   for (const p of state.partitions.values()) partitions.set(p.partition, yield* pump(env, p, state.intakeStopped))
   return { ...state, partitions }
 })
 
-const newPartition = Effect.fn("Runloop.newPartition")(function*(env: Env, partition: number, epoch: number) {
+const newPartition = Effect.fnUntraced(function*(env: Env, partition: number, epoch: number) {
   const queue = env.partitioned === undefined ? undefined : yield* env.partitioned.make
   if (queue !== undefined && env.partitioned !== undefined) {
     env.partitioned.streams.offer({ partition, deliveries: env.partitioned.streamOf(queue) })
@@ -237,7 +240,7 @@ const startInherit = (env: Env, added: ReadonlyArray<PartitionState>) =>
   )
 
 /** GROUP_JOIN: drop the revoked partitions, add the new ones, keep the retained ones (and their bound). */
-const onAssigned = Effect.fn("Runloop.onAssigned")(function*(env: Env, state: State, assigned: ReadonlyArray<number>) {
+const onAssigned = Effect.fnUntraced(function*(env: Env, state: State, assigned: ReadonlyArray<number>) {
   const wanted = new Set(assigned)
   const partitions = new Map<number, PartitionState>()
   const revoked: Array<number> = []
@@ -266,7 +269,7 @@ const onAssigned = Effect.fn("Runloop.onAssigned")(function*(env: Env, state: St
   return { ...state, partitions, nextEpoch: epoch, joined: true }
 })
 
-const onInherited = Effect.fn("Runloop.onInherited")(function*(
+const onInherited = Effect.fnUntraced(function*(
   env: Env,
   state: State,
   command: Extract<Command, { _tag: "Inherited" }>
@@ -282,7 +285,7 @@ const onInherited = Effect.fn("Runloop.onInherited")(function*(
 })
 
 /** eachBatch: buffer what is new (records fetched again below what was fetched are not buffered twice). */
-const onFetched = Effect.fn("Runloop.onFetched")(function*(
+const onFetched = Effect.fnUntraced(function*(
   env: Env,
   state: State,
   command: Extract<Command, { _tag: "Fetched" }>
@@ -321,14 +324,14 @@ const redeliverLater = (env: Env, command: Extract<Command, { _tag: "Settled" }>
     Effect.forkIn(env.scope)
   )
 
-const onAck = Effect.fn("Runloop.onAck")(function*(env: Env, state: State, p: PartitionState, offset: number) {
+const onAck = Effect.fnUntraced(function*(env: Env, state: State, p: PartitionState, offset: number) {
   const acked: PartitionState = { ...p, tracker: Tracker.ack(p.tracker, offset), handed: p.handed - 1 }
   const acks = state.acksSinceCommit + 1
   if (acks >= env.commitEvery) yield* env.commitSoon
   return withPartition({ ...state, acksSinceCommit: acks >= env.commitEvery ? 0 : acks }, acked)
 })
 
-const onNack = Effect.fn("Runloop.onNack")(function*(
+const onNack = Effect.fnUntraced(function*(
   env: Env,
   state: State,
   p: PartitionState,
@@ -344,7 +347,7 @@ const onNack = Effect.fn("Runloop.onNack")(function*(
   return withPartition(state, { ...p, handed: p.handed - 1, buffer: [again, ...p.buffer] })
 })
 
-const onSettled = Effect.fn("Runloop.onSettled")(function*(
+const onSettled = Effect.fnUntraced(function*(
   env: Env,
   state: State,
   command: Extract<Command, { _tag: "Settled" }>
@@ -357,7 +360,7 @@ const onSettled = Effect.fn("Runloop.onSettled")(function*(
   return yield* pumpAll(env, next)
 })
 
-const onRedeliver = Effect.fn("Runloop.onRedeliver")(function*(
+const onRedeliver = Effect.fnUntraced(function*(
   env: Env,
   state: State,
   command: Extract<Command, { _tag: "Redeliver" }>
@@ -395,7 +398,7 @@ const checkDrained = (state: State) =>
     : Effect.void
 
 /** Takes back what no reader took (it is not settled: the next owner gets it from the commit). */
-const takeBack = Effect.fn("Runloop.takeBack")(function*(env: Env, state: State) {
+const takeBack = Effect.fnUntraced(function*(env: Env, state: State) {
   const queues = [env.shared, ...[...state.partitions.values()].flatMap((p) => (p.queue === undefined ? [] : [p.queue]))]
   const partitions = new Map(state.partitions)
   for (const queue of queues) {
@@ -409,7 +412,7 @@ const takeBack = Effect.fn("Runloop.takeBack")(function*(env: Env, state: State)
 })
 
 /** Pauses everything, drops the buffers and takes back what no reader took. */
-const onStopIntake = Effect.fn("Runloop.onStopIntake")(function*(env: Env, state: State) {
+const onStopIntake = Effect.fnUntraced(function*(env: Env, state: State) {
   if (state.intakeStopped) return state
   const partitions = new Map<number, PartitionState>()
   for (const p of state.partitions.values()) {
@@ -418,12 +421,12 @@ const onStopIntake = Effect.fn("Runloop.onStopIntake")(function*(env: Env, state
   return yield* takeBack(env, { ...state, partitions, intakeStopped: true })
 })
 
-const onStop = Effect.fn("Runloop.onStop")(function*(env: Env, state: State, drained: Deferred.Deferred<void>) {
+const onStop = Effect.fnUntraced(function*(env: Env, state: State, drained: Deferred.Deferred<void>) {
   return { ...(yield* onStopIntake(env, state)), draining: drained }
 })
 
 /** One command folded over the state. */
-export const step = Effect.fn("Runloop.step")(function*(env: Env, state: State, command: Command) {
+export const step = Effect.fnUntraced(function*(env: Env, state: State, command: Command) {
   const next: State = yield* stepOf(env, state, command)
   yield* checkDrained(next)
   return next

@@ -140,10 +140,14 @@ const start = (parts: Parts): Effect.Effect<Running, Errors.SubscribeError, Scop
       },
       catch: (cause) => subscribeError(destination, cause, "consumer start failed")
     })
+  // (after a crash the Supervisor releases the old consumer once the new one runs: leave the new one in place)
   const release = (running: { readonly consumer: Consumer; readonly unlisten: () => void }) =>
-    Effect.promise(() => running.consumer.disconnect().catch(() => undefined)).pipe(
-      Effect.andThen(Effect.sync(running.unlisten)),
-      Effect.andThen(Ref.set(parts.running, Option.none()))
+    Effect.sync(running.unlisten).pipe(
+      Effect.andThen(Effect.promise(() => running.consumer.disconnect().catch(() => undefined))),
+      Effect.andThen(
+        Ref.update(parts.running, (current) =>
+          Option.isSome(current) && current.value === running.consumer ? Option.none() : current)
+      )
     )
   return Effect.acquireRelease(acquire, release).pipe(Effect.tap(run))
 }
@@ -160,10 +164,12 @@ const inherit = (parts: Parts) => (partitions: ReadonlyArray<number>) =>
         const base = Number(p.offset)
         if (wanted.has(p.partition) && base >= 0) out.set(p.partition, decodeAcked(base, p.metadata))
       }
-      return out as ReadonlyMap<number, ReadonlySet<number>>
+      return out
     }),
     // without it, records acked by the previous owner above its commit are handled again (at-least-once)
-    Effect.catch((error) => Effect.as(Effect.logDebug("could not read the inherited acks", String(error)), new Map()))
+    Effect.catch((error) =>
+      Effect.as(Effect.logDebug("could not read the inherited acks", String(error)), new Map<number, ReadonlySet<number>>())
+    )
   )
 
 /** Commits what the state calls for (serialized: a later commit never sends less than an earlier one). */
@@ -269,6 +275,38 @@ const makeQueues = Effect.fn("Kafka.makeQueues")(function*(opts: SubscriptionOpt
   return { shared, streams, rebalances } satisfies Queues
 })
 
+const makeEnv = (
+  parts: Parts,
+  queues: Queues,
+  commit: Effect.Effect<void>,
+  prefetch: number,
+  scope: Scope.Scope
+): Runloop.Env => ({
+  destination: parts.opts.destination,
+  prefetch,
+  commitEvery: parts.opts.connection.resolved.commitEvery,
+  commands: parts.commands,
+  shared: queues.shared,
+  partitioned: parts.opts.partitioned === true
+    ? {
+      make: DeliveryQueue.make<KafkaDelivery>({ capacity: prefetch }),
+      streams: queues.streams,
+      streamOf: (queue) => queue.stream.pipe(Stream.filter(liveOnly(parts)))
+    }
+    : undefined,
+  rebalances: queues.rebalances,
+  consumer: Ref.get(parts.running),
+  inherit: inherit(parts),
+  commitSoon: Effect.asVoid(Effect.forkIn(commit, scope)),
+  joined: parts.joined,
+  handlers: {
+    settle: (partition, epoch, pending, outcome) =>
+      Queue.offer(parts.commands, { _tag: "Settled", partition, epoch, pending, outcome }).pipe(Effect.asVoid),
+    isLive: isLive(parts)
+  },
+  scope
+})
+
 const timedOut = (destination: string) =>
   new Errors.SubscribeError({
     destination,
@@ -283,6 +321,8 @@ export const subscribe = Effect.fn("Kafka.subscribe")(function*(opts: Subscripti
   const scope = yield* Effect.scope
   const parts: Parts = {
     opts,
+    // unbounded, so a kafkajs callback never blocks; what it holds is bounded by what the commands stand for
+    // (fetched batches wait for the runloop, settlements by the deliveries handed out)
     commands: yield* Queue.unbounded<Runloop.Command>(),
     state: yield* Ref.make(Runloop.initial),
     running: yield* Ref.make(Option.none<Consumer>()),
@@ -290,31 +330,7 @@ export const subscribe = Effect.fn("Kafka.subscribe")(function*(opts: Subscripti
   }
   const queues = yield* makeQueues(opts, prefetch)
   const commit = makeCommit(parts, yield* Semaphore.make(1))
-  const env: Runloop.Env = {
-    destination,
-    prefetch,
-    commitEvery: resolved.commitEvery,
-    commands: parts.commands,
-    shared: queues.shared,
-    partitioned: opts.partitioned === true
-      ? {
-        make: DeliveryQueue.make<KafkaDelivery>({ capacity: prefetch }),
-        streams: queues.streams,
-        streamOf: (queue) => queue.stream.pipe(Stream.filter(liveOnly(parts)))
-      }
-      : undefined,
-    rebalances: queues.rebalances,
-    consumer: Ref.get(parts.running),
-    inherit: inherit(parts),
-    commitSoon: Effect.asVoid(Effect.forkIn(commit, scope)),
-    joined: parts.joined,
-    handlers: {
-      settle: (partition, epoch, pending, outcome) =>
-        Queue.offer(parts.commands, { _tag: "Settled", partition, epoch, pending, outcome }).pipe(Effect.asVoid),
-      isLive: isLive(parts)
-    },
-    scope
-  }
+  const env = makeEnv(parts, queues, commit, prefetch, scope)
   // forked first, so it outlives the consumer: eachBatch waits for it until the consumer has left
   yield* Effect.forkIn(runloop(parts, env), scope)
   const supervised = yield* Supervisor.make({
