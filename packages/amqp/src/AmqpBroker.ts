@@ -6,14 +6,17 @@
  * - publishing goes through one confirm channel per connection: a batch is written without waiting
  *   (pipelined, honouring the channel's `drain`), then all its confirms are awaited; a broker nack is a
  *   `PublishError`; a message no queue is bound for is logged (default), dropped, or a `PublishError` of kind
- *   `Unroutable` (see {@link Options.unroutable}); messages are persistent. Errors carry a `kind` classified
- *   from amqplib's codes: what the client refuses to encode (`Invalid`, `TooLarge`) fails at once;
+ *   `Unroutable` (see {@link Options.unroutable}); messages are persistent. Errors carry an `Errors.Reason`
+ *   classified from amqplib's codes (the broker's text, the reply code or errno): what the client refuses to
+ *   encode (`Invalid`, `TooLarge`) fails at once;
  * - a subscription owns a channel with `basic.qos(prefetch)`; acks go to the channel that delivered, and a
  *   delivery from a channel that has since closed is never acked on a new one (its ack is an `AckError`: the
  *   broker redelivers it);
  * - `nack({ delay })` republishes the message to a per-delay retry queue whose TTL dead-letters it back to the
  *   work queue (no plugin), then acks the original; when the delayed copy cannot be scheduled, it logs a warning
  *   and requeues the original at once instead;
+ * - the connection, the publisher's channel and every subscription's channel are supervised by the kit's
+ *   `Supervisor` (re-attached on the reconnect schedule); declarations go through one `Provisioner`;
  * - `browse` (the base of core's `DeadLetters`) reads the parking queue named after a dead-letter destination
  *   itself: it ends after the messages retained at open, `ack` removes one, `nack` keeps it (requeued when the
  *   read closes); `lag` is a group queue's ready messages; `serverInfo` comes from the server properties.
