@@ -112,14 +112,13 @@ const toEnvelope = (destination: string, partition: number, record: State.Stored
 const delayMillis = (options: Broker.NackOptions | undefined): number =>
   options?.delay === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(options.delay))
 
-/** A collected record as a delivery: settle-once (`Settlement`), its nack delay measured on `Clock`. */
-const toDelivery = (topic: State.TopicState, collected: State.Collected): Broker.RawDelivery => {
-  const { handle } = collected
+/** A claimed record as a delivery: settle-once (`Settlement`), its nack delay measured on `Clock`. */
+const toDelivery = (topic: State.TopicState, claim: State.Claim): Broker.RawDelivery => {
   const { ack, nack } = Settlement.make(topic.name, {
-    ack: Effect.sync(() => State.settle(handle, undefined)),
-    nack: (options) => Effect.map(Clock.currentTimeMillis, (now) => State.settle(handle, now + delayMillis(options)))
+    ack: Effect.sync(() => State.settle(claim, undefined)),
+    nack: (options) => Effect.map(Clock.currentTimeMillis, (now) => State.settle(claim, now + delayMillis(options)))
   })
-  return { envelope: toEnvelope(topic.name, collected.partition, collected.record, collected.attempt), ack, nack }
+  return { envelope: toEnvelope(topic.name, claim.partition, claim.record, claim.attempt), ack, nack }
 }
 
 /** Waits for a wake-up of the member, or until the next redelivery is due. */
@@ -140,7 +139,7 @@ const pullOf = (topic: State.TopicState, group: State.GroupState, member: State.
     return Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const { batch, nextDue } = State.collect(topic, group, member, now)
       return Arr.isReadonlyArrayNonEmpty(batch)
-        ? Effect.succeed(Arr.map(batch, (collected) => toDelivery(topic, collected)))
+        ? Effect.succeed(Arr.map(batch, (claim) => toDelivery(topic, claim)))
         : Effect.andThen(waitFor(signal, nextDue, now), pull)
     })
   })

@@ -51,9 +51,22 @@ export interface Redelivery {
   readonly at: number
 }
 
-/** One delivery of an offset, held by a member until settled. */
+/**
+ * One delivery of an offset, held by a member until settled: what `collect` hands out and what `settle`
+ * identifies (a settlement of an earlier delivery of the offset, or of an older generation, is ignored).
+ */
 export class Claim {
-  constructor(readonly member: Member) {}
+  constructor(
+    readonly member: Member,
+    readonly group: GroupState,
+    readonly partition: number,
+    readonly generation: number,
+    readonly record: StoredRecord,
+    readonly attempt: number
+  ) {}
+  get offset(): number {
+    return this.record.offset
+  }
 }
 
 /** A group's position in one partition. */
@@ -205,21 +218,12 @@ export const reclaim = (group: GroupState, closing: Member) => {
   }
 }
 
-/** One delivery of an offset, as `settle` identifies it. */
-export interface Handle {
-  readonly group: GroupState
-  readonly partition: number
-  readonly generation: number
-  readonly offset: number
-  readonly claim: Claim
-}
-
 /** Acks (`nackAt` undefined) or nacks for redelivery at `nackAt`; a settlement of an older delivery is ignored. */
-export const settle = (handle: Handle, nackAt: number | undefined) => {
-  const { claim, offset } = handle
-  const gp = handle.group.partitions[handle.partition]!
+export const settle = (claim: Claim, nackAt: number | undefined) => {
+  const offset = claim.offset
+  const gp = claim.group.partitions[claim.partition]!
   // Only the first settlement of this very delivery counts (not one of an earlier delivery of the offset).
-  if (gp.generation !== handle.generation || gp.inFlight.get(offset) !== claim) return
+  if (gp.generation !== claim.generation || gp.inFlight.get(offset) !== claim) return
   gp.inFlight.delete(offset)
   claim.member.inFlight--
   claim.member.wake()
@@ -266,23 +270,15 @@ export const lagOf = (topic: TopicState | undefined, group: string): number => {
   return topic.partitions.reduce((sum, log, partition) => sum + partitionLag(log, state?.partitions[partition]), 0)
 }
 
-/** Claims one delivery of `record` for `member`; returns its handle and attempt number. */
-const claim = (group: GroupState, partition: number, member: Member, offset: number) => {
+/** Claims one delivery of `record` for `member`. */
+const claim = (group: GroupState, partition: number, member: Member, record: StoredRecord): Claim => {
   const gp = group.partitions[partition]!
-  const attempt = (gp.deliveries.get(offset) ?? 0) + 1
-  gp.deliveries.set(offset, attempt)
-  const claim = new Claim(member)
-  gp.inFlight.set(offset, claim)
+  const attempt = (gp.deliveries.get(record.offset) ?? 0) + 1
+  gp.deliveries.set(record.offset, attempt)
+  const claimed = new Claim(member, group, partition, gp.generation, record, attempt)
+  gp.inFlight.set(record.offset, claimed)
   member.inFlight++
-  return { handle: { group, partition, generation: gp.generation, offset, claim }, attempt }
-}
-
-/** What `collect` hands out: a claimed record. */
-export interface Collected {
-  readonly partition: number
-  readonly record: StoredRecord
-  readonly attempt: number
-  readonly handle: Handle
+  return claimed
 }
 
 /** Takes the due redeliveries of a partition; returns when the next one is due (if later than `now`). */
@@ -292,21 +288,21 @@ const collectRedeliveries = (
   partition: number,
   member: Member,
   now: number,
-  into: Array<Collected>
+  into: Array<Claim>
 ): number | undefined => {
   const gp = group.partitions[partition]!
   while (gp.redeliveries.length > 0 && member.hasRoom && gp.redeliveries[0]!.at <= now) {
     const due = gp.redeliveries.shift()!
     const record = log.get(due.offset)
     if (record === undefined) skipRemoved(gp, due.offset)
-    else into.push({ partition, record, ...claim(group, partition, member, due.offset) })
+    else into.push(claim(group, partition, member, record))
   }
   const next = gp.redeliveries[0]?.at
   return next !== undefined && next > now ? next : undefined
 }
 
 /** Takes the records of a partition never delivered in this generation. */
-const collectNew = (log: PartitionLog, group: GroupState, partition: number, member: Member, into: Array<Collected>) => {
+const collectNew = (log: PartitionLog, group: GroupState, partition: number, member: Member, into: Array<Claim>) => {
   const gp = group.partitions[partition]!
   // Everything below `committed` is acknowledged: never deliver it again. `committed >= log.base` holds
   // (retention raises it), so this also skips records that retention dropped.
@@ -315,7 +311,7 @@ const collectNew = (log: PartitionLog, group: GroupState, partition: number, mem
   for (; gp.next < log.end && member.hasRoom; gp.next++) {
     const record = log.get(gp.next)
     if (record === undefined) skipRemoved(gp, gp.next)
-    else if (!gp.acked.has(gp.next)) into.push({ partition, record, ...claim(group, partition, member, gp.next) })
+    else if (!gp.acked.has(gp.next)) into.push(claim(group, partition, member, record))
   }
 }
 
@@ -325,8 +321,8 @@ export const collect = (
   group: GroupState,
   member: Member,
   now: number
-): { readonly batch: ReadonlyArray<Collected>; readonly nextDue: number | undefined } => {
-  const batch: Array<Collected> = []
+): { readonly batch: ReadonlyArray<Claim>; readonly nextDue: number | undefined } => {
+  const batch: Array<Claim> = []
   let nextDue: number | undefined
   if (member.intakeStopped) return { batch, nextDue }
   group.partitions.forEach((gp, partition) => {
