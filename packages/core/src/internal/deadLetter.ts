@@ -33,7 +33,7 @@ export const forms: readonly [Form, ...Array<Form>] = ["full", "headers-omitted"
 /** Longest reason in a full dead letter, in characters (a marker says how much was cut). */
 export const maxReasonLength = 1024
 /** Longest reason in a reduced dead letter. */
-export const reducedReasonLength = 256
+const reducedReasonLength = 256
 const maxValueLength = 1024
 /** Dead-letter ids stay below AMQP's 255-byte short string, whatever the original id. */
 const maxIdBytes = 200
