@@ -14,6 +14,7 @@
 import { Cause, Effect, Option, Queue, Result, Schedule, Semaphore, Stream } from "effect"
 import type { Scope } from "effect"
 import type { Errors } from "@switchyard/core"
+import { Settlement } from "@switchyard/core/adapter"
 import type { EachBatchPayload, KafkaMessage } from "kafkajs"
 import type { KafkaConnection } from "../KafkaConnection.ts"
 import { subscribeError } from "./errors.ts"
@@ -103,12 +104,8 @@ export const readRange = (
         if (offset >= end || offset < (next.get(partition) ?? 0)) continue
         if (opts.skip === undefined || !opts.skip(partition, message)) {
           if (!(await room(heartbeat))) return
-          let released = false
-          const release = Effect.suspend(() => {
-            if (released) return Effect.void
-            released = true
-            return permits.release(1).pipe(Effect.asVoid)
-          })
+          // released once, however often it is run (the kit's settle-once)
+          const release = Effect.ignore(new Settlement.Once(topic).run(permits.release(1).pipe(Effect.asVoid)))
           Queue.offerUnsafe(queue, { partition, message, release })
         }
         next.set(partition, offset + 1)
