@@ -13,6 +13,10 @@
  *   drain timeout, settle them, then close the subscription.
  * - Optional idempotency (skip ids already processed).
  *
+ * Every delivery ends in an {@link Outcome}. The runtime is composed of small stages (`internal/consumer/`:
+ * decode, delivery limit, idempotency, redrive, timeout, retry, dead letter, tracing, lanes, drain), each a
+ * function from the next step to a step, built once per consumer from the options resolved once.
+ *
  * @since 0.1.0
  */
 import type { Duration, Schedule } from "effect"
