@@ -143,8 +143,8 @@ export interface Env {
     }
     | undefined
   readonly rebalances: Queue.Queue<RebalanceEvent, Errors.SubscribeError | Cause.Done>
-  /** The consumer that is running now (none while it restarts). */
-  readonly consumer: Effect.Effect<Option.Option<Consumer>>
+  /** The consumer that is running now (none while it restarts): only its pause and resume are used. */
+  readonly consumer: Effect.Effect<Option.Option<Pick<Consumer, "pause" | "resume">>>
   /** Reads what previous owners acked above their commits (empty sets on failure). */
   readonly inherit: (partitions: ReadonlyArray<number>) => Effect.Effect<ReadonlyMap<number, ReadonlySet<number>>>
   /** Starts a commit (it reads the state when it runs). */
