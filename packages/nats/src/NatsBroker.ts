@@ -15,7 +15,8 @@
 import type { JsMsg } from "@nats-io/jetstream"
 import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { Broker, Capabilities, type Envelope, Errors } from "@switchyard/core"
-import { Clock, type Config, Context, Duration, Effect, Layer, type Metric, Stream } from "effect"
+import { ConnectionOptions } from "@switchyard/core/adapter"
+import { Clock, Config, Context, Duration, Effect, Layer, type Metric, Stream } from "effect"
 import * as Browse from "./internal/browse.ts"
 import * as CorePublish from "./internal/corePublish.ts"
 import * as CoreSubscription from "./internal/coreSubscription.ts"
@@ -358,39 +359,38 @@ export const layer = (
   Layer.effectContext(makeJetStream(options)).pipe(Layer.provideMerge(NatsConnection.layer(options.connection)))
 
 /**
- * Options of {@link layerConfig}: the JetStream settings as data, the connection from `Config`.
+ * The broker's options read from the environment under a prefix: the connection from
+ * `NatsConnection.config(prefix)` (`NATS_SERVERS`, `NATS_USERNAME`, …); the JetStream settings keep their
+ * defaults (map them onto the Config to change them).
  *
  * @example
  * ```ts
  * import { Config } from "effect"
- * import type { NatsBroker } from "@switchyard/nats"
- * const options: NatsBroker.ConfigOptions = { connection: { servers: Config.String("ORDERS_NATS") }, consumer: { maxDeliver: 5 } }
+ * import { NatsBroker } from "@switchyard/nats"
+ * const orders = NatsBroker.config("ORDERS_NATS").pipe(Config.map((options) => ({ ...options, consumer: { maxDeliver: 5 } })))
  * ```
  * @since 0.3.0
  */
-export interface ConfigOptions extends JetStreamOptions {
-  /** The connection's configuration (default: `NatsConnection.config()`, the `NATS_*` environment variables). */
-  readonly connection?: Config.Wrap<NatsConnection.Options> | undefined
-}
+export const config = (prefix = "NATS"): Config.Config<Options> =>
+  Config.map(NatsConnection.config(prefix), (connection): Options => ({ connection }))
 
 /**
- * The JetStream broker with its connection configured from `Config` (environment variables `NATS_SERVERS`,
- * `NATS_TOKEN`, …, see `NatsConnection.config`); a bad configuration fails with a `ConnectionError` of
- * reason `Invalid`.
+ * The JetStream broker with its options from a `Config.Wrap<Options>` (default {@link config}: the `NATS_*`
+ * environment variables), like every adapter's `layerConfig`; a bad configuration fails with a
+ * `ConnectionError` of reason `Invalid`.
  *
  * @example
  * ```ts
+ * import { Config } from "effect"
  * import { NatsBroker } from "@switchyard/nats"
- * const live = NatsBroker.layerConfig({ consumer: { maxDeliver: 5 } })
+ * const live = NatsBroker.layerConfig(NatsBroker.config().pipe(Config.map((options) => ({ ...options, consumer: { maxDeliver: 5 } }))))
  * ```
  * @since 0.1.0
  */
 export const layerConfig = (
-  options: ConfigOptions = {}
+  options: Config.Wrap<Options> = config()
 ): Layer.Layer<Broker.Broker | NatsTopology | NatsConnection.NatsConnection, Errors.ConnectionError> =>
-  Layer.effectContext(makeJetStream(options)).pipe(
-    Layer.provideMerge(NatsConnection.layerConfig(options.connection ?? NatsConnection.config()))
-  )
+  Layer.unwrap(Effect.map(ConnectionOptions.fromConfig("nats", options), layer))
 
 /**
  * Options of {@link layerCore}.
@@ -422,7 +422,8 @@ export const layerCore = (
   Layer.effect(Broker.Broker, makeCore).pipe(Layer.provideMerge(NatsConnection.layer(options.connection)))
 
 /**
- * The core NATS broker with its connection configured from `Config` (default `NatsConnection.config()`).
+ * The core NATS broker with its options from a `Config.Wrap<CoreOptions>` (default {@link config}: the `NATS_*`
+ * environment variables).
  *
  * @example
  * ```ts
@@ -432,7 +433,7 @@ export const layerCore = (
  * @since 0.1.0
  */
 export const layerCoreConfig = (
-  connection: Config.Wrap<NatsConnection.Options> = NatsConnection.config()
+  options: Config.Wrap<CoreOptions> = config()
 ): Layer.Layer<Broker.Broker | NatsConnection.NatsConnection, Errors.ConnectionError> =>
-  Layer.effect(Broker.Broker, makeCore).pipe(Layer.provideMerge(NatsConnection.layerConfig(connection)))
+  Layer.unwrap(Effect.map(ConnectionOptions.fromConfig("nats", options), layerCore))
 

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Broker } from "@switchyard/core"
 import { nkeys } from "@nats-io/transport-node"
-import { Cause, ConfigProvider, Effect, Fiber, Layer, Redacted, Stream } from "effect"
+import { Cause, Config, ConfigProvider, Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import { KeyValueStore } from "effect/persistence"
 import { NatsBroker, NatsConnection, NatsKeyValueStore } from "../src/index.ts"
 import { message, servers, subscribeOptions, take, unique } from "./helpers.ts"
@@ -26,7 +26,9 @@ describe("NATS connection", () => {
         const sub = yield* broker.subscribe(destination, subscribeOptions(unique("g")))
         yield* broker.publish(destination, [message("configured")])
         assert.strictEqual((yield* take(sub, 1)).length, 1)
-      }).pipe(Effect.provide(NatsBroker.layerConfig({ defaultStream: { storage: "memory", maxAge: "15 minutes" } }).pipe(
+      }).pipe(Effect.provide(NatsBroker.layerConfig(
+        NatsBroker.config().pipe(Config.map((options) => ({ ...options, defaultStream: { storage: "memory" as const, maxAge: "15 minutes" } })))
+      ).pipe(
         Layer.provide(ConfigProvider.layer(provider))
       )))
     }))
