@@ -138,15 +138,13 @@ const program = Effect.gen(function*() {
       group: "email",
       concurrency: 4,
       idempotency: true,
-      retry: Schedule.exponential(Duration.millis(5)).pipe(Schedule.upTo({ times: 4 })),
-      isRetryable: (error) => error._tag === "SmtpUnavailable"
+      retry: { schedule: Schedule.exponential(Duration.millis(5)).pipe(Schedule.upTo({ times: 4 })), isRetryable: (error) => error._tag === "SmtpUnavailable" }
     }),
     Consumer.run(inventory.topic, inventory.handler, {
       group: "inventory",
       concurrency: 8,
       ordering: "key",
-      retry: Schedule.spaced(Duration.millis(10)).pipe(Schedule.upTo({ times: 2 })),
-      isRetryable: (error) => error._tag !== "OutOfStock"
+      retry: { schedule: Schedule.spaced(Duration.millis(10)).pipe(Schedule.upTo({ times: 2 })), isRetryable: (error) => error._tag !== "OutOfStock" }
     }),
     analytics,
     deadLetters

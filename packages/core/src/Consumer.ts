@@ -60,7 +60,74 @@ export type Handler<A, E, R> = (value: A, envelope: Envelope) => Effect.Effect<u
 export type Ordering = "none" | "key" | "partition"
 
 /**
- * Options of a consumer. Only `group` is usually set; everything else has a safe default.
+ * How failed handler runs are retried (`Options.retry`).
+ *
+ * @example
+ * ```ts
+ * import { Schedule } from "effect"
+ * import type { Consumer } from "@switchyard/core"
+ * class Declined { readonly _tag = "Declined" }
+ * const retry: Consumer.RetryOptions<Declined | Error> = {
+ *   schedule: Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 5 })),
+ *   isRetryable: (error) => !(error instanceof Declined)
+ * }
+ * ```
+ * @category models
+ * @since 0.3.0
+ */
+export interface RetryOptions<E> {
+  /** The retry policy; its input is the error (default: no retries). */
+  readonly schedule?: Schedule.Schedule<unknown, E | HandlerTimeoutError> | undefined
+  /**
+   * Tells retryable from fatal errors (default {@link defaultIsRetryable}: every typed error is retryable
+   * except one whose `isRetryable` is `false`, such as a broker error of a fatal reason). Defects are never
+   * retried.
+   */
+  readonly isRetryable?: ((error: E | HandlerTimeoutError) => boolean) | undefined
+}
+
+/**
+ * Where dead letters go (`Options.deadLetter`).
+ *
+ * @example
+ * ```ts
+ * import type { Consumer } from "@switchyard/core"
+ * const deadLetter: Consumer.DeadLetterOptions = { destination: "orders.parked", retryDelay: "5 seconds" }
+ * ```
+ * @category models
+ * @since 0.3.0
+ */
+export interface DeadLetterOptions {
+  /** The dead-letter destination (default `"<topic>.dlq"`). */
+  readonly destination?: string | undefined
+  /**
+   * When a dead letter cannot be published for a reason that may pass (broker unreachable, timeout: a
+   * retryable `PublishError`), the delivery is nacked with this delay and comes back later (default 1 second).
+   * A dead letter the broker refuses for good is first retried in reduced forms (see {@link deadLetterMessage}).
+   */
+  readonly retryDelay?: Duration.Input | undefined
+}
+
+/**
+ * What to do with payloads that cannot be handled as they are (`Options.decode`).
+ *
+ * @example
+ * ```ts
+ * import type { Consumer } from "@switchyard/core"
+ * const decode: Consumer.DecodeOptions = { onFailure: "dead-letter", onUnknownType: "ignore" }
+ * ```
+ * @category models
+ * @since 0.3.0
+ */
+export interface DecodeOptions {
+  /** A payload the codec rejects (default `"dead-letter"`; `"skip"` acks it; `"fail"` fails the consumer). */
+  readonly onFailure?: "dead-letter" | "skip" | "fail" | undefined
+  /** A well-formed payload of an event type no handler knows (see `Router`; default `"dead-letter"`). */
+  readonly onUnknownType?: "dead-letter" | "ignore" | undefined
+}
+
+/**
+ * Options of a consumer, one field per concern. Only `group` is usually set; everything else has a safe default.
  *
  * @category models
  * @since 0.1.0
@@ -79,30 +146,22 @@ export interface Options<E> {
   readonly prefetch?: number | undefined
   /** Where a new group starts (default `"earliest"`). */
   readonly startFrom?: Subscriber.Options["startFrom"]
-  /** Retry policy for failed handlers; its input is the error (default: no retries). */
-  readonly retry?: Schedule.Schedule<unknown, E | HandlerTimeoutError> | undefined
   /**
-   * Tells retryable from fatal errors (default {@link defaultIsRetryable}: every typed error is retryable
-   * except one whose `isRetryable` is `false`, such as a broker error of a fatal kind). Defects are never
-   * retried.
+   * Retries of a failed handler run (default: none): a `Schedule` over the error, or {@link RetryOptions} to
+   * also tell retryable from fatal errors.
    */
-  readonly isRetryable?: ((error: E | HandlerTimeoutError) => boolean) | undefined
+  readonly retry?: Schedule.Schedule<unknown, E | HandlerTimeoutError> | RetryOptions<E> | undefined
   /** Fail a handler run that takes longer than this (a retryable `HandlerTimeoutError`). */
   readonly handlerTimeout?: Duration.Input | undefined
   /** On shutdown, how long in-flight handlers may take to finish (default 30 seconds). */
   readonly drainTimeout?: Duration.Input | undefined
-  /** Dead-letter destination (default `"<topic>.dlq"`); `false` nacks instead (the broker redelivers). */
-  readonly deadLetter?: string | false | undefined
   /**
-   * When a dead letter cannot be published for a reason that may pass (broker unreachable, timeout: a
-   * retryable `PublishError`), the delivery is nacked with this delay and comes back later (default 1 second).
-   * A dead letter the broker refuses for good is first retried in reduced forms (see {@link deadLetterMessage}).
+   * Where what cannot be handled goes (default `"<topic>.dlq"`): a destination, {@link DeadLetterOptions}, or
+   * `false` to nack instead (the broker redelivers).
    */
-  readonly deadLetterRetryDelay?: Duration.Input | undefined
-  /** What to do with a payload that cannot be decoded (default `"dead-letter"`). */
-  readonly onDecodeFailure?: "dead-letter" | "skip" | "fail" | undefined
-  /** What to do with a well-formed payload of an unknown event type (see `Router`; default `"dead-letter"`). */
-  readonly onUnknownType?: "dead-letter" | "ignore" | undefined
+  readonly deadLetter?: string | false | DeadLetterOptions | undefined
+  /** What to do with payloads the codec rejects or whose event type no handler knows (see {@link DecodeOptions}). */
+  readonly decode?: DecodeOptions | undefined
   /**
    * Skip messages whose id this group already finished (handled or dead-lettered), so one id ends in one
    * outcome per group. Only stable ids count (`IncomingEnvelope.hasStableId`): a message without an id of its
@@ -122,7 +181,7 @@ export interface Options<E> {
 /**
  * How a delivery ended, a tagged union: `Handled`, `Duplicate` (idempotency), `DeadLettered` (with the
  * destination, the form sent and the failure), `Nacked` (dead-lettering off, or the dead letter could not be
- * published: `error`), `Skipped` (undecodable, `onDecodeFailure: "skip"`) and `Ignored` (an unknown event
+ * published: `error`), `Skipped` (undecodable, `decode: { onFailure: "skip" }`) and `Ignored` (an unknown event
  * type, or a redriven copy meant for another group). Spans carry its {@link outcomeLabel} as
  * `switchyard.outcome`.
  *
@@ -191,7 +250,7 @@ export type Failure = DeadLetter.Failure
 export type DeadLetterForm = DeadLetter.Form
 
 /**
- * The default `Options.isRetryable`: every typed error is retryable, except one that says it is not
+ * The default `RetryOptions.isRetryable`: every typed error is retryable, except one that says it is not
  * (an `isRetryable` property that is `false`, as on a `PublishError` of reason `Unroutable` or `TooLarge`),
  * so that a handler whose publish can never succeed is dead-lettered at once instead of re-run.
  *

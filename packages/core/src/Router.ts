@@ -1,7 +1,7 @@
 /**
  * Routing for destinations that carry several event types: a union of tagged events, one handler per
  * tag. Payloads naming a type the router does not know decode as an "unknown type" failure, which the
- * consumer ignores or dead-letters (`onUnknownType`).
+ * consumer ignores or dead-letters (`decode: { onUnknownType }`).
  *
  * @since 0.1.0
  */
@@ -67,7 +67,7 @@ export interface Router<A extends Tagged, E, R> {
  *   OrderPlaced: (e) => Effect.log(`placed ${e.orderId}`),
  *   OrderCancelled: (e) => Effect.log(`cancelled ${e.orderId}`)
  * })
- * const program = Consumer.run(router.topic, router.handler, { group: "audit", onUnknownType: "ignore" })
+ * const program = Consumer.run(router.topic, router.handler, { group: "audit", decode: { onUnknownType: "ignore" } })
  * ```
  * @category constructors
  * @since 0.1.0

@@ -31,6 +31,20 @@ describe("consumer options", () => {
     assert.strictEqual(resolve("o", { prefetch: 5 }, acked).lanes.bufferSize, 5)
   })
 
+  it("retry as a bare Schedule keeps the default isRetryable; deadLetter as a name, false or an object", () => {
+    const schedule = Schedule.recurs(2)
+    const bare = resolve<string>("o", { retry: schedule }, acked)
+    assert.strictEqual(bare.retry.schedule, schedule)
+    assert.strictEqual(bare.retry.isRetryable, Consumer.defaultIsRetryable)
+    const predicateOnly = resolve<string>("o", { retry: { isRetryable: () => false } }, acked)
+    assert.isUndefined(predicateOnly.retry.schedule)
+    assert.isFalse(predicateOnly.retry.isRetryable("x"))
+    assert.deepStrictEqual(resolve("o", { deadLetter: "parked" }, acked).deadLetter, { destination: "parked", retryDelay: Duration.seconds(1) })
+    assert.deepStrictEqual(resolve("o", { deadLetter: false }, acked).deadLetter, { destination: false, retryDelay: Duration.seconds(1) })
+    assert.deepStrictEqual(resolve("o", { deadLetter: { retryDelay: "3 seconds" } }, acked).deadLetter, { destination: "o.dlq", retryDelay: Duration.seconds(3) })
+    assert.deepStrictEqual(resolve("o", { decode: { onFailure: "skip" } }, acked).decode, { onFailure: "skip", onUnknownType: "dead-letter" })
+  })
+
   it("every option lands in its group", () => {
     const retry = Schedule.recurs(3)
     const restart = Schedule.spaced("1 second")
@@ -40,14 +54,11 @@ describe("consumer options", () => {
       concurrency: 4,
       ordering: "partition",
       startFrom: "latest",
-      retry,
-      isRetryable,
+      retry: { schedule: retry, isRetryable },
       handlerTimeout: "2 seconds",
       drainTimeout: "5 seconds",
-      deadLetter: "parked",
-      deadLetterRetryDelay: "10 seconds",
-      onDecodeFailure: "skip",
-      onUnknownType: "ignore",
+      deadLetter: { destination: "parked", retryDelay: "10 seconds" },
+      decode: { onFailure: "skip", onUnknownType: "ignore" },
       idempotency: { keyPrefix: "p:" },
       restart,
       traceContext: "link"

@@ -186,8 +186,7 @@ const runModel = (config: Config) =>
         ordering: config.ordering,
         drainTimeout: `${config.drainTimeout} millis`,
         handlerTimeout: "150 millis",
-        retry: Schedule.spaced("20 millis").pipe(Schedule.upTo({ times: 3 })),
-        isRetryable: (error) => error._tag === "Transient" || error._tag === "HandlerTimeoutError"
+        retry: { schedule: Schedule.spaced("20 millis").pipe(Schedule.upTo({ times: 3 })), isRetryable: (error) => error._tag === "Transient" || error._tag === "HandlerTimeoutError" }
       }
 
       let consumer: Fiber.Fiber<unknown, unknown> | undefined

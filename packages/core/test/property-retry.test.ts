@@ -208,8 +208,7 @@ describe("consumer retry timing follows the Schedule", () => {
     Effect.gen(function*() {
       const run = yield* runFailing(
         {
-          retry: Schedule.spaced("1 second").pipe(Schedule.upTo({ times: 10 })),
-          isRetryable: (error: { readonly _tag: string }) => error._tag !== "Fatal"
+          retry: { schedule: Schedule.spaced("1 second").pipe(Schedule.upTo({ times: 10 })), isRetryable: (error: { readonly _tag: string }) => error._tag !== "Fatal" }
         },
         (attempt): Effect.Effect<never, Boom | Fatal> =>
           attempt < 3 ? Effect.fail(new Boom({ attempt })) : Effect.fail(new Fatal())

@@ -218,7 +218,7 @@ describe("a dead letter is always publishable", () => {
             seen.push([item.id, envelope.attempt, now])
             return item.id === "poison" ? Effect.fail(new Boom({ message: "no" })) : Effect.void
           }),
-        { group: "g", deadLetterRetryDelay: "5 seconds" }
+        { group: "g", deadLetter: { retryDelay: "5 seconds"  }}
       ).pipe(Effect.forkChild)
       yield* TestKit.advance("12 seconds", "100 millis")
       assert.isUndefined(consumer.pollUnsafe(), "the consumer stopped by itself")
@@ -250,7 +250,7 @@ describe("a dead letter is always publishable", () => {
     })
     return Effect.gen(function*() {
       yield* Publisher.publish(items, { id: "poison" })
-      const inspect = yield* consumeAll(() => Effect.fail(new Boom({ message: "no" })), { deadLetterRetryDelay: "3 seconds" })
+      const inspect = yield* consumeAll(() => Effect.fail(new Boom({ message: "no" })), { deadLetter: { retryDelay: "3 seconds"  }})
       assert.strictEqual(times.length, 3, "one form per attempt: a retryable failure does not shrink the dead letter")
       assert.isAtLeast(times[1]! - times[0]!, 3000)
       assert.isAtLeast(times[2]! - times[1]!, 3000)

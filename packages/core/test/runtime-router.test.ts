@@ -94,7 +94,7 @@ describe("Router", () => {
           yield* Publisher.publish(unknownEvents, { _tag: "OrderShipped", orderId: "o1" })
           yield* Publisher.publish(router.topic, { _tag: "OrderPlaced", orderId: "o1", total: 5 })
         }),
-        { onUnknownType: "ignore" }
+        { decode: { onUnknownType: "ignore" } }
       )
       assert.deepStrictEqual(dead, [])
       assert.deepStrictEqual(log, ["placed:o1:5"])
@@ -132,7 +132,7 @@ describe("Router", () => {
       const dead = yield* runRouter(
         log,
         Publisher.publish(unknownEvents, { _tag: "OrderPlaced", orderId: "o9" }, { id: "bad-1" }),
-        { onUnknownType: "ignore" }
+        { decode: { onUnknownType: "ignore" } }
       )
       assert.deepStrictEqual(log, [])
       assert.strictEqual(dead.length, 1)

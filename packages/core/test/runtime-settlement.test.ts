@@ -269,21 +269,21 @@ const unknownTypeRun = (options: Consumer.Options<never>) =>
 describe("onUnknownType governs unknown event types, independently of onDecodeFailure", () => {
   it.effect("onUnknownType \"ignore\" + onDecodeFailure \"fail\": the unknown type is acked, the consumer keeps running", () =>
     Effect.gen(function*() {
-      const result = yield* unknownTypeRun({ onUnknownType: "ignore", onDecodeFailure: "fail" })
+      const result = yield* unknownTypeRun({ decode: { onUnknownType: "ignore", onFailure: "fail" } })
       assert.deepStrictEqual(result, { consumerAlive: true, handled: ["k"], dead: [], lag: 0 })
     }))
 
-  // Regression: `onUnknownType: "dead-letter"` (the default) once fell through to `onDecodeFailure`, so with
+  // Regression: `decode: { decode: { onUnknownType: "dead-letter" } }` (the default) once fell through to `onDecodeFailure`, so with
   // "skip" an unknown event was silently dropped and with "fail" the consumer died.
   it.effect("onUnknownType \"dead-letter\" + onDecodeFailure \"skip\": the unknown type is still dead-lettered", () =>
     Effect.gen(function*() {
-      const result = yield* unknownTypeRun({ onUnknownType: "dead-letter", onDecodeFailure: "skip" })
+      const result = yield* unknownTypeRun({ decode: { onUnknownType: "dead-letter", onFailure: "skip" } })
       assert.deepStrictEqual(result, { consumerAlive: true, handled: ["k"], dead: ["UnknownEventType"], lag: 0 })
     }))
 
   it.effect("onUnknownType \"dead-letter\" + onDecodeFailure \"fail\": the unknown type is dead-lettered, the consumer survives", () =>
     Effect.gen(function*() {
-      const result = yield* unknownTypeRun({ onUnknownType: "dead-letter", onDecodeFailure: "fail" })
+      const result = yield* unknownTypeRun({ decode: { onUnknownType: "dead-letter", onFailure: "fail" } })
       assert.deepStrictEqual(result, { consumerAlive: true, handled: ["k"], dead: ["UnknownEventType"], lag: 0 })
     }))
 })

@@ -2,7 +2,7 @@
  * The consumer's configuration, resolved once from the public `Consumer.Options` bag into one group per
  * concern. Each stage reads only its own group, and every default lives here.
  */
-import { Duration, type Schedule } from "effect"
+import { Duration, Schedule } from "effect"
 import { type BrokerShape, defaultPrefetch, type StartFrom } from "../../Broker.ts"
 import type { Options, Ordering } from "../../Consumer.ts"
 import type { DecodeError, HandlerTimeoutError, SubscribeError } from "../../Errors.ts"
@@ -63,6 +63,25 @@ export interface Config<E> {
 const optionalDuration = (input: Duration.Input | undefined): Duration.Duration | undefined =>
   input === undefined ? undefined : Duration.fromInputUnsafe(input)
 
+const retryOf = <E>(retry: Options<E>["retry"]): Omit<RetryConfig<E>, "handlerTimeout"> =>
+  retry === undefined
+    ? { schedule: undefined, isRetryable: defaultIsRetryable }
+    : Schedule.isSchedule(retry)
+    ? { schedule: retry, isRetryable: defaultIsRetryable }
+    : { schedule: retry.schedule, isRetryable: retry.isRetryable ?? defaultIsRetryable }
+
+const defaultDeadLetterRetryDelay = Duration.seconds(1)
+
+const deadLetterOf = (destination: string, deadLetter: Options<unknown>["deadLetter"]): DeadLetterConfig =>
+  deadLetter === false
+    ? { destination: false, retryDelay: defaultDeadLetterRetryDelay }
+    : typeof deadLetter === "string"
+    ? { destination: deadLetter, retryDelay: defaultDeadLetterRetryDelay }
+    : {
+      destination: deadLetter?.destination ?? `${destination}.dlq`,
+      retryDelay: deadLetter?.retryDelay === undefined ? defaultDeadLetterRetryDelay : Duration.fromInputUnsafe(deadLetter.retryDelay)
+    }
+
 /** Resolves the public options of a consumer of `destination` on `broker` (defaults as documented there). */
 export const resolve = <E>(destination: string, options: Options<E>, broker: Pick<BrokerShape, "capabilities">): Config<E> => {
   const concurrency = Math.max(1, options.concurrency ?? 1)
@@ -70,16 +89,9 @@ export const resolve = <E>(destination: string, options: Options<E>, broker: Pic
   return {
     subscription: { destination, group: options.group ?? "default", prefetch, startFrom: options.startFrom },
     lanes: { concurrency, ordering: options.ordering ?? "key", bufferSize: prefetch },
-    retry: {
-      schedule: options.retry,
-      isRetryable: options.isRetryable ?? defaultIsRetryable,
-      handlerTimeout: optionalDuration(options.handlerTimeout)
-    },
-    deadLetter: {
-      destination: options.deadLetter === undefined ? `${destination}.dlq` : options.deadLetter,
-      retryDelay: Duration.fromInputUnsafe(options.deadLetterRetryDelay ?? Duration.seconds(1))
-    },
-    decode: { onFailure: options.onDecodeFailure ?? "dead-letter", onUnknownType: options.onUnknownType ?? "dead-letter" },
+    retry: { ...retryOf(options.retry), handlerTimeout: optionalDuration(options.handlerTimeout) },
+    deadLetter: deadLetterOf(destination, options.deadLetter),
+    decode: { onFailure: options.decode?.onFailure ?? "dead-letter", onUnknownType: options.decode?.onUnknownType ?? "dead-letter" },
     idempotency: options.idempotency === undefined || options.idempotency === false
       ? undefined
       : options.idempotency === true

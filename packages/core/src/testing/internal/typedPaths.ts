@@ -256,7 +256,7 @@ export const register = (
           return n === 1 ? Effect.fail(new Flaky({ n })) : Effect.sync(() => handled.add(n))
         })
       yield* consumeUntil(
-        Consumer.run(topic, handler, { group: "runtime", deadLetterRetryDelay: "200 millis" }).pipe(
+        Consumer.run(topic, handler, { group: "runtime", deadLetter: { retryDelay: "200 millis"  }}).pipe(
           Effect.updateService(Broker, down)
         ),
         Effect.sync(() => handled.size >= 3 && parked === 1)
