@@ -336,7 +336,7 @@ export const layer = (options: Options): Layer.Layer<KafkaConnection, Errors.Con
   Layer.effect(KafkaConnection, make(options))
 
 /**
- * The connection layer from configuration (e.g. {@link config}); bad configuration fails with
+ * The connection layer from configuration (e.g. `config()`); bad configuration fails with
  * `ConnectionError` reason `Invalid`.
  *
  * @example
