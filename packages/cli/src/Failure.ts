@@ -13,7 +13,6 @@
  * @since 0.1.0
  */
 import { Runtime, Schema } from "effect"
-import { Errors } from "@switchyard/core"
 
 /**
  * The exit codes (see the module's table).
@@ -92,24 +91,21 @@ const hasTag = (u: unknown): u is { readonly _tag: string; readonly message: str
 /**
  * Turns any error the CLI's commands fail with into a {@link CliFailure}: a `CliFailure` stays as it is; a
  * Switchyard error (`ConnectionError`, `PublishError`, `SubscribeError`, …) becomes exit code 1 with its
- * message (its reason); a configuration error (effect's `ConfigError`, or a `ConnectionError` of reason
- * `Invalid`) is a usage error.
+ * message (its reason); a configuration error is a usage error.
  *
  * @example
  * ```ts
  * import { Errors } from "@switchyard/core"
  * import { Failure } from "@switchyard/cli"
- * const failure = Failure.fromError(new Errors.ConnectionError({ broker: "rabbitmq", reason: Errors.reason("Unreachable", "connect ECONNREFUSED 127.0.0.1:5672", "ECONNREFUSED") }))
- * // failure.exitCode === 1, failure.message === "connection to rabbitmq failed: connect ECONNREFUSED 127.0.0.1:5672"
+ * const failure = Failure.fromError(new Errors.ConnectionError({ broker: "rabbitmq", reason: "ECONNREFUSED" }))
+ * // failure.exitCode === 1, failure.message === "connection to rabbitmq failed: ECONNREFUSED"
  * ```
  * @since 0.1.0
  */
 export const fromError = (error: unknown): CliFailure => {
   if (error instanceof CliFailure) return error
   if (hasTag(error)) {
-    // A bad configuration is a usage error: effect's ConfigError, or the adapters' one bad-config error.
-    const badConfig = error._tag === "ConfigError" || (error instanceof Errors.ConnectionError && error.kind === "Invalid")
-    const code = badConfig ? ExitCode.usage : ExitCode.broker
+    const code = error._tag === "ConfigError" ? ExitCode.usage : ExitCode.broker
     return new CliFailure({ message: oneLine(error.message || error._tag), exitCode: code })
   }
   return new CliFailure({ message: oneLine(String(error)), exitCode: ExitCode.broker })
