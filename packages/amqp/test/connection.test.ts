@@ -75,7 +75,7 @@ describe("AmqpConnection", () => {
       assert.strictEqual(error._tag, "ConnectionError")
       assert.strictEqual(error.kind, "Invalid")
       assert.isFalse(error.isRetryable)
-      assert.include(error.reason.message, "bad configuration")
+      assert.include(error.reason.message, "invalid configuration")
       assert.include(error.reason.message, "AMQP_PORT")
     }))
 })

@@ -149,7 +149,7 @@ export const invalid = (broker: string, message: string): ConnectionError =>
  * @since 0.3.0
  */
 export const fromConfig = <Options>(broker: string, config: Config.Wrap<Options>): Effect.Effect<Options, ConnectionError> =>
-  Effect.mapError(Config.unwrap(config), (error) => invalid(broker, `bad configuration: ${error.message}`))
+  Effect.mapError(Config.unwrap(config), (error) => invalid(broker, `invalid configuration: ${error.message}`))
 
 /**
  * The {@link CommonOptions} read from the environment under a prefix: `<PREFIX>_CONNECT_TIMEOUT`,
