@@ -2,7 +2,7 @@
  * The header mapping without a broker: an `OutgoingMessage` → NATS headers → `Draft` → envelope round trip
  * (fast-check), and the precedence of ids and names on messages Switchyard did not write.
  */
-import { headers as makeHeaders } from "@nats-io/transport-node"
+import { headers as makeHeaders, MsgHdrsImpl } from "@nats-io/transport-node"
 import { Envelope, Headers as H } from "@switchyard/core"
 import { outgoingMessage, text } from "./arbitraries.ts"
 import * as fc from "fast-check"
@@ -32,6 +32,31 @@ describe("NATS header mapping", () => {
       }),
       { numRuns: 500 }
     )
+  })
+
+  it("what toHeaders builds round-trips through nats.js's wire encoding, as append-built headers do", () => {
+    fc.assert(
+      fc.property(outgoingMessage, (sent) => {
+        const h = toHeaders(sent)
+        assert.instanceOf(h, MsgHdrsImpl)
+        const appended = makeHeaders()
+        for (const [name, values] of h) for (const value of values) appended.append(name, value)
+        const wire = (h as MsgHdrsImpl).encode()
+        assert.deepStrictEqual(wire, appended.encode())
+        const { attempt: _a, ...back } = fromMessage({ data: sent.payload, headers: MsgHdrsImpl.decode(wire) }, origin, now)
+        const { attempt: _b, ...direct } = fromMessage({ data: sent.payload, headers: h }, origin, now)
+        assert.deepStrictEqual(back, direct)
+      }),
+      { numRuns: 300 }
+    )
+  })
+
+  it("a user header name nats.js refuses is refused with nats.js's own error", () => {
+    for (const name of ["bad name", "colon:", "tab\t", "é"]) {
+      const m = Envelope.outgoing(new Uint8Array(), { id: "m-1", headers: { [name]: "v" } })
+      assert.throws(() => toHeaders(m), /not a valid character in a header name/)
+      assert.throws(() => makeHeaders().append(name, "v"), /not a valid character in a header name/)
+    }
   })
 
   it("every value survives encoding, and what needs none is sent as is", () => {
