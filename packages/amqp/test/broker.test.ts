@@ -125,6 +125,37 @@ layer(BrokerLive, { excludeTestServices: true, timeout: "30 seconds" })("AmqpBro
       assert.strictEqual(yield* Queue.size(q), 0)
     }))
 
+  it.effect("coalesced acks settle only what the consumer acked: a nack in the middle and one in flight come back", () =>
+    Effect.gen(function*() {
+      const broker = yield* Broker.Broker
+      const destination = unique("multiack")
+      const scope = yield* Scope.make()
+      const q = yield* collect(destination, "g", { ack: false, prefetch: 50 }).pipe(Scope.provide(scope))
+      const n = 40
+      yield* broker.publish(destination, Array.from({ length: n }, (_, i) => message(`m-${i}`, `${i}`)))
+      const first = yield* takeN(q, n)
+      assert.deepStrictEqual(first.map((d) => d.envelope.id), Array.from({ length: n }, (_, i) => `m-${i}`))
+      // in one turn: ack all but m-7 (nacked) and m-20 (left in flight), out of order
+      const inFlight = first[20]!
+      yield* first[7]!.nack()
+      yield* Effect.forEach([...first].reverse(), (d) => d === first[7] || d === inFlight ? Effect.void : d.ack, { discard: true })
+      const [back] = yield* takeN(q, 1)
+      assert.strictEqual(back!.envelope.id, "m-7")
+      assert.strictEqual(back!.envelope.attempt, 2)
+      yield* back!.ack
+      yield* Effect.sleep("300 millis")
+      assert.strictEqual(yield* Queue.size(q), 0, "nothing else came back")
+      // closing the subscription returns the delivery still in flight (never covered by a multiple ack), only it
+      yield* Scope.close(scope, Exit.void)
+      const next = yield* collect(destination, "g", { ack: false })
+      const [again] = yield* takeN(next, 1)
+      assert.strictEqual(again!.envelope.id, "m-20")
+      assert.isAtLeast(again!.envelope.attempt, 2)
+      yield* again!.ack
+      yield* Effect.sleep("300 millis")
+      assert.strictEqual(yield* Queue.size(next), 0, "every other message stayed acked")
+    }))
+
   it.effect("nack with delay redelivers after the delay through a TTL retry queue", () =>
     Effect.gen(function*() {
       const broker = yield* Broker.Broker

@@ -1,6 +1,7 @@
 /**
  * The pure parts of the adapter, without a broker: error classification (every reply code, every errno
- * class, the handshake texts) and the one header mapping, both ways, through amqplib's own property codec.
+ * class, the handshake texts), the one header mapping, both ways, through amqplib's own property codec, and
+ * the coalescing of a channel's acks against a model of the broker's outstanding deliveries.
  */
 import { createRequire } from "node:module"
 import * as Path from "node:path"
@@ -8,6 +9,7 @@ import { assert, describe, it } from "@effect/vitest"
 import type { Message, Options as AmqpOptions } from "amqplib"
 import { Envelope, Errors, Headers } from "@switchyard/core"
 import fc from "fast-check"
+import * as Delivery from "../src/internal/delivery.ts"
 import * as AmqpEnvelope from "../src/internal/envelope.ts"
 import * as AmqpErrors from "../src/internal/errors.ts"
 
@@ -281,5 +283,102 @@ describe("the header mapping", () => {
     assert.strictEqual(envelope.contentType, "application/octet-stream")
     assert.strictEqual(envelope.key, undefined)
     assert.deepStrictEqual(envelope.coordinates, { destination: "orders", deliveryTag: 7, routingKey: "eu" })
+  })
+})
+
+describe("the acks of a channel (basic.ack multiple)", () => {
+  /** A channel as the broker sees it: the outstanding delivery tags; `multiple` settles every outstanding tag up to its own. */
+  const brokerChannel = () => {
+    const outstanding = new Set<number>()
+    const acked: Array<number> = []
+    const nacked: Array<number> = []
+    const frames: Array<string> = []
+    const settle = (into: Array<number>, tag: number, multiple: boolean) => {
+      const tags = multiple ? [...outstanding].filter((t) => t <= tag) : [tag]
+      for (const t of tags) {
+        assert.isTrue(outstanding.delete(t), `tag ${t} settled twice or never delivered`)
+        into.push(t)
+      }
+    }
+    const channel: Delivery.AckChannel = {
+      ack: (message, allUpTo) => {
+        frames.push(`ack ${message.fields.deliveryTag}${allUpTo ? "+" : ""}`)
+        settle(acked, message.fields.deliveryTag, allUpTo === true)
+      },
+      nack: (message, allUpTo) => {
+        frames.push(`nack ${message.fields.deliveryTag}`)
+        settle(nacked, message.fields.deliveryTag, allUpTo === true)
+      }
+    }
+    return { outstanding, acked, nacked, frames, channel }
+  }
+  const delivery = (tag: number) => ({ fields: { deliveryTag: tag } }) as unknown as Message
+
+  it("property: the broker acks exactly what the consumer acked and nacks what it nacked, whatever the order", () => {
+    const plan = fc.integer({ min: 1, max: 60 }).chain((n) =>
+      fc.tuple(
+        fc.shuffledSubarray(Array.from({ length: n }, (_, i) => i + 1), { minLength: n, maxLength: n }),
+        fc.array(fc.constantFrom("ack", "ack", "ack", "nack", "none"), { minLength: n, maxLength: n }),
+        fc.array(fc.boolean(), { minLength: n, maxLength: n })
+      ).map(([order, outcomes, flushes]) => ({ n, order, outcomes, flushes }))
+    )
+    fc.assert(fc.property(plan, ({ flushes, n, order, outcomes }) => {
+      const broker = brokerChannel()
+      const turns: Array<() => void> = []
+      const acks = new Delivery.Acks(broker.channel, () => true, (flush) => void turns.push(flush))
+      const endTurn = () => turns.splice(0).forEach((flush) => flush())
+      for (let tag = 1; tag <= n; tag++) {
+        broker.outstanding.add(tag)
+        acks.delivered(delivery(tag))
+      }
+      const expectAcked: Array<number> = []
+      const expectNacked: Array<number> = []
+      order.forEach((tag, i) => {
+        const outcome = outcomes[tag - 1]
+        if (outcome === "ack") {
+          acks.ack(delivery(tag))
+          expectAcked.push(tag)
+        } else if (outcome === "nack") {
+          acks.nack(delivery(tag), true)
+          expectNacked.push(tag)
+        }
+        if (flushes[i]) endTurn()
+      })
+      endTurn()
+      const sorted = (tags: ReadonlyArray<number>) => [...tags].sort((a, b) => a - b)
+      assert.deepStrictEqual(sorted(broker.acked), sorted(expectAcked))
+      assert.deepStrictEqual(sorted(broker.nacked), sorted(expectNacked))
+      // what the consumer left unsettled is still outstanding (never covered by a multiple ack)
+      assert.deepStrictEqual(sorted([...broker.outstanding]), sorted(order.filter((tag) => outcomes[tag - 1] === "none")))
+    }), { numRuns: 1000 })
+  })
+
+  it("contiguous acks of a turn are one basic.ack multiple; an ack above a delivery in flight goes alone", () => {
+    const broker = brokerChannel()
+    const turns: Array<() => void> = []
+    const acks = new Delivery.Acks(broker.channel, () => true, (flush) => void turns.push(flush))
+    for (let tag = 1; tag <= 6; tag++) acks.delivered(delivery(tag))
+    for (let tag = 1; tag <= 6; tag++) broker.outstanding.add(tag)
+    acks.ack(delivery(2))
+    acks.ack(delivery(1))
+    acks.ack(delivery(3))
+    acks.ack(delivery(5)) // 4 is in flight
+    assert.deepStrictEqual(broker.frames, [], "held until the end of the turn")
+    assert.strictEqual(turns.length, 1, "one flush per turn")
+    turns.splice(0).forEach((flush) => flush())
+    assert.deepStrictEqual(broker.frames, ["ack 5", "ack 3+"])
+    acks.ack(delivery(6))
+    acks.nack(delivery(4), true) // the held ack goes first, then the nack
+    assert.deepStrictEqual(broker.frames, ["ack 5", "ack 3+", "ack 6", "nack 4"])
+    assert.deepStrictEqual(broker.outstanding.size, 0)
+  })
+
+  it("a channel that closed gets nothing: the broker redelivers what was held", () => {
+    const broker = brokerChannel()
+    const acks = new Delivery.Acks(broker.channel, () => false, () => undefined)
+    acks.delivered(delivery(1))
+    acks.ack(delivery(1))
+    acks.flush()
+    assert.deepStrictEqual(broker.frames, [])
   })
 })

@@ -1,15 +1,16 @@
 /**
  * Where a delivery gets settled: the kit's `Settlement.make` with amqplib's `basic.ack` / `basic.nack` on the
- * channel that delivered it. A delivery of a channel that has since closed is never settled on another one
+ * channel that delivered it, through the channel's {@link Acks}: acks are coalesced into one
+ * `basic.ack multiple` per turn of the event loop when no delivery below them is still in flight. A delivery of a channel that has since closed is never settled on another one
  * (its settlement is an `AckError` of reason `BrokerClosed`: the broker redelivers it). `nack({ delay })`
  * republishes a copy to a per-delay TTL retry queue that dead-letters it back to the work queue (no plugin),
  * then acks the original; when the copy cannot be scheduled, the original is requeued at once instead.
  */
-import type { Channel, ConsumeMessage } from "amqplib"
+import type { Channel, ConsumeMessage, Message } from "amqplib"
 import type { Broker, Envelope } from "@switchyard/core"
 import { Errors } from "@switchyard/core"
 import { Settlement } from "@switchyard/core/adapter"
-import { Duration, Effect } from "effect"
+import { Duration, Effect, Result } from "effect"
 import * as Channels from "./channel.ts"
 import * as AmqpEnvelope from "./envelope.ts"
 import * as AmqpErrors from "./errors.ts"
@@ -29,6 +30,84 @@ export interface Delivery extends Broker.RawDelivery {
   readonly release: Effect.Effect<void, Errors.AckError>
 }
 
+/** The channel operations {@link Acks} needs (amqplib's `Channel`). */
+export interface AckChannel {
+  readonly ack: (message: Message, allUpTo?: boolean) => void
+  readonly nack: (message: Message, allUpTo?: boolean, requeue?: boolean) => void
+}
+
+/**
+ * The settlements of one channel on the wire. A consumer's ack is held until the end of the current turn
+ * of the event loop (`setImmediate`), then the acks of a turn go out as one `basic.ack multiple` for the
+ * highest acked delivery tag below which no delivery is still in flight (every lower tag was acked or
+ * nacked: `multiple` settles nothing else), and one plain `basic.ack` each for the acks above a delivery
+ * still in flight (never held back behind a slow one: they free prefetch slots now). A nack goes out at
+ * once, after the held acks. Delivery tags are the channel's: they grow by one per delivery.
+ * What was held when the channel closed is not sent: the broker redelivers it (at-least-once).
+ */
+export class Acks {
+  /** Delivered, not yet acked or nacked by the consumer. */
+  readonly #inFlight = new Set<number>()
+  /** Acked by the consumer, not yet sent. */
+  readonly #held = new Map<number, Message>()
+  /** Every tag below it is out of flight. */
+  #low = 1
+  #highest = 0
+  #flushScheduled = false
+
+  constructor(
+    private readonly channel: AckChannel,
+    private readonly isOpen: () => boolean = () => true,
+    private readonly schedule: (flush: () => void) => void = setImmediate
+  ) {}
+
+  /** A delivery arrived (before it can be settled). */
+  delivered(message: Message): void {
+    const tag = message.fields.deliveryTag
+    this.#inFlight.add(tag)
+    if (tag > this.#highest) this.#highest = tag
+  }
+
+  /** The consumer acked: sent with the others of this turn. */
+  ack(message: Message): void {
+    const tag = message.fields.deliveryTag
+    this.#inFlight.delete(tag)
+    this.#held.set(tag, message)
+    if (this.#flushScheduled) return
+    this.#flushScheduled = true
+    this.schedule(() => this.flush())
+  }
+
+  /** The consumer nacked (requeue or not): sent now, after the acks held (throws as amqplib does). */
+  nack(message: Message, requeue: boolean): void {
+    this.flush()
+    this.#inFlight.delete(message.fields.deliveryTag)
+    this.channel.nack(message, false, requeue)
+  }
+
+  /** Sends the acks held (before the channel is closed, and at the end of each turn). */
+  flush(): void {
+    this.#flushScheduled = false
+    if (this.#held.size === 0) return
+    while (this.#low <= this.#highest && !this.#inFlight.has(this.#low)) this.#low++
+    const held = [...this.#held.values()]
+    this.#held.clear()
+    // a channel that closed settles nothing more: the broker redelivers what it held
+    if (!this.isOpen()) return
+    Result.try(() => this.send(held))
+  }
+
+  private send(held: ReadonlyArray<Message>): void {
+    let top: Message | undefined
+    for (const message of held) {
+      const tag = message.fields.deliveryTag
+      if (tag >= this.#low) this.channel.ack(message, false)
+      else if (top === undefined || tag > top.fields.deliveryTag) top = message
+    }
+    if (top !== undefined) this.channel.ack(top, true)
+  }
+}
+
 const maxTrackedNacks = 10_000
 
 /**
@@ -36,12 +115,15 @@ const maxTrackedNacks = 10_000
  * requeues this process saw (at least one when the broker says `redelivered`); plus the attempt a delayed
  * retry's copy carries.
  */
-export const attemptOf = (message: ConsumeMessage, nacks: ReadonlyMap<string, number>): number => {
+export const attemptOf = (
+  message: ConsumeMessage,
+  nacks: ReadonlyMap<string, number>,
+  id: string | undefined = AmqpEnvelope.carriedId(message)
+): number => {
   const base = AmqpEnvelope.baseAttempt(message)
   const deliveryCount = message.properties.headers?.["x-delivery-count"]
   if (typeof deliveryCount === "number") return base + deliveryCount
   if (!message.fields.redelivered) return base
-  const id = AmqpEnvelope.carriedId(message)
   return base + Math.max(1, (id === undefined ? undefined : nacks.get(id)) ?? 1)
 }
 
@@ -51,18 +133,19 @@ const ackError = (destination: string, reason: Errors.Reason, cause?: unknown) =
 const onChannel = (destination: string, operation: () => void): Effect.Effect<void, Errors.AckError> =>
   Effect.try({ try: operation, catch: (error) => ackError(destination, AmqpErrors.reasonOf(error), error) })
 
-/** Builds the settle-once delivery of a message on the channel that delivered it. */
+/** Builds the settle-once delivery of a message on the channel that delivered it (settled through its `acks`). */
 export const make = (
   message: ConsumeMessage,
   watched: Channels.Watched<Channel>,
+  acks: Acks,
   context: Context,
   now: () => number
 ): Delivery => {
   const { destination, nacks } = context
-  const envelope = AmqpEnvelope.toEnvelope(message, destination, attemptOf(message, nacks), now)
   const id = AmqpEnvelope.carriedId(message)
+  const envelope = AmqpEnvelope.toEnvelope(message, destination, attemptOf(message, nacks, id), now, id)
   const ack = onChannel(destination, () => {
-    watched.channel.ack(message)
+    acks.ack(message)
     if (message.fields.redelivered && id !== undefined) nacks.delete(id)
   })
   const requeue = (counted: boolean) =>
@@ -71,7 +154,7 @@ export const make = (
         if (nacks.size > maxTrackedNacks) nacks.clear()
         nacks.set(id, (nacks.get(id) ?? 0) + 1)
       }
-      watched.channel.nack(message, false, true)
+      acks.nack(message, true)
     })
   const later = (delayMillis: number) =>
     context.scheduleRetry(envelope, delayMillis).pipe(Effect.matchEffect({

@@ -95,61 +95,58 @@ const priorityOf = (value: string): number | undefined => {
   return Number.isInteger(n) && n >= 0 && n <= 255 ? n : undefined
 }
 
-/** The native properties users set through `x-amqp-*` headers, and the headers left. */
-const nativeFromHeaders = (headers: Envelope.OutgoingMessage["headers"]) => {
-  const rest: Record<string, string> = {}
-  const native: { replyTo?: string; priority?: number; expiration?: string; type?: string } = {}
-  for (const [name, value] of Object.entries(headers)) {
-    if (name === AmqpHeaders.replyTo) native.replyTo = value
-    else if (name === AmqpHeaders.type) native.type = value
-    else if (name === AmqpHeaders.priority) {
-      const priority = priorityOf(value)
-      if (priority !== undefined) native.priority = priority
-    } else if (name === AmqpHeaders.expiration) {
-      if (/^\d+$/.test(value)) native.expiration = value
-    } else rest[name] = value
-  }
-  return { native, rest }
+type PublishOptions = AmqpOptions.Publish & { headers: Record<string, string> }
+
+/** A user header: an `x-amqp-*` one becomes its native property (invalid values are not sent), the rest a header. */
+const putUserHeader = (options: PublishOptions, name: string, value: string): void => {
+  if (name === AmqpHeaders.replyTo) options.replyTo = value
+  else if (name === AmqpHeaders.type) options.type = value
+  else if (name === AmqpHeaders.priority) {
+    const priority = priorityOf(value)
+    if (priority !== undefined) options.priority = priority
+  } else if (name === AmqpHeaders.expiration) {
+    if (/^\d+$/.test(value)) options.expiration = value
+  } else options.headers[name] = value
 }
 
 const publishTimestamp = (timestamp: number): number | undefined =>
   Number.isFinite(timestamp) && timestamp >= 0 ? timestamp : undefined
 
-/** Switchyard's headers for what AMQP has no property for (or no room in one). */
-const envelopeHeaders = (message: Envelope.OutgoingMessage, attempt: number | undefined): Record<string, string> => {
-  const headers: Record<string, string> = {}
-  const timestamp = publishTimestamp(message.timestamp)
-  if (message.key !== undefined) headers[Headers.key] = message.key
-  if (message.causationId !== undefined) headers[Headers.causationId] = message.causationId
-  if (timestamp !== undefined && timestamp % 1000 !== 0) headers[Headers.timestamp] = String(timestamp)
-  if (attempt !== undefined) headers[AmqpHeaders.attempt] = String(attempt)
-  if (boundedMessageId(message.id) !== message.id) headers[Headers.messageId] = message.id
-  if (message.correlationId !== undefined && !fitsShortString(message.correlationId)) {
-    headers[Headers.correlationId] = message.correlationId
-  }
-  return headers
-}
-
-/** The amqplib publish options of a message: native properties first, then the fewest headers. */
+/**
+ * The amqplib publish options of a message: native properties first, then the fewest headers (what AMQP has
+ * no property for, or no room in one). Built in one object (the publish hot path); the envelope's headers
+ * are written after the user's, so a user header of the same name never overrides them.
+ */
 export const toPublishOptions = (
   message: Envelope.OutgoingMessage,
   options: { readonly mandatory: boolean; readonly attempt?: number | undefined }
 ): AmqpOptions.Publish => {
-  const { native, rest } = nativeFromHeaders(message.headers)
-  const timestamp = publishTimestamp(message.timestamp)
-  const correlationId = message.correlationId !== undefined && fitsShortString(message.correlationId)
-    ? message.correlationId
-    : undefined
-  return {
+  const messageId = boundedMessageId(message.id)
+  const publish: PublishOptions = {
     persistent: true,
     mandatory: options.mandatory,
-    messageId: boundedMessageId(message.id),
+    messageId,
     contentType: message.contentType,
-    headers: { ...rest, ...envelopeHeaders(message, options.attempt) },
-    ...(timestamp !== undefined ? { timestamp: Math.floor(timestamp / 1000) } : {}),
-    ...(correlationId !== undefined ? { correlationId } : {}),
-    ...native
+    headers: {}
   }
+  const user = message.headers
+  for (const name of Object.keys(user)) putUserHeader(publish, name, user[name]!)
+  const headers = publish.headers
+  const timestamp = publishTimestamp(message.timestamp)
+  if (timestamp !== undefined) {
+    publish.timestamp = Math.floor(timestamp / 1000)
+    if (timestamp % 1000 !== 0) headers[Headers.timestamp] = String(timestamp)
+  }
+  if (message.key !== undefined) headers[Headers.key] = message.key
+  if (message.causationId !== undefined) headers[Headers.causationId] = message.causationId
+  if (options.attempt !== undefined) headers[AmqpHeaders.attempt] = String(options.attempt)
+  if (messageId !== message.id) headers[Headers.messageId] = message.id
+  const correlationId = message.correlationId
+  if (correlationId !== undefined) {
+    if (fitsShortString(correlationId)) publish.correlationId = correlationId
+    else headers[Headers.correlationId] = correlationId
+  }
+  return publish
 }
 
 /** A Buffer view of a payload, without copying. */
@@ -164,13 +161,18 @@ export const payloadOf = (content: Buffer): Uint8Array =>
 const propertyMillis = (value: unknown): number | undefined =>
   typeof value === "number" ? value * 1000 : typeof value === "bigint" ? Number(value) * 1000 : undefined
 
-/** A delivery's headers as the message's own: string values, without the envelope's and the broker's. */
-const userHeaders = (message: Pick<Message, "properties">): Record<string, string> => {
-  const props = message.properties
+/**
+ * A delivery's headers as the message's own: string values, without the envelope's and the broker's; the
+ * native reply-to and type as their `x-amqp-*` headers.
+ */
+const userHeaders = (props: Message["properties"]): Record<string, string> => {
   const headers: Record<string, string> = {}
-  for (const [name, raw] of Object.entries(props.headers ?? {})) {
-    const value = internalHeaders.has(name) ? undefined : headerString(raw)
-    if (value !== undefined) headers[name] = value
+  const raw = props.headers
+  if (raw !== undefined) {
+    for (const name of Object.keys(raw)) {
+      const value = internalHeaders.has(name) ? undefined : headerString(raw[name])
+      if (value !== undefined) headers[name] = value
+    }
   }
   const replyTo = headerString(props.replyTo)
   const type = headerString(props.type)
@@ -181,34 +183,34 @@ const userHeaders = (message: Pick<Message, "properties">): Record<string, strin
 
 /** The id a delivered message carries, before fallbacks (also the key of classic queues' nack counts). */
 export const carriedId = (message: Pick<Message, "properties">): string | undefined => {
-  const raw = message.properties.headers ?? {}
-  const id = ownId(headerString(message.properties.messageId), headerString(raw[Headers.messageId]))
+  const id = ownId(headerString(message.properties.messageId), headerString(message.properties.headers?.[Headers.messageId]))
   return id === "" ? undefined : id
 }
 
 /**
  * What a delivered message carries, before the kit's fallbacks. `attempt` is computed by the caller (it
- * depends on the queue type).
+ * depends on the queue type), and so may be the carried `id`.
  */
 export const toDraft = (
   message: Pick<Message, "properties" | "fields" | "content">,
   destination: string,
-  attempt: number
+  attempt: number,
+  id: string | undefined = carriedId(message)
 ): IncomingEnvelope.Draft => {
   const props = message.properties
-  const raw = props.headers ?? {}
+  const raw = props.headers
   const millis = propertyMillis(props.timestamp)
-  const timestampHeader = raw[Headers.timestamp]
+  const timestampHeader = raw?.[Headers.timestamp]
   return {
-    id: carriedId(message),
-    key: headerString(raw[Headers.key]),
-    headers: userHeaders(message),
+    id,
+    key: headerString(raw?.[Headers.key]),
+    headers: userHeaders(props),
     timestamp: typeof timestampHeader === "number" ? timestampHeader : headerString(timestampHeader) ?? millis,
     brokerTimestamp: millis,
     contentType: headerString(props.contentType),
     payload: payloadOf(message.content),
-    correlationId: headerString(props.correlationId) ?? headerString(raw[Headers.correlationId]),
-    causationId: headerString(raw[Headers.causationId]),
+    correlationId: headerString(props.correlationId) ?? headerString(raw?.[Headers.correlationId]),
+    causationId: headerString(raw?.[Headers.causationId]),
     attempt,
     coordinates: { destination, deliveryTag: message.fields.deliveryTag, routingKey: message.fields.routingKey }
   }
@@ -219,8 +221,9 @@ export const toEnvelope = (
   message: Pick<Message, "properties" | "fields" | "content">,
   destination: string,
   attempt: number,
-  now: () => number
-): Envelope.Envelope => IncomingEnvelope.finish(toDraft(message, destination, attempt), now)
+  now: () => number,
+  id: string | undefined = carriedId(message)
+): Envelope.Envelope => IncomingEnvelope.finish(toDraft(message, destination, attempt, id), now)
 
 /** The delivery attempt a delayed retry carried (`x-switchyard-attempt`), 1 for a first delivery. */
 export const baseAttempt = (message: Pick<Message, "properties">): number =>

@@ -1,16 +1,18 @@
 /**
  * The publish path: one confirm channel per connection (supervised, opened on first use). A batch is written
- * without waiting (pipelined, honouring the channel's `drain`), then all its confirms are awaited; a broker
- * nack, a refused frame or the channel closing fail the batch with the broker's reason, and only what may
+ * in one synchronous loop without waiting (pipelined, honouring the channel's `drain`), and its confirms are
+ * counted as amqplib calls back (no per-message effect); once every written message is confirmed, a broker
+ * nack, a refused frame (nothing after it is written) or the channel closing fail the batch with the broker's
+ * reason (the first by position), and only what may
  * succeed on a new channel (a retryable reason) is sent again, on the reconnect schedule, skipping what was
  * confirmed. Messages are persistent; under `mandatory` a message no queue is bound for comes back as a
  * `basic.return` before its confirm, and is logged, dropped or failed as `unroutable` says.
  */
-import type { ConfirmChannel, ConsumeMessage, Options as AmqpOptions } from "amqplib"
+import type { ConfirmChannel, ConsumeMessage } from "amqplib"
 import type { Envelope } from "@switchyard/core"
 import { Errors } from "@switchyard/core"
 import type { Scope } from "effect"
-import { Deferred, Duration, Effect, Exit } from "effect"
+import { Deferred, Duration, Effect, Result } from "effect"
 import type * as AmqpConnection from "../AmqpConnection.ts"
 import * as Channels from "./channel.ts"
 import * as AmqpEnvelope from "./envelope.ts"
@@ -80,51 +82,84 @@ const writeReason = (publisher: Publisher, message: Envelope.OutgoingMessage, er
     : AmqpErrors.reasonOf(error, "operation", `message ${message.id}: ${AmqpErrors.describe(error)}`)
 }
 
-const awaitDrain = (channel: ConfirmChannel): Effect.Effect<void> =>
-  Effect.callback<void>((resume) => {
-    const drained = () => resume(Effect.void)
-    channel.once("drain", drained)
-    return Effect.sync(() => channel.off("drain", drained))
-  })
-
-interface Written {
-  readonly index: number
-  readonly messageId: string
-  readonly confirm: Deferred.Deferred<void, Errors.Reason>
-}
-
-/** Writes one message; waits for `drain` when the channel's buffer is full. */
-const write = (
-  publisher: Publisher,
-  target: Target,
-  message: Envelope.OutgoingMessage,
-  index: number,
-  options: AmqpOptions.Publish
-): Effect.Effect<Written, Errors.Reason> =>
-  Effect.suspend(() => {
-    const confirm = Deferred.makeUnsafe<void, Errors.Reason>()
-    const confirmed = (error: unknown) =>
-      Deferred.doneUnsafe(confirm, error ? Exit.fail(nackReason(publisher, error)) : Exit.void)
-    return Effect.try({
-      try: () =>
-        publisher.channel.publish(
-          target.exchange,
-          target.routingKey ?? message.key ?? "",
-          AmqpEnvelope.toBuffer(message.payload),
-          options,
-          confirmed
-        ),
-      catch: (error) => writeReason(publisher, message, error)
-    }).pipe(
-      Effect.flatMap((written) => written ? Effect.void : awaitDrain(publisher.channel)),
-      Effect.as({ index, messageId: options.messageId ?? "", confirm })
-    )
-  })
-
 /** The state of one publish run, shared by its retries (an Effect value may be run again). */
 interface Run {
   readonly confirmed: Array<boolean>
   readonly returned: Array<string>
+}
+
+/** One attempt at a batch: the messages not yet confirmed, written in order, and their confirms as they arrive. */
+interface Attempt {
+  readonly pending: ReadonlyArray<number>
+  /** The next of `pending` to write; writing stops at the end or at the first refused frame. */
+  next: number
+  written: number
+  settled: number
+  /** The first failure by position in the batch (a refused frame, a nack, an unroutable message under "fail"). */
+  failure: { readonly index: number; readonly reason: Errors.Reason } | undefined
+}
+
+const failAt = (attempt: Attempt, index: number, reason: Errors.Reason): void => {
+  if (attempt.failure === undefined || index < attempt.failure.index) attempt.failure = { index, reason }
+}
+
+/** What one batch writes to: where it goes and what happens to its confirms. */
+interface Batch {
+  readonly publisher: Publisher
+  readonly target: Target
+  readonly messages: ReadonlyArray<Envelope.OutgoingMessage>
+  readonly run: Run
+  readonly unroutable: Unroutable
+  readonly attempt: Attempt
+  /** Called after each confirm and when writing stopped: completes the attempt once both are done. */
+  readonly done: () => void
+}
+
+/** The confirm (or nack) of one message; the broker returned it before when no queue was bound for it. */
+const onConfirm = (batch: Batch, index: number, messageId: string) => (error: unknown) => {
+  const { attempt, publisher, run } = batch
+  attempt.settled++
+  if (error) failAt(attempt, index, nackReason(publisher, error))
+  else if (!takeReturned(publisher, messageId)) run.confirmed[index] = true
+  else if (batch.unroutable === "fail") {
+    failAt(attempt, index, Errors.reason("Unroutable", `message ${batch.messages[index]!.id} is unroutable (no queue bound)`, 312))
+  } else {
+    run.returned.push(batch.messages[index]!.id)
+    run.confirmed[index] = true
+  }
+  batch.done()
+}
+
+/**
+ * Writes what is left of the batch without waiting for confirms (pipelined), in one synchronous loop, until
+ * amqplib's buffer is full (then again on `drain`) or a frame is refused (nothing more is written).
+ */
+const pump = (batch: Batch, onDrain: () => void): void => {
+  const { attempt, messages, publisher, target } = batch
+  const mandatory = batch.unroutable !== "drop"
+  const { exchange, routingKey } = target
+  while (attempt.next < attempt.pending.length) {
+    const index = attempt.pending[attempt.next++]!
+    const message = messages[index]!
+    const options = AmqpEnvelope.toPublishOptions(message, { mandatory, attempt: target.attempt })
+    const written = Result.try(() =>
+      publisher.channel.publish(
+        exchange,
+        routingKey ?? message.key ?? "",
+        AmqpEnvelope.toBuffer(message.payload),
+        options,
+        onConfirm(batch, index, options.messageId ?? "")
+      )
+    )
+    if (Result.isFailure(written)) {
+      failAt(attempt, index, writeReason(publisher, message, written.failure))
+      attempt.next = attempt.pending.length
+    } else {
+      attempt.written++
+      if (!written.success) return void publisher.channel.once("drain", onDrain)
+    }
+  }
+  batch.done()
 }
 
 /** Sends what is not yet confirmed of a batch and awaits the confirms, or the channel's close. */
@@ -135,23 +170,19 @@ const send = (
   run: Run,
   unroutable: Unroutable
 ): Effect.Effect<void, Errors.Reason> => {
-  const mandatory = unroutable !== "drop"
-  const pending = messages.flatMap((message, index) => run.confirmed[index] ? [] : [{ message, index }])
-  const settle = (written: Written) =>
-    Deferred.await(written.confirm).pipe(Effect.flatMap(() => {
-      const message = messages[written.index]!
-      if (takeReturned(publisher, written.messageId)) {
-        if (unroutable === "fail") {
-          return Effect.fail(Errors.reason("Unroutable", `message ${message.id} is unroutable (no queue bound)`, 312))
-        }
-        run.returned.push(message.id)
-      }
-      run.confirmed[written.index] = true
-      return Effect.void
-    }))
-  const work = Effect.forEach(pending, ({ index, message }) =>
-    write(publisher, target, message, index, AmqpEnvelope.toPublishOptions(message, { mandatory, attempt: target.attempt }))
-  ).pipe(Effect.flatMap((written) => Effect.forEach(written, settle, { discard: true })))
+  const work = Effect.callback<void, Errors.Reason>((resume) => {
+    const pending: Array<number> = []
+    for (let index = 0; index < messages.length; index++) if (!run.confirmed[index]) pending.push(index)
+    const attempt: Attempt = { pending, next: 0, written: 0, settled: 0, failure: undefined }
+    const done = () => {
+      if (attempt.next < pending.length || attempt.settled < attempt.written) return
+      resume(attempt.failure === undefined ? Effect.void : Effect.fail(attempt.failure.reason))
+    }
+    const batch: Batch = { publisher, target, messages, run, unroutable, attempt, done }
+    const onDrain = () => pump(batch, onDrain)
+    pump(batch, onDrain)
+    return Effect.sync(() => publisher.channel.off("drain", onDrain))
+  })
   const closed = Deferred.await(publisher.closed).pipe(Effect.andThen(Effect.suspend(() => Effect.fail(closedReason(publisher)))))
   return Effect.raceFirst(work, closed)
 }

@@ -29,8 +29,9 @@ export interface Dependencies {
   readonly timeout: Duration.Duration
 }
 
-/** The channel a subscription consumes on, and its consumer. */
+/** The channel a subscription consumes on, its settlements, and its consumer. */
 interface Attached extends Channels.Watched<Channel> {
+  readonly acks: Delivery.Acks
   readonly consumerTag: string
 }
 
@@ -56,22 +57,27 @@ const reprovision = (parts: Parts) =>
   )
 
 /** The consume callback: each delivery goes to the queue; the server cancelling the consumer drops the channel. */
-const onMessage = (parts: Parts, watched: Channels.Watched<Channel>) => (message: ConsumeMessage | null) => {
+const onMessage = (parts: Parts, watched: Channels.Watched<Channel>, acks: Delivery.Acks) => (message: ConsumeMessage | null) => {
   if (message === null) {
     // cancelled by the server (the queue was deleted): drop the channel; the supervisor re-attaches
     Effect.runFork(Channels.close(watched.channel))
     return
   }
-  const delivery = Delivery.make(message, watched, parts.context, parts.deps.now)
+  acks.delivered(message)
+  const delivery = Delivery.make(message, watched, acks, parts.context, parts.deps.now)
   // never happens while the broker honours basic.qos; if it does, the message goes back rather than grow the queue
-  if (!parts.queue.offer(delivery)) watched.channel.nack(message, false, true)
+  if (!parts.queue.offer(delivery)) acks.nack(message, true)
 }
 
-const consume = (parts: Parts, watched: Channels.Watched<Channel>) =>
+const consume = (parts: Parts, watched: Channels.Watched<Channel>, acks: Delivery.Acks) =>
   Effect.acquireRelease(
     Provision.run(() =>
       watched.channel.prefetch(parts.prefetch).then(() =>
-        watched.channel.consume(AmqpTopology.groupQueueName(parts.destination, parts.group), onMessage(parts, watched), { noAck: false })
+        watched.channel.consume(
+          AmqpTopology.groupQueueName(parts.destination, parts.group),
+          onMessage(parts, watched, acks),
+          { noAck: false }
+        )
       )
     ),
     (reply) => Effect.ignore(Provision.run(() => watched.channel.cancel(reply.consumerTag)))
@@ -85,11 +91,16 @@ const attach = Effect.fn("AmqpSubscription.attach")(function*(
     const { connection } = parts.deps
     if ((yield* Ref.getAndUpdate(attachments, (n) => n + 1)) > 0) yield* Effect.mapError(reprovision(parts), (e) => e.reason)
     const live = yield* Effect.mapError(connection.current, (e) => e.reason)
-    const watched = yield* Effect.acquireRelease(
-      Effect.map(Effect.mapError(connection.openChannel(live), (e) => e.reason), Channels.watch),
-      (watched) => Channels.close(watched.channel)
+    const watched = yield* Effect.map(
+      Effect.acquireRelease(
+        Effect.map(Effect.mapError(connection.openChannel(live), (e) => e.reason), Channels.watch),
+        (watched) => Channels.close(watched.channel)
+      ),
+      (watched) => ({ ...watched, acks: new Delivery.Acks(watched.channel, () => Channels.isOpen(watched)) })
     )
-    const reply = yield* consume(parts, watched)
+    // the acks held go out before the channel closes (finalizers run in reverse)
+    yield* Effect.addFinalizer(() => Effect.sync(() => watched.acks.flush()))
+    const reply = yield* consume(parts, watched, watched.acks)
     return { ...watched, consumerTag: reply.consumerTag }
   })
 
