@@ -42,7 +42,7 @@ describe("NATS header mapping", () => {
         const appended = makeHeaders()
         for (const [name, values] of h) for (const value of values) appended.append(name, value)
         const wire = (h as MsgHdrsImpl).encode()
-        assert.deepStrictEqual(wire, appended.encode())
+        assert.deepStrictEqual(wire, (appended as MsgHdrsImpl).encode())
         const { attempt: _a, ...back } = fromMessage({ data: sent.payload, headers: MsgHdrsImpl.decode(wire) }, origin, now)
         const { attempt: _b, ...direct } = fromMessage({ data: sent.payload, headers: h }, origin, now)
         assert.deepStrictEqual(back, direct)
