@@ -12,7 +12,7 @@ import type { ConfirmChannel, ConsumeMessage } from "amqplib"
 import type { Envelope } from "@switchyard/core"
 import { Errors } from "@switchyard/core"
 import type { Scope } from "effect"
-import { Deferred, Duration, Effect, Result } from "effect"
+import { Duration, Effect, Result } from "effect"
 import type * as AmqpConnection from "../AmqpConnection.ts"
 import * as Channels from "./channel.ts"
 import * as AmqpEnvelope from "./envelope.ts"
@@ -162,30 +162,43 @@ const pump = (batch: Batch, onDrain: () => void): void => {
   batch.done()
 }
 
-/** Sends what is not yet confirmed of a batch and awaits the confirms, or the channel's close. */
+/**
+ * Sends what is not yet confirmed of a batch and awaits the confirms, or the channel's close (amqplib's
+ * `close` listener: no fiber raced per call).
+ */
 const send = (
   publisher: Publisher,
   target: Target,
   messages: ReadonlyArray<Envelope.OutgoingMessage>,
   run: Run,
   unroutable: Unroutable
-): Effect.Effect<void, Errors.Reason> => {
-  const work = Effect.callback<void, Errors.Reason>((resume) => {
+): Effect.Effect<void, Errors.Reason> =>
+  Effect.callback<void, Errors.Reason>((resume) => {
+    if (!Channels.isOpen(publisher)) return resume(Effect.fail(closedReason(publisher)))
     const pending: Array<number> = []
     for (let index = 0; index < messages.length; index++) if (!run.confirmed[index]) pending.push(index)
     const attempt: Attempt = { pending, next: 0, written: 0, settled: 0, failure: undefined }
+    const { channel } = publisher
+    const detach = () => {
+      channel.off("drain", onDrain)
+      channel.off("close", onClose)
+    }
+    const finish = (outcome: Effect.Effect<void, Errors.Reason>) => {
+      detach()
+      resume(outcome)
+    }
     const done = () => {
       if (attempt.next < pending.length || attempt.settled < attempt.written) return
-      resume(attempt.failure === undefined ? Effect.void : Effect.fail(attempt.failure.reason))
+      finish(attempt.failure === undefined ? Effect.void : Effect.fail(attempt.failure.reason))
     }
     const batch: Batch = { publisher, target, messages, run, unroutable, attempt, done }
     const onDrain = () => pump(batch, onDrain)
+    // the channel's own close listener (Channels.watch) ran first: its errors hold the broker's reason
+    const onClose = () => finish(Effect.fail(closedReason(publisher)))
+    channel.once("close", onClose)
     pump(batch, onDrain)
-    return Effect.sync(() => publisher.channel.off("drain", onDrain))
+    return Effect.sync(detach)
   })
-  const closed = Deferred.await(publisher.closed).pipe(Effect.andThen(Effect.suspend(() => Effect.fail(closedReason(publisher)))))
-  return Effect.raceFirst(work, closed)
-}
 
 /** Logs unroutable messages under `unroutable: "warn"`: the first per destination, then every 1000th. */
 const unroutableWarner = () => {
