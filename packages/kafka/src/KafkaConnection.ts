@@ -6,7 +6,7 @@
  *
  * @since 0.3.0
  */
-import { Config, Context, Duration, Effect, Layer, Option, Redacted, Schedule } from "effect"
+import { Config, Context, Duration, Effect, Layer, Option, Redacted, Schedule, type Scope } from "effect"
 import type { Errors } from "@switchyard/core"
 import { ConnectionOptions } from "@switchyard/core/adapter"
 import {
@@ -293,7 +293,9 @@ const connected = <A extends { connect(): Promise<void>; disconnect(): Promise<v
  * ```
  * @since 0.3.0
  */
-export const make = Effect.fn("KafkaConnection.make")(function*(options: Options) {
+export const make: (options: Options) => Effect.Effect<KafkaConnection["Service"], Errors.ConnectionError, Scope.Scope> = Effect.fn(
+  "KafkaConnection.make"
+)(function*(options: Options) {
   const brokers = options.brokers.join(",")
   const resolved = yield* Effect.try({
     try: () => resolve(options),

@@ -314,7 +314,11 @@ const timedOut = (destination: string) =>
   })
 
 /** Subscribes in the current scope. */
-export const subscribe = Effect.fn("Kafka.subscribe")(function*(opts: SubscriptionOptions) {
+export const subscribe: (
+  opts: SubscriptionOptions
+) => Effect.Effect<RunningSubscription, Errors.SubscribeError, Scope.Scope> = Effect.fn("Kafka.subscribe")(function*(
+  opts: SubscriptionOptions
+) {
   const { connection, destination } = opts
   const resolved = connection.resolved
   const prefetch = Math.max(1, opts.options.prefetch)
