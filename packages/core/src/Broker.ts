@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import type { Duration, Effect, Scope, Stream } from "effect"
+import type { Duration, Effect, Result, Scope, Stream } from "effect"
 import { Context } from "effect"
 import type { Capabilities } from "./Capabilities.ts"
 import type { Envelope, OutgoingMessage, PublishReceipt } from "./Envelope.ts"
@@ -151,6 +151,18 @@ export interface BrokerShape {
     destination: string,
     messages: ReadonlyArray<OutgoingMessage>
   ) => Effect.Effect<ReadonlyArray<PublishReceipt>, PublishError>
+  /**
+   * Optional: publishes messages like `publish`, answering for each message (a receipt or its own error)
+   * instead of failing the call at the first one the broker refused; a failure of the call itself fails
+   * every message. The `Publisher` sends the single publishes of many callers as one batch through it, so
+   * one refused message fails only its own caller. Without it, a failed batch fails every caller in it.
+   */
+  readonly publishEach?:
+    | ((
+      destination: string,
+      messages: ReadonlyArray<OutgoingMessage>
+    ) => Effect.Effect<ReadonlyArray<Result.Result<PublishReceipt, PublishError>>, PublishError>)
+    | undefined
   /**
    * Opens a subscription in the current scope. Resolves once the broker has registered it, so that
    * messages published afterwards are delivered to it.

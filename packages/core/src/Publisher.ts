@@ -4,14 +4,16 @@
  *
  * @since 0.1.0
  */
-import type { Tracer } from "effect"
+import type { Scope, Tracer } from "effect"
 import { Clock, Context, Duration, Effect, Layer, Metric, References, Result, Sink, Stream } from "effect"
+import type { BrokerShape } from "./Broker.ts"
 import { Broker } from "./Broker.ts"
 import type { OutgoingMessage, PublishOptions, PublishReceipt } from "./Envelope.ts"
 import { makeId } from "./Envelope.ts"
 import { EncodeError, type PublishError } from "./Errors.ts"
 import type { Headers } from "./Headers.ts"
 import * as H from "./Headers.ts"
+import * as Coalesce from "./internal/publish/coalesce.ts"
 import * as Telemetry from "./Telemetry.ts"
 import type { Topic } from "./Topic.ts"
 
@@ -121,7 +123,22 @@ export const encode = <A>(
  * @category constructors
  * @since 0.1.0
  */
-export const make: Effect.Effect<PublisherShape, never, Broker> = Broker.useSync((broker) => {
+// Concurrent single publishes to one destination go to the broker in batches of up to this many.
+const coalescing: Coalesce.Options = { batchSize: 256, capacity: 1024 }
+
+const sendEach = (broker: BrokerShape): Coalesce.SendEach =>
+  broker.publishEach ??
+    ((destination, messages) => Effect.map(broker.publish(destination, messages), (receipts) => receipts.map(Result.succeed)))
+
+export const make: Effect.Effect<PublisherShape, never, Broker | Scope.Scope> = Effect.gen(function*() {
+  const broker = yield* Broker
+  const coalesced = Coalesce.make(
+    (destination, messages) =>
+      Effect.tap(sendEach(broker)(destination, messages), (results) =>
+        Metric.update(Telemetry.published, results.filter(Result.isSuccess).length)),
+    coalescing,
+    yield* Effect.scope
+  )
   const creationLinks = <A>(messages: ReadonlyArray<Message<A>>): Array<Tracer.SpanLink> => {
     const links: Array<Tracer.SpanLink> = []
     for (const message of messages) {
@@ -130,7 +147,8 @@ export const make: Effect.Effect<PublisherShape, never, Broker> = Broker.useSync
     }
     return links
   }
-  // Untraced: `send` opens the one span of a publish call.
+  // Untraced: `send` opens the one span of a publish call. One message goes through its destination's
+  // coalescer (batched with other callers' single publishes); a batch goes to the broker as it is.
   const publishing = Effect.fnUntraced(function*<A>(topic: Topic<A>, messages: ReadonlyArray<Message<A>>, traced: boolean) {
     const now = yield* Clock.currentTimeMillis
     const headers = yield* Telemetry.injectTraceContext({})
@@ -140,9 +158,12 @@ export const make: Effect.Effect<PublisherShape, never, Broker> = Broker.useSync
       if (Result.isFailure(encoded)) return yield* encoded.failure
       outgoing.push(encoded.success)
     }
-    // Per-message attributes belong on a span that accounts for exactly one message.
     const [only] = outgoing
-    if (traced && only !== undefined && outgoing.length === 1) yield* Effect.annotateCurrentSpan(Telemetry.messageAttributes(only))
+    if (only !== undefined && outgoing.length === 1) {
+      // Per-message attributes belong on a span that accounts for exactly one message.
+      if (traced) yield* Effect.annotateCurrentSpan(Telemetry.messageAttributes(only))
+      return [yield* coalesced.publish(topic.name, only)]
+    }
     const receipts = yield* broker.publish(topic.name, outgoing)
     yield* Metric.update(Telemetry.published, receipts.length)
     return receipts

@@ -115,8 +115,10 @@ export const parseTraceparent = (value: string | undefined): Tracer.ExternalSpan
  * @since 0.1.0
  */
 export const injectTraceContext = (headers: Headers): Effect.Effect<Headers> =>
-  Effect.map(Effect.option(Effect.currentSpan), (span) =>
-    Option.isSome(span) && !Context.get(span.value.annotations, Tracer.DisablePropagation)
+  // Read from the context rather than `Effect.currentSpan`, whose failure without a span builds an error
+  // (a stack trace) on every call; only a span of this process (not an external parent) propagates.
+  Effect.map(Effect.serviceOption(Tracer.ParentSpan), (span) =>
+    Option.isSome(span) && span.value._tag === "Span" && !Context.get(span.value.annotations, Tracer.DisablePropagation)
       ? { ...headers, [H.traceparent]: formatTraceparent(span.value) }
       : headers)
 

@@ -1,0 +1,150 @@
+/**
+ * Coalescing of concurrent single publishes: each caller puts its encoded message on its destination's
+ * bounded queue and waits; one fiber per destination takes what is waiting (up to `batchSize`) and sends
+ * it with one broker call, then completes each caller with its own receipt or error. Many fibers publishing
+ * one message each cost one broker round trip per batch instead of one per message.
+ *
+ * - A caller's own sequential publishes stay in order (it waits for each; the sender is one fiber, FIFO).
+ * - A caller interrupted before its message was taken gives it up: the sender skips a completed waiter.
+ * - The queue is bounded: when it is full, callers wait (backpressure).
+ * - A caller that finds its destination idle (nothing in flight, nothing waiting) sends its message itself,
+ *   in its own fiber: a broker that confirms at once (in memory) never makes a caller wait for a hand-over;
+ *   callers arriving meanwhile are batched by the sender.
+ */
+import { Deferred, Effect, Exit, Queue, Result } from "effect"
+import type * as Scope from "effect/Scope"
+import type { OutgoingMessage, PublishReceipt } from "../../Envelope.ts"
+import type { PublishError } from "../../Errors.ts"
+
+/** Sends a batch; one result per message, in order (a failure of the call fails every message). */
+export type SendEach = (
+  destination: string,
+  messages: ReadonlyArray<OutgoingMessage>
+) => Effect.Effect<ReadonlyArray<Result.Result<PublishReceipt, PublishError>>, PublishError>
+
+/** Bounds of the coalescer. */
+export interface Options {
+  /** The most messages per broker call. */
+  readonly batchSize: number
+  /** The most messages waiting per destination; callers wait beyond it. */
+  readonly capacity: number
+}
+
+/** One destination: its waiting callers and the broker calls in flight (touched in synchronous steps only). */
+interface Lane {
+  readonly queue: Queue.Queue<Waiter>
+  inFlight: number
+}
+
+interface Waiter {
+  readonly message: OutgoingMessage
+  readonly deferred: Deferred.Deferred<PublishReceipt, PublishError>
+}
+
+/** The coalescer of one publisher. */
+export interface Coalescer {
+  /** Publishes one message through its destination's batch; resolves with its own receipt. */
+  readonly publish: (destination: string, message: OutgoingMessage) => Effect.Effect<PublishReceipt, PublishError>
+  /** Messages waiting to be taken for a destination (at most `capacity`). */
+  readonly waiting: (destination: string) => number
+}
+
+const complete = (waiters: ReadonlyArray<Waiter>, exit: Exit.Exit<ReadonlyArray<Result.Result<PublishReceipt, PublishError>>, PublishError>) => {
+  if (Exit.isFailure(exit)) {
+    const failed: Exit.Exit<never, PublishError> = Exit.failCause(exit.cause)
+    for (const waiter of waiters) Deferred.doneUnsafe(waiter.deferred, failed)
+    return
+  }
+  waiters.forEach((waiter, i) => {
+    const result = exit.value[i]
+    Deferred.doneUnsafe(
+      waiter.deferred,
+      result === undefined
+        ? Exit.die(new Error(`the broker answered ${exit.value.length} of ${waiters.length} messages`))
+        : Result.isSuccess(result)
+        ? Exit.succeed(result.success)
+        : Exit.fail(result.failure)
+    )
+  })
+}
+
+const interruptAll = (waiters: ReadonlyArray<Waiter>) =>
+  Effect.forEach(waiters, (waiter) => Deferred.interrupt(waiter.deferred), { discard: true })
+
+/** Builds the coalescer; its sender fibers live in `scope`. */
+export const make = (send: SendEach, options: Options, scope: Scope.Scope): Coalescer => {
+  const lanes = new Map<string, Lane>()
+
+  // Counts a broker call as in flight for the length of `call`.
+  const inFlight = <A, E>(lane: Lane, call: Effect.Effect<A, E>) =>
+    Effect.suspend(() => {
+      lane.inFlight++
+      return Effect.ensuring(call, Effect.sync(() => lane.inFlight--))
+    })
+
+  const sendBatch = (destination: string, lane: Lane, taken: ReadonlyArray<Waiter>) => {
+    // Callers interrupted while waiting completed their own deferred: their message is not sent.
+    const live = taken.filter((waiter) => !Deferred.isDoneUnsafe(waiter.deferred))
+    if (live.length === 0) return Effect.void
+    // A sender interrupted mid-call (the publisher's scope closing) interrupts the callers it was sending for.
+    return Effect.onInterrupt(
+      inFlight(
+        lane,
+        Effect.flatMap(Effect.exit(send(destination, live.map((waiter) => waiter.message))), (exit) => Effect.sync(() => complete(live, exit)))
+      ),
+      () => interruptAll(live)
+    )
+  }
+
+  const sendAlone = (destination: string, lane: Lane, message: OutgoingMessage) =>
+    inFlight(
+      lane,
+      Effect.flatMap(send(destination, [message]), ([result]) =>
+        result === undefined
+          ? Effect.die(new Error("the broker answered no message of one"))
+          : Result.isSuccess(result)
+          ? Effect.succeed(result.success)
+          : Effect.fail(result.failure))
+    )
+
+  const enqueue = (queue: Queue.Queue<Waiter>, message: OutgoingMessage) => {
+    const deferred = Deferred.makeUnsafe<PublishReceipt, PublishError>()
+    return Effect.onInterrupt(
+      Effect.flatMap(Queue.offer(queue, { message, deferred }), (offered) => offered ? Deferred.await(deferred) : Effect.interrupt),
+      () => Deferred.interrupt(deferred)
+    )
+  }
+
+  // When the sender ends (the publisher's scope closes), whoever still waits is interrupted, not left hanging.
+  const sender = (destination: string, lane: Lane) =>
+    Effect.forever(Effect.flatMap(Queue.takeBetween(lane.queue, 1, options.batchSize), (taken) => sendBatch(destination, lane, taken))).pipe(
+      Effect.ensuring(
+        Effect.flatMap(Queue.clear(lane.queue), (left) =>
+          Effect.andThen(Queue.shutdown(lane.queue), interruptAll(left)))
+      )
+    )
+
+  const laneOf = (destination: string): Effect.Effect<Lane> => {
+    const existing = lanes.get(destination)
+    if (existing !== undefined) return Effect.succeed(existing)
+    return Effect.flatMap(Queue.bounded<Waiter>(options.capacity), (queue) => {
+      const raced = lanes.get(destination)
+      if (raced !== undefined) return Effect.succeed(raced)
+      const lane: Lane = { queue, inFlight: 0 }
+      lanes.set(destination, lane)
+      return Effect.as(Effect.forkIn(sender(destination, lane), scope), lane)
+    })
+  }
+
+  return {
+    publish: (destination, message) =>
+      Effect.flatMap(laneOf(destination), (lane) =>
+        lane.inFlight === 0 && Queue.sizeUnsafe(lane.queue) === 0
+          ? sendAlone(destination, lane, message)
+          : enqueue(lane.queue, message)),
+    waiting: (destination) => {
+      const lane = lanes.get(destination)
+      return lane === undefined ? 0 : Queue.sizeUnsafe(lane.queue)
+    }
+  }
+}

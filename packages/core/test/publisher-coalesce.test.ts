@@ -1,0 +1,199 @@
+/**
+ * Coalescing of concurrent `Publisher.publish` calls (internal/publish/coalesce.ts): one broker call per
+ * batch of waiting single publishes, each caller completed with its own receipt or error; a caller's own
+ * sequential publishes keep their order; a caller interrupted before its message was taken gives it up;
+ * the waiting queue is bounded (callers wait).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Cause, Deferred, Effect, Exit, Fiber, Result, Schema } from "effect"
+import * as Scope from "effect/Scope"
+import { Envelope, Errors, MemoryBroker, Publisher, Switchyard, Topic } from "@switchyard/core"
+import type { Broker } from "@switchyard/core"
+import { TestKit } from "@switchyard/core/testing"
+import * as Coalesce from "../src/internal/publish/coalesce.ts"
+
+const Item = Schema.Struct({ caller: Schema.Number, n: Schema.Number })
+const items = Topic.make("items", Item)
+const decodeItem = (envelope: Envelope.Envelope) =>
+  JSON.parse(new TextDecoder().decode(envelope.payload)) as typeof Item.Type
+
+/**
+ * The in-memory broker with its publish calls counted (batch sizes recorded), confirming after a yield like
+ * a broker over the network (one that confirms at once is never waited for: each caller sends alone).
+ */
+const counted = (batches: Array<number>, wrap: (broker: Broker.BrokerShape) => Partial<Broker.BrokerShape> = () => ({})) =>
+  Switchyard.on(MemoryBroker.layerWrapped((broker) => ({
+    ...broker,
+    publish: (destination, messages) => {
+      batches.push(messages.length)
+      return Effect.andThen(Effect.yieldNow, broker.publish(destination, messages))
+    },
+    ...wrap(broker)
+  }), { partitions: 1 }))
+
+const errorOf = (exit: Exit.Exit<unknown, unknown>) => Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+const message = (n: number) => Envelope.outgoing(new TextEncoder().encode(`${n}`), { id: `m-${n}` })
+const receipt = (m: { id: string }) => ({ id: m.id, coordinates: { destination: "d" } })
+
+describe("Publisher: concurrent single publishes are coalesced", () => {
+  it.effect("64 fibers publishing one message each use fewer broker calls; every caller gets its own receipt", () =>
+    Effect.gen(function*() {
+      const batches: Array<number> = []
+      const receipts = yield* Effect.forEach(
+        Array.from({ length: 64 }, (_, n) => n),
+        (n) => Publisher.publish(items, { caller: n, n: 0 }, { id: `id-${n}` }),
+        { concurrency: "unbounded" }
+      ).pipe(Effect.provide(counted(batches)))
+      assert.deepStrictEqual(receipts.map((r) => r.id), Array.from({ length: 64 }, (_, n) => `id-${n}`))
+      assert.strictEqual(batches.reduce((a, b) => a + b, 0), 64)
+      assert.isBelow(batches.length, 64, `batches: ${batches.join(",")}`)
+      assert.isAbove(Math.max(...batches), 1)
+    }))
+
+  it.effect("each caller's sequential publishes reach the broker in its order", () =>
+    Effect.gen(function*() {
+      const batches: Array<number> = []
+      const stored = yield* Effect.gen(function*() {
+        yield* Effect.forEach(
+          Array.from({ length: 8 }, (_, caller) => caller),
+          (caller) => Effect.forEach(Array.from({ length: 40 }, (_, n) => n), (n) => Publisher.publish(items, { caller, n })),
+          { concurrency: "unbounded", discard: true }
+        )
+        const inspect = yield* MemoryBroker.MemoryBroker
+        return yield* inspect.published("items")
+      }).pipe(Effect.provide(counted(batches)))
+      assert.strictEqual(stored.length, 320)
+      for (let caller = 0; caller < 8; caller++) {
+        const mine = stored.map(decodeItem).filter((item) => item.caller === caller).map((item) => item.n)
+        assert.deepStrictEqual(mine, Array.from({ length: 40 }, (_, n) => n), `caller ${caller}`)
+      }
+      assert.isBelow(batches.length, 320)
+    }))
+
+  it.effect("a broker that refuses message k of a batch (publishEach) fails only that caller", () =>
+    Effect.gen(function*() {
+      const batches: Array<number> = []
+      const refused = new Errors.PublishError({ destination: "items", reason: Errors.reason("TooLarge", "too large") })
+      const layer = counted(batches, (broker) => ({
+        publishEach: (destination, messages) => {
+          batches.push(messages.length)
+          const good = messages.filter((m) => !m.id.startsWith("bad"))
+          return Effect.map(Effect.andThen(Effect.yieldNow, broker.publish(destination, good)), (receipts) => {
+            const byId = new Map(receipts.map((r) => [r.id, r]))
+            return messages.map((m) => byId.has(m.id) ? Result.succeed(byId.get(m.id)!) : Result.fail(refused))
+          })
+        }
+      }))
+      const exits = yield* Effect.forEach(
+        Array.from({ length: 10 }, (_, n) => n),
+        (n) => Effect.exit(Publisher.publish(items, { caller: n, n: 0 }, { id: n === 4 ? "bad-4" : `ok-${n}` })),
+        { concurrency: "unbounded" }
+      ).pipe(Effect.provide(layer))
+      exits.forEach((exit, n) => {
+        if (n === 4) assert.strictEqual(errorOf(exit), refused)
+        else assert.isTrue(Exit.isSuccess(exit) && exit.value.id === `ok-${n}`, `caller ${n}: ${String(exit)}`)
+      })
+      assert.isAbove(Math.max(...batches), 1, "the ten were sent in one or more batches")
+    }))
+
+  it.effect("without publishEach, a failed batch fails every caller in it with the broker's error", () =>
+    Effect.gen(function*() {
+      const down = new Errors.PublishError({ destination: "items", reason: Errors.reason("Unreachable", "down") })
+      const layer = counted([], () => ({ publish: () => Effect.fail(down) }))
+      const exits = yield* Effect.forEach(
+        Array.from({ length: 5 }, (_, n) => n),
+        (n) => Effect.exit(Publisher.publish(items, { caller: n, n: 0 })),
+        { concurrency: "unbounded" }
+      ).pipe(Effect.provide(layer))
+      for (const exit of exits) assert.strictEqual(errorOf(exit), down)
+    }))
+})
+
+describe("Coalesce (internal)", () => {
+  /** A send held at a gate; records what it was given. */
+  const gated = Effect.gen(function*() {
+    const gate = yield* Deferred.make<void>()
+    const sent: Array<ReadonlyArray<string>> = []
+    const send: Coalesce.SendEach = (_, messages) =>
+      Effect.as(
+        Effect.andThen(Effect.sync(() => sent.push(messages.map((m) => m.id))), Deferred.await(gate)),
+        messages.map((m) => Result.succeed(receipt(m)))
+      )
+    return { gate, sent, send }
+  })
+
+  it.live("a caller that finds its destination idle sends alone, at once", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const sent: Array<ReadonlyArray<string>> = []
+      const send: Coalesce.SendEach = (_, messages) =>
+        Effect.sync(() => {
+          sent.push(messages.map((m) => m.id))
+          return messages.map((m) => Result.succeed(receipt(m)))
+        })
+      const coalescer = Coalesce.make(send, { batchSize: 10, capacity: 10 }, scope)
+      for (let n = 0; n < 3; n++) assert.strictEqual((yield* coalescer.publish("d", message(n))).id, `m-${n}`)
+      assert.deepStrictEqual(sent, [["m-0"], ["m-1"], ["m-2"]])
+      yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.live("a caller interrupted while waiting is not sent; the others are", () =>
+    Effect.gen(function*() {
+      const { gate, send, sent } = yield* gated
+      const scope = yield* Scope.make()
+      const coalescer = Coalesce.make(send, { batchSize: 1, capacity: 10 }, scope)
+      const alone = yield* Effect.forkChild(coalescer.publish("d", message(1)))
+      yield* TestKit.eventually(Effect.sync(() => sent.length), (n) => n === 1, { within: "2 seconds" })
+      const batched = yield* Effect.forkChild(coalescer.publish("d", message(2)))
+      yield* TestKit.eventually(Effect.sync(() => sent.length), (n) => n === 2, { within: "2 seconds" })
+      const interrupted = yield* Effect.forkChild(coalescer.publish("d", message(3)))
+      const last = yield* Effect.forkChild(coalescer.publish("d", message(4)))
+      yield* TestKit.eventually(Effect.sync(() => coalescer.waiting("d")), (n) => n === 2, { within: "2 seconds" })
+      yield* Fiber.interrupt(interrupted)
+      yield* Deferred.succeed(gate, undefined)
+      assert.deepStrictEqual((yield* Fiber.joinAll([alone, batched, last])).map((r) => r.id), ["m-1", "m-2", "m-4"])
+      assert.deepStrictEqual(sent, [["m-1"], ["m-2"], ["m-4"]])
+      yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.live("the waiting queue is bounded: beyond capacity callers wait, then everyone completes in order", () =>
+    Effect.gen(function*() {
+      const { gate, send, sent } = yield* gated
+      const scope = yield* Scope.make()
+      const coalescer = Coalesce.make(send, { batchSize: 2, capacity: 3 }, scope)
+      const fibers = yield* Effect.forEach(
+        Array.from({ length: 9 }, (_, n) => n),
+        (n) => Effect.forkChild(coalescer.publish("d", message(n))),
+        { concurrency: 1 }
+      )
+      yield* TestKit.eventually(Effect.sync(() => coalescer.waiting("d")), (n) => n === 3, { within: "2 seconds" })
+      yield* TestKit.settle()
+      assert.strictEqual(coalescer.waiting("d"), 3, "never more than capacity waiting")
+      assert.strictEqual(sent.length, 2, "the first caller alone, then one batch in flight")
+      assert.isAtMost(sent[1]!.length, 2)
+      yield* Deferred.succeed(gate, undefined)
+      const receipts = yield* Fiber.joinAll(fibers)
+      assert.deepStrictEqual(receipts.map((r) => r.id), Array.from({ length: 9 }, (_, n) => `m-${n}`))
+      assert.deepStrictEqual(sent.flat(), Array.from({ length: 9 }, (_, n) => `m-${n}`))
+      assert.isTrue(sent.every((batch) => batch.length <= 2))
+      yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.live("closing the publisher's scope interrupts whoever the sender still serves", () =>
+    Effect.gen(function*() {
+      const { gate, send, sent } = yield* gated
+      const scope = yield* Scope.make()
+      const coalescer = Coalesce.make(send, { batchSize: 1, capacity: 4 }, scope)
+      const alone = yield* Effect.forkChild(coalescer.publish("d", message(1)))
+      yield* TestKit.eventually(Effect.sync(() => sent.length), (n) => n === 1, { within: "2 seconds" })
+      const inFlight = yield* Effect.forkChild(coalescer.publish("d", message(2)))
+      yield* TestKit.eventually(Effect.sync(() => sent.length), (n) => n === 2, { within: "2 seconds" })
+      const waiting = yield* Effect.forkChild(coalescer.publish("d", message(3)))
+      yield* TestKit.eventually(Effect.sync(() => coalescer.waiting("d")), (n) => n === 1, { within: "2 seconds" })
+      yield* Scope.close(scope, Exit.void)
+      assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(waiting)))
+      assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(inFlight)))
+      yield* Deferred.succeed(gate, undefined)
+      assert.strictEqual((yield* Fiber.join(alone)).id, "m-1", "a caller sending alone finishes in its own fiber")
+    }))
+})
