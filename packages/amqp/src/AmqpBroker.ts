@@ -11,7 +11,8 @@
  *   encode (`Invalid`, `TooLarge`) fails at once;
  * - a subscription owns a channel with `basic.qos(prefetch)`; acks go to the channel that delivered, and a
  *   delivery from a channel that has since closed is never acked on a new one (its ack is an `AckError`: the
- *   broker redelivers it);
+ *   broker redelivers it); the acks of one turn of the event loop go out as one `basic.ack multiple` below
+ *   the lowest delivery still in flight (acks above it go one by one, at once; a nack is never delayed);
  * - `nack({ delay })` republishes the message to a per-delay retry queue whose TTL dead-letters it back to the
  *   work queue (no plugin), then acks the original; when the delayed copy cannot be scheduled, it logs a warning
  *   and requeues the original at once instead;
