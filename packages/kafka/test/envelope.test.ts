@@ -62,6 +62,27 @@ describe("kafka envelope: header mapping", () => {
       { numRuns: 300 }
     )
   })
+
+  it("headers named like Object.prototype members stay headers; keys: text (a BOM kept) or exact bytes", () => {
+    const fetched = (key: Buffer | null, headers: Record<string, Buffer>): KafkaMessage => ({
+      key,
+      value: Buffer.from("x"),
+      timestamp: "1",
+      attributes: 0,
+      offset: "0",
+      headers
+    })
+    const raw = JSON.parse(`{"__proto__":"p","constructor":"c","toString":"s"}`) as Record<string, string>
+    const headers = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Buffer.from(v)]))
+    const envelope = fromRecord("t", 0, fetched(Buffer.from("\uFEFFkey"), headers), 1, () => 0)
+    assert.deepStrictEqual(Object.entries(envelope.headers), [["__proto__", "p"], ["constructor", "c"], ["toString", "s"]])
+    assert.strictEqual(Object.getPrototypeOf(envelope.headers), Object.prototype)
+    assert.strictEqual(envelope.key, "\uFEFFkey")
+    assert.strictEqual(envelope.keyBytes, undefined)
+    const binary = fromRecord("t", 0, fetched(Buffer.from([0, 0, 0, 0, 0, 0, 0xff, 0xfe]), {}), 1, () => 0)
+    assert.deepStrictEqual([...binary.keyBytes!], [0, 0, 0, 0, 0, 0, 0xff, 0xfe])
+    assert.strictEqual(binary.key, new TextDecoder().decode(new Uint8Array([0, 0, 0, 0, 0, 0, 0xff, 0xfe])))
+  })
 })
 
 const protocolError = (type: string, code: number, message: string, retriable = false) =>

@@ -147,4 +147,40 @@ describe("kafka offset tracker (properties)", () => {
     assert.strictEqual(t.first, 10)
     assert.strictEqual(t.next, 15)
   })
+
+  it("deliverMany and ackMany (one copy per turn) end where deliver and ack one by one end", () => {
+    const view = (t: Tracker.OffsetTracker) => ({
+      pending: [...t.pending],
+      acked: [...t.acked].sort((a, b) => a - b),
+      prefixEnd: t.prefixEnd,
+      first: t.first,
+      next: t.next,
+      commit: Tracker.commitOffset(t),
+      above: Tracker.ackedAbove(t)
+    })
+    fc.assert(
+      fc.property(
+        deliveredOffsets,
+        fc.array(fc.array(fc.nat({ max: 200 }), { maxLength: 12 }), { maxLength: 12 }),
+        fc.nat({ max: 20 }),
+        (offsets, turns, redelivered) => {
+          // a redelivery of an old offset in the middle is ignored by both
+          const delivering = [...offsets.slice(0, redelivered), ...(redelivered > 0 ? [offsets[0]!] : []), ...offsets.slice(redelivered)]
+          let one = delivering.reduce(Tracker.deliver, Tracker.empty)
+          let many = Tracker.deliverMany(Tracker.empty, delivering)
+          assert.deepStrictEqual(view(many), view(one))
+          for (const turn of turns) {
+            const acks = turn.map((i) => offsets[i % offsets.length]! + (i % 7 === 0 ? 1_000_000_000 : 0))
+            const before = many
+            one = acks.reduce(Tracker.ack, one)
+            many = Tracker.ackMany(many, acks)
+            assert.deepStrictEqual(view(many), view(one))
+            if (view(one).acked.length === view(before).acked.length && one.prefixEnd === before.prefixEnd) {
+              assert.strictEqual(many.version, before.version, "nothing new: same version")
+            } else assert.isAbove(many.version, before.version)
+          }
+        }
+      )
+    )
+  })
 })

@@ -70,7 +70,14 @@ const harness = (prefetch: number, inherited: ReadonlyMap<number, ReadonlySet<nu
     const taken = (n: number) => shared.stream.pipe(Stream.take(n), Stream.runCollect)
     const fetched = (partition: number, offsets: ReadonlyArray<number>) =>
       send({ _tag: "Fetched", partition, messages: offsets.map(record), highWatermark: 100, done: () => undefined })
-    return { state, calls, shared, send, flush, taken, fetched, commits, joined }
+    /** Folds everything enqueued so far in ONE turn (`stepAll`), as the subscription's fiber does. */
+    const turn = Effect.gen(function*() {
+      yield* Effect.yieldNow
+      const all = yield* Queue.clear(commands)
+      yield* Ref.get(state).pipe(Effect.flatMap((s) => Runloop.stepAll(env, s, all, (next) => Ref.set(state, next))))
+      return all.length
+    })
+    return { state, calls, shared, send, flush, taken, fetched, commits, joined, turn }
   })
 
 describe("kafka runloop", () => {
@@ -96,6 +103,31 @@ describe("kafka runloop", () => {
       assert.deepStrictEqual(Runloop.commitsOf(yield* Ref.get(h.state)).map((c) => c.offset), [3])
       assert.strictEqual(yield* Ref.get(h.commits), 1)
       assert.isTrue(yield* Deferred.isDone(h.joined), "joined after the first fetch")
+    }))
+
+  it.effect("one turn of many settlements: acks and a nack folded at once, the partitions pumped once, one early commit", () =>
+    Effect.gen(function*() {
+      const h = yield* harness(4)
+      yield* h.send({ _tag: "Assigned", partitions: [0, 1] })
+      yield* h.fetched(0, [0, 1, 2, 3, 4, 5, 6])
+      yield* h.fetched(1, [10, 11])
+      const first = yield* h.taken(6)
+      const offsetsOf = (ds: ReadonlyArray<KafkaDelivery>) => ds.map((d) => `${d.partition}:${d.envelope.coordinates.offset}`)
+      assert.deepStrictEqual(offsetsOf(first), ["0:0", "0:1", "0:2", "0:3", "1:10", "1:11"])
+      // out of order, with a nack in the middle and an ack of the other partition
+      yield* Effect.forEach([first[2]!, first[0]!, first[4]!, first[1]!], (d) => d.ack)
+      yield* first[3]!.nack()
+      yield* first[5]!.ack
+      assert.strictEqual(yield* h.turn, 6)
+      const state = yield* Ref.get(h.state)
+      assert.deepStrictEqual(Runloop.commitsOf(state).map((c) => [c.partition, c.offset]), [[0, 3], [1, 12]])
+      assert.strictEqual(yield* Ref.get(h.commits), 1, "one early commit for the turn's 5 acks")
+      // partition 0: the nacked 3 first, then 4, 5, 6 (4 handed out at most)
+      const next = yield* h.taken(4)
+      assert.deepStrictEqual(offsetsOf(next), ["0:3", "0:4", "0:5", "0:6"])
+      assert.strictEqual(next[0]!.envelope.attempt, 2)
+      assert.strictEqual(Runloop.inFlight(yield* Ref.get(h.state)), 4)
+      assert.deepStrictEqual(h.calls, ["pause 0", "resume 0"])
     }))
 
   it.effect("records fetched again are not delivered twice; offsets the previous owner acked are skipped and count as acked", () =>

@@ -28,10 +28,9 @@ const defaultContentType = "application/octet-stream"
 
 /** The record of an outgoing message, for `partition`. */
 export const toRecord = (message: Envelope.OutgoingMessage, partition: number): Message => {
-  const headers: Record<string, string> = { ...message.headers }
-  headers[Headers.messageId] = message.id
+  const headers: Record<string, string> = { ...message.headers, [Headers.messageId]: message.id }
   if (message.contentType !== defaultContentType) headers[Headers.contentType] = message.contentType
-  else delete headers[Headers.contentType]
+  else if (Headers.contentType in headers) delete headers[Headers.contentType]
   if (message.correlationId !== undefined) headers[Headers.correlationId] = message.correlationId
   if (message.causationId !== undefined) headers[Headers.causationId] = message.causationId
   const payload = message.payload
@@ -46,12 +45,15 @@ export const toRecord = (message: Envelope.OutgoingMessage, partition: number): 
 
 /** A delivered key: text when its bytes are valid UTF-8 (which then round-trips exactly), else the bytes. */
 export const keyOf = (raw: Buffer | null): { readonly key: string | undefined; readonly keyBytes: Uint8Array | undefined } => {
-  if (raw === null) return { key: undefined, keyBytes: undefined }
+  if (raw === null) return noKey
+  // valid UTF-8: Buffer's own decoding (a BOM is kept, like the decoder below) is the same text, cheaper
+  if (isUtf8(raw)) return { key: raw.toString("utf8"), keyBytes: undefined }
   const bytes = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength)
-  const key = utf8.decode(bytes)
   // not text: keep the exact bytes (a copy, not a view of the fetch buffer) beside the lossy form
-  return isUtf8(bytes) ? { key, keyBytes: undefined } : { key, keyBytes: Uint8Array.from(bytes) }
+  return { key: utf8.decode(bytes), keyBytes: Uint8Array.from(bytes) }
 }
+
+const noKey = { key: undefined, keyBytes: undefined } as const
 
 const headerString = (value: IHeaders[string]): string | undefined => {
   if (value === undefined) return undefined
@@ -74,8 +76,7 @@ export const fromRecord = (
   attempt: number,
   now: () => number
 ): Envelope.Envelope => {
-  // entries, then fromEntries: a header named `__proto__` stays a header
-  const headers: Array<readonly [string, string]> = []
+  const headers: Record<string, string> = {}
   let id: string | undefined
   let contentType: string | undefined
   let correlationId: string | undefined
@@ -89,7 +90,9 @@ export const fromRecord = (
       else if (name === Headers.contentType) contentType = value
       else if (name === Headers.correlationId) correlationId = value
       else if (name === Headers.causationId) causationId = value
-      else headers.push([name, value])
+      // defined, not assigned: a header named `__proto__` stays a header
+      else if (name === "__proto__") Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true })
+      else headers[name] = value
     }
   }
   const value = message.value
@@ -99,7 +102,7 @@ export const fromRecord = (
     brokerId: brokerId(destination, partition, message.offset),
     key,
     keyBytes,
-    headers: Object.fromEntries(headers),
+    headers,
     // Kafka's record timestamp is the message's time (CreateTime, or the broker's LogAppendTime)
     timestamp: undefined,
     brokerTimestamp: Number(message.timestamp),

@@ -52,6 +52,22 @@ export const deliver = (tracker: OffsetTracker, offset: number): OffsetTracker =
     }
     : tracker
 
+/**
+ * Records deliveries of `offsets` at once (one copy of `pending` instead of one per offset); offsets that
+ * are not new (at or below the highest delivered so far, in order) are ignored, as by {@link deliver}.
+ */
+export const deliverMany = (tracker: OffsetTracker, offsets: ReadonlyArray<number>): OffsetTracker => {
+  const added: Array<number> = []
+  let next = tracker.next
+  for (const offset of offsets) {
+    if (next !== undefined && offset < next) continue
+    added.push(offset)
+    next = offset + 1
+  }
+  if (added.length === 0) return tracker
+  return { ...tracker, pending: tracker.pending.concat(added), first: tracker.first ?? added[0], next }
+}
+
 /** How many of the pending offsets at the front are acked. */
 const ackedPrefixLength = (pending: ReadonlyArray<number>, acked: ReadonlySet<number>): number => {
   let n = 0
@@ -75,6 +91,30 @@ export const ack = (tracker: OffsetTracker, offset: number): OffsetTracker => {
     pending: tracker.pending.slice(n),
     acked,
     prefixEnd: moved[n - 1]! + 1,
+    version: tracker.version + 1
+  }
+}
+
+/**
+ * Marks every offset of `offsets` acked, as {@link ack} one after another would, with one copy of the
+ * tracker's arrays for all of them (the runloop folds a partition's settlements of one turn at once).
+ */
+export const ackMany = (tracker: OffsetTracker, offsets: Iterable<number>): OffsetTracker => {
+  let acked: Set<number> | undefined
+  for (const offset of offsets) {
+    if (tracker.acked.has(offset) || acked?.has(offset) === true || !isPending(tracker, offset)) continue
+    acked ??= new Set(tracker.acked)
+    acked.add(offset)
+  }
+  if (acked === undefined) return tracker
+  const n = ackedPrefixLength(tracker.pending, acked)
+  if (n === 0) return { ...tracker, acked, version: tracker.version + 1 }
+  for (let i = 0; i < n; i++) acked.delete(tracker.pending[i]!)
+  return {
+    ...tracker,
+    pending: tracker.pending.slice(n),
+    acked,
+    prefixEnd: tracker.pending[n - 1]! + 1,
     version: tracker.version + 1
   }
 }

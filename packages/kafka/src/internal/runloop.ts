@@ -2,7 +2,9 @@
  * The consumer runloop (in the manner of zio-kafka's Runloop and fs2-kafka's KafkaConsumerActor).
  *
  * kafkajs callbacks (eachBatch, GROUP_JOIN, REBALANCING, FETCH) and settlements only ENQUEUE a
- * {@link Command}; ONE fiber folds the commands over an immutable {@link State}: the assigned partitions,
+ * {@link Command}; ONE fiber folds them, every command enqueued meanwhile in one turn ({@link stepAll}: a
+ * partition's acks of the turn update its tracker once, the partitions are pumped once), over an immutable
+ * {@link State}: the assigned partitions,
  * each with its offset tracker (`offsetTracker.ts`), its buffer of fetched records not handed out yet, how
  * many it has handed out (at most `prefetch`), and whether kafkajs has it paused (a partition is paused
  * while its buffer holds anything, so memory stays bounded by `prefetch` plus one fetch per partition).
@@ -179,33 +181,48 @@ const handOut = (env: Env, p: PartitionState, pending: Delivery.Pending, now: ()
 
 /** Moves buffered records out while the bound allows; pauses while anything stays buffered. */
 const pump = Effect.fnUntraced(function*(env: Env, p: PartitionState, closing: boolean) {
+  // nothing buffered and the pause as it should be: nothing to do (the common case after a settlement)
+  if (p.buffer.length === 0 && p.paused === closing) return p
   const now = yield* Clock.currentTimeMillis
-  let tracker = p.tracker
+  const clock = () => now
+  // the tracker learns the turn's deliveries (and inherited acks) at once: one copy, not one per record
+  const delivered: Array<number> = []
+  const inheritedAcks: Array<number> = []
+  let next = p.tracker.next
   let handed = p.handed
   let i = 0
   const buffer = p.buffer
   for (; p.ready && !closing && i < buffer.length && handed < env.prefetch; i++) {
     const pending = buffer[i]!
-    const fresh = Tracker.isNew(tracker, pending.offset)
-    if (fresh) tracker = Tracker.deliver(tracker, pending.offset)
+    const fresh = next === undefined || pending.offset >= next
+    if (fresh) {
+      delivered.push(pending.offset)
+      next = pending.offset + 1
+    }
     // acked by the partition's previous owner: acked here too, without handling it again
     if (fresh && p.inherited.has(pending.offset)) {
-      tracker = Tracker.ack(tracker, pending.offset)
+      inheritedAcks.push(pending.offset)
       continue
     }
-    if (!handOut(env, p, pending, () => now)) break
+    if (!handOut(env, p, pending, clock)) break
     handed++
   }
-  const next: PartitionState = { ...p, tracker, handed, buffer: i === 0 ? buffer : buffer.slice(i) }
-  const paused = next.buffer.length > 0 || closing
-  if (paused !== next.paused) yield* setPaused(env, p.partition, paused)
-  return { ...next, paused }
+  const tracker = Tracker.ackMany(Tracker.deliverMany(p.tracker, delivered), inheritedAcks)
+  const rest = i === 0 ? buffer : buffer.slice(i)
+  const paused = rest.length > 0 || closing
+  if (paused !== p.paused) yield* setPaused(env, p.partition, paused)
+  return { ...p, tracker, handed, buffer: rest, paused }
 })
 
 const pumpAll = Effect.fnUntraced(function*(env: Env, state: State) {
-  const partitions = new Map<number, PartitionState>()
-  for (const p of state.partitions.values()) partitions.set(p.partition, yield* pump(env, p, state.intakeStopped))
-  return { ...state, partitions }
+  let partitions: Map<number, PartitionState> | undefined
+  for (const p of state.partitions.values()) {
+    const next = yield* pump(env, p, state.intakeStopped)
+    if (next === p) continue
+    partitions ??= new Map(state.partitions)
+    partitions.set(p.partition, next)
+  }
+  return partitions === undefined ? state : { ...state, partitions }
 })
 
 const newPartition = Effect.fnUntraced(function*(env: Env, partition: number, epoch: number) {
@@ -324,11 +341,32 @@ const redeliverLater = (env: Env, command: Extract<Command, { _tag: "Settled" }>
     Effect.forkIn(env.scope)
   )
 
-const onAck = Effect.fnUntraced(function*(env: Env, state: State, p: PartitionState, offset: number) {
-  const acked: PartitionState = { ...p, tracker: Tracker.ack(p.tracker, offset), handed: p.handed - 1 }
-  const acks = state.acksSinceCommit + 1
-  if (acks >= env.commitEvery) yield* env.commitSoon
-  return withPartition({ ...state, acksSinceCommit: acks >= env.commitEvery ? 0 : acks }, acked)
+type Settled = Extract<Command, { _tag: "Settled" }>
+
+const isAck = (command: Command | undefined): boolean =>
+  command?._tag === "Settled" && command.outcome._tag === "Ack"
+
+/** Acks folded together: one tracker update per partition (and assignment), one early commit at most. */
+const onAcks = Effect.fnUntraced(function*(env: Env, state: State, acks: ReadonlyArray<Settled>) {
+  const byPartition = new Map<number, { readonly epoch: number; readonly offsets: Array<number> }>()
+  let counted = 0
+  for (const command of acks) {
+    if (current(state, command.partition, command.epoch) === undefined) continue
+    const entry = byPartition.get(command.partition)
+    // an assignment's acks: the epoch is the current one for all of them (checked above)
+    if (entry === undefined) byPartition.set(command.partition, { epoch: command.epoch, offsets: [command.pending.offset] })
+    else entry.offsets.push(command.pending.offset)
+    counted++
+  }
+  if (counted === 0) return state
+  const partitions = new Map(state.partitions)
+  for (const [partition, { offsets }] of byPartition) {
+    const p = partitions.get(partition)!
+    partitions.set(partition, { ...p, tracker: Tracker.ackMany(p.tracker, offsets), handed: p.handed - offsets.length })
+  }
+  const total = state.acksSinceCommit + counted
+  if (total >= env.commitEvery) yield* env.commitSoon
+  return { ...state, partitions, acksSinceCommit: total >= env.commitEvery ? 0 : total }
 })
 
 const onNack = Effect.fnUntraced(function*(
@@ -347,17 +385,16 @@ const onNack = Effect.fnUntraced(function*(
   return withPartition(state, { ...p, handed: p.handed - 1, buffer: [again, ...p.buffer] })
 })
 
-const onSettled = Effect.fnUntraced(function*(
-  env: Env,
-  state: State,
-  command: Extract<Command, { _tag: "Settled" }>
-) {
+/** A settlement folded without pumping (the caller pumps once for the turn). */
+const settle = (env: Env, state: State, command: Settled): Effect.Effect<State> => {
+  if (command.outcome._tag === "Ack") return onAcks(env, state, [command])
   const p = current(state, command.partition, command.epoch)
-  if (p === undefined) return state
-  const next = command.outcome._tag === "Ack"
-    ? yield* onAck(env, state, p, command.pending.offset)
-    : yield* onNack(env, state, p, command, command.outcome)
-  return yield* pumpAll(env, next)
+  return p === undefined ? Effect.succeed(state) : onNack(env, state, p, command, command.outcome)
+}
+
+const onSettled = Effect.fnUntraced(function*(env: Env, state: State, command: Settled) {
+  if (current(state, command.partition, command.epoch) === undefined) return state
+  return yield* pumpAll(env, yield* settle(env, state, command))
 })
 
 const onRedeliver = Effect.fnUntraced(function*(
@@ -428,6 +465,42 @@ const onStop = Effect.fnUntraced(function*(env: Env, state: State, drained: Defe
 /** One command folded over the state. */
 export const step = Effect.fnUntraced(function*(env: Env, state: State, command: Command) {
   const next: State = yield* stepOf(env, state, command)
+  yield* checkDrained(next)
+  return next
+})
+
+/**
+ * The commands of one turn (everything enqueued meanwhile) folded in order, as {@link step} one after
+ * another would, but settlements do not pump one by one: consecutive acks update each partition's tracker
+ * once, and the partitions are pumped once at the end of the turn. The turn's state is handed to `save`
+ * BEFORE barriers and the drain complete: whoever waits for them reads the state they promise (a long turn
+ * may yield to other fibers before it ends).
+ */
+export const stepAll = Effect.fnUntraced(function*(
+  env: Env,
+  state: State,
+  commands: ReadonlyArray<Command>,
+  save: (state: State) => Effect.Effect<void>
+) {
+  let next = state
+  const barriers: Array<Deferred.Deferred<void>> = []
+  for (let i = 0; i < commands.length;) {
+    const command = commands[i]!
+    if (isAck(command)) {
+      let j = i + 1
+      while (isAck(commands[j])) j++
+      next = yield* onAcks(env, next, commands.slice(i, j) as Array<Settled>)
+      i = j
+      continue
+    }
+    if (command._tag === "Settled") next = yield* settle(env, next, command)
+    else if (command._tag === "Barrier") barriers.push(command.done)
+    else next = yield* stepOf(env, next, command)
+    i++
+  }
+  if (commands.some((command) => command._tag === "Settled")) next = yield* pumpAll(env, next)
+  yield* save(next)
+  for (const done of barriers) yield* Deferred.succeed(done, undefined)
   yield* checkDrained(next)
   return next
 })

@@ -255,14 +255,11 @@ const barrier = (parts: Parts) =>
   Effect.flatMap(Deferred.make<void>(), (done) =>
     Queue.offer(parts.commands, { _tag: "Barrier", done }).pipe(Effect.andThen(Deferred.await(done))))
 
-/** The runloop fiber: takes one command at a time and folds it over the state. */
+/** The runloop fiber: takes every command enqueued meanwhile and folds them over the state in one turn. */
 const runloop = (parts: Parts, env: Runloop.Env) =>
-  Queue.take(parts.commands).pipe(
-    Effect.flatMap((command) =>
-      Ref.get(parts.state).pipe(
-        Effect.flatMap((state) => Runloop.step(env, state, command)),
-        Effect.flatMap((next) => Ref.set(parts.state, next))
-      )
+  Queue.takeAll(parts.commands).pipe(
+    Effect.flatMap((commands) =>
+      Ref.get(parts.state).pipe(Effect.flatMap((state) => Runloop.stepAll(env, state, commands, (next) => Ref.set(parts.state, next))))
     ),
     Effect.forever
   )
