@@ -1,8 +1,9 @@
 /**
  * Where a delivery gets settled: the kit's `Settlement.make` with amqplib's `basic.ack` / `basic.nack` on the
  * channel that delivered it, through the channel's {@link Acks}: acks are coalesced into one
- * `basic.ack multiple` per turn of the event loop when no delivery below them is still in flight. A delivery of a channel that has since closed is never settled on another one
- * (its settlement is an `AckError` of reason `BrokerClosed`: the broker redelivers it). `nack({ delay })`
+ * `basic.ack multiple` per turn of the event loop when no delivery below them is still in flight. A delivery
+ * of a channel that has since closed is never settled on another one (its settlement is an `AckError` of
+ * reason `BrokerClosed`: the broker redelivers it). `nack({ delay })`
  * republishes a copy to a per-delay TTL retry queue that dead-letters it back to the work queue (no plugin),
  * then acks the original; when the copy cannot be scheduled, the original is requeued at once instead.
  */
