@@ -137,7 +137,8 @@ export const make: Effect.Effect<PublisherShape, never, Broker | Scope.Scope> = 
       Effect.tap(sendEach(broker)(destination, messages), (results) =>
         Metric.update(Telemetry.published, results.filter(Result.isSuccess).length)),
     coalescing,
-    yield* Effect.scope
+    yield* Effect.scope,
+    yield* Effect.context<never>()
   )
   const creationLinks = <A>(messages: ReadonlyArray<Message<A>>): Array<Tracer.SpanLink> => {
     const links: Array<Tracer.SpanLink> = []

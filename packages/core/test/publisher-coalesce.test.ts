@@ -5,7 +5,7 @@
  * the waiting queue is bounded (callers wait).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Fiber, Result, Schema } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Option, Result, Schema, Tracer } from "effect"
 import * as Scope from "effect/Scope"
 import { Envelope, Errors, MemoryBroker, Publisher, Switchyard, Topic } from "@switchyard/core"
 import type { Broker } from "@switchyard/core"
@@ -96,6 +96,27 @@ describe("Publisher: concurrent single publishes are coalesced", () => {
       assert.isAbove(Math.max(...batches), 1, "the ten were sent in one or more batches")
     }))
 
+  it.effect("a batch is sent in the publisher's context, not in the span of whichever caller came first", () =>
+    Effect.gen(function*() {
+      const parents: Array<{ readonly size: number; readonly parent: string | undefined }> = []
+      const layer = counted([], (broker) => ({
+        publish: (destination, messages) =>
+          Effect.flatMap(Effect.serviceOption(Tracer.ParentSpan), (span) => {
+            const parent = Option.isSome(span) && span.value._tag === "Span" ? span.value.name : undefined
+            parents.push({ size: messages.length, parent })
+            return Effect.andThen(Effect.yieldNow, broker.publish(destination, messages))
+          })
+      }))
+      yield* Effect.forEach(
+        Array.from({ length: 16 }, (_, n) => n),
+        (n) => Publisher.publish(items, { caller: n, n: 0 }).pipe(Effect.withSpan(`caller-${n}`)),
+        { concurrency: "unbounded", discard: true }
+      ).pipe(Effect.provide(layer))
+      const batched = parents.filter((call) => call.size > 1)
+      assert.isAbove(batched.length, 0)
+      for (const call of batched) assert.isUndefined(call.parent, `a batch ran under ${call.parent}`)
+    }))
+
   it.effect("without publishEach, a failed batch fails every caller in it with the broker's error", () =>
     Effect.gen(function*() {
       const down = new Errors.PublishError({ destination: "items", reason: Errors.reason("Unreachable", "down") })
@@ -131,7 +152,7 @@ describe("Coalesce (internal)", () => {
           sent.push(messages.map((m) => m.id))
           return messages.map((m) => Result.succeed(receipt(m)))
         })
-      const coalescer = Coalesce.make(send, { batchSize: 10, capacity: 10 }, scope)
+      const coalescer = Coalesce.make(send, { batchSize: 10, capacity: 10 }, scope, yield* Effect.context<never>())
       for (let n = 0; n < 3; n++) assert.strictEqual((yield* coalescer.publish("d", message(n))).id, `m-${n}`)
       assert.deepStrictEqual(sent, [["m-0"], ["m-1"], ["m-2"]])
       yield* Scope.close(scope, Exit.void)
@@ -141,7 +162,7 @@ describe("Coalesce (internal)", () => {
     Effect.gen(function*() {
       const { gate, send, sent } = yield* gated
       const scope = yield* Scope.make()
-      const coalescer = Coalesce.make(send, { batchSize: 1, capacity: 10 }, scope)
+      const coalescer = Coalesce.make(send, { batchSize: 1, capacity: 10 }, scope, yield* Effect.context<never>())
       const alone = yield* Effect.forkChild(coalescer.publish("d", message(1)))
       yield* TestKit.eventually(Effect.sync(() => sent.length), (n) => n === 1, { within: "2 seconds" })
       const batched = yield* Effect.forkChild(coalescer.publish("d", message(2)))
@@ -160,7 +181,7 @@ describe("Coalesce (internal)", () => {
     Effect.gen(function*() {
       const { gate, send, sent } = yield* gated
       const scope = yield* Scope.make()
-      const coalescer = Coalesce.make(send, { batchSize: 2, capacity: 3 }, scope)
+      const coalescer = Coalesce.make(send, { batchSize: 2, capacity: 3 }, scope, yield* Effect.context<never>())
       const fibers = yield* Effect.forEach(
         Array.from({ length: 9 }, (_, n) => n),
         (n) => Effect.forkChild(coalescer.publish("d", message(n))),
@@ -183,7 +204,7 @@ describe("Coalesce (internal)", () => {
     Effect.gen(function*() {
       const { gate, send, sent } = yield* gated
       const scope = yield* Scope.make()
-      const coalescer = Coalesce.make(send, { batchSize: 1, capacity: 4 }, scope)
+      const coalescer = Coalesce.make(send, { batchSize: 1, capacity: 4 }, scope, yield* Effect.context<never>())
       const alone = yield* Effect.forkChild(coalescer.publish("d", message(1)))
       yield* TestKit.eventually(Effect.sync(() => sent.length), (n) => n === 1, { within: "2 seconds" })
       const inFlight = yield* Effect.forkChild(coalescer.publish("d", message(2)))

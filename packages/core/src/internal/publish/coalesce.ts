@@ -11,8 +11,9 @@
  *   in its own fiber: a broker that confirms at once (in memory) never makes a caller wait for a hand-over;
  *   callers arriving meanwhile are batched by the sender.
  */
-import { Deferred, Effect, Exit, Queue, Result } from "effect"
-import type * as Scope from "effect/Scope"
+import type { Context } from "effect"
+import { Deferred, Effect, Exit, Fiber, Queue, Result } from "effect"
+import * as Scope from "effect/Scope"
 import type { OutgoingMessage, PublishReceipt } from "../../Envelope.ts"
 import type { PublishError } from "../../Errors.ts"
 
@@ -71,8 +72,11 @@ const complete = (waiters: ReadonlyArray<Waiter>, exit: Exit.Exit<ReadonlyArray<
 const interruptAll = (waiters: ReadonlyArray<Waiter>) =>
   Effect.forEach(waiters, (waiter) => Deferred.interrupt(waiter.deferred), { discard: true })
 
-/** Builds the coalescer; its sender fibers live in `scope`. */
-export const make = (send: SendEach, options: Options, scope: Scope.Scope): Coalescer => {
+/**
+ * Builds the coalescer; its sender fibers live in `scope` and run with `context` (the publisher's own, not
+ * that of whichever caller came first: its span, log level or tracer settings are not the sender's).
+ */
+export const make = (send: SendEach, options: Options, scope: Scope.Scope, context: Context.Context<never>): Coalescer => {
   const lanes = new Map<string, Lane>()
 
   // Counts a broker call as in flight for the length of `call`.
@@ -132,7 +136,9 @@ export const make = (send: SendEach, options: Options, scope: Scope.Scope): Coal
       if (raced !== undefined) return Effect.succeed(raced)
       const lane: Lane = { queue, inFlight: 0 }
       lanes.set(destination, lane)
-      return Effect.as(Effect.forkIn(sender(destination, lane), scope), lane)
+      // Run from the publisher's context (a fork would inherit the caller's span); stopped with `scope`.
+      const fiber = Effect.runForkWith(context)(sender(destination, lane))
+      return Effect.as(Scope.addFinalizer(scope, Fiber.interrupt(fiber)), lane)
     })
   }
 
