@@ -97,8 +97,8 @@ const hasTag = (u: unknown): u is { readonly _tag: string; readonly message: str
  * ```ts
  * import { Errors } from "@switchyard/core"
  * import { Failure } from "@switchyard/cli"
- * const failure = Failure.fromError(new Errors.ConnectionError({ broker: "rabbitmq", reason: "ECONNREFUSED" }))
- * // failure.exitCode === 1, failure.message === "connection to rabbitmq failed: ECONNREFUSED"
+ * const failure = Failure.fromError(new Errors.ConnectionError({ broker: "rabbitmq", reason: Errors.reason("Unreachable", "connect ECONNREFUSED 127.0.0.1:5672", "ECONNREFUSED") }))
+ * // failure.exitCode === 1, failure.message === "connection to rabbitmq failed: connect ECONNREFUSED 127.0.0.1:5672"
  * ```
  * @since 0.1.0
  */
