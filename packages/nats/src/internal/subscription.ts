@@ -5,12 +5,9 @@
  * with a larger prefetch), and then what does not fit is handed back to the server (`nak` with a short
  * delay: redelivered, never lost) and counted in `switchyard_nats_jetstream_overflow`.
  *
- * On close (and on `stopIntake`) the pull is stopped first and confirmed by a flush (the server has processed
- * the UNSUB, so it sends this member nothing more), and only then is everything held handed back, with a
- * 250 ms redelivery delay. Handing back while the pull was still open let the server redeliver those messages
- * to this very member; whatever was in transit when nats.js dropped the pull's inbox was then lost until
- * ack-wait expired. A delivery that arrives before the pull stops finds the queue ended and is handed back by
- * the callback. A `working()` heartbeat keeps unsettled deliveries from expiring.
+ * On close (and on `stopIntake`) everything held is handed back with a 250 ms redelivery delay rather than
+ * at once: on nats-server 2.9.10 an immediate `nak` of a message still in this member's pull request was
+ * lost until ack-wait expired. A `working()` heartbeat keeps unsettled deliveries from expiring.
  */
 import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream"
 import type { NatsConnection as RawConnection } from "@nats-io/transport-node"
@@ -34,6 +31,8 @@ export interface JetStreamContext {
 
 /** Redelivery delay of what a closing member hands back (see the module doc). */
 const handBackDelayMillis = 250
+/** How long a closing member lets in-transit messages arrive (each is handed back) before stopping its pull. */
+const closeSettle = Duration.millis(50)
 
 /**
  * Deliveries a JetStream subscription handed back because its queue was full (see the module doc).
@@ -135,13 +134,6 @@ const handBackAll = (deliveries: Iterable<Delivery>) =>
 
 const flush = (nc: RawConnection) => Effect.promise(() => nc.flush().catch(() => undefined))
 
-/**
- * Stops the pull (idempotent: nats.js ignores a second close) and waits until the server has processed the
- * UNSUB (a flush's PONG comes after it), so nothing handed back afterwards can be sent to this member again.
- */
-const stopPull = (nc: RawConnection, messages: { readonly close: () => Promise<void | Error> }) =>
-  Effect.promise(() => messages.close().then(() => undefined, () => undefined)).pipe(Effect.andThen(flush(nc)))
-
 /** Subscribes a member of `opts.group` to a destination. */
 export const subscribe = Effect.fn("NatsBroker.subscribe")(function*(
   ctx: JetStreamContext,
@@ -183,8 +175,10 @@ export const subscribe = Effect.fn("NatsBroker.subscribe")(function*(
     }),
     (messages) =>
       Effect.sync(() => queue.end()).pipe(
-        Effect.andThen(stopPull(ctx.nc, messages)),
         Effect.andThen(Effect.suspend(() => handBackAll(inflight))),
+        Effect.andThen(flush(ctx.nc)),
+        Effect.andThen(Effect.sleep(closeSettle)),
+        Effect.andThen(Effect.promise(() => messages.close().then(() => undefined, () => undefined))),
         Effect.andThen(flush(ctx.nc))
       )
   )
@@ -194,13 +188,7 @@ export const subscribe = Effect.fn("NatsBroker.subscribe")(function*(
   }
   return {
     deliveries: queue.stream,
-    // Deliveries already taken stay settleable (acks do not need the pull).
-    stopIntake: Effect.sync(() => queue.end()).pipe(
-      Effect.andThen(stopPull(ctx.nc, messages)),
-      Effect.andThen(queue.drain),
-      Effect.flatMap(handBackAll),
-      Effect.andThen(flush(ctx.nc))
-    )
+    stopIntake: Effect.sync(() => queue.end()).pipe(Effect.andThen(queue.drain), Effect.flatMap(handBackAll))
   }
 }, (effect, _ctx, destination) => Effect.annotateLogs(effect, { broker: "nats", destination }))
 
