@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Makes sure the real brokers the test suite needs are up: RabbitMQ (127.0.0.1:5672) and NATS with
-# JetStream (127.0.0.1:4222). A stopped one is started with its Debian package's own server command.
-# Kafka is started by the Kafka package's test setup itself. If a broker stays unreachable, this fails
+# Makes sure the real brokers the test suite needs are up: RabbitMQ (127.0.0.1:5672), NATS with
+# JetStream (127.0.0.1:4222) and Redis (127.0.0.1:6379). A stopped one is started with its Debian package's own server command.
+# Kafka and ElasticMQ (SQS) are started by their packages' test setup itself. If a broker stays unreachable, this fails
 # loudly: broker tests are never skipped.
 set -uo pipefail
 
@@ -31,4 +31,6 @@ ensure RabbitMQ 5672 start_rabbitmq || status=1
 [ $status -eq 0 ] && node "$(dirname "$0")/clean-rabbitmq.mjs"
 ensure NATS 4222 start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
   -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log || status=1
+ensure Redis 6379 redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+  --dir /var/lib/redis --logfile /var/log/redis/ci.log || status=1
 exit $status

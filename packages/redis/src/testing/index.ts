@@ -1,0 +1,6 @@
+/**
+ * Test helpers for `@switchyard/redis`.
+ *
+ * @since 0.1.0
+ */
+export {}

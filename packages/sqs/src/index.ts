@@ -1,0 +1,6 @@
+/**
+ * `@switchyard/sqs`: the Amazon SQS (AWS SDK v3) adapter of Switchyard.
+ *
+ * @since 0.1.0
+ */
+export {}
