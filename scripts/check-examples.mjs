@@ -47,13 +47,17 @@ const docExamples = (text) => {
   return blocks
 }
 
+/** Every library package (the CLI has no public modules to document this way). */
+const adapterDirs = fs.readdirSync(path.join(root, "packages"))
+  .filter((d) => d !== "cli" && fs.existsSync(path.join(root, "packages", d, "package.json")))
+
 const sources = [
   ...walk(path.join(root, "packages"), (n) => n.endsWith(".ts"))
     .filter((f) => f.includes(`${path.sep}src${path.sep}`) && !f.includes("node_modules") && !f.includes(`${path.sep}dist${path.sep}`))
     .map((file) => ({ file, blocks: docExamples(fs.readFileSync(file, "utf8")) })),
   ...[
     path.join(root, "README.md"),
-    ...["core", "amqp", "nats", "kafka"].map((p) => path.join(root, "packages", p, "README.md")),
+    ...adapterDirs.map((p) => path.join(root, "packages", p, "README.md")),
     ...walk(path.join(root, "docs"), (n) => n.endsWith(".md")).filter((f) => path.dirname(f) === path.join(root, "docs"))
   ].filter((f) => fs.existsSync(f)).map((file) => ({ file, blocks: fences(fs.readFileSync(file, "utf8")) }))
 ]
@@ -61,7 +65,7 @@ const sources = [
 /** Exported functions (`export function f`, `export const f = (…) =>`, `= Effect.fn…`) without an @example. */
 /** The entry points (each package.json's `exports`) and the modules they re-export: the public API. */
 const publicModules = new Set()
-for (const pkg of ["core", "amqp", "nats", "kafka"]) {
+for (const pkg of adapterDirs) {
   const dir = path.join(root, "packages", pkg)
   const manifest = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"))
   for (const target of Object.values(manifest.exports)) {
