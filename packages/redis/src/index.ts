@@ -3,4 +3,7 @@
  *
  * @since 0.1.0
  */
-export {}
+export * as RedisBroker from "./RedisBroker.ts"
+export * as RedisConnection from "./RedisConnection.ts"
+export * as RedisKeyValueStore from "./RedisKeyValueStore.ts"
+export * as RedisTopology from "./RedisTopology.ts"

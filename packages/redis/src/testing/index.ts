@@ -1,6 +1,6 @@
 /**
- * Test helpers for `@switchyard/redis`.
+ * Test helpers for `@switchyard/redis`: a private redis-server (AOF on) for restart tests.
  *
  * @since 0.1.0
  */
-export {}
+export * as RedisServer from "./RedisServer.ts"

@@ -1,0 +1,132 @@
+/**
+ * Classification of node-redis failures into core's `Errors.Reason`, once, at the adapter's edge: from the
+ * server's error prefix (`NOGROUP`, `WRONGPASS`, `NOPERM`, `BUSYGROUP`, …, the first word of an `ErrorReply`),
+ * node-redis's error classes (`name`) and Node's socket `code`s. effect's `RedisError` (from `NodeRedis`) is
+ * unwrapped to the client error it carries. The reason keeps the server's own words and its prefix as `code`.
+ */
+import { Errors } from "@switchyard/core"
+import { BrokerErrors } from "@switchyard/core/adapter"
+import { Predicate } from "effect"
+import { ErrorReply } from "redis"
+
+type ErrorKind = Errors.ErrorKind
+
+const byPrefix: Readonly<Record<string, ErrorKind>> = {
+  WRONGPASS: "AuthenticationFailed",
+  NOAUTH: "AuthenticationFailed",
+  NOPERM: "AuthorizationFailed",
+  NOGROUP: "NotFound",
+  BUSYGROUP: "TopologyConflict",
+  WRONGTYPE: "TopologyConflict",
+  LOADING: "Unreachable",
+  MASTERDOWN: "Unreachable",
+  READONLY: "BrokerClosed",
+  OOM: "TooLarge",
+  ERR: "Invalid"
+}
+
+const byClassName: Readonly<Record<string, ErrorKind>> = {
+  ConnectionTimeoutError: "Timeout",
+  SocketTimeoutError: "Timeout",
+  TimeoutError: "Timeout",
+  ClientClosedError: "BrokerClosed",
+  ClientOfflineError: "BrokerClosed",
+  DisconnectsClientError: "BrokerClosed",
+  SocketClosedUnexpectedlyError: "BrokerClosed",
+  AbortError: "BrokerClosed"
+}
+
+const unreachableCodes = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ECONNRESET", "EPIPE"])
+
+const field = (value: unknown, name: string): unknown => Predicate.hasProperty(value, name) ? value[name] : undefined
+
+/** The error and the ones it wraps (effect's `RedisError.cause`, `Error.cause`). */
+export const chain = (error: unknown): ReadonlyArray<unknown> => {
+  const out: Array<unknown> = []
+  const visit = (e: unknown, depth: number): void => {
+    if (e === undefined || e === null || depth > 6 || out.includes(e)) return
+    out.push(e)
+    visit(field(e, "cause"), depth + 1)
+  }
+  visit(error, 0)
+  return out
+}
+
+/** The server's error prefix of a reply error (`NOGROUP No such key…` → `NOGROUP`). */
+export const prefixOf = (error: unknown): string | undefined => {
+  for (const e of chain(error)) {
+    if (e instanceof ErrorReply) {
+      const word = e.message.split(" ", 1)[0] ?? ""
+      if (/^[A-Z]+$/.test(word)) return word
+    }
+  }
+  return undefined
+}
+
+const kindOfOne = (error: unknown): ErrorKind | undefined => {
+  const own = field(error, "reason")
+  if (Predicate.hasProperty(own, "_tag") && typeof own._tag === "string" && Errors.ErrorKind.literals.some((k) => k === own._tag)) {
+    return Errors.ErrorKind.literals.find((k) => k === own._tag)
+  }
+  const name = field(error, "name")
+  if (typeof name === "string" && byClassName[name] !== undefined) return byClassName[name]
+  const code = BrokerErrors.codeOf(error)
+  if (typeof code === "string" && unreachableCodes.has(code)) return "Unreachable"
+  return undefined
+}
+
+/** The kind of a node-redis failure (`Unknown` when nothing in it is recognised). */
+export const kindOf = (error: unknown): ErrorKind => {
+  const prefix = prefixOf(error)
+  if (prefix !== undefined && byPrefix[prefix] !== undefined) return byPrefix[prefix]
+  for (const e of chain(error)) {
+    const kind = kindOfOne(e)
+    if (kind !== undefined) return kind
+  }
+  return "Unknown"
+}
+
+/** The innermost client error's words (effect's `RedisError` only says "RedisError"). */
+export const messageOf = (error: unknown): string => {
+  const errors = chain(error)
+  for (let i = errors.length - 1; i >= 0; i--) {
+    const e = errors[i]
+    if (e instanceof Error && e.message !== "") return e.message
+  }
+  return BrokerErrors.messageOf(error)
+}
+
+const codeOf = (error: unknown): string | number | undefined => {
+  const prefix = prefixOf(error)
+  if (prefix !== undefined) return prefix
+  for (const e of chain(error)) {
+    const code = BrokerErrors.codeOf(e)
+    if (code !== undefined) return code
+  }
+  return undefined
+}
+
+const classify = BrokerErrors.classifier(kindOf)
+
+/** The `Errors.Reason` of a node-redis failure, `context` (what was being done) in front of the server's words. */
+export const reasonOf = (error: unknown, context?: string): Errors.Reason => {
+  const message = messageOf(error)
+  const base = classify(error, context === undefined ? message : `${context}: ${message}`)
+  const code = codeOf(error)
+  return code === undefined || base.code === code ? base : Errors.reason(base._tag, base.message, code)
+}
+
+/** Whether a failure is the server's `NOGROUP` (the stream or its group is gone, e.g. a restart without persistence). */
+export const isNoGroup = (error: unknown): boolean => prefixOf(error) === "NOGROUP"
+
+export const publishError = (destination: string, cause: unknown, context?: string): Errors.PublishError =>
+  new Errors.PublishError({ destination, reason: reasonOf(cause, context), cause })
+
+export const subscribeError = (destination: string, cause: unknown, context?: string): Errors.SubscribeError =>
+  new Errors.SubscribeError({ destination, reason: reasonOf(cause, context), cause })
+
+export const ackError = (destination: string, cause: unknown, context?: string): Errors.AckError =>
+  new Errors.AckError({ destination, reason: reasonOf(cause, context), cause })
+
+export const connectionError = (broker: string, cause: unknown, context?: string): Errors.ConnectionError =>
+  new Errors.ConnectionError({ broker, reason: reasonOf(cause, context), cause })
