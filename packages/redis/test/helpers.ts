@@ -1,4 +1,4 @@
-import { Effect, type Scope } from "effect"
+import { Effect } from "effect"
 import { TestKit } from "@switchyard/core/testing"
 import { createClient } from "redis"
 import { RedisBroker } from "../src/index.ts"
@@ -20,10 +20,9 @@ export const testLayer = (extra: Partial<RedisBroker.Options> = {}) => RedisBrok
 
 export const unique = (label: string): string => TestKit.uniqueName(`sy-redis-${label}`)
 
-export type RawClient = ReturnType<typeof createClient>
 
 /** A raw node-redis client (a foreign producer), closed with the scope. */
-export const rawClient = (at: string = url): Effect.Effect<RawClient, never, Scope.Scope> =>
+export const rawClient = (at: string = url) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
       const client = createClient({ url: at })
@@ -33,3 +32,5 @@ export const rawClient = (at: string = url): Effect.Effect<RawClient, never, Sco
     }),
     (client) => Effect.promise(() => client.close().catch(() => undefined))
   )
+
+export type RawClient = Effect.Success<ReturnType<typeof rawClient>>

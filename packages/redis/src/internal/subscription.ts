@@ -42,7 +42,7 @@ export interface Context {
 }
 
 interface LoopState {
-  phase: "history" | "new"
+  phase: "history" | "new" | "stopped"
   historyCursor: string
   claimCursor: string
   nextClaimAt: number
@@ -167,7 +167,7 @@ export const subscribe = Effect.fn("RedisBroker.subscribe")(function*(
       Effect.map(Replies.readGroup),
       Effect.flatMap((entries) => {
         if (entries.length === 0) {
-          state.phase = "new"
+          if (state.phase === "history") state.phase = "new"
           return Effect.void
         }
         state.historyCursor = entries[entries.length - 1]!.id
@@ -205,22 +205,24 @@ export const subscribe = Effect.fn("RedisBroker.subscribe")(function*(
   const supervised = yield* Supervisor.make({
     acquire: ctx.connection.dedicated,
     lost: (connection) =>
-      Effect.callback<void>((resume) => {
-        connection.once("end", () => resume(Effect.void))
-        if (!connection.isOpen) resume(Effect.void)
-      }),
+      Effect.race(
+        Effect.callback<void>((resume) => {
+          connection.once("end", () => resume(Effect.void))
+          connection.once("error", () => resume(Effect.void))
+        }),
+        // node-redis without a reconnect strategy does not always say `end` when the socket drops
+        Effect.void.pipe(Effect.repeat({ schedule: Schedule.spaced("250 millis"), until: () => !connection.isOpen }))
+      ),
     schedule: resolved.reconnectSchedule,
     onReacquired: (_, generation) =>
       Effect.andThen(
-        Effect.sync(() => {
-          state.phase = "history"
-          state.historyCursor = "0"
-        }),
+        Effect.sync(() => resumeHistory(state)),
         Effect.logInfo("redis: subscription reconnected; resuming its pending entries", { ...attributes, generation })
       )
   }).pipe(Effect.mapError((e) => subscribeError(destination, e, "connect")))
 
   const step = Effect.gen(function*() {
+    if (state.phase === "stopped") return yield* Effect.never
     const room = prefetch - held.size
     if (room <= 0) return yield* Queue.take(roomFreed)
     const connection = yield* supervised.current
@@ -241,8 +243,7 @@ export const subscribe = Effect.fn("RedisBroker.subscribe")(function*(
       } else {
         yield* Effect.logDebug("redis: read failed; retrying", { ...attributes, error: String(error) })
       }
-      state.phase = "history"
-      state.historyCursor = "0"
+      resumeHistory(state)
       yield* Effect.sleep("100 millis")
     })
 
@@ -267,21 +268,46 @@ export const subscribe = Effect.fn("RedisBroker.subscribe")(function*(
       : redis.send("XCLAIM", destination, group, consumer, "0", ...ids, "JUSTID").pipe(Effect.ignore)
   }).pipe(Effect.repeat(Schedule.spaced(Duration.millis(keepAliveEvery))), Effect.forkScoped)
 
-  const stopReading = Effect.andThen(Effect.sync(() => queue.end()), Fiber.interrupt(loop))
+  // a read in flight when intake stops still completes: what it brings is refused by the ended queue and handed back
+  const stopIntake = Effect.sync(() => {
+    state.phase = "stopped"
+    queue.end()
+  })
   yield* Effect.addFinalizer(() =>
-    stopReading.pipe(
-      Effect.andThen(Effect.suspend(() => handBack([...held.keys()]))),
+    stopIntake.pipe(
+      Effect.andThen(Fiber.interrupt(loop)),
+      // a blocked read is cancelled with its connection; what it may already have been given is pending here
+      Effect.andThen(Effect.flatMap(supervised.current, (connection) => Effect.sync(() => connection.isOpen ? connection.destroy() : undefined))),
+      Effect.andThen(pendingHere(ctx, destination, group, consumer)),
+      Effect.flatMap((ids) => handBack([...new Set([...held.keys(), ...ids])])),
       Effect.andThen(deleteIfIdle(ctx, destination, group, consumer))
     )
   )
   return {
     deliveries: queue.stream,
-    stopIntake: stopReading.pipe(
+    stopIntake: stopIntake.pipe(
       Effect.andThen(queue.drain),
       Effect.flatMap((drained) => handBack(drained.map((d) => d.entryId)))
     )
   }
 }, (effect, _ctx, destination) => Effect.annotateLogs(effect, { broker: "redis", destination }))
+
+const resumeHistory = (state: LoopState): void => {
+  if (state.phase === "stopped") return
+  state.phase = "history"
+  state.historyCursor = "0"
+}
+
+/** The ids of every entry pending for this member. */
+const pendingHere = (ctx: Context, stream: string, group: string, consumer: string) =>
+  ctx.connection.redis.send<unknown>("XPENDING", stream, group, "-", "+", "100000", consumer).pipe(
+    Effect.map((reply) =>
+      Array.isArray(reply)
+        ? reply.flatMap((row) => Array.isArray(row) && typeof row[0] === "string" ? [row[0]] : [])
+        : []
+    ),
+    Effect.orElseSucceed((): ReadonlyArray<string> => [])
+  )
 
 /** Deletes this member's consumer name when it holds nothing pending (nothing is lost by deleting it). */
 const deleteIfIdle = (ctx: Context, stream: string, group: string, consumer: string) =>
