@@ -59,7 +59,7 @@ describe("redis broker", () => {
         const payload = Uint8Array.from({ length: 256 }, (_, i) => i)
         const keyBytes = Uint8Array.of(0xff, 0, 0, 0, 0, 0, 0, 42)
         const sub = yield* broker.subscribe(name, { group: "g", prefetch: 10, startFrom: "earliest" })
-        const [receipt] = yield* broker.publish(name, [Envelope.outgoing(payload, { id: "b-1", key: "ignored", keyBytes, headers: { payload: "reserved name" } })])
+        const [receipt] = yield* broker.publish(name, [{ ...Envelope.outgoing(payload, { id: "b-1", key: "ignored", headers: { payload: "reserved name" } }), keyBytes }])
         const [d] = yield* sub.deliveries.pipe(Stream.take(1), Stream.runCollect)
         yield* d!.ack
         assert.deepStrictEqual(d!.envelope.payload, payload)
