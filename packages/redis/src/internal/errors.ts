@@ -7,7 +7,17 @@
 import { Errors } from "@switchyard/core"
 import { BrokerErrors } from "@switchyard/core/adapter"
 import { Predicate } from "effect"
-import { ErrorReply } from "redis"
+import {
+  AbortError,
+  ClientClosedError,
+  ClientOfflineError,
+  ConnectionTimeoutError,
+  DisconnectsClientError,
+  ErrorReply,
+  SocketClosedUnexpectedlyError,
+  SocketTimeoutError,
+  TimeoutError
+} from "redis"
 
 type ErrorKind = Errors.ErrorKind
 
@@ -25,16 +35,17 @@ const byPrefix: Readonly<Record<string, ErrorKind>> = {
   ERR: "Invalid"
 }
 
-const byClassName: Readonly<Record<string, ErrorKind>> = {
-  ConnectionTimeoutError: "Timeout",
-  SocketTimeoutError: "Timeout",
-  TimeoutError: "Timeout",
-  ClientClosedError: "BrokerClosed",
-  ClientOfflineError: "BrokerClosed",
-  DisconnectsClientError: "BrokerClosed",
-  SocketClosedUnexpectedlyError: "BrokerClosed",
-  AbortError: "BrokerClosed"
-}
+/** node-redis's error classes (they do not set `name`, so they are told apart by class). */
+const byClass: ReadonlyArray<readonly [abstract new(...args: ReadonlyArray<never>) => Error, ErrorKind]> = [
+  [ConnectionTimeoutError, "Timeout"],
+  [SocketTimeoutError, "Timeout"],
+  [TimeoutError, "Timeout"],
+  [ClientClosedError, "BrokerClosed"],
+  [ClientOfflineError, "BrokerClosed"],
+  [DisconnectsClientError, "BrokerClosed"],
+  [SocketClosedUnexpectedlyError, "BrokerClosed"],
+  [AbortError, "BrokerClosed"]
+]
 
 const unreachableCodes = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ECONNRESET", "EPIPE"])
 
@@ -68,8 +79,8 @@ const kindOfOne = (error: unknown): ErrorKind | undefined => {
   if (Predicate.hasProperty(own, "_tag") && typeof own._tag === "string" && Errors.ErrorKind.literals.some((k) => k === own._tag)) {
     return Errors.ErrorKind.literals.find((k) => k === own._tag)
   }
-  const name = field(error, "name")
-  if (typeof name === "string" && byClassName[name] !== undefined) return byClassName[name]
+  const byItsClass = byClass.find(([cls]) => error instanceof cls)
+  if (byItsClass !== undefined) return byItsClass[1]
   const code = BrokerErrors.codeOf(error)
   if (typeof code === "string" && unreachableCodes.has(code)) return "Unreachable"
   return undefined
