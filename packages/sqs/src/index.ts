@@ -3,4 +3,6 @@
  *
  * @since 0.1.0
  */
-export {}
+export * as SqsBroker from "./SqsBroker.ts"
+export * as SqsConnection from "./SqsConnection.ts"
+export * as SqsTopology from "./SqsTopology.ts"

@@ -1,6 +1,6 @@
 /**
- * Test helpers for `@switchyard/sqs`.
+ * Test helpers for `@switchyard/sqs`: a real SQS server (ElasticMQ from Maven Central).
  *
  * @since 0.1.0
  */
-export {}
+export * as ElasticMQ from "./ElasticMQ.ts"

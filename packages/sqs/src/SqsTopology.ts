@@ -1,0 +1,284 @@
+/**
+ * SQS queues as data, declared on first use through the kit's `Provisioner`: a destination's queue is looked
+ * up (`GetQueueUrl`) or created (`CreateQueue`) once, with its declared `QueueSpec` (or the connection's
+ * `defaultQueue`), and its attributes read back (visibility timeout, redrive policy), however many fibers ask at
+ * once. A declared queue that exists with other attributes fails with reason `TopologyConflict`. Plus the
+ * admin operations: attributes and counts, purge, delete.
+ *
+ * @since 0.1.0
+ */
+import {
+  CreateQueueCommand,
+  DeleteQueueCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  PurgeQueueCommand,
+  type QueueAttributeName
+} from "@aws-sdk/client-sqs"
+import { Errors } from "@switchyard/core"
+import { Provisioner } from "@switchyard/core/adapter"
+import { Context, Duration, Effect, Layer, Option, Schema } from "effect"
+import { kindOf, reasonOf } from "./internal/errors.ts"
+import { invalidQueueName, isFifo, queueNameOf } from "./internal/names.ts"
+import { SqsConnection, type QueueSpec } from "./SqsConnection.ts"
+
+export type { QueueSpec } from "./SqsConnection.ts"
+
+/**
+ * A declaration or admin operation failed.
+ *
+ * @example
+ * ```ts
+ * import { SqsTopology } from "@switchyard/sqs"
+ * declare const error: SqsTopology.SqsTopologyError
+ * const kind = error.reason._tag // "TopologyConflict", "NotFound", …
+ * ```
+ * @since 0.1.0
+ */
+export class SqsTopologyError extends Schema.TaggedError<SqsTopologyError>()("SqsTopologyError", {
+  destination: Schema.String,
+  reason: Errors.Reason
+}) {
+  override get message(): string {
+    return `SQS queue of ${this.destination}: ${this.reason.message}`
+  }
+}
+
+/**
+ * What the adapter knows of a destination's queue.
+ *
+ * @since 0.1.0
+ */
+export interface QueueInfo {
+  readonly destination: string
+  readonly queueName: string
+  readonly url: string
+  readonly fifo: boolean
+  /** The queue's `VisibilityTimeout`, in seconds. */
+  readonly visibilityTimeoutSeconds: number
+  /** The redrive policy's `maxReceiveCount`, when the queue has one. */
+  readonly maxReceiveCount: number | undefined
+}
+
+/**
+ * Approximate message counts of a queue.
+ *
+ * @since 0.1.0
+ */
+export interface QueueCounts {
+  readonly visible: number
+  readonly inFlight: number
+  readonly delayed: number
+}
+
+/**
+ * The topology service.
+ *
+ * @since 0.1.0
+ */
+export interface SqsTopologyShape {
+  /** The queue of a destination, declared on first use. */
+  readonly queue: (destination: string) => Effect.Effect<QueueInfo, SqsTopologyError>
+  /** Approximate counts of a destination's queue. */
+  readonly counts: (destination: string) => Effect.Effect<QueueCounts, SqsTopologyError>
+  /** Deletes every message of a destination's queue (SQS allows one purge per queue per minute). */
+  readonly purge: (destination: string) => Effect.Effect<void, SqsTopologyError>
+  /** Deletes a destination's queue. */
+  readonly delete: (destination: string) => Effect.Effect<void, SqsTopologyError>
+  /** Forgets a destination's declaration (its queue was found missing): the next use declares it again. */
+  readonly forget: (destination: string) => Effect.Effect<void>
+}
+
+/**
+ * The topology service tag.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqsTopology } from "@switchyard/sqs"
+ * const info = SqsTopology.SqsTopology.use((t) => t.queue("orders"))
+ * ```
+ * @since 0.1.0
+ */
+export class SqsTopology extends Context.Service<SqsTopology, SqsTopologyShape>()("@switchyard/sqs/SqsTopology") {}
+
+const secondsText = (input: Duration.Input): string =>
+  String(Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(input)) / 1000))
+
+/** The destination SQS redrives a queue's messages to. */
+export const redriveTargetOf = (destination: string, spec: QueueSpec): string =>
+  spec.deadLetterQueue ?? (isFifo(destination) ? `${destination.slice(0, -".fifo".length)}-dlq.fifo` : `${destination}.dlq`)
+
+/**
+ * The SQS attributes of a queue spec (the redrive policy aside: it needs the target's ARN).
+ *
+ * @example
+ * ```ts
+ * import { SqsTopology } from "@switchyard/sqs"
+ * SqsTopology.attributesOf("orders.fifo", { visibilityTimeout: "1 minute" }) // { FifoQueue: "true", VisibilityTimeout: "60" }
+ * ```
+ * @since 0.1.0
+ */
+export const attributesOf = (destination: string, spec: QueueSpec): Record<string, string> => ({
+  ...(isFifo(destination) ? { FifoQueue: "true" } : {}),
+  ...(spec.visibilityTimeout !== undefined ? { VisibilityTimeout: secondsText(spec.visibilityTimeout) } : {}),
+  ...(spec.retention !== undefined ? { MessageRetentionPeriod: secondsText(spec.retention) } : {}),
+  ...(spec.delay !== undefined ? { DelaySeconds: secondsText(spec.delay) } : {}),
+  ...(spec.maximumMessageSize !== undefined ? { MaximumMessageSize: String(spec.maximumMessageSize) } : {}),
+  ...(spec.contentBasedDeduplication !== undefined && isFifo(destination)
+    ? { ContentBasedDeduplication: String(spec.contentBasedDeduplication) }
+    : {}),
+  ...spec.attributes
+})
+
+const RedrivePolicy = Schema.fromJsonString(Schema.Struct({ maxReceiveCount: Schema.Union([Schema.Number, Schema.NumberFromString]) }))
+const decodeRedrivePolicy = Schema.decodeUnknownOption(RedrivePolicy)
+
+const numberOf = (text: string | undefined, fallback: number): number => {
+  const n = text === undefined ? Number.NaN : Number(text)
+  return Number.isFinite(n) ? n : fallback
+}
+
+/**
+ * Builds the topology service on a connection.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { SqsTopology } from "@switchyard/sqs"
+ * const topologyLayer = Layer.effect(SqsTopology.SqsTopology, SqsTopology.make)
+ * ```
+ * @since 0.1.0
+ */
+export const make: Effect.Effect<SqsTopologyShape, never, SqsConnection> = Effect.gen(function*() {
+  const { client, resolved } = yield* SqsConnection
+  const declared = resolved.options.queues ?? {}
+  const known = new Map<string, QueueInfo>()
+
+  const fail = (destination: string, error: unknown, context: string) =>
+    new SqsTopologyError({ destination, reason: reasonOf(error, context) })
+  const call = <A>(destination: string, context: string, send: (signal: AbortSignal) => Promise<A>) =>
+    Effect.tryPromise({ try: send, catch: (error) => fail(destination, error, context) })
+
+  const urlOf = (destination: string, queueName: string, spec: QueueSpec, explicit: boolean, redrive: Record<string, string>) => {
+    const create = call(destination, "CreateQueue", (signal) =>
+      client.send(
+        new CreateQueueCommand({ QueueName: queueName, Attributes: { ...attributesOf(destination, spec), ...redrive } }),
+        { abortSignal: signal }
+      )).pipe(Effect.map((r) => r.QueueUrl ?? ""))
+    if (explicit) return create
+    // an undeclared queue that exists is used as it is
+    return call(destination, "GetQueueUrl", (signal) => client.send(new GetQueueUrlCommand({ QueueName: queueName }), { abortSignal: signal }))
+      .pipe(
+        Effect.map((r) => r.QueueUrl ?? ""),
+        Effect.catchIf((e) => e.reason._tag === "NotFound", () => create)
+      )
+  }
+
+  const readInfo = (destination: string, queueName: string, url: string) =>
+    call(destination, "GetQueueAttributes", (signal) =>
+      client.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: url,
+          AttributeNames: ["VisibilityTimeout", "RedrivePolicy", "FifoQueue"] satisfies Array<QueueAttributeName>
+        }),
+        { abortSignal: signal }
+      )).pipe(Effect.map((r): QueueInfo => {
+        const a = r.Attributes ?? {}
+        const redrive = a.RedrivePolicy === undefined ? Option.none() : decodeRedrivePolicy(a.RedrivePolicy)
+        return {
+          destination,
+          queueName,
+          url,
+          fifo: a.FifoQueue === "true" || isFifo(destination),
+          visibilityTimeoutSeconds: numberOf(a.VisibilityTimeout, 30),
+          maxReceiveCount: Option.isSome(redrive) ? redrive.value.maxReceiveCount : undefined
+        }
+      }))
+
+  const arnOf = (destination: string, url: string) =>
+    call(destination, "GetQueueAttributes", (signal) =>
+      client.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }), { abortSignal: signal }))
+      .pipe(Effect.map((r) => r.Attributes?.QueueArn ?? ""))
+
+  const declare = (destination: string): Effect.Effect<void, SqsTopologyError> =>
+    Effect.gen(function*() {
+      const queueName = queueNameOf(destination)
+      const invalid = invalidQueueName(queueName)
+      if (invalid !== undefined) return yield* new SqsTopologyError({ destination, reason: Errors.reason("Invalid", invalid) })
+      const own = declared[destination]
+      const spec = own ?? resolved.options.defaultQueue ?? {}
+      const redrive = spec.maxReceiveCount === undefined ? {} : yield* Effect.gen(function*() {
+        const target = yield* ensureInfo(redriveTargetOf(destination, spec))
+        const arn = yield* arnOf(destination, target.url)
+        return { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: arn, maxReceiveCount: spec.maxReceiveCount }) }
+      })
+      const url = yield* urlOf(destination, queueName, spec, own !== undefined, redrive)
+      known.set(destination, yield* readInfo(destination, queueName, url))
+    })
+
+  const provisioner = yield* Provisioner.make({ declare })
+  const ensureInfo = (destination: string): Effect.Effect<QueueInfo, SqsTopologyError> =>
+    Effect.flatMap(provisioner.ensure(destination), () => {
+      const info = known.get(destination)
+      return info === undefined
+        ? Effect.fail(new SqsTopologyError({ destination, reason: Errors.reason("NotFound", "queue not declared") }))
+        : Effect.succeed(info)
+    })
+
+  const queue = ensureInfo
+  const forget = (destination: string) =>
+    Effect.andThen(provisioner.invalidate(destination), Effect.sync(() => known.delete(destination)))
+
+  const counts = (destination: string) =>
+    Effect.flatMap(queue(destination), (info) =>
+      call(destination, "GetQueueAttributes", (signal) =>
+        client.send(
+          new GetQueueAttributesCommand({
+            QueueUrl: info.url,
+            AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
+          }),
+          { abortSignal: signal }
+        )).pipe(Effect.map((r): QueueCounts => ({
+          visible: numberOf(r.Attributes?.ApproximateNumberOfMessages, 0),
+          inFlight: numberOf(r.Attributes?.ApproximateNumberOfMessagesNotVisible, 0),
+          delayed: numberOf(r.Attributes?.ApproximateNumberOfMessagesDelayed, 0)
+        }))))
+
+  const purge = (destination: string) =>
+    Effect.flatMap(queue(destination), (info) =>
+      call(destination, "PurgeQueue", (signal) => client.send(new PurgeQueueCommand({ QueueUrl: info.url }), { abortSignal: signal })))
+      .pipe(Effect.asVoid)
+
+  const remove = (destination: string) =>
+    Effect.flatMap(queue(destination), (info) =>
+      call(destination, "DeleteQueue", (signal) => client.send(new DeleteQueueCommand({ QueueUrl: info.url }), { abortSignal: signal })))
+      .pipe(Effect.andThen(forget(destination)), Effect.asVoid)
+
+  return { queue, counts, purge, delete: remove, forget }
+})
+
+/**
+ * Whether a failure means the queue is gone (deleted by someone else): callers forget it and declare it again.
+ *
+ * @example
+ * ```ts
+ * import { SqsTopology } from "@switchyard/sqs"
+ * SqsTopology.isMissingQueue({ name: "QueueDoesNotExist" }) // true
+ * ```
+ * @since 0.1.0
+ */
+export const isMissingQueue = (error: unknown): boolean => kindOf(error) === "NotFound"
+
+/**
+ * The topology layer (needs `SqsConnection`).
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { SqsConnection, SqsTopology } from "@switchyard/sqs"
+ * const layer = SqsTopology.layer.pipe(Layer.provide(SqsConnection.layer({ endpoint: "http://127.0.0.1:9324" })))
+ * ```
+ * @since 0.1.0
+ */
+export const layer: Layer.Layer<SqsTopology, never, SqsConnection> = Layer.effect(SqsTopology, make)

@@ -1,0 +1,329 @@
+/**
+ * A real SQS server for tests: ElasticMQ (`org.elasticmq:elasticmq-server_2.13`) started from the jars on
+ * Maven Central. No Docker: the jars are resolved once with Maven into
+ * `~/.cache/switchyard/elasticmq-<version>/libs`, the server listens on a free `127.0.0.1` port, and its
+ * messages and queues are stored in H2 in a private directory, so that {@link ElasticMQ.restart} loses nothing
+ * that was confirmed.
+ *
+ * @since 0.1.0
+ */
+import { type ChildProcess, type ChildProcessByStdio, spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import type { Readable } from "node:stream"
+import { ListQueuesCommand, SQSClient } from "@aws-sdk/client-sqs"
+import { Duration, Effect, Ref, Schedule, Schema, type Scope } from "effect"
+
+/**
+ * The ElasticMQ version the test server runs.
+ *
+ * @since 0.1.0
+ */
+export const defaultVersion = "1.7.1"
+
+/**
+ * The region ElasticMQ answers for (any works; this one is in its queue URLs).
+ *
+ * @since 0.1.0
+ */
+export const region = "elasticmq"
+
+/**
+ * Test credentials (ElasticMQ accepts any).
+ *
+ * @since 0.1.0
+ */
+export const credentials = { accessKeyId: "switchyard", secretAccessKey: "switchyard" } as const
+
+/**
+ * Starting, resolving or stopping the server failed.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ElasticMQ } from "@switchyard/sqs/testing"
+ * ElasticMQ.start().pipe(Effect.catchTag("ElasticMQError", (e) => Effect.die(e)))
+ * ```
+ * @since 0.1.0
+ */
+export class ElasticMQError extends Schema.TaggedError<ElasticMQError>()("ElasticMQError", {
+  reason: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {
+  override get message(): string {
+    return `elasticmq: ${this.reason}`
+  }
+}
+
+/**
+ * A running server.
+ *
+ * @since 0.1.0
+ */
+export interface ElasticMQ {
+  /** `http://127.0.0.1:<port>` */
+  readonly endpoint: string
+  /** Where messages and queues are stored. */
+  readonly dataDir: string
+  /** Stops the server (SIGTERM, then SIGKILL) and starts it again on the same port and storage. */
+  readonly restart: Effect.Effect<void, ElasticMQError>
+  /** Stops the server; idempotent. */
+  readonly stop: Effect.Effect<void>
+}
+
+/**
+ * Options of {@link start}.
+ *
+ * @since 0.1.0
+ */
+export interface StartOptions {
+  readonly version?: string | undefined
+  /** Where the jars are cached; default `~/.cache/switchyard/elasticmq-<version>`. */
+  readonly cacheDir?: string | undefined
+  /** How long to wait for readiness; default 60 s. */
+  readonly startTimeout?: Duration.Input | undefined
+  /** Store messages and queues in H2 (default `true`; `false`: in memory, lost on restart). */
+  readonly persistent?: boolean | undefined
+  /** Print the server's output (default: only on failure). */
+  readonly verbose?: boolean | undefined
+}
+
+const fail = (reason: string, cause?: unknown) => new ElasticMQError(cause === undefined ? { reason } : { reason, cause })
+
+/** Runs a command to completion; fails with its output when it exits non-zero. */
+const run = (command: string, args: ReadonlyArray<string>, cwd: string) =>
+  Effect.callback<string, ElasticMQError>((resume) => {
+    const child = spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"] })
+    const output: Array<string> = []
+    child.stdout.on("data", (d: Buffer) => output.push(d.toString()))
+    child.stderr.on("data", (d: Buffer) => output.push(d.toString()))
+    child.on("error", (e) => resume(Effect.fail(fail(`cannot run ${command}`, e))))
+    child.on("close", (code) =>
+      resume(
+        code === 0
+          ? Effect.succeed(output.join(""))
+          : Effect.fail(fail(`${command} ${args.join(" ")} exited with ${code}: ${output.join("").slice(-4000)}`))
+      ))
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })
+
+const pom = (version: string) => `<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.switchyard</groupId>
+  <artifactId>elasticmq-test-server</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.elasticmq</groupId><artifactId>elasticmq-server_2.13</artifactId><version>${version}</version></dependency>
+  </dependencies>
+</project>
+`
+
+const logback = `<configuration>
+  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
+    <encoder><pattern>%d{HH:mm:ss.SSS} %-5level %logger{36} - %msg%n</pattern></encoder>
+  </appender>
+  <logger name="org.elasticmq" level="INFO"/>
+  <logger name="org.apache.pekko" level="WARN"/>
+  <root level="WARN"><appender-ref ref="STDOUT"/></root>
+</configuration>
+`
+
+/**
+ * Resolves the server jars into the cache dir with Maven, once. Returns the cache dir (holding `libs/`).
+ *
+ * @example
+ * ```ts
+ * import { ElasticMQ } from "@switchyard/sqs/testing"
+ * const dir = ElasticMQ.resolveJars("1.7.1")
+ * ```
+ * @since 0.1.0
+ */
+export const resolveJars = (version: string = defaultVersion, cacheDir?: string): Effect.Effect<string, ElasticMQError> =>
+  Effect.gen(function*() {
+    const dir = cacheDir ?? Path.join(Os.homedir(), ".cache", "switchyard", `elasticmq-${version}`)
+    const libs = Path.join(dir, "libs")
+    const marker = Path.join(dir, ".complete")
+    if (!Fs.existsSync(marker)) {
+      yield* Effect.logInfo(`resolving ElasticMQ ${version} jars from Maven Central into ${libs}`)
+      yield* Effect.try({
+        try: () => {
+          Fs.mkdirSync(dir, { recursive: true })
+          Fs.rmSync(libs, { recursive: true, force: true })
+          Fs.writeFileSync(Path.join(dir, "pom.xml"), pom(version))
+        },
+        catch: (e) => fail("cannot write the cache dir", e)
+      })
+      yield* run("mvn", ["-B", "-q", "dependency:copy-dependencies", "-DincludeScope=runtime", `-DoutputDirectory=${libs}`], dir)
+      yield* Effect.try({ try: () => Fs.writeFileSync(marker, "complete\n"), catch: (e) => fail("marker", e) })
+    }
+    yield* Effect.try({
+      try: () => Fs.writeFileSync(Path.join(dir, "logback.xml"), logback),
+      catch: (e) => fail("cannot write logback.xml", e)
+    })
+    return dir
+  })
+
+/**
+ * A free TCP port on 127.0.0.1 (bind to port 0, read it, close).
+ *
+ * @example
+ * ```ts
+ * import { ElasticMQ } from "@switchyard/sqs/testing"
+ * const port = ElasticMQ.freePort
+ * ```
+ * @since 0.1.0
+ */
+export const freePort: Effect.Effect<number, ElasticMQError> = Effect.callback((resume) => {
+  const server = Net.createServer()
+  server.on("error", (e) => resume(Effect.fail(fail("cannot find a free port", e))))
+  server.listen(0, "127.0.0.1", () => {
+    const address = server.address()
+    const port = typeof address === "object" && address !== null ? address.port : 0
+    server.close(() => resume(port > 0 ? Effect.succeed(port) : Effect.fail(fail("no port"))))
+  })
+})
+
+const serverConfig = (port: number, dataDir: string, persistent: boolean) => `include classpath("application.conf")
+node-address { protocol = "http", host = "127.0.0.1", port = ${port}, context-path = "" }
+rest-sqs { enabled = true, bind-port = ${port}, bind-hostname = "127.0.0.1", sqs-limits = strict }
+generate-node-address = false
+aws { region = "${region}", accountId = "000000000000" }
+queues-storage { enabled = ${persistent}, path = ${JSON.stringify(Path.join(dataDir, "queues.conf"))} }
+messages-storage { enabled = ${persistent}, uri = ${JSON.stringify(`jdbc:h2:${Path.join(dataDir, "elasticmq")}`)} }
+`
+
+/** One `ListQueues`, retried until the server answers. */
+const roundTrip = (endpoint: string, timeout: Duration.Input) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => new SQSClient({ endpoint, region, credentials, maxAttempts: 1 })),
+    (client) =>
+      Effect.tryPromise({
+        try: () => client.send(new ListQueuesCommand({})),
+        catch: (e) => fail("ListQueues failed", e)
+      }),
+    (client) => Effect.sync(() => client.destroy())
+  ).pipe(
+    Effect.retry(Schedule.spaced("100 millis")),
+    Effect.timeoutOrElse({
+      duration: timeout,
+      orElse: () => Effect.fail(fail(`no answer within ${Duration.format(Duration.fromInputUnsafe(timeout))}`))
+    })
+  )
+
+interface Launched {
+  readonly proc: ChildProcessByStdio<null, Readable, Readable>
+  readonly tail: { text: string }
+}
+
+const spawnJava = (args: ReadonlyArray<string>, cwd: string, verbose: boolean): Launched => {
+  const proc = spawn("java", args, { cwd, stdio: ["ignore", "pipe", "pipe"] })
+  const tail = { text: "" }
+  const onData = (d: Buffer) => {
+    const text = d.toString()
+    if (verbose) process.stderr.write(text)
+    tail.text = (tail.text + text).slice(-20_000)
+  }
+  proc.stdout.on("data", onData)
+  proc.stderr.on("data", onData)
+  return { proc, tail }
+}
+
+/** Fails if the server exits (or cannot spawn) before it answers. */
+const exited = ({ proc, tail }: Launched) =>
+  Effect.callback<never, ElasticMQError>((resume) => {
+    const onError = (e: Error) => resume(Effect.fail(fail("cannot spawn java", e)))
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
+      resume(Effect.fail(fail(`server exited (code ${code}, signal ${signal}) before it was ready:\n${tail.text.slice(-6000)}`)))
+    proc.on("error", onError)
+    proc.on("exit", onExit)
+    return Effect.sync(() => {
+      proc.off("error", onError)
+      proc.off("exit", onExit)
+    })
+  })
+
+/** SIGTERM, then SIGKILL after 10 s; nothing when it has exited already. */
+const stopChild = (proc: ChildProcess | undefined): Effect.Effect<void> => {
+  if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return Effect.void
+  const signal = (name: NodeJS.Signals) =>
+    Effect.callback<void>((resume) => {
+      proc.once("exit", () => resume(Effect.void))
+      proc.kill(name)
+    })
+  return signal("SIGTERM").pipe(Effect.timeoutOrElse({ duration: "10 seconds", orElse: () => signal("SIGKILL") }))
+}
+
+/**
+ * Starts a server in the current scope; the scope's close stops it and removes its storage. Resolves once it
+ * answers `ListQueues`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ElasticMQ } from "@switchyard/sqs/testing"
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const server = yield* ElasticMQ.start()
+ *   yield* Effect.log(server.endpoint)
+ * }))
+ * ```
+ * @since 0.1.0
+ */
+export const start = (options: StartOptions = {}): Effect.Effect<ElasticMQ, ElasticMQError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const version = options.version ?? defaultVersion
+    const timeout = options.startTimeout ?? "60 seconds"
+    const dir = yield* resolveJars(version, options.cacheDir)
+    const port = yield* freePort
+    const work = yield* Effect.acquireRelease(
+      Effect.try({
+        try: () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "switchyard-elasticmq-")),
+        catch: (e) => fail("cannot create a temp dir", e)
+      }),
+      (path) => Effect.sync(() => Fs.rmSync(path, { recursive: true, force: true }))
+    )
+    const dataDir = Path.join(work, "data")
+    const configFile = Path.join(work, "elasticmq.conf")
+    yield* Effect.try({
+      try: () => {
+        Fs.mkdirSync(dataDir, { recursive: true })
+        Fs.writeFileSync(configFile, serverConfig(port, dataDir, options.persistent ?? true))
+      },
+      catch: (e) => fail("cannot write the server config", e)
+    })
+    const args = [
+      "-Xms64m",
+      "-Xmx384m",
+      "-XX:+UseSerialGC",
+      "-XX:TieredStopAtLevel=1",
+      "-Xshare:auto",
+      "-Djava.awt.headless=true",
+      `-Dconfig.file=${configFile}`,
+      `-Dlogback.configurationFile=${Path.join(dir, "logback.xml")}`,
+      "-cp",
+      `${Path.join(dir, "libs")}${Path.sep}*`,
+      "org.elasticmq.server.Main"
+    ]
+    const endpoint = `http://127.0.0.1:${port}`
+    const current = yield* Ref.make<ChildProcess | undefined>(undefined)
+    const launch = Effect.gen(function*() {
+      const launched = spawnJava(args, work, options.verbose === true)
+      yield* Ref.set(current, launched.proc)
+      yield* Effect.raceFirst(roundTrip(endpoint, timeout), exited(launched)).pipe(
+        Effect.mapError((e) => fail(`${e.reason}\n${launched.tail.text.slice(-4000)}`, e.cause))
+      )
+    })
+    const stopProcess = Effect.flatMap(Ref.getAndSet(current, undefined), stopChild)
+    yield* Effect.addFinalizer(() => stopProcess)
+    yield* launch.pipe(Effect.tapError(() => stopProcess))
+    yield* Effect.logInfo(`ElasticMQ ${version} ready on ${endpoint}`)
+    return {
+      endpoint,
+      dataDir,
+      stop: stopProcess,
+      restart: stopProcess.pipe(Effect.andThen(launch.pipe(Effect.tapError(() => stopProcess))))
+    } satisfies ElasticMQ
+  })
