@@ -177,6 +177,8 @@ export const make = Effect.fn("AmqpBroker.make")(function*(options: BrokerOption
     system: "rabbitmq",
     capabilities,
     publish,
+    // one confirm channel pipelines any number of batches, each confirmed by delivery tag, in write order
+    publishConcurrency: 8,
     subscribe: Subscription.subscribe({ connection, plan, publish: publisher, now, timeout }),
     telemetryAttributes,
     // a browse reads the parking queue named after the destination; the adapter's own `<topic>.dlq` is declared

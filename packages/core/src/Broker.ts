@@ -164,6 +164,14 @@ export interface BrokerShape {
     ) => Effect.Effect<ReadonlyArray<Result.Result<PublishReceipt, PublishError>>, PublishError>)
     | undefined
   /**
+   * Optional: how many `publish`/`publishEach` calls to one destination may be in flight at once (default 1).
+   * The `Publisher` keeps up to this many coalesced batches of single publishes in flight, so that the next
+   * batch does not wait a whole confirm round trip. Raise it only when the client pipelines calls on one
+   * connection and confirms each on its own without reordering what one caller sent (AMQP publisher
+   * confirms, NATS); keep 1 where the client serialises calls or a second call in flight is unsafe.
+   */
+  readonly publishConcurrency?: number | undefined
+  /**
    * Opens a subscription in the current scope. Resolves once the broker has registered it, so that
    * messages published afterwards are delivered to it.
    */

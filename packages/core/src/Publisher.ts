@@ -124,7 +124,7 @@ export const encode = <A>(
  * @since 0.1.0
  */
 // Concurrent single publishes to one destination go to the broker in batches of up to this many.
-const coalescing: Coalesce.Options = { batchSize: 256, capacity: 1024 }
+const coalescing = { batchSize: 256, capacity: 1024 } as const
 
 const sendEach = (broker: BrokerShape): Coalesce.SendEach =>
   broker.publishEach ??
@@ -136,7 +136,7 @@ export const make: Effect.Effect<PublisherShape, never, Broker | Scope.Scope> = 
     (destination, messages) =>
       Effect.tap(sendEach(broker)(destination, messages), (results) =>
         Metric.update(Telemetry.published, results.filter(Result.isSuccess).length)),
-    coalescing,
+    { ...coalescing, inFlight: broker.publishConcurrency ?? 1 },
     yield* Effect.scope,
     yield* Effect.context<never>()
   )

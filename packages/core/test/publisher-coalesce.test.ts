@@ -152,24 +152,47 @@ describe("Coalesce (internal)", () => {
           sent.push(messages.map((m) => m.id))
           return messages.map((m) => Result.succeed(receipt(m)))
         })
-      const coalescer = Coalesce.make(send, { batchSize: 10, capacity: 10 }, scope, yield* Effect.context<never>())
+      const coalescer = Coalesce.make(send, { batchSize: 10, capacity: 10, inFlight: 1 }, scope, yield* Effect.context<never>())
       for (let n = 0; n < 3; n++) assert.strictEqual((yield* coalescer.publish("d", message(n))).id, `m-${n}`)
       assert.deepStrictEqual(sent, [["m-0"], ["m-1"], ["m-2"]])
       yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.live("at most `inFlight` broker calls run at once per destination; the next batch waits for a free slot", () =>
+    Effect.gen(function*() {
+      for (const inFlight of [1, 3]) {
+        const { gate, send, sent } = yield* gated
+        const scope = yield* Scope.make()
+        const coalescer = Coalesce.make(send, { batchSize: 1, capacity: 10, inFlight }, scope, yield* Effect.context<never>())
+        const fibers = yield* Effect.forEach(
+          Array.from({ length: 6 }, (_, n) => n),
+          (n) => Effect.forkChild(coalescer.publish("d", message(n))),
+          { concurrency: 1 }
+        )
+        yield* TestKit.eventually(Effect.sync(() => sent.length), (n) => n === inFlight, { within: "2 seconds" })
+        yield* TestKit.settle()
+        assert.strictEqual(sent.length, inFlight, `calls in flight with inFlight = ${inFlight}`)
+        yield* Deferred.succeed(gate, undefined)
+        const receipts = yield* Fiber.joinAll(fibers)
+        assert.deepStrictEqual(receipts.map((r) => r.id), Array.from({ length: 6 }, (_, n) => `m-${n}`))
+        assert.deepStrictEqual(sent.flat(), Array.from({ length: 6 }, (_, n) => `m-${n}`), "taken and sent in order")
+        yield* Scope.close(scope, Exit.void)
+      }
     }))
 
   it.live("a caller interrupted while waiting is not sent; the others are", () =>
     Effect.gen(function*() {
       const { gate, send, sent } = yield* gated
       const scope = yield* Scope.make()
-      const coalescer = Coalesce.make(send, { batchSize: 1, capacity: 10 }, scope, yield* Effect.context<never>())
+      const coalescer = Coalesce.make(send, { batchSize: 1, capacity: 10, inFlight: 2 }, scope, yield* Effect.context<never>())
       const alone = yield* Effect.forkChild(coalescer.publish("d", message(1)))
       yield* TestKit.eventually(Effect.sync(() => sent.length), (n) => n === 1, { within: "2 seconds" })
       const batched = yield* Effect.forkChild(coalescer.publish("d", message(2)))
       yield* TestKit.eventually(Effect.sync(() => sent.length), (n) => n === 2, { within: "2 seconds" })
+      // both slots busy: the sender holds m-3's batch until one frees, m-4 waits in the queue
       const interrupted = yield* Effect.forkChild(coalescer.publish("d", message(3)))
       const last = yield* Effect.forkChild(coalescer.publish("d", message(4)))
-      yield* TestKit.eventually(Effect.sync(() => coalescer.waiting("d")), (n) => n === 2, { within: "2 seconds" })
+      yield* TestKit.eventually(Effect.sync(() => coalescer.waiting("d")), (n) => n === 1, { within: "2 seconds" })
       yield* Fiber.interrupt(interrupted)
       yield* Deferred.succeed(gate, undefined)
       assert.deepStrictEqual((yield* Fiber.joinAll([alone, batched, last])).map((r) => r.id), ["m-1", "m-2", "m-4"])
@@ -181,7 +204,7 @@ describe("Coalesce (internal)", () => {
     Effect.gen(function*() {
       const { gate, send, sent } = yield* gated
       const scope = yield* Scope.make()
-      const coalescer = Coalesce.make(send, { batchSize: 2, capacity: 3 }, scope, yield* Effect.context<never>())
+      const coalescer = Coalesce.make(send, { batchSize: 2, capacity: 3, inFlight: 2 }, scope, yield* Effect.context<never>())
       const fibers = yield* Effect.forEach(
         Array.from({ length: 9 }, (_, n) => n),
         (n) => Effect.forkChild(coalescer.publish("d", message(n))),
@@ -200,21 +223,51 @@ describe("Coalesce (internal)", () => {
       yield* Scope.close(scope, Exit.void)
     }))
 
+  it.live("closing the publisher's scope interrupts the callers of a batch the sender has in flight", () =>
+    Effect.gen(function*() {
+      const gates = new Map<string, Deferred.Deferred<void>>()
+      const sent: Array<ReadonlyArray<string>> = []
+      const send: Coalesce.SendEach = (_, messages) =>
+        Effect.gen(function*() {
+          const gate = yield* Deferred.make<void>()
+          for (const m of messages) gates.set(m.id, gate)
+          sent.push(messages.map((m) => m.id))
+          yield* Deferred.await(gate)
+          return messages.map((m) => Result.succeed(receipt(m)))
+        })
+      const scope = yield* Scope.make()
+      const coalescer = Coalesce.make(send, { batchSize: 10, capacity: 4, inFlight: 1 }, scope, yield* Effect.context<never>())
+      const alone = yield* Effect.forkChild(coalescer.publish("d", message(1)))
+      yield* TestKit.eventually(Effect.sync(() => sent.length), (n) => n === 1, { within: "2 seconds" })
+      const batched = yield* Effect.forkChild(coalescer.publish("d", message(2)))
+      yield* TestKit.settle() // m-2 found no free slot: taken by the sender, which waits for one
+      assert.deepStrictEqual(sent, [["m-1"]])
+      yield* Deferred.succeed(gates.get("m-1")!, undefined) // the slot frees: the sender sends [m-2]
+      assert.strictEqual((yield* Fiber.join(alone)).id, "m-1")
+      yield* TestKit.eventually(Effect.sync(() => sent.length), (n) => n === 2, { within: "2 seconds" })
+      yield* Scope.close(scope, Exit.void)
+      assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(batched)), "the caller of the interrupted call is interrupted")
+    }))
+
   it.live("closing the publisher's scope interrupts whoever the sender still serves", () =>
     Effect.gen(function*() {
       const { gate, send, sent } = yield* gated
       const scope = yield* Scope.make()
-      const coalescer = Coalesce.make(send, { batchSize: 1, capacity: 4 }, scope, yield* Effect.context<never>())
+      const coalescer = Coalesce.make(send, { batchSize: 1, capacity: 4, inFlight: 2 }, scope, yield* Effect.context<never>())
       const alone = yield* Effect.forkChild(coalescer.publish("d", message(1)))
       yield* TestKit.eventually(Effect.sync(() => sent.length), (n) => n === 1, { within: "2 seconds" })
-      const inFlight = yield* Effect.forkChild(coalescer.publish("d", message(2)))
+      // a second free slot: m-2 sends alone too
+      const second = yield* Effect.forkChild(coalescer.publish("d", message(2)))
       yield* TestKit.eventually(Effect.sync(() => sent.length), (n) => n === 2, { within: "2 seconds" })
-      const waiting = yield* Effect.forkChild(coalescer.publish("d", message(3)))
+      // no slot: m-3 is taken by the sender, which waits for a slot; m-4 waits in the queue
+      const held = yield* Effect.forkChild(coalescer.publish("d", message(3)))
+      const waiting = yield* Effect.forkChild(coalescer.publish("d", message(4)))
       yield* TestKit.eventually(Effect.sync(() => coalescer.waiting("d")), (n) => n === 1, { within: "2 seconds" })
       yield* Scope.close(scope, Exit.void)
+      assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(held)))
       assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(waiting)))
-      assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(inFlight)))
       yield* Deferred.succeed(gate, undefined)
-      assert.strictEqual((yield* Fiber.join(alone)).id, "m-1", "a caller sending alone finishes in its own fiber")
+      assert.deepStrictEqual((yield* Fiber.joinAll([alone, second])).map((r) => r.id), ["m-1", "m-2"], "callers sending alone finish in their own fibers")
+      assert.deepStrictEqual(sent, [["m-1"], ["m-2"]], "nothing held or waiting was sent")
     }))
 })

@@ -147,6 +147,9 @@ export const make: Effect.Effect<
     system: "kafka",
     capabilities,
     publish,
+    // one batch in flight: kafkajs' idempotent producer serialises produce requests per broker and rewinds
+    // its sequence numbers when one fails, so a second batch in flight could be confirmed without being stored
+    publishConcurrency: 1,
     subscribe,
     telemetryAttributes,
     browse: browse({ connection, topology, publish }),

@@ -318,6 +318,8 @@ const makeJetStream = Effect.fn("NatsBroker.makeJetStream")(function*(options: J
     system: "nats-jetstream",
     capabilities,
     publish: (destination, messages) => Publish.publish(ctx, destination, messages, window),
+    // concurrent batches are pipelined on the one connection, each message acknowledged by its own PubAck
+    publishConcurrency: 8,
     subscribe: (destination, opts) => Subscription.subscribe(ctx, destination, opts),
     telemetryAttributes: jetStreamTelemetry,
     browse: (destination, browseOptions) => Browse.browse(browsing, destination, browseOptions),
@@ -336,6 +338,7 @@ const makeCore = Effect.gen(function*() {
     system: "nats",
     capabilities: capabilitiesCore,
     publish: (destination, messages) => CorePublish.publish(nc, destination, messages),
+    publishConcurrency: 8,
     subscribe: (destination, options) => CoreSubscription.subscribe(nc, now, destination, options),
     telemetryAttributes: coreTelemetry,
     serverInfo: ServerInfo.core(nc)

@@ -7,12 +7,15 @@
  * - A caller's own sequential publishes stay in order (it waits for each; the sender is one fiber, FIFO).
  * - A caller interrupted before its message was taken gives it up: the sender skips a completed waiter.
  * - The queue is bounded: when it is full, callers wait (backpressure).
- * - A caller that finds its destination idle (nothing in flight, nothing waiting) sends its message itself,
- *   in its own fiber: a broker that confirms at once (in memory) never makes a caller wait for a hand-over;
- *   callers arriving meanwhile are batched by the sender.
+ * - Up to `inFlight` broker calls per destination run at once (the broker's `publishConcurrency`): a
+ *   broker that pipelines writes and confirms each on its own (AMQP confirms, NATS) does not make the next
+ *   batch wait a whole confirm round trip; with 1, the next batch waits for the previous one.
+ * - A caller that finds nothing waiting and a free slot sends its message itself, in its own fiber: a broker
+ *   that confirms at once (in memory) never makes a caller wait for a hand-over; callers arriving meanwhile
+ *   are batched by the sender.
  */
 import type { Context } from "effect"
-import { Deferred, Effect, Exit, Fiber, Queue, Result } from "effect"
+import { Deferred, Effect, Exit, Fiber, Option, Queue, Result, Semaphore } from "effect"
 import * as Scope from "effect/Scope"
 import type { OutgoingMessage, PublishReceipt } from "../../Envelope.ts"
 import type { PublishError } from "../../Errors.ts"
@@ -29,12 +32,14 @@ export interface Options {
   readonly batchSize: number
   /** The most messages waiting per destination; callers wait beyond it. */
   readonly capacity: number
+  /** The most broker calls in flight per destination (at least 1). */
+  readonly inFlight: number
 }
 
-/** One destination: its waiting callers and the broker calls in flight (touched in synchronous steps only). */
+/** One destination: its waiting callers and a permit per broker call in flight. */
 interface Lane {
   readonly queue: Queue.Queue<Waiter>
-  inFlight: number
+  readonly slots: Semaphore.Semaphore
 }
 
 interface Waiter {
@@ -66,7 +71,7 @@ const complete = (waiters: ReadonlyArray<Waiter>, exit: Exit.Exit<ReadonlyArray<
         ? Exit.succeed(result.success)
         : Exit.fail(result.failure)
     )
-  })
+    })
 }
 
 const interruptAll = (waiters: ReadonlyArray<Waiter>) =>
@@ -79,37 +84,27 @@ const interruptAll = (waiters: ReadonlyArray<Waiter>) =>
 export const make = (send: SendEach, options: Options, scope: Scope.Scope, context: Context.Context<never>): Coalescer => {
   const lanes = new Map<string, Lane>()
 
-  // Counts a broker call as in flight for the length of `call`.
-  const inFlight = <A, E>(lane: Lane, call: Effect.Effect<A, E>) =>
+  const sendBatch = (destination: string, taken: ReadonlyArray<Waiter>) =>
     Effect.suspend(() => {
-      lane.inFlight++
-      return Effect.ensuring(call, Effect.sync(() => lane.inFlight--))
+      // Callers interrupted while waiting (also while the batch waited for a slot) completed their own
+      // deferred: their message is not sent.
+      const live = taken.filter((waiter) => !Deferred.isDoneUnsafe(waiter.deferred))
+      if (live.length === 0) return Effect.void
+      // A sender interrupted mid-call (the publisher's scope closing) interrupts the callers it was sending for.
+      return Effect.onInterrupt(
+        Effect.flatMap(Effect.exit(send(destination, live.map((waiter) => waiter.message))), (exit) => Effect.sync(() => complete(live, exit))),
+        () => interruptAll(live)
+      )
     })
 
-  const sendBatch = (destination: string, lane: Lane, taken: ReadonlyArray<Waiter>) => {
-    // Callers interrupted while waiting completed their own deferred: their message is not sent.
-    const live = taken.filter((waiter) => !Deferred.isDoneUnsafe(waiter.deferred))
-    if (live.length === 0) return Effect.void
-    // A sender interrupted mid-call (the publisher's scope closing) interrupts the callers it was sending for.
-    return Effect.onInterrupt(
-      inFlight(
-        lane,
-        Effect.flatMap(Effect.exit(send(destination, live.map((waiter) => waiter.message))), (exit) => Effect.sync(() => complete(live, exit)))
-      ),
-      () => interruptAll(live)
-    )
-  }
-
-  const sendAlone = (destination: string, lane: Lane, message: OutgoingMessage) =>
-    inFlight(
-      lane,
-      Effect.flatMap(send(destination, [message]), ([result]) =>
-        result === undefined
-          ? Effect.die(new Error("the broker answered no message of one"))
-          : Result.isSuccess(result)
-          ? Effect.succeed(result.success)
-          : Effect.fail(result.failure))
-    )
+  // Suspended: built only when a slot was free (a broker's publish may do work when called).
+  const sendOne = (destination: string, message: OutgoingMessage) =>
+    Effect.flatMap(Effect.suspend(() => send(destination, [message])), ([result]) =>
+      result === undefined
+        ? Effect.die(new Error("the broker answered no message of one"))
+        : Result.isSuccess(result)
+        ? Effect.succeed(result.success)
+        : Effect.fail(result.failure))
 
   const enqueue = (queue: Queue.Queue<Waiter>, message: OutgoingMessage) => {
     const deferred = Deferred.makeUnsafe<PublishReceipt, PublishError>()
@@ -119,9 +114,17 @@ export const make = (send: SendEach, options: Options, scope: Scope.Scope, conte
     )
   }
 
-  // When the sender ends (the publisher's scope closes), whoever still waits is interrupted, not left hanging.
+  // Takes what waits, then a free slot (callers arriving meanwhile wait for the next batch), and sends in a
+  // fiber of the publisher's scope holding the slot. When the scope closes, the calls in flight and the
+  // sender are interrupted, and so is whoever still waits: nobody is left hanging.
   const sender = (destination: string, lane: Lane) =>
-    Effect.forever(Effect.flatMap(Queue.takeBetween(lane.queue, 1, options.batchSize), (taken) => sendBatch(destination, lane, taken))).pipe(
+    Effect.forever(
+      Effect.flatMap(Queue.takeBetween(lane.queue, 1, options.batchSize), (taken) =>
+        Effect.andThen(
+          Effect.onInterrupt(lane.slots.take(1), () => interruptAll(taken)),
+          Effect.forkIn(Effect.ensuring(sendBatch(destination, taken), lane.slots.release(1)), scope, { startImmediately: true })
+        ))
+    ).pipe(
       Effect.ensuring(
         Effect.flatMap(Queue.clear(lane.queue), (left) =>
           Effect.andThen(Queue.shutdown(lane.queue), interruptAll(left)))
@@ -134,7 +137,7 @@ export const make = (send: SendEach, options: Options, scope: Scope.Scope, conte
     return Effect.flatMap(Queue.bounded<Waiter>(options.capacity), (queue) => {
       const raced = lanes.get(destination)
       if (raced !== undefined) return Effect.succeed(raced)
-      const lane: Lane = { queue, inFlight: 0 }
+      const lane: Lane = { queue, slots: Semaphore.makeUnsafe(Math.max(1, options.inFlight)) }
       lanes.set(destination, lane)
       // Run from the publisher's context (a fork would inherit the caller's span); stopped with `scope`.
       const fiber = Effect.runForkWith(context)(sender(destination, lane))
@@ -145,8 +148,11 @@ export const make = (send: SendEach, options: Options, scope: Scope.Scope, conte
   return {
     publish: (destination, message) =>
       Effect.flatMap(laneOf(destination), (lane) =>
-        lane.inFlight === 0 && Queue.sizeUnsafe(lane.queue) === 0
-          ? sendAlone(destination, lane, message)
+        Queue.sizeUnsafe(lane.queue) === 0
+          ? Effect.flatMap(
+            lane.slots.withPermitsIfAvailable(1)(sendOne(destination, message)),
+            (sent) => Option.isSome(sent) ? Effect.succeed(sent.value) : enqueue(lane.queue, message)
+          )
           : enqueue(lane.queue, message)),
     waiting: (destination) => {
       const lane = lanes.get(destination)
