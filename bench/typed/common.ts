@@ -3,7 +3,7 @@
  * handled orders, and the raw side's codec and concurrency (what a user of the raw client would write).
  */
 import { Result, Schema } from "effect"
-import { type CaseSpec, makeOrder, Order } from "./spec.ts"
+import { type CaseSpec, type LatencySummary, makeOrder, Order } from "./spec.ts"
 
 export class Meter {
   private t0 = 0
@@ -63,6 +63,44 @@ export class Tracker {
     })
   }
 }
+
+/** Publish-call → handler latency per order id; only ids marked `sent` count (the timed part). */
+export class Latency {
+  private readonly sentAt = new Map<string, number>()
+  private readonly samples: Array<number> = []
+  sent(id: string) {
+    this.sentAt.set(id, performance.now())
+  }
+  received(id: string) {
+    const at = this.sentAt.get(id)
+    if (at === undefined) return
+    this.sentAt.delete(id) // a redelivery does not count twice
+    this.samples.push((performance.now() - at) * 1000)
+  }
+  summary(): LatencySummary {
+    const s = [...this.samples].sort((a, b) => a - b)
+    const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * (s.length - 1)))] ?? 0
+    return { p50: at(0.5), p99: at(0.99), max: at(1) }
+  }
+}
+
+/**
+ * Calls `fire` for each value at `rate` per second (message i at t0 + i / rate, several per timer tick when
+ * the timer is late), without waiting for earlier ones; resolves when every returned promise has.
+ */
+export const paced = (values: ReadonlyArray<Order>, rate: number, fire: (order: Order) => Promise<void> | void) =>
+  new Promise<void>((resolve, reject) => {
+    const pending: Array<Promise<void> | void> = []
+    const t0 = performance.now()
+    let next = 0
+    const tick = () => {
+      const due = Math.min(values.length, Math.floor(((performance.now() - t0) * rate) / 1000) + 1)
+      for (; next < due; next++) pending.push(fire(values[next]!))
+      if (next < values.length) setTimeout(tick, Math.max(0, t0 + (next * 1000) / rate - performance.now()))
+      else Promise.all(pending).then(() => resolve(), reject)
+    }
+    tick()
+  })
 
 export const orders = (from: number, n: number) => Array.from({ length: n }, (_, i) => makeOrder(from + i))
 export const chunks = <A>(xs: ReadonlyArray<A>, size: number): Array<Array<A>> => {

@@ -11,12 +11,24 @@
  *
  * Environment: BENCH_ROUNDS (default 3), BENCH_N (timed messages per measurement, every broker) or
  * BENCH_<BROKER>_N (one broker), BENCH_WARMUP (untimed messages first, default N/10, at most 2000),
- * BENCH_CASES (comma-separated case ids or prefixes, e.g. `publish64,run-c8`).
+ * BENCH_CASES (comma-separated case ids or prefixes, e.g. `publish64,run-c8`), BENCH_LATENCY_N /
+ * BENCH_LATENCY_WARMUP (the paced latency case's sizes, default 3,000 / 300 at 1,000 msg/s).
  */
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { type Driver, drivers } from "./driver.ts"
-import { type CaseSpec, cases, PAYLOAD_BYTES, RESULT_PREFIX, type Side, type WorkerInput, type WorkerResult } from "./spec.ts"
+import {
+  type CaseSpec,
+  cases,
+  LATENCY_N,
+  LATENCY_WARMUP,
+  type LatencySummary,
+  PAYLOAD_BYTES,
+  RESULT_PREFIX,
+  type Side,
+  type WorkerInput,
+  type WorkerResult
+} from "./spec.ts"
 
 const here = fileURLToPath(new URL(".", import.meta.url))
 const root = fileURLToPath(new URL("../..", import.meta.url))
@@ -65,6 +77,7 @@ interface Sample {
   readonly rate: number
   readonly cpuPerMsg: number
   readonly rssMiB: number
+  readonly latency: LatencySummary | undefined
 }
 
 const median = (xs: ReadonlyArray<number>) => {
@@ -73,6 +86,7 @@ const median = (xs: ReadonlyArray<number>) => {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 const int = (x: number) => Math.round(x).toLocaleString("en-US")
+const ms = (micros: number) => (micros / 1000).toFixed(2)
 
 export const benchBroker = async (name: string): Promise<void> => {
   const load = drivers[name]
@@ -94,6 +108,7 @@ export const benchBroker = async (name: string): Promise<void> => {
         const spec = chosen[index]!
         const sides: Array<Side> = (round + index) % 2 === 0 ? ["switchyard", "raw"] : ["raw", "switchyard"]
         for (const side of sides) {
+          const paced = spec.rate !== undefined
           const input: WorkerInput = {
             broker: driver.name,
             side,
@@ -101,24 +116,26 @@ export const benchBroker = async (name: string): Promise<void> => {
             destination: `bench.typed.${runId}.${spec.id}.${side === "raw" ? "raw" : "sy"}.${round}`,
             group: `g-${runId}-${spec.id}-${side}-${round}`,
             prefetch: spec.kind === "pipeline" ? driver.prefetch : undefined,
-            warmup,
-            n,
+            warmup: paced ? LATENCY_WARMUP : warmup,
+            n: paced ? LATENCY_N : n,
             env: setup.env
           }
           const verify = await driver.prepare(input)
           const result = await runWorker(input)
           const note = await verify(result)
           const sample = {
-            rate: n / (result.elapsedMs / 1000),
-            cpuPerMsg: result.cpuMicros / n,
-            rssMiB: result.maxRssKiB / 1024
+            rate: input.n / (result.elapsedMs / 1000),
+            cpuPerMsg: result.cpuMicros / input.n,
+            rssMiB: result.maxRssKiB / 1024,
+            latency: result.latency
           }
           const entry = samples.get(spec.id) ?? { switchyard: [], raw: [] }
           entry[side].push(sample)
           samples.set(spec.id, entry)
           console.log(
             `  round ${round + 1} ${spec.id.padEnd(17)} ${side.padEnd(10)} ${int(sample.rate).padStart(9)} msg/s  ` +
-              `${sample.cpuPerMsg.toFixed(1).padStart(6)} µs CPU/msg  ${sample.rssMiB.toFixed(0).padStart(4)} MiB  ok: ${note}`
+              `${sample.cpuPerMsg.toFixed(1).padStart(6)} µs CPU/msg  ${sample.rssMiB.toFixed(0).padStart(4)} MiB  ` +
+              `${sample.latency === undefined ? "" : `p50 ${ms(sample.latency.p50)} p99 ${ms(sample.latency.p99)} ms  `}ok: ${note}`
           )
         }
       }
@@ -130,6 +147,41 @@ export const benchBroker = async (name: string): Promise<void> => {
 }
 
 const printTable = (driver: Driver, chosen: ReadonlyArray<CaseSpec>, samples: Map<string, Record<Side, Array<Sample>>>, n: number) => {
+  printThroughput(driver, chosen.filter((spec) => spec.rate === undefined), samples, n)
+  printLatency(driver, chosen.filter((spec) => spec.rate !== undefined), samples)
+}
+
+const printRows = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>) => {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")
+  console.log(line(header))
+  for (const r of rows) console.log(line(r))
+}
+
+/** Paced cases: medians over rounds of each run's p50 / p99 / max, and the p99 difference. */
+const printLatency = (driver: Driver, chosen: ReadonlyArray<CaseSpec>, samples: Map<string, Record<Side, Array<Sample>>>) => {
+  if (chosen.length === 0) return
+  const rows = chosen.map((spec) => {
+    const s = samples.get(spec.id)!
+    const of = (side: Side, q: keyof LatencySummary) => median(s[side].map((x) => x.latency?.[q] ?? NaN))
+    const cpu = (side: Side) => median(s[side].map((x) => x.cpuPerMsg))
+    const rss = (side: Side) => Math.max(...s[side].map((x) => x.rssMiB))
+    return [
+      spec.label,
+      `${ms(of("switchyard", "p50"))} / ${ms(of("raw", "p50"))}`,
+      `${ms(of("switchyard", "p99"))} / ${ms(of("raw", "p99"))}`,
+      `${(of("switchyard", "p99") - of("raw", "p99") >= 0 ? "+" : "")}${ms(of("switchyard", "p99") - of("raw", "p99"))}`,
+      `${ms(of("switchyard", "max"))} / ${ms(of("raw", "max"))}`,
+      `${cpu("switchyard").toFixed(1)} / ${cpu("raw").toFixed(1)}`,
+      `${rss("switchyard").toFixed(0)} / ${rss("raw").toFixed(0)}`
+    ]
+  })
+  console.log(`\nlatency, ${driver.title} — raw side: ${driver.rawLabel}; ${int(LATENCY_N)} paced messages per measurement; median of ${ROUNDS} runs' percentiles`)
+  printRows(["case", "p50 ms sy / raw", "p99 ms sy / raw", "p99 Δ ms", "max ms sy / raw", "CPU µs/msg sy / raw", "peak RSS MiB sy / raw"], rows)
+}
+
+const printThroughput = (driver: Driver, chosen: ReadonlyArray<CaseSpec>, samples: Map<string, Record<Side, Array<Sample>>>, n: number) => {
+  if (chosen.length === 0) return
   const rows = chosen.map((spec) => {
     const s = samples.get(spec.id)!
     const stat = (side: Side) => {
@@ -155,12 +207,8 @@ const printTable = (driver: Driver, chosen: ReadonlyArray<CaseSpec>, samples: Ma
       `${sy.rss.toFixed(0)} / ${raw.rss.toFixed(0)}`
     ]
   })
-  const header = ["case", "switchyard msg/s", "(min–max)", `raw msg/s`, "(min–max)", "ratio", "CPU µs/msg sy / raw", "peak RSS MiB sy / raw"]
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-  const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")
   console.log(`\ntyped path, ${driver.title} — raw side: ${driver.rawLabel}; ${int(n)} messages per measurement; median of ${ROUNDS} (ratio = median / median)`)
-  console.log(line(header))
-  for (const r of rows) console.log(line(r))
+  printRows(["case", "switchyard msg/s", "(min–max)", `raw msg/s`, "(min–max)", "ratio", "CPU µs/msg sy / raw", "peak RSS MiB sy / raw"], rows)
 }
 
 const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]

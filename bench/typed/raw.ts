@@ -2,7 +2,7 @@
  * The raw side's phases, shared by every broker driver: the same warm-up, timing and case shapes as
  * `typed.ts`, over a small client interface each driver implements with its raw client.
  */
-import { chunks, makeDispatcher, Meter, orders, pool, rawDecode, Tracker } from "./common.ts"
+import { chunks, Latency, makeDispatcher, Meter, orders, paced, pool, rawDecode, Tracker } from "./common.ts"
 import { type CaseSpec, type Order, prefetchOf, type WorkerInput, type WorkerResult } from "./spec.ts"
 
 export interface RawClient {
@@ -24,9 +24,16 @@ export const runRaw = async (input: WorkerInput, client: RawClient): Promise<Wor
   const spec: CaseSpec = input.case
   const meter = new Meter()
   const tracker = new Tracker()
+  const latency = new Latency()
   let published = 0
-  const publishPhase = async (values: ReadonlyArray<Order>) => {
-    if (spec.kind === "publish") {
+  const publishPhase = async (values: ReadonlyArray<Order>, timed = false) => {
+    if (spec.rate !== undefined) {
+      await paced(values, spec.rate, async (o) => {
+        if (timed) latency.sent(o.orderId)
+        await client.publish(o)
+        published++
+      })
+    } else if (spec.kind === "publish") {
       await pool(values, spec.fibers ?? 64, async (o) => {
         await client.publish(o)
         published++
@@ -48,12 +55,15 @@ export const runRaw = async (input: WorkerInput, client: RawClient): Promise<Wor
       await publishPhase(timed)
       meter.stop()
     } else {
-      const dispatch = makeDispatcher(spec, (order) => void tracker.record(order))
+      const dispatch = makeDispatcher(spec, spec.rate === undefined ? (order) => void tracker.record(order) : (order) => {
+        latency.received(order.orderId)
+        tracker.record(order)
+      })
       await client.subscribe(input.prefetch ?? prefetchOf(spec), (payload, settle) => dispatch(rawDecode(payload), settle))
       await publishPhase(warm)
       await tracker.until(warm.length)
       meter.start()
-      await Promise.all([publishPhase(timed), tracker.until(warm.length + timed.length)])
+      await Promise.all([publishPhase(timed, true), tracker.until(warm.length + timed.length)])
       meter.stop()
       // let the last settlements (scheduled after the handler's promise) go out before stopping
       await new Promise((r) => setTimeout(r, 50))
@@ -67,6 +77,7 @@ export const runRaw = async (input: WorkerInput, client: RawClient): Promise<Wor
     cpuMicros: meter.cpuMicros,
     maxRssKiB: 0,
     published,
-    consumed: tracker.seen.size
+    consumed: tracker.seen.size,
+    ...(spec.rate !== undefined ? { latency: latency.summary() } : {})
   }
 }

@@ -43,6 +43,12 @@ export interface CaseSpec {
   /** `pipeline`: the consumer's concurrency and ordering. */
   readonly concurrency?: number
   readonly ordering?: "key" | "none"
+  /**
+   * `pipeline` only: publish single messages paced at this many per second (each awaiting its confirmation,
+   * without waiting for the previous one) instead of the sink's batches, and measure each message's latency
+   * from the publish call to the handler. Such cases have their own size (`LATENCY_N`) and table.
+   */
+  readonly rate?: number
   /** Documented tuning: `References.TracerEnabled` false, larger prefetch / sink batches. */
   readonly tuned: boolean
 }
@@ -71,8 +77,14 @@ export const cases: ReadonlyArray<CaseSpec> = [
   ...variants({ id: "publishAll", label: "publishAll ×1000", kind: "publishAll", batch: 1_000 }),
   ...variants({ id: "run-c1", label: "sink→run c1", kind: "pipeline", batch: DEFAULT_SINK_BATCH, concurrency: 1, ordering: "key" }),
   ...variants({ id: "run-c8-key", label: "sink→run c8 key", kind: "pipeline", batch: DEFAULT_SINK_BATCH, concurrency: 8, ordering: "key" }),
-  ...variants({ id: "run-c8-none", label: "sink→run c8 none", kind: "pipeline", batch: DEFAULT_SINK_BATCH, concurrency: 8, ordering: "none" })
+  ...variants({ id: "run-c8-none", label: "sink→run c8 none", kind: "pipeline", batch: DEFAULT_SINK_BATCH, concurrency: 8, ordering: "none" }),
+  // Defaults only: the latency a user gets out of the box at a moderate, steady rate.
+  { id: "latency-1k", label: "publish→handler latency @1,000 msg/s, run c1", kind: "pipeline", concurrency: 1, ordering: "key", rate: 1_000, tuned: false }
 ]
+
+/** Timed messages of a paced (latency) case, and its warm-up: a few seconds at the case's rate. */
+export const LATENCY_N = Number(process.env["BENCH_LATENCY_N"] ?? 3_000)
+export const LATENCY_WARMUP = Number(process.env["BENCH_LATENCY_WARMUP"] ?? 300)
 
 
 // ------------------------------------------------------------------ orchestrator <-> worker
@@ -106,8 +118,16 @@ export interface WorkerResult {
   readonly published: number
   /** Distinct orders handled by the consumer (pipelines), warm-up included. */
   readonly consumed: number
+  /** Paced cases: publish-call → handler latency of the timed messages, µs. */
+  readonly latency?: LatencySummary
   /** In-process broker count, where the broker lives in the worker (memory). */
   readonly brokerNote?: string
+}
+
+export interface LatencySummary {
+  readonly p50: number
+  readonly p99: number
+  readonly max: number
 }
 
 export const RESULT_PREFIX = "@@bench-result "

@@ -7,6 +7,8 @@
  * - pipeline:   `Stream.fromIterable(orders).pipe(Stream.run(Publisher.sink(topic, { batchSize })))`
  *               while `Consumer.run(topic, handler, { group, concurrency, ordering[, prefetch] })` handles
  *               them; timed from the first publish to the last order handled.
+ * - paced pipeline (`rate`): `Publisher.publish` of one order at a time at `rate` per second (each call
+ *               runs on its own, awaiting its confirmation), each order's publish-call → handler latency kept.
  *
  * Tuned cases: `References.TracerEnabled` false, `prefetch: 1000`, sink `batchSize: 1000`. Default cases
  * pass none of these (the library's defaults apply).
@@ -14,7 +16,7 @@
 import { Consumer, Publisher, Switchyard, Topic } from "@switchyard/core"
 import type { Broker } from "@switchyard/core"
 import { Effect, Fiber, Layer, References, Stream } from "effect"
-import { chunks, Meter, orders, Tracker } from "./common.ts"
+import { chunks, Latency, Meter, orders, paced, Tracker } from "./common.ts"
 import { makeOrder, Order, TUNED_PREFETCH, type WorkerInput, type WorkerResult } from "./spec.ts"
 
 export interface TypedOptions<R> {
@@ -36,10 +38,26 @@ export const runTyped = <R, E>(
   const topic = Topic.make(input.destination, Order, { key: (o) => o.customer })
   const meter = new Meter()
   const tracker = new Tracker()
+  const latency = new Latency()
   let published = 0
+  const rate = spec.rate
 
-  const publishPhase = (values: ReadonlyArray<Order>) =>
-    spec.kind === "publish"
+  // Each paced publish is a separate run of the user's call on the program's services, as a request handler's would be.
+  const pacedPhase = (values: ReadonlyArray<Order>, perSecond: number, timed: boolean) =>
+    Effect.flatMap(Effect.context<Publisher.Publisher>(), (services) => {
+      const run = Effect.runPromiseWith(services)
+      return Effect.promise(() =>
+        paced(values, perSecond, (o) => {
+          if (timed) latency.sent(o.orderId)
+          return run(Publisher.publish(topic, o)).then(() => void published++)
+        })
+      )
+    })
+
+  const publishPhase = (values: ReadonlyArray<Order>, timed = false) =>
+    rate !== undefined
+      ? pacedPhase(values, rate, timed)
+      : spec.kind === "publish"
       ? Effect.forEach(values, (o) => Effect.map(Publisher.publish(topic, o), () => void published++), {
         concurrency: spec.fibers ?? 64,
         discard: true
@@ -61,7 +79,13 @@ export const runTyped = <R, E>(
       yield* publishPhase(timed)
       meter.stop()
     } else {
-      const consumer = yield* Consumer.run(topic, (order) => Effect.sync(() => tracker.record(order)), {
+      const handle = rate === undefined
+        ? (order: Order) => Effect.sync(() => tracker.record(order))
+        : (order: Order) => Effect.sync(() => {
+          latency.received(order.orderId)
+          return tracker.record(order)
+        })
+      const consumer = yield* Consumer.run(topic, handle, {
         group: input.group,
         concurrency: spec.concurrency,
         ordering: spec.ordering,
@@ -84,7 +108,7 @@ export const runTyped = <R, E>(
       yield* publishPhase(warm)
       yield* handledUpTo(probes + warm.length)
       meter.start()
-      yield* Effect.all([publishPhase(timed), handledUpTo(probes + warm.length + timed.length)], { concurrency: 2 })
+      yield* Effect.all([publishPhase(timed, true), handledUpTo(probes + warm.length + timed.length)], { concurrency: 2 })
       meter.stop()
       yield* Fiber.interrupt(consumer) // graceful: settles what is in flight, closes the subscription
     }
@@ -96,6 +120,7 @@ export const runTyped = <R, E>(
       maxRssKiB: 0,
       published,
       consumed,
+      ...(rate !== undefined ? { latency: latency.summary() } : {}),
       ...(brokerNote !== undefined ? { brokerNote } : {})
     }
     return result

@@ -3,10 +3,11 @@
  * Raw: a bare loop doing only the codec work of the same case — publish cases: JSON.stringify to bytes;
  * pipelines: JSON.stringify to bytes, JSON.parse + Schema validation, the handler. No broker, no
  * concurrency (there is nothing to wait for), so the ratio is Switchyard's whole cost over the codec's.
+ * Paced cases: the same loop body per message at the case's rate (its latency is the codec's).
  */
 import { MemoryBroker } from "@switchyard/core"
 import { Effect } from "effect"
-import { Meter, orders, rawDecode, rawEncode, Tracker } from "../common.ts"
+import { Latency, Meter, orders, paced, rawDecode, rawEncode, Tracker } from "../common.ts"
 import type { Driver } from "../driver.ts"
 import { expectEqual } from "../driver.ts"
 import { type WorkerInput, type WorkerResult } from "../spec.ts"
@@ -18,18 +19,31 @@ const raw = async (input: WorkerInput): Promise<WorkerResult> => {
   const pipeline = input.case.kind === "pipeline"
   let published = 0
   let bytes = 0
-  const loop = (values: ReadonlyArray<ReturnType<typeof orders>[number]>) => {
-    for (const order of values) {
-      const payload = rawEncode(order)
-      bytes += payload.length
-      published++
-      if (pipeline) tracker.record(rawDecode(payload))
+  const latency = new Latency()
+  const one = (order: ReturnType<typeof orders>[number]) => {
+    const payload = rawEncode(order)
+    bytes += payload.length
+    published++
+    if (pipeline) {
+      const decoded = rawDecode(payload)
+      latency.received(decoded.orderId)
+      tracker.record(decoded)
     }
   }
-  loop(orders(0, input.warmup))
+  const rate = input.case.rate
+  const loop = async (values: ReadonlyArray<ReturnType<typeof orders>[number]>, timed: boolean) => {
+    if (rate === undefined) for (const order of values) one(order)
+    else {
+      await paced(values, rate, (order) => {
+        if (timed) latency.sent(order.orderId)
+        one(order)
+      })
+    }
+  }
+  await loop(orders(0, input.warmup), false)
   const timed = orders(input.warmup, input.n)
   meter.start()
-  loop(timed)
+  await loop(timed, true)
   meter.stop()
   return {
     elapsedMs: meter.elapsedMs,
@@ -37,6 +51,7 @@ const raw = async (input: WorkerInput): Promise<WorkerResult> => {
     maxRssKiB: 0,
     published,
     consumed: tracker.seen.size,
+    ...(rate !== undefined ? { latency: latency.summary() } : {}),
     brokerNote: `bare loop: ${published} encoded (${bytes} B)${pipeline ? `, ${tracker.seen.size} decoded` : ""}`
   }
 }
