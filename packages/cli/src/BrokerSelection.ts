@@ -1,8 +1,9 @@
 /**
- * Which broker the CLI talks to: `--broker memory|amqp|nats|jetstream|kafka` (a global flag, accepted before
+ * Which broker the CLI talks to: `--broker memory|amqp|nats|jetstream|kafka|sqs|redis` (a global flag, accepted before
  * or after the command), else the `SWITCHYARD_BROKER` environment variable, else `memory`. Each broker is
  * configured by the same environment variables as its layer (`AmqpBroker.layerConfig`,
- * `NatsBroker.layerConfig` / `layerCoreConfig`, `KafkaBroker.layerConfig`; see docs/configuration.md).
+ * `NatsBroker.layerConfig` / `layerCoreConfig`, `KafkaBroker.layerConfig`, `SqsBroker.layerConfig`,
+ * `RedisBroker.layerConfig`; see docs/configuration.md).
  *
  * @since 0.1.0
  */
@@ -10,6 +11,8 @@ import { AmqpBroker } from "@switchyard/amqp"
 import { type Broker, type Errors, MemoryBroker, Publisher, Subscriber } from "@switchyard/core"
 import { KafkaBroker } from "@switchyard/kafka"
 import { NatsBroker } from "@switchyard/nats"
+import { RedisBroker } from "@switchyard/redis"
+import { SqsBroker } from "@switchyard/sqs"
 import { Config, Effect, Layer } from "effect"
 import { Flag, GlobalFlag } from "effect/cli"
 import * as Failure from "./Failure.ts"
@@ -19,7 +22,7 @@ import * as Failure from "./Failure.ts"
  *
  * @since 0.1.0
  */
-export const names = ["memory", "amqp", "nats", "jetstream", "kafka"] as const
+export const names = ["memory", "amqp", "nats", "jetstream", "kafka", "sqs", "redis"] as const
 
 /**
  * A broker name.
@@ -37,7 +40,7 @@ export type Name = (typeof names)[number]
 export const BrokerFlag = GlobalFlag.Setting("broker")({
   flag: Flag.Literals("broker", names).pipe(
     Flag.withDescription(
-      "Broker: memory, amqp (RabbitMQ), nats (core NATS), jetstream (NATS JetStream) or kafka; default $SWITCHYARD_BROKER, else memory"
+      "Broker: memory, amqp (RabbitMQ), nats (core NATS), jetstream (NATS JetStream), kafka, sqs (Amazon SQS) or redis (Redis Streams); default $SWITCHYARD_BROKER, else memory"
     ),
     Flag.withFallbackConfig(Config.Literals(names, "SWITCHYARD_BROKER").pipe(Config.withDefault("memory" as const)))
   )
@@ -67,6 +70,10 @@ export const layer = (name: Name): Layer.Layer<Broker.Broker, Errors.ConnectionE
       return NatsBroker.layerConfig()
     case "kafka":
       return KafkaBroker.layerConfig()
+    case "sqs":
+      return SqsBroker.layerConfig()
+    case "redis":
+      return RedisBroker.layerConfig()
   }
 }
 
