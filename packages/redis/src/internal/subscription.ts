@@ -16,7 +16,7 @@
  * next member's claim takes them at once. A consumer name without pending entries is deleted at close, and
  * stale ones (no pending entries, idle past the deadline) by the next member that subscribes.
  */
-import { Cause, Clock, Deferred, Duration, Effect, Fiber, Metric, Queue, Schedule, type Scope } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Metric, Queue, Schedule, Scope } from "effect"
 import { type Broker, Errors } from "@switchyard/core"
 import { DeliveryQueue, Supervisor } from "@switchyard/core/adapter"
 import type { Client, RedisConnectionShape } from "../RedisConnection.ts"
@@ -47,6 +47,9 @@ interface LoopState {
   claimCursor: string
   nextClaimAt: number
 }
+
+/** How long a closing member lets a read in flight complete, and waits before its last look at its pending entries. */
+const closeSettle = Duration.millis(100)
 
 const consumerName = (client: string): string => `${client}-${globalThis.crypto.randomUUID().slice(0, 13)}`
 
@@ -97,17 +100,18 @@ export const subscribe = Effect.fn("RedisBroker.subscribe")(function*(
       yield* redis.send("XACK", destination, group, entryId).pipe(Effect.mapError((e) => ackError(destination, e, "XACK")))
       forget(entryId)
     }),
+    // forgotten first: the keep-alive must not reset the idle time this sets
     release: Effect.fnUntraced(function*(entryId: string, afterMillis: number) {
-      yield* markIdle([entryId], afterMillis).pipe(Effect.mapError((e) => ackError(destination, e, "XCLAIM IDLE")))
       forget(entryId)
+      yield* markIdle([entryId], afterMillis).pipe(Effect.mapError((e) => ackError(destination, e, "XCLAIM IDLE")))
       if (afterMillis === 0) state.nextClaimAt = 0
     }),
     ackDeadlineMillis: ackDeadline,
     deliveryLimit: resolved.deliveryLimit
   }
   const handBack = (entryIds: ReadonlyArray<string>) =>
-    markIdle(entryIds, 0).pipe(
-      Effect.tap(() => Effect.sync(() => entryIds.forEach(forget))),
+    Effect.sync(() => entryIds.forEach(forget)).pipe(
+      Effect.andThen(markIdle(entryIds, 0)),
       Effect.catchCause((cause) => Effect.logWarning("redis: handing entries back failed; they are claimable after the ack deadline", cause))
     )
   const reportTrimmed = (entryIds: ReadonlyArray<string>) =>
@@ -202,6 +206,9 @@ export const subscribe = Effect.fn("RedisBroker.subscribe")(function*(
       )
     ).pipe(Effect.map(Replies.readGroup), Effect.flatMap((entries) => deliver(entries, new Map())))
 
+  // the dedicated connection lives in a scope of its own, closed first at close (a blocked read is cancelled
+  // with it, and the supervisor does not reconnect what the close ended)
+  const connectionScope = yield* Scope.fork(yield* Effect.scope)
   const supervised = yield* Supervisor.make({
     acquire: ctx.connection.dedicated,
     lost: (connection) =>
@@ -219,10 +226,12 @@ export const subscribe = Effect.fn("RedisBroker.subscribe")(function*(
         Effect.sync(() => resumeHistory(state)),
         Effect.logInfo("redis: subscription reconnected; resuming its pending entries", { ...attributes, generation })
       )
-  }).pipe(Effect.mapError((e) => subscribeError(destination, e, "connect")))
+  }).pipe(Effect.mapError((e) => subscribeError(destination, e, "connect")), Scope.provide(connectionScope))
 
+  /** Completed when the loop has seen the stop: no read of it is in flight any more. */
+  const parked = yield* Deferred.make<void>()
   const step = Effect.gen(function*() {
-    if (state.phase === "stopped") return yield* Effect.never
+    if (state.phase === "stopped") return yield* Effect.andThen(Deferred.succeed(parked, undefined), Effect.never)
     const room = prefetch - held.size
     if (room <= 0) return yield* Queue.take(roomFreed)
     const connection = yield* supervised.current
@@ -261,13 +270,17 @@ export const subscribe = Effect.fn("RedisBroker.subscribe")(function*(
 
   // keep what this member holds from being claimed by others while it is handled
   const keepAliveEvery = Math.max(50, Math.floor(ackDeadline / 3))
-  yield* Effect.suspend(() => {
+  const keepAlive = yield* Effect.suspend(() => {
     const ids = [...held.keys()]
     return ids.length === 0
       ? Effect.void
       : redis.send("XCLAIM", destination, group, consumer, "0", ...ids, "JUSTID").pipe(Effect.ignore)
   }).pipe(Effect.repeat(Schedule.spaced(Duration.millis(keepAliveEvery))), Effect.forkScoped)
 
+  const handBackPending = Effect.flatMap(
+    pendingHere(ctx, destination, group, consumer),
+    (ids) => handBack([...new Set([...held.keys(), ...ids])])
+  )
   // a read in flight when intake stops still completes: what it brings is refused by the ended queue and handed back
   const stopIntake = Effect.sync(() => {
     state.phase = "stopped"
@@ -275,11 +288,15 @@ export const subscribe = Effect.fn("RedisBroker.subscribe")(function*(
   })
   yield* Effect.addFinalizer(() =>
     stopIntake.pipe(
-      Effect.andThen(Fiber.interrupt(loop)),
-      // a blocked read is cancelled with its connection; what it may already have been given is pending here
-      Effect.andThen(Effect.flatMap(supervised.current, (connection) => Effect.sync(() => connection.isOpen ? connection.destroy() : undefined))),
-      Effect.andThen(pendingHere(ctx, destination, group, consumer)),
-      Effect.flatMap((ids) => handBack([...new Set([...held.keys(), ...ids])])),
+      // a read in flight completes (what it brings is refused and handed back), unless it is blocked waiting
+      Effect.andThen(Deferred.await(parked).pipe(Effect.timeout(closeSettle), Effect.ignore)),
+      Effect.andThen(Fiber.interruptAll([loop, keepAlive])),
+      // a blocked read is cancelled with its connection
+      Effect.andThen(Scope.close(connectionScope, Exit.void)),
+      Effect.andThen(handBackPending),
+      // the server may serve a read it had already received after the socket closed: look once more
+      Effect.andThen(Effect.sleep(closeSettle)),
+      Effect.andThen(handBackPending),
       Effect.andThen(deleteIfIdle(ctx, destination, group, consumer))
     )
   )
