@@ -146,6 +146,10 @@ export const reasonOf = (error: unknown, context?: string): Errors.Reason => {
   return Errors.reason(kindOf(error), context === undefined ? message : `${context}: ${message}`, codeOfError(error))
 }
 
+/** The error SQS reported for one entry of a batch (`Code`, `Message`), as an `Error` the classifier reads. */
+export const entryError = (code: string | undefined, message: string | undefined): Error =>
+  Object.assign(new Error(message ?? code ?? "SQS refused the entry"), { name: code ?? "Unknown" })
+
 /** A publish failure of `destination`. */
 export const publishError = (destination: string, error: unknown, context?: string): Errors.PublishError =>
   new Errors.PublishError({ destination, reason: reasonOf(error, context) })

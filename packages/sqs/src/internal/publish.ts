@@ -12,7 +12,7 @@ import { Effect, Result } from "effect"
 import type { SqsConnectionShape } from "../SqsConnection.ts"
 import type { QueueInfo, SqsTopologyShape } from "../SqsTopology.ts"
 import { maxMessageBytes, toSqs } from "./envelope.ts"
-import { publishError } from "./errors.ts"
+import { entryError, publishError } from "./errors.ts"
 
 type Outcome = Result.Result<Envelope.PublishReceipt, Errors.PublishError>
 
@@ -76,7 +76,7 @@ export const make = (connection: SqsConnectionShape, topology: SqsTopologyShape)
         const failure = failed.get(String(i))
         return [
           position,
-          Result.fail(publishError(destination, { name: failure?.Code ?? "Unknown", message: failure?.Message ?? "SQS did not answer for this message" }))
+          Result.fail(publishError(destination, entryError(failure?.Code, failure?.Message ?? "SQS did not answer for this message")))
         ]
       })
     }))

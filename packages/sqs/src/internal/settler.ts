@@ -1,9 +1,10 @@
 /**
  * Settle calls batched per turn: acks become `DeleteMessageBatch`, nacks, releases and visibility extensions
- * `ChangeMessageVisibilityBatch`. Requests are queued; one fiber takes everything queued at once, groups it per
- * queue (and visibility), sends batches of 10 concurrently, and completes each request with its own entry's
- * outcome. Calls that fail for a retryable reason (the endpoint restarting) are retried briefly: a receipt
- * handle stays valid while its message is invisible.
+ * `ChangeMessageVisibilityBatch`. A settlement only queues its request (like Kafka's acks, which the runloop
+ * commits later): one fiber takes everything queued at once, groups it per queue (and visibility) and sends
+ * batches of 10 concurrently. Calls that fail for a retryable reason (the endpoint restarting) are retried
+ * briefly; a request that still fails is logged, and SQS redelivers its message after the visibility timeout
+ * (at-least-once). Closing the settler's scope first waits (up to 10 s) for what is queued or in flight.
  */
 import {
   ChangeMessageVisibilityBatchCommand,
@@ -20,20 +21,15 @@ interface Request {
   readonly url: string
   readonly handle: string
   readonly visibility: number | undefined
-  readonly done: Deferred.Deferred<void, Errors.AckError>
+  readonly done: Deferred.Deferred<void>
 }
 
 /** The batched settle calls of a broker. */
 export interface Settler {
-  /** Deletes a received message (ack). */
-  readonly delete: (destination: string, url: string, handle: string) => Effect.Effect<void, Errors.AckError>
-  /** Sets a received message's visibility timeout (0: visible again now). */
-  readonly changeVisibility: (
-    destination: string,
-    url: string,
-    handle: string,
-    seconds: number
-  ) => Effect.Effect<void, Errors.AckError>
+  /** Queues the deletion of a received message (ack). */
+  readonly delete: (destination: string, url: string, handle: string) => Effect.Effect<void>
+  /** Queues a change of a received message's visibility timeout (0: visible again now). */
+  readonly changeVisibility: (destination: string, url: string, handle: string, seconds: number) => Effect.Effect<void>
 }
 
 /** The longest visibility timeout SQS accepts (12 hours). */
@@ -50,6 +46,8 @@ const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A
 export const make = (client: SQSClient): Effect.Effect<Settler, never, Scope.Scope> =>
   Effect.gen(function*() {
     const requests = yield* Queue.unbounded<Request>()
+    // queued or in flight: awaited when the scope closes (this finalizer runs before the fiber is stopped)
+    const pending = new Set<Deferred.Deferred<void>>()
 
     const call = (batch: ReadonlyArray<Request>) => {
       const first = batch[0]!
@@ -70,17 +68,17 @@ export const make = (client: SQSClient): Effect.Effect<Settler, never, Scope.Sco
       }).pipe(
         Effect.retry({ schedule: retrySchedule, while: (e) => Errors.isRetryableKind(e.reason._tag) }),
         Effect.matchEffect({
-          onFailure: (error) => Effect.forEach(batch, (r) => Deferred.fail(r.done, error), { discard: true }),
-          onSuccess: (response) => {
-            const failed = new Map((response.Failed ?? []).map((f) => [f.Id, f]))
-            return Effect.forEach(batch, (r, i) => {
-              const failure = failed.get(String(i))
-              return failure === undefined
-                ? Deferred.succeed(r.done, undefined)
-                : Deferred.fail(r.done, ackError(r.destination, { name: failure.Code, message: failure.Message ?? failure.Code }))
-            }, { discard: true })
-          }
-        })
+          onFailure: (error) => Effect.logWarning(`SQS: ${batch.length} settlements on ${first.destination} failed: ${error.reason.message}`),
+          onSuccess: (response) =>
+            Effect.forEach(response.Failed ?? [], (f) =>
+              Effect.logDebug(
+                `SQS: a settlement on ${first.destination} failed (${f.Code}): ${f.Message ?? ""}; the message comes back after its visibility timeout`
+              ), { discard: true })
+        }),
+        Effect.ensuring(Effect.forEach(batch, (r) => {
+          pending.delete(r.done)
+          return Deferred.succeed(r.done, undefined)
+        }, { discard: true }))
       )
     }
 
@@ -97,12 +95,16 @@ export const make = (client: SQSClient): Effect.Effect<Settler, never, Scope.Sco
       yield* Effect.forEach(batches, call, { concurrency: 8, discard: true })
     })
     yield* Effect.forever(turn).pipe(Effect.forkScoped)
+    yield* Effect.addFinalizer(() =>
+      Effect.forEach([...pending], Deferred.await, { discard: true }).pipe(Effect.timeout("10 seconds"), Effect.ignore)
+    )
+
 
     const submit = (destination: string, url: string, handle: string, visibility: number | undefined) =>
-      Effect.gen(function*() {
-        const done = yield* Deferred.make<void, Errors.AckError>()
-        yield* Queue.offer(requests, { destination, url, handle, visibility, done })
-        return yield* Deferred.await(done)
+      Effect.suspend(() => {
+        const done = Deferred.makeUnsafe<void>()
+        pending.add(done)
+        return Effect.asVoid(Queue.offer(requests, { destination, url, handle, visibility, done }))
       })
 
     return {

@@ -74,10 +74,8 @@ export const subscribe = (
       Effect.forEach(handles, (handle) => {
         leases.delete(handle)
         releasePermit()
-        return settler.changeVisibility(destination, url, handle, 0).pipe(
-          Effect.catch((e) => Effect.logDebug(`SQS: could not give back a message of ${destination}: ${e.reason.message}`))
-        )
-      }, { concurrency: "unbounded", discard: true })
+        return settler.changeVisibility(destination, url, handle, 0)
+      }, { discard: true })
 
     const deliver = (info: QueueInfo, message: Message) => {
       const handle = message.ReceiptHandle
@@ -140,10 +138,7 @@ export const subscribe = (
       const at = now()
       const due = [...leases].filter(([, since]) => at - since >= period).map(([handle]) => handle)
       for (const handle of due) leases.set(handle, at)
-      yield* Effect.forEach(due, (handle) =>
-        settler.changeVisibility(destination, url, handle, visibility).pipe(
-          Effect.catch((e) => Effect.logWarning(`SQS: could not extend a message's visibility on ${destination}: ${e.reason.message}`))
-        ), { concurrency: "unbounded", discard: true })
+      yield* Effect.forEach(due, (handle) => settler.changeVisibility(destination, url, handle, visibility), { discard: true })
     }).pipe(Effect.repeat(Schedule.spaced(Duration.millis(period / 2))))
     yield* Effect.forkScoped(heartbeat)
 
