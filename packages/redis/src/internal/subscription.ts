@@ -96,10 +96,14 @@ export const subscribe = Effect.fn("RedisBroker.subscribe")(function*(
       "JUSTID"
     ).pipe(Effect.asVoid)
   const handlers: Delivery.Handlers = {
-    ack: Effect.fnUntraced(function*(entryId: string) {
-      yield* redis.send("XACK", destination, group, entryId).pipe(Effect.mapError((e) => ackError(destination, e, "XACK")))
-      forget(entryId)
-    }),
+    // forgotten also when the ack fails: no longer kept alive, the entry is redelivered (claimed after the
+    // deadline, or re-read from this member's pending list after a reconnect)
+    ack: (entryId: string) =>
+      redis.send("XACK", destination, group, entryId).pipe(
+        Effect.mapError((e) => ackError(destination, e, "XACK")),
+        Effect.ensuring(Effect.sync(() => forget(entryId))),
+        Effect.asVoid
+      ),
     // forgotten first: the keep-alive must not reset the idle time this sets
     release: Effect.fnUntraced(function*(entryId: string, afterMillis: number) {
       forget(entryId)
