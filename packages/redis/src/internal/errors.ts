@@ -51,13 +51,16 @@ const unreachableCodes = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "
 
 const field = (value: unknown, name: string): unknown => Predicate.hasProperty(value, name) ? value[name] : undefined
 
-/** The error and the ones it wraps (effect's `RedisError.cause`, `Error.cause`). */
+/** The error and the ones it wraps (effect's `RedisError.cause`, `Error.cause`, node-redis's `socketError`). */
 export const chain = (error: unknown): ReadonlyArray<unknown> => {
   const out: Array<unknown> = []
   const visit = (e: unknown, depth: number): void => {
     if (e === undefined || e === null || depth > 6 || out.includes(e)) return
     out.push(e)
     visit(field(e, "cause"), depth + 1)
+    // node-redis's ReconnectStrategyError carries the socket's error beside its own
+    visit(field(e, "socketError"), depth + 1)
+    visit(field(e, "originalError"), depth + 1)
   }
   visit(error, 0)
   return out

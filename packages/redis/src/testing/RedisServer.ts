@@ -125,7 +125,8 @@ const answersPing = (port: number): Effect.Effect<void, RedisServerError> =>
       reply += data.toString()
       if (reply.includes("\r\n")) {
         socket.destroy()
-        resume(reply.startsWith("+PONG") ? Effect.void : Effect.fail(new RedisServerError({ message: `PING answered ${reply.trim()}` })))
+        // a server with `requirepass` answers NOAUTH: it is up
+        resume(reply.startsWith("+PONG") || reply.startsWith("-NOAUTH") ? Effect.void : Effect.fail(new RedisServerError({ message: `PING answered ${reply.trim()}` })))
       }
     })
     socket.on("timeout", () => {
