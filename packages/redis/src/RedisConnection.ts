@@ -73,7 +73,10 @@ export interface Options extends ConnectionOptions.CommonOptions {
   readonly deliveryLimit?: number | undefined
   /** Declared streams: retention and groups (see `RedisTopology.StreamSpec`). */
   readonly streams?: Readonly<Record<string, StreamSpec>> | undefined
-  /** Retention of streams not declared in `streams` (default: none, the stream grows until trimmed). */
+  /**
+   * Retention of streams not declared in `streams` (default: none, the stream grows until trimmed). Dead-letter
+   * streams (`<name>.dlq`) are not trimmed by it: declare them in `streams` to give them a retention.
+   */
   readonly defaultStream?: StreamSpec | undefined
 }
 

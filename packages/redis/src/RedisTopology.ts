@@ -50,7 +50,7 @@ export interface StreamSpec {
  * @since 0.1.0
  */
 export interface RedisTopologyShape {
-  /** The declared spec of a stream (or the default). */
+  /** The declared spec of a stream (or the default; `<name>.dlq` streams get no default retention). */
   readonly specFor: (stream: string) => StreamSpec
   /** The trim arguments of an `XADD` to the stream (`MAXLEN ~ n` / `MINID ~ id`), now. */
   readonly trimArgs: (stream: string) => Effect.Effect<ReadonlyArray<string>>
@@ -121,7 +121,9 @@ export const make: Effect.Effect<RedisTopologyShape, Errors.SubscribeError, Redi
     const connection = yield* RedisConnection
     const { redis, resolved } = connection
     const options = resolved.options
-    const specFor = (stream: string): StreamSpec => options.streams?.[stream] ?? options.defaultStream ?? {}
+    // dead-letter streams wait for an operator: the default retention does not trim them (declare one to)
+    const specFor = (stream: string): StreamSpec =>
+      options.streams?.[stream] ?? (stream.endsWith(".dlq") ? {} : options.defaultStream ?? {})
     const groups = yield* Provisioner.make({
       declare: (key: { readonly stream: string; readonly group: string; readonly startFrom: Broker.StartFrom }) =>
         redis.send("XGROUP", "CREATE", key.stream, key.group, key.startFrom === "earliest" ? "0" : "$", "MKSTREAM").pipe(

@@ -4,7 +4,7 @@
  * `RedisError` unwrapped), trim arguments, option resolution and configuration.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Exit, Redacted } from "effect"
+import { ConfigProvider, Context, Effect, Exit, Layer, Redacted } from "effect"
 import { Redis } from "effect/persistence"
 import { Envelope, Headers } from "@switchyard/core"
 import { ConnectionTimeoutError, ErrorReply, SocketClosedUnexpectedlyError } from "redis"
@@ -171,4 +171,21 @@ describe("options", () => {
       assert.strictEqual(options.db, 1)
       assert.isDefined(options.ackDeadline)
     }))
+})
+
+describe("topology", () => {
+  it.effect("the default retention applies to undeclared streams, not to dead-letter streams; declared ones win", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const context = yield* Layer.build(
+        RedisTopology.layer.pipe(Layer.provide(RedisConnection.layer({
+          url: process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379",
+          defaultStream: { retention: { maxLen: 100 } },
+          streams: { "orders.dlq": { retention: { maxLen: 5, exact: true } } }
+        })))
+      )
+      const topology = Context.get(context, RedisTopology.RedisTopology)
+      assert.deepStrictEqual(yield* topology.trimArgs("orders"), ["MAXLEN", "~", "100"])
+      assert.deepStrictEqual(yield* topology.trimArgs("payments.dlq"), [])
+      assert.deepStrictEqual(yield* topology.trimArgs("orders.dlq"), ["MAXLEN", "=", "5"])
+    })))
 })
