@@ -356,6 +356,3 @@ const removeStaleConsumers = (ctx: Context, stream: string, group: string, ackDe
     ),
     Effect.ignore
   )
-
-/** Whether a subscription error is worth a retry (exported for tests). */
-export const isRetryable = (error: Errors.SubscribeError): boolean => Errors.isRetryableKind(error.reason._tag)
