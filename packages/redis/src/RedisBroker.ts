@@ -109,6 +109,8 @@ export const make: Effect.Effect<
     capabilities,
     publish,
     publishEach,
+    // node-redis pipelines every call on the one connection and answers each XADD on its own, in order
+    publishConcurrency: 8,
     subscribe: (destination, options) => Subscription.subscribe(context, destination, options),
     telemetryAttributes,
     browse: Browse.make(connection, now),
