@@ -13,8 +13,8 @@
  */
 import { Clock, Context, Duration, Effect, Layer, type Scope } from "effect"
 import type { Broker, Errors } from "@switchyard/core"
-import { Provisioner } from "@switchyard/core/adapter"
 import { reasonOf } from "./internal/errors.ts"
+import * as Provision from "./internal/provision.ts"
 import * as Replies from "./internal/replies.ts"
 import { RedisConnection } from "./RedisConnection.ts"
 import { Errors as CoreErrors } from "@switchyard/core"
@@ -124,15 +124,7 @@ export const make: Effect.Effect<RedisTopologyShape, Errors.SubscribeError, Redi
     // dead-letter streams wait for an operator: the default retention does not trim them (declare one to)
     const specFor = (stream: string): StreamSpec =>
       options.streams?.[stream] ?? (stream.endsWith(".dlq") ? {} : options.defaultStream ?? {})
-    const groups = yield* Provisioner.make({
-      declare: (key: { readonly stream: string; readonly group: string; readonly startFrom: Broker.StartFrom }) =>
-        redis.send("XGROUP", "CREATE", key.stream, key.group, key.startFrom === "earliest" ? "0" : "$", "MKSTREAM").pipe(
-          Effect.catchIf((error) => reasonOf(error).code === "BUSYGROUP", () => Effect.void),
-          Effect.mapError(subscribeError(key.stream, "XGROUP CREATE")),
-          Effect.asVoid
-        ),
-      identify: (key) => `${key.stream}\u0000${key.group}`
-    })
+    const groups = yield* Provision.groups(redis)
     const ensureGroup = (stream: string, group: string, startFrom: Broker.StartFrom) =>
       groups.ensure({ stream, group, startFrom })
     const trim = (stream: string, retention?: Retention) =>
