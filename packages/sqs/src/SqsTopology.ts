@@ -105,7 +105,17 @@ export class SqsTopology extends Context.Service<SqsTopology, SqsTopologyShape>(
 const secondsText = (input: Duration.Input): string =>
   String(Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(input)) / 1000))
 
-/** The destination SQS redrives a queue's messages to. */
+/**
+ * The destination SQS redrives a queue's messages to (`deadLetterQueue`, else `<name>.dlq`, for FIFO
+ * `<name without .fifo>-dlq.fifo`).
+ *
+ * @example
+ * ```ts
+ * import { SqsTopology } from "@switchyard/sqs"
+ * SqsTopology.redriveTargetOf("orders", { maxReceiveCount: 5 }) // "orders.dlq"
+ * ```
+ * @since 0.1.0
+ */
 export const redriveTargetOf = (destination: string, spec: QueueSpec): string =>
   spec.deadLetterQueue ?? (isFifo(destination) ? `${destination.slice(0, -".fifo".length)}-dlq.fifo` : `${destination}.dlq`)
 
