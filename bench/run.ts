@@ -1,7 +1,8 @@
 /**
  * `pnpm bench [typed|bytes] [broker…]` / `./switchyard bench [typed|bytes] [broker…]`
  *
- * Brokers: core (alias memory), amqp, nats (core NATS and JetStream), jetstream, kafka; none = all.
+ * Brokers: core (alias memory), amqp, nats (core NATS and JetStream), jetstream, kafka, sqs, redis; none = all.
+ * sqs and redis have the typed-path table only.
  * For each broker: first the typed-path table (bench/typed/: `Topic` + `Publisher` + `Consumer.run`
  * against the raw client, a fresh process per measurement, see docs/benchmarks.md), then the byte-level
  * table (bench/<broker>.ts: the `Broker` contract against the raw client). `typed` runs only the first,
@@ -16,7 +17,8 @@ const plan: Record<string, { readonly typed: ReadonlyArray<string>; readonly byt
   core: { typed: ["memory"], bytes: "core" },
   amqp: { typed: ["amqp"], bytes: "amqp" },
   nats: { typed: ["nats", "jetstream"], bytes: "nats" },
-  kafka: { typed: ["kafka"], bytes: "kafka" }
+  kafka: { typed: ["kafka"], bytes: "kafka" },
+  redis: { typed: ["redis"], bytes: undefined }
 }
 const aliases: Record<string, { readonly typed: ReadonlyArray<string>; readonly bytes: string | undefined }> = {
   ...plan,

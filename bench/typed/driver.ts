@@ -33,7 +33,8 @@ export const drivers: Record<string, () => Promise<Driver>> = {
   amqp: async () => (await import("./drivers/amqp.ts")).driver,
   nats: async () => (await import("./drivers/nats.ts")).driver,
   jetstream: async () => (await import("./drivers/jetstream.ts")).driver,
-  kafka: async () => (await import("./drivers/kafka.ts")).driver
+  kafka: async () => (await import("./drivers/kafka.ts")).driver,
+  redis: async () => (await import("./drivers/redis.ts")).driver
 }
 
 /** Fails the run loudly. */

@@ -1,7 +1,7 @@
 /**
  * The typed-path benchmark orchestrator:
  *
- *   node --import tsx bench/typed/harness.ts <broker…>     (memory | amqp | nats | jetstream | kafka)
+ *   node --import tsx bench/typed/harness.ts <broker…>     (memory | amqp | nats | jetstream | kafka | sqs | redis)
  *
  * Every (case, side) measurement runs in a fresh `node --import tsx bench/typed/worker.ts` process. Rounds
  * go over every case; within a round both sides of a case run back to back, the side that goes first
