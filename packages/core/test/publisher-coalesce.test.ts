@@ -180,6 +180,28 @@ describe("Coalesce (internal)", () => {
       }
     }))
 
+  it.live("a caller publishing again right after its confirm does not overtake a batch held for a slot", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const sent: Array<ReadonlyArray<string>> = []
+      const send: Coalesce.SendEach = (_, messages) =>
+        Effect.andThen(
+          Effect.sync(() => sent.push(messages.map((m) => m.id))),
+          Effect.as(messages[0]!.id === "m-100" ? Deferred.await(gate) : Effect.void, messages.map((m) => Result.succeed(receipt(m))))
+        )
+      const scope = yield* Scope.make()
+      const coalescer = Coalesce.make(send, { batchSize: 10, capacity: 10, inFlight: 1 }, scope, yield* Effect.context<never>())
+      // the busy caller's first publish holds the only slot; m-1's batch is then held by the sender for it
+      const busy = yield* Effect.forkChild(Effect.forEach([100, 101], (n) => coalescer.publish("d", message(n))))
+      yield* TestKit.eventually(Effect.sync(() => sent.length), (n) => n === 1, { within: "2 seconds" })
+      const other = yield* Effect.forkChild(coalescer.publish("d", message(1)))
+      yield* TestKit.settle()
+      yield* Deferred.succeed(gate, undefined) // m-100 confirmed: the busy caller publishes m-101 at once
+      yield* Fiber.joinAll([busy, other])
+      assert.deepStrictEqual(sent.flat(), ["m-100", "m-1", "m-101"], JSON.stringify(sent))
+      yield* Scope.close(scope, Exit.void)
+    }))
+
   it.live("a caller interrupted while waiting is not sent; the others are", () =>
     Effect.gen(function*() {
       const { gate, send, sent } = yield* gated

@@ -10,7 +10,7 @@
  * - Up to `inFlight` broker calls per destination run at once (the broker's `publishConcurrency`): a
  *   broker that pipelines writes and confirms each on its own (AMQP confirms, NATS) does not make the next
  *   batch wait a whole confirm round trip; with 1, the next batch waits for the previous one.
- * - A caller that finds nothing waiting and a free slot sends its message itself, in its own fiber: a broker
+ * - A caller that finds nobody waiting and a free slot sends its message itself, in its own fiber: a broker
  *   that confirms at once (in memory) never makes a caller wait for a hand-over; callers arriving meanwhile
  *   are batched by the sender.
  */
@@ -36,10 +36,12 @@ export interface Options {
   readonly inFlight: number
 }
 
-/** One destination: its waiting callers and a permit per broker call in flight. */
+/** One destination: its waiting callers, a permit per broker call in flight, batches taken but not yet sent. */
 interface Lane {
   readonly queue: Queue.Queue<Waiter>
   readonly slots: Semaphore.Semaphore
+  /** Batches the sender holds while it waits for a slot (touched in synchronous steps only). */
+  held: number
 }
 
 interface Waiter {
@@ -119,11 +121,17 @@ export const make = (send: SendEach, options: Options, scope: Scope.Scope, conte
   // sender are interrupted, and so is whoever still waits: nobody is left hanging.
   const sender = (destination: string, lane: Lane) =>
     Effect.forever(
-      Effect.flatMap(Queue.takeBetween(lane.queue, 1, options.batchSize), (taken) =>
-        Effect.andThen(
+      Effect.flatMap(Queue.takeBetween(lane.queue, 1, options.batchSize), (taken) => {
+        lane.held++
+        const slot = Effect.ensuring(
           Effect.onInterrupt(lane.slots.take(1), () => interruptAll(taken)),
+          Effect.sync(() => void lane.held--)
+        )
+        return Effect.andThen(
+          slot,
           Effect.forkIn(Effect.ensuring(sendBatch(destination, taken), lane.slots.release(1)), scope, { startImmediately: true })
-        ))
+        )
+      })
     ).pipe(
       Effect.ensuring(
         Effect.flatMap(Queue.clear(lane.queue), (left) =>
@@ -137,7 +145,7 @@ export const make = (send: SendEach, options: Options, scope: Scope.Scope, conte
     return Effect.flatMap(Queue.bounded<Waiter>(options.capacity), (queue) => {
       const raced = lanes.get(destination)
       if (raced !== undefined) return Effect.succeed(raced)
-      const lane: Lane = { queue, slots: Semaphore.makeUnsafe(Math.max(1, options.inFlight)) }
+      const lane: Lane = { queue, slots: Semaphore.makeUnsafe(Math.max(1, options.inFlight)), held: 0 }
       lanes.set(destination, lane)
       // Run from the publisher's context (a fork would inherit the caller's span); stopped with `scope`.
       const fiber = Effect.runForkWith(context)(sender(destination, lane))
@@ -148,7 +156,9 @@ export const make = (send: SendEach, options: Options, scope: Scope.Scope, conte
   return {
     publish: (destination, message) =>
       Effect.flatMap(laneOf(destination), (lane) =>
-        Queue.sizeUnsafe(lane.queue) === 0
+        // Alone only when nobody else waits: neither in the queue nor in a batch held for a slot (a caller
+        // publishing again right after its confirm would otherwise overtake them every time).
+        Queue.sizeUnsafe(lane.queue) === 0 && lane.held === 0
           ? Effect.flatMap(
             lane.slots.withPermitsIfAvailable(1)(sendOne(destination, message)),
             (sent) => Option.isSome(sent) ? Effect.succeed(sent.value) : enqueue(lane.queue, message)
