@@ -5,7 +5,10 @@
  */
 import { Errors } from "@switchyard/core"
 import { BrokerErrors } from "@switchyard/core/adapter"
+
 import { Predicate, Schema } from "effect"
+
+const { field, stringField } = BrokerErrors
 
 type ErrorKind = Errors.ErrorKind
 
@@ -48,28 +51,9 @@ const byClassName: Readonly<Record<string, ErrorKind>> = {
 /** Node socket errors that mean "nobody answered there". */
 const unreachableCodes = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ECONNRESET"])
 
-/** A public field of an error value (`type`, `code`, `cause`…), read through a type guard. */
-const field = (value: unknown, name: string): unknown => Predicate.hasProperty(value, name) ? value[name] : undefined
-
-const stringField = (value: unknown, name: string): string | undefined => {
-  const v = field(value, name)
-  return typeof v === "string" ? v : undefined
-}
 
 /** The error and the ones it wraps (kafkajs `cause`/`originalError`, `KafkaJSAggregateError.errors`). */
-export const chain = (error: unknown): ReadonlyArray<unknown> => {
-  const out: Array<unknown> = []
-  const visit = (e: unknown, depth: number): void => {
-    if (e === undefined || e === null || depth > 8 || out.includes(e)) return
-    out.push(e)
-    visit(field(e, "cause"), depth + 1)
-    visit(field(e, "originalError"), depth + 1)
-    const errors = field(e, "errors")
-    if (Array.isArray(errors)) for (const inner of errors) visit(inner, depth + 1)
-  }
-  visit(error, 0)
-  return out
-}
+export const chain = (error: unknown): ReadonlyArray<unknown> => BrokerErrors.causeChain(error, ["cause", "originalError", "errors"])
 
 const isErrorKind = Schema.is(Errors.ErrorKind)
 
@@ -143,24 +127,7 @@ export const codeOf = (error: unknown): string | number | undefined => {
   return undefined
 }
 
-const classify = BrokerErrors.classifier(kindOf)
-
 /** The `Errors.Reason` of a kafkajs failure, `context` (what was being done) in front of the broker's words. */
-export const reasonOf = (error: unknown, context?: string): Errors.Reason => {
-  const message = messageOf(error)
-  const code = codeOf(error)
-  const base = classify(error, context === undefined ? message : `${context}: ${message}`)
-  return code === undefined || base.code === code ? base : Errors.reason(base._tag, base.message, code)
-}
+export const reasonOf: (error: unknown, context?: string) => Errors.Reason = BrokerErrors.contextual({ kindOf, messageOf, codeOf })
 
-export const publishError = (destination: string, cause: unknown, context?: string): Errors.PublishError =>
-  new Errors.PublishError({ destination, reason: reasonOf(cause, context), cause })
-
-export const subscribeError = (destination: string, cause: unknown, context?: string): Errors.SubscribeError =>
-  new Errors.SubscribeError({ destination, reason: reasonOf(cause, context), cause })
-
-export const ackError = (destination: string, cause: unknown, context?: string): Errors.AckError =>
-  new Errors.AckError({ destination, reason: reasonOf(cause, context), cause })
-
-export const connectionError = (broker: string, cause: unknown, context?: string): Errors.ConnectionError =>
-  new Errors.ConnectionError({ broker, reason: reasonOf(cause, context), cause })
+export const { ackError, connectionError, publishError, subscribeError } = BrokerErrors.constructors(reasonOf)

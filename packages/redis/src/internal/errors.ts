@@ -6,6 +6,7 @@
  */
 import { Errors } from "@switchyard/core"
 import { BrokerErrors } from "@switchyard/core/adapter"
+
 import { Predicate } from "effect"
 import {
   AbortError,
@@ -18,6 +19,8 @@ import {
   SocketTimeoutError,
   TimeoutError
 } from "redis"
+
+const { field } = BrokerErrors
 
 type ErrorKind = Errors.ErrorKind
 
@@ -49,22 +52,13 @@ const byClass: ReadonlyArray<readonly [abstract new(...args: ReadonlyArray<never
 
 const unreachableCodes = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ECONNRESET", "EPIPE"])
 
-const field = (value: unknown, name: string): unknown => Predicate.hasProperty(value, name) ? value[name] : undefined
 
-/** The error and the ones it wraps (effect's `RedisError.cause`, `Error.cause`, node-redis's `socketError`). */
-export const chain = (error: unknown): ReadonlyArray<unknown> => {
-  const out: Array<unknown> = []
-  const visit = (e: unknown, depth: number): void => {
-    if (e === undefined || e === null || depth > 6 || out.includes(e)) return
-    out.push(e)
-    visit(field(e, "cause"), depth + 1)
-    // node-redis's ReconnectStrategyError carries the socket's error beside its own
-    visit(field(e, "socketError"), depth + 1)
-    visit(field(e, "originalError"), depth + 1)
-  }
-  visit(error, 0)
-  return out
-}
+/**
+ * The error and the ones it wraps (effect's `RedisError.cause`, `Error.cause`, node-redis's `socketError`:
+ * its ReconnectStrategyError carries the socket's error beside its own).
+ */
+export const chain = (error: unknown): ReadonlyArray<unknown> =>
+  BrokerErrors.causeChain(error, ["cause", "socketError", "originalError"], 6)
 
 /** The server's error prefix of a reply error (`NOGROUP No such key…` → `NOGROUP`). */
 export const prefixOf = (error: unknown): string | undefined => {
@@ -120,27 +114,10 @@ const codeOf = (error: unknown): string | number | undefined => {
   return undefined
 }
 
-const classify = BrokerErrors.classifier(kindOf)
-
 /** The `Errors.Reason` of a node-redis failure, `context` (what was being done) in front of the server's words. */
-export const reasonOf = (error: unknown, context?: string): Errors.Reason => {
-  const message = messageOf(error)
-  const base = classify(error, context === undefined ? message : `${context}: ${message}`)
-  const code = codeOf(error)
-  return code === undefined || base.code === code ? base : Errors.reason(base._tag, base.message, code)
-}
+export const reasonOf: (error: unknown, context?: string) => Errors.Reason = BrokerErrors.contextual({ kindOf, messageOf, codeOf })
 
 /** Whether a failure is the server's `NOGROUP` (the stream or its group is gone, e.g. a restart without persistence). */
 export const isNoGroup = (error: unknown): boolean => prefixOf(error) === "NOGROUP"
 
-export const publishError = (destination: string, cause: unknown, context?: string): Errors.PublishError =>
-  new Errors.PublishError({ destination, reason: reasonOf(cause, context), cause })
-
-export const subscribeError = (destination: string, cause: unknown, context?: string): Errors.SubscribeError =>
-  new Errors.SubscribeError({ destination, reason: reasonOf(cause, context), cause })
-
-export const ackError = (destination: string, cause: unknown, context?: string): Errors.AckError =>
-  new Errors.AckError({ destination, reason: reasonOf(cause, context), cause })
-
-export const connectionError = (broker: string, cause: unknown, context?: string): Errors.ConnectionError =>
-  new Errors.ConnectionError({ broker, reason: reasonOf(cause, context), cause })
+export const { ackError, connectionError, publishError, subscribeError } = BrokerErrors.constructors(reasonOf)

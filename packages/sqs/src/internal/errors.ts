@@ -6,7 +6,10 @@
  */
 import { Errors } from "@switchyard/core"
 import { BrokerErrors } from "@switchyard/core/adapter"
+
 import { Predicate, Schema } from "effect"
+
+const { field, stringField } = BrokerErrors
 
 type ErrorKind = Errors.ErrorKind
 
@@ -69,24 +72,9 @@ const unreachableCodes = new Set([
 ])
 const timeoutCodes = new Set(["ETIMEDOUT", "ESOCKETTIMEDOUT"])
 
-const field = (value: unknown, name: string): unknown => Predicate.hasProperty(value, name) ? value[name] : undefined
-
-const stringField = (value: unknown, name: string): string | undefined => {
-  const v = field(value, name)
-  return typeof v === "string" ? v : undefined
-}
 
 /** The error and what it wraps (`cause`), a few levels deep. */
-const chain = (error: unknown): ReadonlyArray<unknown> => {
-  const out: Array<unknown> = []
-  const visit = (e: unknown, depth: number): void => {
-    if (e === undefined || e === null || depth > 6 || out.includes(e)) return
-    out.push(e)
-    visit(field(e, "cause"), depth + 1)
-  }
-  visit(error, 0)
-  return out
-}
+const chain = (error: unknown): ReadonlyArray<unknown> => BrokerErrors.causeChain(error, ["cause"], 6)
 
 const isErrorKind = Schema.is(Errors.ErrorKind)
 
@@ -141,27 +129,14 @@ const codeOfError = (error: unknown): string | number | undefined => {
 /**
  * The reason of an SDK failure: its kind, the service's words (prefixed by `context` when given), its code.
  */
-export const reasonOf = (error: unknown, context?: string): Errors.Reason => {
-  const message = BrokerErrors.messageOf(error)
-  return Errors.reason(kindOf(error), context === undefined ? message : `${context}: ${message}`, codeOfError(error))
-}
+export const reasonOf: (error: unknown, context?: string) => Errors.Reason = BrokerErrors.contextual({
+  kindOf,
+  codeOf: codeOfError
+})
 
 /** The error SQS reported for one entry of a batch (`Code`, `Message`), as an `Error` the classifier reads. */
 export const entryError = (code: string | undefined, message: string | undefined): Error =>
   Object.assign(new Error(message ?? code ?? "SQS refused the entry"), { name: code ?? "Unknown" })
 
-/** A publish failure of `destination`. */
-export const publishError = (destination: string, error: unknown, context?: string): Errors.PublishError =>
-  new Errors.PublishError({ destination, reason: reasonOf(error, context) })
-
-/** A subscribe failure of `destination`. */
-export const subscribeError = (destination: string, error: unknown, context?: string): Errors.SubscribeError =>
-  new Errors.SubscribeError({ destination, reason: reasonOf(error, context) })
-
-/** A settlement failure of `destination`. */
-export const ackError = (destination: string, error: unknown, context?: string): Errors.AckError =>
-  new Errors.AckError({ destination, reason: reasonOf(error, context) })
-
-/** A connection failure of `endpoint`. */
-export const connectionError = (endpoint: string, error: unknown, context?: string): Errors.ConnectionError =>
-  new Errors.ConnectionError({ broker: endpoint, reason: reasonOf(error, context) })
+/** The publish, subscribe, settlement and connection failures (the SDK's error kept as `cause`). */
+export const { ackError, connectionError, publishError, subscribeError } = BrokerErrors.constructors(reasonOf)
