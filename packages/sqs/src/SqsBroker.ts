@@ -108,6 +108,10 @@ export const make: Effect.Effect<
     capabilities,
     publish,
     publishEach,
+    // HTTP calls are independent and a caller awaits its confirm before its next publish, so several coalesced
+    // batches in flight reorder nothing one caller sent (FIFO order within one publish call is kept by
+    // internal/publish.ts, which sends its chunks one after the other)
+    publishConcurrency: 8,
     subscribe: (destination, options) => Subscription.subscribe(context, destination, options),
     telemetryAttributes,
     browse: browse(connection, topology, settler),

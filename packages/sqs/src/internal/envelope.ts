@@ -59,6 +59,14 @@ const utf8Text = (bytes: Uint8Array): string | undefined => {
   }
 }
 
+/**
+ * The packed metadata as an attribute value. `JSON.stringify` escapes control characters and lone surrogates
+ * but leaves U+FFFE and U+FFFF, which SQS refuses in attribute values (ElasticMQ refuses the whole batch), so
+ * those two are escaped as well; JSON reads them back unchanged.
+ */
+const packedText = (packed: Packed): string =>
+  JSON.stringify(packed).replace(/[\uFFFE\uFFFF]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`)
+
 /** The SQS body of a payload and how it is encoded (`undefined`: the text itself). */
 export const bodyOf = (payload: Uint8Array): { readonly body: string; readonly enc: Packed["enc"] } => {
   if (payload.length === 0) return { body: "-", enc: "empty" }
@@ -115,7 +123,7 @@ export const toSqs = (message: Envelope.OutgoingMessage, fifo: boolean): Outgoin
     ...(enc !== undefined ? { enc } : {})
   }
   const attributes: Record<string, MessageAttributeValue> = {
-    [metadataAttribute]: { DataType: "String", StringValue: JSON.stringify(packed) }
+    [metadataAttribute]: { DataType: "String", StringValue: packedText(packed) }
   }
   return {
     entry: {
@@ -171,7 +179,9 @@ export const fromSqs = (destination: string, message: Message, now: () => number
   return IncomingEnvelope.finish({
     id: meta.id,
     brokerId: message.MessageId,
-    key: meta.key ?? lane,
+    // a foreign message's key is its FIFO group; a Switchyard message without a key keeps none (its group is
+    // only the placeholder of keyless messages)
+    key: Option.isSome(packed) ? meta.key : lane,
     keyBytes: meta.kb === undefined ? undefined : new Uint8Array(Buffer.from(meta.kb, "base64")),
     headers,
     timestamp: meta.ts,

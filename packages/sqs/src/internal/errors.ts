@@ -16,6 +16,7 @@ type ErrorKind = Errors.ErrorKind
 /** SQS error codes (the service exception's `name`, or the legacy `AWS.SimpleQueueService.*` query codes). */
 const byName: Readonly<Record<string, ErrorKind>> = {
   QueueDoesNotExist: "NotFound",
+  ResourceNotFoundException: "NotFound",
   "AWS.SimpleQueueService.NonExistentQueue": "NotFound",
   QueueDeletedRecently: "TopologyConflict",
   "AWS.SimpleQueueService.QueueDeletedRecently": "TopologyConflict",
@@ -50,6 +51,8 @@ const byName: Readonly<Record<string, ErrorKind>> = {
   KmsAccessDenied: "AuthorizationFailed",
   RequestThrottled: "Unreachable",
   ThrottlingException: "Unreachable",
+  KmsThrottled: "Unreachable",
+  "KMS.ThrottlingException": "Unreachable",
   OverLimit: "Unreachable",
   ServiceUnavailable: "Unreachable",
   InternalError: "Unknown",
