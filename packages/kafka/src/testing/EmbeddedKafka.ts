@@ -6,14 +6,13 @@
  *
  * @since 0.1.0
  */
-import { type ChildProcess, type ChildProcessByStdio, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import type { Readable } from "node:stream"
-import { Duration, Effect, Ref, Schedule, Schema, Scope } from "effect"
+import { ServerProcess } from "@switchyard/core/testing"
+import { type Duration, Effect, Ref, Schema, Scope } from "effect"
 import { Kafka, logLevel } from "kafkajs"
 
 /**
@@ -92,39 +91,8 @@ export const saslUser = { username: "switchyard", password: "switchyard-test-pas
 const fail = (reason: string, cause?: unknown) =>
   new EmbeddedKafkaError(cause === undefined ? { reason } : { reason, cause })
 
-/** Runs a command to completion; fails with its output when it exits non-zero. */
-const run = (command: string, args: ReadonlyArray<string>, cwd: string) =>
-  Effect.callback<string, EmbeddedKafkaError>((resume) => {
-    const child = spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"] })
-    let output = ""
-    child.stdout.on("data", (d: Buffer) => (output += d.toString()))
-    child.stderr.on("data", (d: Buffer) => (output += d.toString()))
-    child.on("error", (e) => resume(Effect.fail(fail(`cannot run ${command}`, e))))
-    child.on("close", (code) =>
-      resume(
-        code === 0
-          ? Effect.succeed(output)
-          : Effect.fail(fail(`${command} ${args.join(" ")} exited with ${code}: ${output.slice(-4000)}`))
-      )
-    )
-    return Effect.sync(() => child.kill("SIGKILL"))
-  })
-
-const pom = (version: string) => `<?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>dev.switchyard</groupId>
-  <artifactId>kafka-test-broker</artifactId>
-  <version>1</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>${version}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-api</artifactId><version>${log4jVersion}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>${log4jVersion}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>${log4jVersion}</version></dependency>
-  </dependencies>
-</project>
-`
+/** The kit's errors as this module's. */
+const fromKit = (e: ServerProcess.ServerProcessError) => fail(e.reason, e.cause)
 
 const log4jConfig = `status = warn
 appender.console.type = Console
@@ -154,28 +122,20 @@ logger.raft.level = WARN
  * ```
  * @since 0.1.0
  */
-export const resolveJars = (version: string = defaultVersion, cacheDir?: string) =>
+export const resolveJars = (version: string = defaultVersion, cacheDir?: string): Effect.Effect<string, EmbeddedKafkaError> =>
   Effect.gen(function*() {
     const dir = cacheDir ?? Path.join(Os.homedir(), ".cache", "switchyard", `kafka-${version}`)
-    const libs = Path.join(dir, "libs")
-    const marker = Path.join(dir, ".complete")
-    if (!Fs.existsSync(marker)) {
-      yield* Effect.logInfo(`resolving Apache Kafka ${version} jars from Maven Central into ${libs}`)
-      yield* Effect.try({
-        try: () => {
-          Fs.mkdirSync(dir, { recursive: true })
-          Fs.rmSync(libs, { recursive: true, force: true })
-          Fs.writeFileSync(Path.join(dir, "pom.xml"), pom(version))
-        },
-        catch: (e) => fail("cannot write the cache dir", e)
-      })
-      yield* run(
-        "mvn",
-        ["-B", "-q", "dependency:copy-dependencies", "-DincludeScope=runtime", `-DoutputDirectory=${libs}`],
-        dir
-      )
-      yield* Effect.try({ try: () => Fs.writeFileSync(marker, new Date().toISOString()), catch: (e) => fail("marker", e) })
-    }
+    yield* ServerProcess.mavenClasspath({
+      coordinates: [
+        `org.apache.kafka:kafka_2.13:${version}`,
+        `org.apache.logging.log4j:log4j-api:${log4jVersion}`,
+        `org.apache.logging.log4j:log4j-core:${log4jVersion}`,
+        `org.apache.logging.log4j:log4j-slf4j-impl:${log4jVersion}`
+      ],
+      cacheDir: dir,
+      label: `Apache Kafka ${version}`,
+      project: "kafka-test-broker"
+    }).pipe(Effect.mapError(fromKit))
     yield* Effect.try({
       try: () => Fs.writeFileSync(Path.join(dir, "log4j2.properties"), log4jConfig),
       catch: (e) => fail("cannot write log4j2.properties", e)
@@ -193,15 +153,7 @@ export const resolveJars = (version: string = defaultVersion, cacheDir?: string)
  * ```
  * @since 0.1.0
  */
-export const freePort: Effect.Effect<number, EmbeddedKafkaError> = Effect.callback((resume) => {
-  const server = Net.createServer()
-  server.on("error", (e) => resume(Effect.fail(fail("cannot find a free port", e))))
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(port > 0 ? Effect.succeed(port) : Effect.fail(fail("no port"))))
-  })
-})
+export const freePort: Effect.Effect<number, EmbeddedKafkaError> = Effect.mapError(ServerProcess.freePort, fromKit)
 
 const serverProperties = (
   logDir: string,
@@ -251,8 +203,8 @@ const serverProperties = (
   return Object.entries(props).map(([k, v]) => `${k}=${v}`).join("\n") + "\n"
 }
 
-/** One admin round trip, retried until the broker answers. */
-const adminRoundTrip = (bootstrap: string, timeout: Duration.Input) =>
+/** One admin round trip (connect, describe the cluster, list the topics). */
+const adminRoundTrip = (bootstrap: string) =>
   Effect.acquireUseRelease(
     Effect.sync(() => new Kafka({ clientId: "switchyard-embedded", brokers: [bootstrap], logLevel: logLevel.NOTHING }).admin()),
     (admin) =>
@@ -265,71 +217,12 @@ const adminRoundTrip = (bootstrap: string, timeout: Duration.Input) =>
         catch: (e) => fail("admin round trip failed", e)
       }),
     (admin) => Effect.promise(() => admin.disconnect().catch(() => undefined))
-  ).pipe(
-    Effect.retry(Schedule.spaced("250 millis")),
-    Effect.timeoutOrElse({
-      duration: timeout,
-      orElse: () => Effect.fail(fail(`no admin round trip within ${Duration.format(Duration.fromInputUnsafe(timeout))}`))
-    })
   )
 
 // like Kafka's Uuid.randomUuid: never starting with "-", which the storage tool's argument parser reads as a flag
 const newClusterId = (): string => {
   const id = randomBytes(16).toString("base64url")
   return id.startsWith("-") ? newClusterId() : id
-}
-
-/** A started broker process and the tail of what it printed (for the error when it does not start). */
-interface Launched {
-  readonly proc: ChildProcessByStdio<null, Readable, Readable>
-  readonly tail: { text: string }
-}
-
-const spawnJava = (args: ReadonlyArray<string>, cwd: string, verbose: boolean): Launched => {
-  const proc = spawn("java", args, { cwd, stdio: ["ignore", "pipe", "pipe"] })
-  const tail = { text: "" }
-  const onData = (d: Buffer) => {
-    const text = d.toString()
-    if (verbose) process.stderr.write(text)
-    tail.text = (tail.text + text).slice(-20_000)
-  }
-  proc.stdout.on("data", onData)
-  proc.stderr.on("data", onData)
-  return { proc, tail }
-}
-
-/** Resolves once the broker printed "Kafka Server started"; fails if it exits (or cannot spawn) before. */
-const untilStarted = ({ proc, tail }: Launched) =>
-  Effect.callback<void, EmbeddedKafkaError>((resume) => {
-    const onData = () => {
-      if (tail.text.includes("Kafka Server started")) resume(Effect.void)
-    }
-    const onError = (e: Error) => resume(Effect.fail(fail("cannot spawn java", e)))
-    const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
-      resume(Effect.fail(fail(`broker exited (code ${code}, signal ${signal}) before it was ready:\n${tail.text.slice(-6000)}`)))
-    // (listeners added after spawnJava's, so the tail already holds the chunk being checked)
-    proc.stdout.on("data", onData)
-    proc.stderr.on("data", onData)
-    proc.on("error", onError)
-    proc.on("exit", onExit)
-    onData()
-    return Effect.sync(() => {
-      proc.stdout.off("data", onData)
-      proc.stderr.off("data", onData)
-      proc.off("error", onError)
-      proc.off("exit", onExit)
-    })
-  })
-
-/** SIGTERM, then SIGKILL after 10 s; nothing when it has exited already. */
-const stopChild = (proc: ChildProcess | undefined): Effect.Effect<void> => {
-  if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return Effect.void
-  const signal = (name: NodeJS.Signals) =>
-    Effect.callback<void>((resume) => {
-      proc.once("exit", () => resume(Effect.void))
-      proc.kill(name)
-    })
-  return signal("SIGTERM").pipe(Effect.timeoutOrElse({ duration: "10 seconds", orElse: () => signal("SIGKILL") }))
 }
 
 /**
@@ -355,13 +248,7 @@ export const start = (options: StartOptions = {}): Effect.Effect<EmbeddedKafka, 
     const port = yield* freePort
     const controllerPort = yield* freePort
     const saslPort = options.sasl === true ? yield* freePort : undefined
-    const work = yield* Effect.acquireRelease(
-      Effect.try({
-        try: () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "switchyard-kafka-")),
-        catch: (e) => fail("cannot create a temp dir", e)
-      }),
-      (path) => Effect.sync(() => Fs.rmSync(path, { recursive: true, force: true }))
-    )
+    const work = yield* Effect.mapError(ServerProcess.tempDir("switchyard-kafka-"), fromKit)
     const logDir = Path.join(work, "data")
     const propsFile = Path.join(work, "server.properties")
     yield* Effect.try({
@@ -383,28 +270,33 @@ export const start = (options: StartOptions = {}): Effect.Effect<EmbeddedKafka, 
     const scram = saslPort === undefined
       ? []
       : ["--add-scram", `SCRAM-SHA-256=[name=${saslUser.username},password=${saslUser.password}]`]
-    yield* run(
+    yield* ServerProcess.runToCompletion(
       "java",
       [...jvm, "kafka.tools.StorageTool", "format", "-t", clusterId, "-c", propsFile, "--ignore-formatted", ...scram],
       work
-    )
+    ).pipe(Effect.mapError(fromKit))
 
     const current = yield* Ref.make<ChildProcess | undefined>(undefined)
-    const spawnBroker = Effect.sync(() => spawnJava([...jvm, "kafka.Kafka", propsFile], work, options.verbose === true)).pipe(
-      Effect.tap((launched) => Ref.set(current, launched.proc))
-    )
+    const spawnBroker = ServerProcess.spawnServer({
+      command: "java",
+      args: [...jvm, "kafka.Kafka", propsFile],
+      cwd: work,
+      name: "broker",
+      verbose: options.verbose === true
+    }).pipe(Effect.tap((launched) => Ref.set(current, launched.process)))
     const launch = spawnBroker.pipe(
       Effect.flatMap((launched) =>
-        untilStarted(launched).pipe(
-          Effect.timeoutOrElse({
-            duration: timeout,
-            orElse: () => Effect.fail(fail(`broker not ready within the timeout:\n${launched.tail.text.slice(-6000)}`))
-          })
+        ServerProcess.awaitOutput(launched, "Kafka Server started", timeout).pipe(
+          Effect.andThen(ServerProcess.awaitReady(launched, adminRoundTrip(`127.0.0.1:${port}`), {
+            timeout,
+            spacing: "250 millis",
+            what: "no admin round trip"
+          }))
         )
       ),
-      Effect.andThen(adminRoundTrip(`127.0.0.1:${port}`, timeout))
+      Effect.mapError(fromKit)
     )
-    const stopProcess = Effect.flatMap(Ref.getAndSet(current, undefined), stopChild)
+    const stopProcess = Effect.flatMap(Ref.getAndSet(current, undefined), (proc) => ServerProcess.stop(proc, "10 seconds"))
 
     yield* Effect.addFinalizer(() => stopProcess)
     yield* launch.pipe(Effect.tapError(() => stopProcess))

@@ -7,14 +7,13 @@
  *
  * @since 0.1.0
  */
-import { type ChildProcess, type ChildProcessByStdio, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import type { Readable } from "node:stream"
 import { ListQueuesCommand, SQSClient } from "@aws-sdk/client-sqs"
-import { Duration, Effect, Ref, Schedule, Schema, type Scope } from "effect"
+import { ServerProcess } from "@switchyard/core/testing"
+import { type Duration, Effect, Ref, Schema, type Scope } from "effect"
 
 /**
  * The ElasticMQ version the test server runs.
@@ -95,35 +94,8 @@ export interface StartOptions {
 
 const fail = (reason: string, cause?: unknown) => new ElasticMQError(cause === undefined ? { reason } : { reason, cause })
 
-/** Runs a command to completion; fails with its output when it exits non-zero. */
-const run = (command: string, args: ReadonlyArray<string>, cwd: string) =>
-  Effect.callback<string, ElasticMQError>((resume) => {
-    const child = spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"] })
-    const output: Array<string> = []
-    child.stdout.on("data", (d: Buffer) => output.push(d.toString()))
-    child.stderr.on("data", (d: Buffer) => output.push(d.toString()))
-    child.on("error", (e) => resume(Effect.fail(fail(`cannot run ${command}`, e))))
-    child.on("close", (code) =>
-      resume(
-        code === 0
-          ? Effect.succeed(output.join(""))
-          : Effect.fail(fail(`${command} ${args.join(" ")} exited with ${code}: ${output.join("").slice(-4000)}`))
-      ))
-    return Effect.sync(() => child.kill("SIGKILL"))
-  })
-
-const pom = (version: string) => `<?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>dev.switchyard</groupId>
-  <artifactId>elasticmq-test-server</artifactId>
-  <version>1</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency><groupId>org.elasticmq</groupId><artifactId>elasticmq-server_2.13</artifactId><version>${version}</version></dependency>
-  </dependencies>
-</project>
-`
+/** The kit's errors as this module's. */
+const fromKit = (e: ServerProcess.ServerProcessError) => fail(e.reason, e.cause)
 
 const logback = `<configuration>
   <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
@@ -148,21 +120,12 @@ const logback = `<configuration>
 export const resolveJars = (version: string = defaultVersion, cacheDir?: string): Effect.Effect<string, ElasticMQError> =>
   Effect.gen(function*() {
     const dir = cacheDir ?? Path.join(Os.homedir(), ".cache", "switchyard", `elasticmq-${version}`)
-    const libs = Path.join(dir, "libs")
-    const marker = Path.join(dir, ".complete")
-    if (!Fs.existsSync(marker)) {
-      yield* Effect.logInfo(`resolving ElasticMQ ${version} jars from Maven Central into ${libs}`)
-      yield* Effect.try({
-        try: () => {
-          Fs.mkdirSync(dir, { recursive: true })
-          Fs.rmSync(libs, { recursive: true, force: true })
-          Fs.writeFileSync(Path.join(dir, "pom.xml"), pom(version))
-        },
-        catch: (e) => fail("cannot write the cache dir", e)
-      })
-      yield* run("mvn", ["-B", "-q", "dependency:copy-dependencies", "-DincludeScope=runtime", `-DoutputDirectory=${libs}`], dir)
-      yield* Effect.try({ try: () => Fs.writeFileSync(marker, "complete\n"), catch: (e) => fail("marker", e) })
-    }
+    yield* ServerProcess.mavenClasspath({
+      coordinates: [`org.elasticmq:elasticmq-server_2.13:${version}`],
+      cacheDir: dir,
+      label: `ElasticMQ ${version}`,
+      project: "elasticmq-test-server"
+    }).pipe(Effect.mapError(fromKit))
     yield* Effect.try({
       try: () => Fs.writeFileSync(Path.join(dir, "logback.xml"), logback),
       catch: (e) => fail("cannot write logback.xml", e)
@@ -180,15 +143,7 @@ export const resolveJars = (version: string = defaultVersion, cacheDir?: string)
  * ```
  * @since 0.1.0
  */
-export const freePort: Effect.Effect<number, ElasticMQError> = Effect.callback((resume) => {
-  const server = Net.createServer()
-  server.on("error", (e) => resume(Effect.fail(fail("cannot find a free port", e))))
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(port > 0 ? Effect.succeed(port) : Effect.fail(fail("no port"))))
-  })
-})
+export const freePort: Effect.Effect<number, ElasticMQError> = Effect.mapError(ServerProcess.freePort, fromKit)
 
 // H2 writes a commit to its file only after `WRITE_DELAY` (500 ms by default) while ElasticMQ answers a send
 // once the commit returns, so a killed server lost what it confirmed in its last half second (196 of 10,000
@@ -202,8 +157,8 @@ queues-storage { enabled = ${persistent}, path = ${JSON.stringify(Path.join(data
 messages-storage { enabled = ${persistent}, uri = ${JSON.stringify(`jdbc:h2:${Path.join(dataDir, "elasticmq")};WRITE_DELAY=0`)} }
 `
 
-/** One `ListQueues`, retried until the server answers. */
-const roundTrip = (endpoint: string, timeout: Duration.Input) =>
+/** One `ListQueues`. */
+const roundTrip = (endpoint: string) =>
   Effect.acquireUseRelease(
     Effect.sync(() => new SQSClient({ endpoint, region, credentials, maxAttempts: 1 })),
     (client) =>
@@ -212,68 +167,17 @@ const roundTrip = (endpoint: string, timeout: Duration.Input) =>
         catch: (e) => fail("ListQueues failed", e)
       }),
     (client) => Effect.sync(() => client.destroy())
-  ).pipe(
-    Effect.retry(Schedule.spaced("100 millis")),
-    Effect.timeoutOrElse({
-      duration: timeout,
-      orElse: () => Effect.fail(fail(`no answer within ${Duration.format(Duration.fromInputUnsafe(timeout))}`))
-    })
   )
 
-interface Launched {
-  readonly proc: ChildProcessByStdio<null, Readable, Readable>
-  readonly tail: { text: string }
-}
-
-const spawnJava = (args: ReadonlyArray<string>, cwd: string, verbose: boolean): Launched => {
-  const proc = spawn("java", args, { cwd, stdio: ["ignore", "pipe", "pipe"] })
-  const tail = { text: "" }
-  const onData = (d: Buffer) => {
-    const text = d.toString()
-    if (verbose) process.stderr.write(text)
-    tail.text = (tail.text + text).slice(-20_000)
-  }
-  proc.stdout.on("data", onData)
-  proc.stderr.on("data", onData)
-  return { proc, tail }
-}
-
-/** Fails if the server exits (or cannot spawn) before it answers. */
-const exited = ({ proc, tail }: Launched) =>
-  Effect.callback<never, ElasticMQError>((resume) => {
-    const onError = (e: Error) => resume(Effect.fail(fail("cannot spawn java", e)))
-    const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
-      resume(Effect.fail(fail(`server exited (code ${code}, signal ${signal}) before it was ready:\n${tail.text.slice(-6000)}`)))
-    proc.on("error", onError)
-    proc.on("exit", onExit)
-    return Effect.sync(() => {
-      proc.off("error", onError)
-      proc.off("exit", onExit)
-    })
-  })
-
-const signal = (proc: ChildProcess, name: NodeJS.Signals) =>
-  Effect.callback<void>((resume) => {
-    proc.once("exit", () => resume(Effect.void))
-    proc.kill(name)
-  })
-
-const running = (proc: ChildProcess | undefined): proc is ChildProcess =>
-  proc !== undefined && proc.exitCode === null && proc.signalCode === null
-
 /** SIGTERM, then SIGKILL after 10 s; nothing when it has exited already. */
-const stopChild = (proc: ChildProcess | undefined): Effect.Effect<void> =>
-  running(proc)
-    ? signal(proc, "SIGTERM").pipe(Effect.timeoutOrElse({ duration: "10 seconds", orElse: () => signal(proc, "SIGKILL") }))
-    : Effect.void
+const stopChild = (proc: ChildProcess | undefined): Effect.Effect<void> => ServerProcess.stop(proc, "10 seconds")
 
 /**
  * SIGKILL: the restart is a crash. ElasticMQ's graceful shutdown (SIGTERM) keeps answering sends after its
  * storage stopped, so messages it confirmed then are gone after the restart (measured: 17 of 10,000); killed,
  * with every commit flushed (`WRITE_DELAY=0`), it loses nothing it confirmed (0 of 10,000, twice).
  */
-const killChild = (proc: ChildProcess | undefined): Effect.Effect<void> =>
-  running(proc) ? signal(proc, "SIGKILL") : Effect.void
+const killChild = (proc: ChildProcess | undefined): Effect.Effect<void> => ServerProcess.kill(proc)
 
 /**
  * Starts a server in the current scope; the scope's close stops it and removes its storage. Resolves once it
@@ -296,13 +200,7 @@ export const start = (options: StartOptions = {}): Effect.Effect<ElasticMQ, Elas
     const timeout = options.startTimeout ?? "60 seconds"
     const dir = yield* resolveJars(version, options.cacheDir)
     const port = yield* freePort
-    const work = yield* Effect.acquireRelease(
-      Effect.try({
-        try: () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "switchyard-elasticmq-")),
-        catch: (e) => fail("cannot create a temp dir", e)
-      }),
-      (path) => Effect.sync(() => Fs.rmSync(path, { recursive: true, force: true }))
-    )
+    const work = yield* Effect.mapError(ServerProcess.tempDir("switchyard-elasticmq-"), fromKit)
     const dataDir = Path.join(work, "data")
     const configFile = Path.join(work, "elasticmq.conf")
     yield* Effect.try({
@@ -328,12 +226,16 @@ export const start = (options: StartOptions = {}): Effect.Effect<ElasticMQ, Elas
     const endpoint = `http://127.0.0.1:${port}`
     const current = yield* Ref.make<ChildProcess | undefined>(undefined)
     const launch = Effect.gen(function*() {
-      const launched = spawnJava(args, work, options.verbose === true)
-      yield* Ref.set(current, launched.proc)
-      yield* Effect.raceFirst(roundTrip(endpoint, timeout), exited(launched)).pipe(
-        Effect.mapError((e) => fail(`${e.reason}\n${launched.tail.text.slice(-4000)}`, e.cause))
-      )
-    })
+      const launched = yield* ServerProcess.spawnServer({
+        command: "java",
+        args,
+        cwd: work,
+        name: "server",
+        verbose: options.verbose === true
+      })
+      yield* Ref.set(current, launched.process)
+      yield* ServerProcess.awaitReady(launched, roundTrip(endpoint), { timeout, spacing: "100 millis" })
+    }).pipe(Effect.mapError(fromKit))
     const stopProcess = Effect.flatMap(Ref.getAndSet(current, undefined), stopChild)
     const killProcess = Effect.flatMap(Ref.getAndSet(current, undefined), killChild)
     yield* Effect.addFinalizer(() => stopProcess)
