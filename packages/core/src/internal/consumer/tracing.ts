@@ -35,19 +35,17 @@ export const traced = (context: Context) => <A, E, R>(next: Step<A, E, R>): Step
   const ackName = Telemetry.spanName("ack", destination)
   const nackName = Telemetry.spanName("nack", destination)
 
+  // One attributes object per message, filled in place: the span copies them into its own map anyway.
+  const processAttributes = (envelope: Delivery<A>["envelope"]): Record<string, unknown> => {
+    const out: Record<string, unknown> = Object.assign(Telemetry.messageAttributes(envelope), attributes)
+    out["switchyard.message.delivery_attempt"] = envelope.attempt
+    const native = broker.telemetryAttributes?.(envelope)
+    return native === undefined ? out : Object.assign(out, native)
+  }
   const spanOptions = (delivery: Delivery<A>): Tracer.SpanOptions => {
     const envelope = delivery.envelope
     const upstream = Telemetry.parseTraceparent(envelope.headers[H.traceparent])
-    const base = {
-      kind: "consumer",
-      captureStackTrace: false,
-      attributes: {
-        ...attributes,
-        ...Telemetry.messageAttributes(envelope),
-        "switchyard.message.delivery_attempt": envelope.attempt,
-        ...broker.telemetryAttributes?.(envelope)
-      }
-    } as const
+    const base = { kind: "consumer", captureStackTrace: false, attributes: processAttributes(envelope) } as const
     if (upstream === undefined) return base
     const links = [{ span: upstream, attributes: {} }]
     return context.traceContext === "link" ? { ...base, links } : { ...base, parent: upstream, links }
@@ -60,10 +58,12 @@ export const traced = (context: Context) => <A, E, R>(next: Step<A, E, R>): Step
       "messaging.message.id": delivery.envelope.id
     }, operationName)
   })
+  // `useSpan`, not `withSpan`: a settlement starts no child span of its own, so its span need not become
+  // the parent in the fiber's context (a context copy per settlement saved)
   const withSettleSpans = (delivery: Delivery<A>): Delivery<A> => ({
     ...delivery,
-    ack: Effect.withSpan(delivery.ack, ackName, settleSpan(delivery, "ack")),
-    nack: (nackOptions) => Effect.withSpan(delivery.nack(nackOptions), nackName, settleSpan(delivery, "nack"))
+    ack: Effect.useSpan(ackName, settleSpan(delivery, "ack"), () => delivery.ack),
+    nack: (nackOptions) => Effect.useSpan(nackName, settleSpan(delivery, "nack"), () => delivery.nack(nackOptions))
   })
   return (delivery) =>
     Effect.trackDuration(
