@@ -115,8 +115,33 @@ const defaultReconnectSchedule: Schedule.Schedule<unknown, unknown> = Schedule.s
   Schedule.upTo({ duration: "1 minute" })
 )
 
+/** SQS's bounds of a queue attribute, in seconds (`DelaySeconds`, `VisibilityTimeout`, `MessageRetentionPeriod`). */
+const queueBounds = [
+  ["delay", 0, 900],
+  ["visibilityTimeout", 0, 43_200],
+  ["retention", 60, 1_209_600]
+] as const
+
+/** What is wrong with a queue spec, before SQS refuses it at the first use (`undefined`: nothing). */
+const queueProblem = (name: string, spec: QueueSpec): string | undefined => {
+  for (const [field, min, max] of queueBounds) {
+    const value = spec[field]
+    if (value === undefined) continue
+    const s = Duration.fromInput(value)
+    if (s._tag === "None") return `queue ${name}: ${field} is not a duration`
+    const n = Math.ceil(Duration.toMillis(s.value) / 1000)
+    if (n < min || n > max) return `queue ${name}: ${field} must be between ${min} and ${max} seconds, got ${n}`
+  }
+  const receives = spec.maxReceiveCount
+  if (receives !== undefined && (!Number.isInteger(receives) || receives < 1 || receives > 1000)) {
+    return `queue ${name}: maxReceiveCount must be an integer from 1 to 1000, got ${receives}`
+  }
+  return undefined
+}
+
 /**
- * Fills in the defaults; bad values fail with `ConnectionError` reason `Invalid`.
+ * Fills in the defaults; bad values (a queue's delay over 15 minutes, a visibility timeout over 12 hours, …)
+ * fail with `ConnectionError` reason `Invalid`.
  *
  * @example
  * ```ts
@@ -141,6 +166,11 @@ export const resolve = (options: Options): Effect.Effect<Resolved, Errors.Connec
       return yield* invalid(`receivers must be a positive integer, got ${options.receivers}`)
     }
     if (options.endpoint !== undefined && !URL.canParse(options.endpoint)) return yield* invalid(`endpoint is not a URL: ${options.endpoint}`)
+    const specs = [...Object.entries(options.queues ?? {}), ...(options.defaultQueue === undefined ? [] : [["(default)", options.defaultQueue] as const])]
+    for (const [name, spec] of specs) {
+      const problem = queueProblem(name, spec)
+      if (problem !== undefined) return yield* invalid(problem)
+    }
     return {
       options,
       endpoint,

@@ -578,3 +578,30 @@ describe("error classification", () => {
       assert.strictEqual(error.reason._tag, "Invalid", "publish fails with the first refused message")
     }).pipe(Effect.scoped))
 })
+
+describe("queue specs", () => {
+  const reasonOfResolve = (options: SqsConnection.Options) =>
+    Effect.runSync(SqsConnection.resolve(options).pipe(Effect.match({ onFailure: (e) => e.reason, onSuccess: () => undefined })))
+
+  it("out of SQS's bounds is refused when the layer is built, with the queue and the field named (Invalid)", () => {
+    const cases: ReadonlyArray<readonly [SqsConnection.Options, string]> = [
+      [{ queues: { orders: { delay: "16 minutes" } } }, "queue orders: delay must be between 0 and 900 seconds, got 960"],
+      [{ queues: { "orders.fifo": { visibilityTimeout: "13 hours" } } }, "queue orders.fifo: visibilityTimeout must be between 0 and 43200 seconds"],
+      [{ defaultQueue: { retention: "10 seconds" } }, "queue (default): retention must be between 60 and 1209600 seconds"],
+      [{ queues: { orders: { maxReceiveCount: 0 } } }, "queue orders: maxReceiveCount must be an integer from 1 to 1000"]
+    ]
+    for (const [options, message] of cases) {
+      const reason = reasonOfResolve({ endpoint: "http://127.0.0.1:9324", ...options })
+      assert.strictEqual(reason?._tag, "Invalid")
+      assert.include(reason?.message ?? "", message)
+    }
+  })
+
+  it("within the bounds resolves", () => {
+    const reason = reasonOfResolve({
+      endpoint: "http://127.0.0.1:9324",
+      queues: { orders: { delay: "15 minutes", visibilityTimeout: "12 hours", retention: "14 days", maxReceiveCount: 1000 } }
+    })
+    assert.isUndefined(reason)
+  })
+})
