@@ -8,11 +8,10 @@
  */
 import { execFile, spawn } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
-import * as Os from "node:os"
 import * as Path from "node:path"
+import { ServerProcess } from "@switchyard/core/testing"
 import * as amqp from "amqplib"
-import { Duration, Effect, Result, Schedule, Schema, type Scope } from "effect"
+import { Duration, Effect, Schedule, Schema, type Scope } from "effect"
 
 /**
  * Starting or stopping the node failed.
@@ -71,15 +70,7 @@ const defaultCommand = (): string =>
 const fail = (message: string) => (error: unknown) =>
   new RabbitNodeError({ message: `${message}: ${error instanceof Error ? error.message : String(error)}` })
 
-const freePort: Effect.Effect<number, RabbitNodeError> = Effect.callback<number, RabbitNodeError>((resume) => {
-  const server = Net.createServer()
-  server.once("error", (error) => resume(Effect.fail(fail("finding a free port")(error))))
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
+const freePort: Effect.Effect<number, RabbitNodeError> = Effect.mapError(ServerProcess.freePort, fail("finding a free port"))
 
 interface Layout {
   readonly name: string
@@ -133,24 +124,14 @@ const spawnNode = (layout: Layout): Effect.Effect<void, RabbitNodeError> =>
 const acceptsAmqp = (url: string): Effect.Effect<void, RabbitNodeError> =>
   Effect.tryPromise({ try: () => amqp.connect(url).then((c) => c.close()), catch: fail("connecting") })
 
-const nodePid = (layout: Layout): number | undefined => {
-  const file = Path.join(layout.directory, "node.pid")
-  const pid = Fs.existsSync(file) ? Number(Fs.readFileSync(file, "utf8").trim()) : Number.NaN
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined
-}
-
-// signal 0 only checks that the process exists
-const isRunning = (pid: number): boolean => Result.isSuccess(Result.try(() => process.kill(pid, 0)))
+const nodePid = (layout: Layout): number | undefined => ServerProcess.pidFromFile(Path.join(layout.directory, "node.pid"))
 
 const stopNode = (layout: Layout): Effect.Effect<void, RabbitNodeError> =>
   Effect.suspend(() => {
     const pid = nodePid(layout)
-    if (pid === undefined || !isRunning(pid)) return Effect.void
-    return Effect.try({ try: () => process.kill(pid, "SIGTERM"), catch: fail("stopping the node") }).pipe(
-      Effect.andThen(Effect.void.pipe(
-        Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: () => !isRunning(pid) }),
-        Effect.timeoutOrElse({ duration: "30 seconds", orElse: () => Effect.ignore(Effect.try(() => process.kill(pid, "SIGKILL"))) })
-      )),
+    if (pid === undefined || !ServerProcess.isRunning(pid)) return Effect.void
+    return ServerProcess.stopPid(pid, { poll: "100 millis", grace: "30 seconds" }).pipe(
+      Effect.mapError(fail("stopping the node")),
       Effect.andThen(Effect.sync(() => Fs.rmSync(Path.join(layout.directory, "node.pid"), { force: true })))
     )
   })
@@ -202,10 +183,8 @@ export const start = Effect.fn("RabbitNode.start")(function*(
   options: Options = {}
 ): Effect.fn.Return<RabbitNode, RabbitNodeError, Scope.Scope> {
     const id = globalThis.crypto.randomUUID().replaceAll("-", "").slice(0, 10)
-    const directory = yield* Effect.try({
-      try: () => Fs.mkdtempSync(Path.join(Os.tmpdir(), `sy-rabbit-${id}-`)),
-      catch: fail("creating a temporary directory")
-    })
+    // removed when the scope closes, after the node's finalizer below stopped it
+    const directory = yield* Effect.mapError(ServerProcess.tempDir(`sy-rabbit-${id}-`), fail("creating a temporary directory"))
     const layout: Layout = {
       name: `sy-${id}@localhost`,
       port: yield* freePort,
@@ -215,11 +194,7 @@ export const start = Effect.fn("RabbitNode.start")(function*(
     }
     const url = `amqp://guest:guest@127.0.0.1:${layout.port}`
     const timeout = Duration.fromInputUnsafe(options.startTimeout ?? "90 seconds")
-    yield* Effect.addFinalizer(() =>
-      Effect.ignore(stopNode(layout)).pipe(
-        Effect.andThen(Effect.sync(() => Fs.rmSync(directory, { recursive: true, force: true })))
-      )
-    )
+    yield* Effect.addFinalizer(() => Effect.ignore(stopNode(layout)))
     yield* prepare(layout)
     yield* startNode(layout, url, timeout)
     return {

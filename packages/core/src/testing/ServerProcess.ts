@@ -485,6 +485,22 @@ export const kill = (proc: ChildProcess | undefined): Effect.Effect<void> =>
 export const isRunning = (pid: number): boolean => Result.isSuccess(Result.try(() => process.kill(pid, 0)))
 
 /**
+ * The pid a pid file names (a server started detached writes one); `undefined` when there is no file or it
+ * holds no pid.
+ *
+ * @example
+ * ```ts
+ * import { ServerProcess } from "@switchyard/core/testing"
+ * const pid = ServerProcess.pidFromFile("/tmp/sy-redis-abc123/redis.pid")
+ * ```
+ * @since 0.1.0
+ */
+export const pidFromFile = (file: string): number | undefined => {
+  const pid = Fs.existsSync(file) ? Number(Fs.readFileSync(file, "utf8").trim()) : Number.NaN
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined
+}
+
+/**
  * Options of {@link stopPid}.
  *
  * @since 0.1.0

@@ -6,12 +6,11 @@
  *
  * @since 0.3.0
  */
-import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { type AddressInfo, createServer } from "node:net"
-import { tmpdir } from "node:os"
+import type { ChildProcess } from "node:child_process"
+import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import type { Broker, Errors } from "@switchyard/core"
+import { ServerProcess } from "@switchyard/core/testing"
 import { Effect, Layer, Option, type Scope, SynchronizedRef } from "effect"
 import * as NatsBroker from "../NatsBroker.ts"
 import type * as NatsConnection from "../NatsConnection.ts"
@@ -61,15 +60,6 @@ export interface PrivateNatsServer {
   readonly restart: Effect.Effect<void, Error>
 }
 
-const freePort = Effect.callback<number, Error>((resume) => {
-  const srv = createServer()
-  srv.once("error", (e) => resume(Effect.fail(e)))
-  srv.listen(0, "127.0.0.1", () => {
-    const { port } = srv.address() as AddressInfo
-    srv.close(() => resume(Effect.succeed(port)))
-  })
-})
-
 const argumentsOf = (port: number, dir: string, options: Options): ReadonlyArray<string> => {
   const auth = options.token !== undefined
     ? ["--auth", options.token]
@@ -80,35 +70,28 @@ const argumentsOf = (port: number, dir: string, options: Options): ReadonlyArray
   return ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir, ...auth, ...config]
 }
 
-/** Starts the process; succeeds once it logs "Server is ready". */
-const startProcess = (port: number, dir: string, options: Options) =>
-  Effect.callback<ChildProcess, Error>((resume) => {
-    if (options.config !== undefined) writeFileSync(join(dir, "server.conf"), options.config)
-    const binary = options.binary ?? process.env["NATS_SERVER_BIN"] ?? "/usr/sbin/nats-server"
-    const proc = spawn(binary, [...argumentsOf(port, dir, options)], { stdio: ["ignore", "ignore", "pipe"] })
-    const log: Array<string> = []
-    const onData = (chunk: Buffer): void => {
-      log.push(chunk.toString())
-      if (log.join("").includes("Server is ready")) {
-        proc.stderr?.off("data", onData)
-        resume(Effect.succeed(proc))
-      }
+/** Starts the process; succeeds once it logs "Server is ready" (killed when it does not, within 20 s). */
+const startProcess = (port: number, dir: string, options: Options): Effect.Effect<ChildProcess, Error> =>
+  Effect.gen(function*() {
+    const config = options.config
+    if (config !== undefined) {
+      yield* Effect.try({
+        try: () => writeFileSync(join(dir, "server.conf"), config),
+        catch: (e) => new Error("cannot write the nats-server configuration", { cause: e })
+      })
     }
-    proc.stderr?.on("data", onData)
-    proc.once("error", (e) => resume(Effect.fail(e)))
-    proc.once("exit", (code) => resume(Effect.fail(new Error(`nats-server exited (${code}) before it was ready: ${log.join("")}`))))
-    return Effect.sync(() => proc.kill("SIGKILL"))
-  }).pipe(Effect.timeout("20 seconds"))
+    const launched = yield* ServerProcess.spawnServer({
+      command: options.binary ?? process.env["NATS_SERVER_BIN"] ?? "/usr/sbin/nats-server",
+      args: argumentsOf(port, dir, options),
+      name: "nats-server"
+    })
+    yield* ServerProcess.awaitOutput(launched, "Server is ready", "20 seconds").pipe(
+      Effect.onError(() => ServerProcess.kill(launched.process))
+    )
+    return launched.process
+  })
 
-const stopProcess = (proc: ChildProcess): Effect.Effect<void> =>
-  Effect.callback<void>((resume) => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return resume(Effect.void)
-    proc.once("exit", () => resume(Effect.void))
-    proc.kill("SIGTERM")
-  }).pipe(
-    Effect.timeout("10 seconds"),
-    Effect.catch(() => Effect.sync(() => proc.kill("SIGKILL")))
-  )
+const stopProcess = (proc: ChildProcess): Effect.Effect<void> => ServerProcess.stop(proc, "10 seconds")
 
 /**
  * Starts a private server in the current scope (stopped, storage removed, when the scope closes).
@@ -125,11 +108,8 @@ const stopProcess = (proc: ChildProcess): Effect.Effect<void> =>
 export const make = Effect.fn("PrivateNatsServer.make")(function*(
   options: Options = {}
 ): Effect.fn.Return<PrivateNatsServer, Error, Scope.Scope> {
-  const port = yield* freePort
-  const dir = yield* Effect.acquireRelease(
-    Effect.sync(() => mkdtempSync(join(tmpdir(), "switchyard-nats-"))),
-    (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-  )
+  const port = yield* ServerProcess.freePort
+  const dir = yield* ServerProcess.tempDir("switchyard-nats-")
   const proc = yield* Effect.acquireRelease(
     Effect.flatMap(startProcess(port, dir, options), SynchronizedRef.make),
     (ref) => Effect.flatMap(SynchronizedRef.get(ref), stopProcess)

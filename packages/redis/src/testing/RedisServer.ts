@@ -10,9 +10,9 @@
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
-import * as Os from "node:os"
 import * as Path from "node:path"
-import { Duration, Effect, Result, Schedule, Schema, type Scope } from "effect"
+import { ServerProcess } from "@switchyard/core/testing"
+import { Duration, Effect, Schedule, Schema, type Scope } from "effect"
 
 /**
  * Starting or stopping the server failed.
@@ -67,16 +67,6 @@ export interface Options {
 const fail = (message: string) => (error: unknown) =>
   new RedisServerError({ message: `${message}: ${error instanceof Error ? error.message : String(error)}` })
 
-const freePort: Effect.Effect<number, RedisServerError> = Effect.callback<number, RedisServerError>((resume) => {
-  const server = Net.createServer()
-  server.once("error", (error) => resume(Effect.fail(fail("finding a free port")(error))))
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
-
 interface Layout {
   readonly port: number
   readonly directory: string
@@ -106,14 +96,7 @@ const writeConfig = (layout: Layout, extra: ReadonlyArray<string>): Effect.Effec
     catch: fail("writing redis.conf")
   })
 
-const pidOf = (layout: Layout): number | undefined => {
-  const file = pidFile(layout)
-  const pid = Fs.existsSync(file) ? Number(Fs.readFileSync(file, "utf8").trim()) : Number.NaN
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined
-}
-
-// signal 0 only checks that the process exists
-const isRunning = (pid: number): boolean => Result.isSuccess(Result.try(() => process.kill(pid, 0)))
+const pidOf = (layout: Layout): number | undefined => ServerProcess.pidFromFile(pidFile(layout))
 
 const answersPing = (port: number): Effect.Effect<void, RedisServerError> =>
   Effect.callback<void, RedisServerError>((resume) => {
@@ -157,12 +140,9 @@ const startServer = (layout: Layout, timeout: Duration.Duration): Effect.Effect<
 const signal = (layout: Layout, name: "SIGTERM" | "SIGKILL"): Effect.Effect<void, RedisServerError> =>
   Effect.suspend(() => {
     const pid = pidOf(layout)
-    if (pid === undefined || !isRunning(pid)) return Effect.void
-    return Effect.try({ try: () => process.kill(pid, name), catch: fail(`${name} to redis-server`) }).pipe(
-      Effect.andThen(Effect.void.pipe(
-        Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: () => !isRunning(pid) }),
-        Effect.timeoutOrElse({ duration: "20 seconds", orElse: () => Effect.ignore(Effect.try(() => process.kill(pid, "SIGKILL"))) })
-      )),
+    if (pid === undefined || !ServerProcess.isRunning(pid)) return Effect.void
+    return ServerProcess.stopPid(pid, { signal: name, poll: "20 millis", grace: "20 seconds" }).pipe(
+      Effect.mapError(fail(`${name} to redis-server`)),
       Effect.andThen(Effect.sync(() => Fs.rmSync(pidFile(layout), { force: true })))
     )
   })
@@ -187,21 +167,15 @@ const signal = (layout: Layout, name: "SIGTERM" | "SIGKILL"): Effect.Effect<void
 export const start = Effect.fn("RedisServer.start")(function*(
   options: Options = {}
 ): Effect.fn.Return<RedisServer, RedisServerError, Scope.Scope> {
-  const directory = yield* Effect.try({
-    try: () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "sy-redis-")),
-    catch: fail("creating a temporary directory")
-  })
+  // removed when the scope closes, after the server's finalizer below stopped it
+  const directory = yield* Effect.mapError(ServerProcess.tempDir("sy-redis-"), fail("creating a temporary directory"))
   const layout: Layout = {
-    port: yield* freePort,
+    port: yield* Effect.mapError(ServerProcess.freePort, fail("finding a free port")),
     directory,
     command: options.command ?? process.env["REDIS_SERVER"] ?? "redis-server"
   }
   const timeout = Duration.fromInputUnsafe(options.startTimeout ?? "20 seconds")
-  yield* Effect.addFinalizer(() =>
-    Effect.ignore(signal(layout, "SIGTERM")).pipe(
-      Effect.andThen(Effect.sync(() => Fs.rmSync(directory, { recursive: true, force: true })))
-    )
-  )
+  yield* Effect.addFinalizer(() => Effect.ignore(signal(layout, "SIGTERM")))
   yield* writeConfig(layout, options.config ?? [])
   yield* startServer(layout, timeout)
   const stop = signal(layout, "SIGTERM")
