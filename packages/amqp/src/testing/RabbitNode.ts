@@ -9,7 +9,7 @@
 import { execFile, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { ServerProcess } from "@switchyard/core/testing"
+import { ServerProcess } from "@switchyard/core/testing/server"
 import * as amqp from "amqplib"
 import { Duration, Effect, Schedule, Schema, type Scope } from "effect"
 

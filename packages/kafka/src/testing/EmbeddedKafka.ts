@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { ServerProcess } from "@switchyard/core/testing"
+import { ServerProcess } from "@switchyard/core/testing/server"
 import { type Duration, Effect, Ref, Schema, Scope } from "effect"
 import { Kafka, logLevel } from "kafkajs"
 

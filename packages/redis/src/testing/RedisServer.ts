@@ -11,7 +11,7 @@ import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
-import { ServerProcess } from "@switchyard/core/testing"
+import { ServerProcess } from "@switchyard/core/testing/server"
 import { Duration, Effect, Schedule, Schema, type Scope } from "effect"
 
 /**

@@ -12,7 +12,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { ListQueuesCommand, SQSClient } from "@aws-sdk/client-sqs"
-import { ServerProcess } from "@switchyard/core/testing"
+import { ServerProcess } from "@switchyard/core/testing/server"
 import { type Duration, Effect, Ref, Schema, type Scope } from "effect"
 
 /**
