@@ -18,7 +18,8 @@ const plan: Record<string, { readonly typed: ReadonlyArray<string>; readonly byt
   amqp: { typed: ["amqp"], bytes: "amqp" },
   nats: { typed: ["nats", "jetstream"], bytes: "nats" },
   kafka: { typed: ["kafka"], bytes: "kafka" },
-  redis: { typed: ["redis"], bytes: undefined }
+  redis: { typed: ["redis"], bytes: undefined },
+  sqs: { typed: ["sqs"], bytes: undefined }
 }
 const aliases: Record<string, { readonly typed: ReadonlyArray<string>; readonly bytes: string | undefined }> = {
   ...plan,

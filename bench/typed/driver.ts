@@ -34,7 +34,8 @@ export const drivers: Record<string, () => Promise<Driver>> = {
   nats: async () => (await import("./drivers/nats.ts")).driver,
   jetstream: async () => (await import("./drivers/jetstream.ts")).driver,
   kafka: async () => (await import("./drivers/kafka.ts")).driver,
-  redis: async () => (await import("./drivers/redis.ts")).driver
+  redis: async () => (await import("./drivers/redis.ts")).driver,
+  sqs: async () => (await import("./drivers/sqs.ts")).driver
 }
 
 /** Fails the run loudly. */
