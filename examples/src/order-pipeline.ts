@@ -7,7 +7,7 @@
  * - inventory (per-key ordered across 8 parallel lanes; a discontinued SKU fails permanently).
  * Some messages are malformed, and one names an event type nobody knows, to show the dead-letter path.
  *
- * Run: `./switchyard demo` (in-memory broker) or `./switchyard demo --broker amqp|nats|kafka`.
+ * Run: `./switchyard demo` (in-memory broker) or `./switchyard demo --broker amqp|nats|kafka|sqs|redis`.
  * Options: `--orders N` (default 500). SIGINT / SIGTERM drains in-flight messages and exits.
  */
 import { NodeRuntime } from "@effect/platform-node"
@@ -54,11 +54,18 @@ const program = Effect.gen(function*() {
   const destination = `${ordersDestination}.${run}`
   const stats = yield* Ref.make(emptyStats)
   const broker = yield* Broker.Broker
-  yield* Effect.logInfo(`order pipeline on ${broker.system}: ${orderCount} orders → ${destination}`)
+  // Where a queue's consumers compete whatever their group (SQS), fan-out is the producer's, as SNS would do
+  // it: one FIFO queue per group (per-key order), every event published to each; one dead-letter queue for all.
+  const fanOut = !broker.capabilities.consumerGroups
+  const destinationOf = (group: string) => (fanOut ? `${destination}.${group}.fifo` : destination)
+  const deadLetterDestination = `${destination}.dlq`
+  yield* Effect.logInfo(
+    `order pipeline on ${broker.system}: ${orderCount} orders → ${fanOut ? `one queue per group (${destinationOf("<group>")})` : destination}`
+  )
 
   // ---- email: idempotent, transient failures retried with exponential backoff -------------------
   const emailAttempts = new Map<string, number>()
-  const email = Router.make(destination, OrderEvent, {
+  const email = Router.make(destinationOf("email"), OrderEvent, {
     OrderPlaced: (order: OrderPlaced) =>
       Effect.gen(function*() {
         const attempt = (emailAttempts.get(order.orderId) ?? 0) + 1
@@ -73,7 +80,7 @@ const program = Effect.gen(function*() {
 
   // ---- inventory: per-order ordering over parallel lanes; discontinued SKUs fail permanently ----
   const lastSeen = new Map<string, string>()
-  const inventory = Router.make(destination, OrderEvent, {
+  const inventory = Router.make(destinationOf("inventory"), OrderEvent, {
     OrderPlaced: (order: OrderPlaced) =>
       Effect.gen(function*() {
         lastSeen.set(order.orderId, "OrderPlaced")
@@ -90,7 +97,8 @@ const program = Effect.gen(function*() {
   }, { key: (e) => e.orderId })
 
   // ---- analytics: batched over the raw delivery stream ------------------------------------------
-  const analytics = Subscriber.subscribe(email.topic, { group: "analytics", prefetch: 512 }).pipe(
+  const analyticsTopic = fanOut ? Topic.make(destinationOf("analytics"), OrderEvent, { key: (e) => e.orderId }) : email.topic
+  const analytics = Subscriber.subscribe(analyticsTopic, { group: "analytics", prefetch: 512 }).pipe(
     Stream.groupedWithin(200, Duration.millis(50)),
     Stream.mapEffect((batch) =>
       Effect.gen(function*() {
@@ -115,7 +123,7 @@ const program = Effect.gen(function*() {
   )
 
   // ---- dead letters: watch the DLQ and keep the reasons -----------------------------------------
-  const deadLetters = Subscriber.subscribe(Topic.withCodec(`${destination}.dlq`, Codec.bytes), {
+  const deadLetters = Subscriber.subscribe(Topic.withCodec(deadLetterDestination, Codec.bytes), {
     group: "dlq-monitor"
   }).pipe(
     Stream.runForEach((delivery) =>
@@ -137,12 +145,14 @@ const program = Effect.gen(function*() {
     Consumer.run(email.topic, email.handler, {
       group: "email",
       concurrency: 4,
+      deadLetter: deadLetterDestination,
       idempotency: true,
       retry: { schedule: Schedule.exponential(Duration.millis(5)).pipe(Schedule.upTo({ times: 4 })), isRetryable: (error) => error._tag === "SmtpUnavailable" }
     }),
     Consumer.run(inventory.topic, inventory.handler, {
       group: "inventory",
       concurrency: 8,
+      deadLetter: deadLetterDestination,
       ordering: "key",
       retry: { schedule: Schedule.spaced(Duration.millis(10)).pipe(Schedule.upTo({ times: 2 })), isRetryable: (error) => error._tag !== "OutOfStock" }
     }),
@@ -171,18 +181,20 @@ const program = Effect.gen(function*() {
     // Every 50th order is published twice (a retrying upstream): email must not send it twice.
     return i % 50 === 0 ? [placed, placed, paid] : [placed, paid]
   })
+  const publishTopics = fanOut ? [email.topic, inventory.topic, analyticsTopic] : [email.topic]
   yield* Stream.fromIterable(messages).pipe(
     Stream.grouped(100),
-    Stream.runForEach((batch) => Publisher.publishMessages(email.topic, batch))
+    Stream.runForEach((batch) => Effect.forEach(publishTopics, (topic) => Publisher.publishMessages(topic, batch), { discard: true }))
   )
   // Malformed traffic from a misbehaving producer, straight through the byte-level broker.
   const raw = (id: string, payload: string) =>
     Envelope.outgoing(new TextEncoder().encode(payload), { id, contentType: "application/json" })
-  yield* broker.publish(destination, [
-    raw(`malformed-json-${run}`, "{ this is not json"),
-    raw(`missing-fields-${run}`, JSON.stringify({ _tag: "OrderPlaced", orderId: "x" })),
-    raw(`unknown-type-${run}`, JSON.stringify({ _tag: "OrderShipped", orderId: "order-00001" }))
-  ])
+  yield* Effect.forEach(publishTopics, (topic) =>
+    broker.publish(topic.name, [
+      raw(`malformed-json-${run}`, "{ this is not json"),
+      raw(`missing-fields-${run}`, JSON.stringify({ _tag: "OrderPlaced", orderId: "x" })),
+      raw(`unknown-type-${run}`, JSON.stringify({ _tag: "OrderShipped", orderId: "order-00001" }))
+    ]), { discard: true })
   const publishedAt = yield* Clock.currentTimeMillis
 
   const duplicates = Math.ceil(orderCount / 50)
