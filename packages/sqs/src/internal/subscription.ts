@@ -142,8 +142,12 @@ export const subscribe = (
     }).pipe(Effect.repeat(Schedule.spaced(Duration.millis(period / 2))))
     yield* Effect.forkScoped(heartbeat)
 
+    // Every receiver is signalled at once, then awaited: one by one, a receiver in its long poll would hold
+    // the next one's interruption back past the close's time bound, and it would poll on after the close.
+    // The bound is a long poll plus a margin: a receive in flight is never aborted (see `poll`).
+    const closeWithin = Duration.seconds(resolved.waitTimeSeconds + 5)
     const stopIntake = Effect.gen(function*() {
-      yield* Effect.forEach(receivers, Fiber.interrupt, { discard: true })
+      yield* Fiber.interruptAll(receivers)
       const untaken = yield* queue.drain
       yield* Effect.forEach(untaken, Delivery.abandon, { discard: true })
       yield* giveBack(untaken.map((d) => d.handle))
@@ -154,11 +158,11 @@ export const subscribe = (
         yield* stopIntake
         queue.end()
         yield* giveBack([...leases.keys()])
-      }).pipe(Effect.timeout("10 seconds"), Effect.ignore)
+      }).pipe(Effect.timeout(closeWithin), Effect.ignore)
     )
 
     return {
       deliveries: queue.stream,
-      stopIntake: Effect.ignore(Effect.timeout(stopIntake, "10 seconds"))
+      stopIntake: Effect.ignore(Effect.timeout(stopIntake, closeWithin))
     } satisfies Broker.Subscription
   })
