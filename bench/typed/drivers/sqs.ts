@@ -12,8 +12,8 @@
  * - publish (single): `SendMessageBatch`, coalesced like the core publisher with the adapter's
  *   `publishConcurrency: 8` — a caller that finds a free slot and nobody waiting sends a one-entry batch, the
  *   others wait and go out in batches of up to 10, at most 8 calls in flight on the queue;
- * - publishBatch (publishAll, the sink's batches): `SendMessageBatch` of 10 messages, the calls of one batch
- *   one after the other (the adapter's `publish` sends the chunks of one call sequentially, FIFO or not);
+ * - publishBatch (publishAll, the sink's batches): `SendMessageBatch` of 10 messages, up to 8 calls of one
+ *   batch at once (the adapter's `publish` on a standard queue; FIFO queues send them one after the other);
  * - consume: `receiversFor(prefetch)` (= ceil(prefetch / 10), 1 to 4) long-poll loops, each
  *   `ReceiveMessage` asking for as many messages as the free prefetch room (1 to 10), `WaitTimeSeconds` 10
  *   (the adapter's default), every message and system attribute; at most `prefetch` held unsettled;
@@ -160,7 +160,11 @@ const raw = async (input: WorkerInput) => {
         pump()
       }),
     publishBatch: async (batch) => {
-      for (const chunk of chunks(batch, 10)) await sendBatch(chunk)
+      const pending = chunks(batch, 10)
+      const lane = async (): Promise<void> => {
+        for (let chunk = pending.shift(); chunk !== undefined; chunk = pending.shift()) await sendBatch(chunk)
+      }
+      await Promise.all(Array.from({ length: IN_FLIGHT }, lane))
     },
     subscribe: async (prefetch, onMessage) => {
       consumer.running = "yes"

@@ -1,6 +1,7 @@
 /**
- * The publish path: `SendMessageBatch` of up to 10 messages and at most 256 KiB per call (SQS's limits), the
- * calls of one publish made one after the other (a FIFO group keeps its order across them). A publish resolves
+ * The publish path: `SendMessageBatch` of up to 10 messages and at most 256 KiB per call (SQS's limits). On a
+ * FIFO queue the calls of one publish are made one after the other (a group keeps its order across them); on
+ * a standard queue, which keeps no order, up to 8 at once. A publish resolves
  * when SQS accepted every message; SQS answers per entry, so `publishEach` gives each message its own receipt
  * or error (a message over 256 KiB is refused before sending, reason `TooLarge`). A queue found missing (deleted
  * behind our back) is declared again and the call retried once.
@@ -48,6 +49,9 @@ const tooLarge = (destination: string, bytes: number) =>
     destination,
     reason: Errors.reason("TooLarge", `the message is ${bytes} bytes with its attributes; SQS accepts at most ${maxMessageBytes}`)
   })
+
+/** `SendMessageBatch` calls of one publish in flight at once, on a standard queue. */
+const chunkConcurrency = 8
 
 /** The publish operations of a broker. */
 export const make = (connection: SqsConnectionShape, topology: SqsTopologyShape) => {
@@ -98,10 +102,20 @@ export const make = (connection: SqsConnectionShape, topology: SqsTopologyShape)
       }
       const firstRefused = outcomes.findIndex((o) => o !== undefined)
       const sendable = stopAtFailure && firstRefused >= 0 ? prepared.filter((p) => p.position < firstRefused) : prepared
-      for (const chunk of chunksOf(sendable)) {
-        const answered = yield* sendChunk(destination, info, messages, chunk)
-        for (const [position, outcome] of answered) outcomes[position] = outcome
-        if (stopAtFailure && answered.some(([, o]) => Result.isFailure(o))) break
+      const chunks = chunksOf(sendable)
+      if (info.fifo) {
+        // one after the other: a group's order across calls, and nothing after a failure overtakes it
+        for (const chunk of chunks) {
+          const answered = yield* sendChunk(destination, info, messages, chunk)
+          for (const [position, outcome] of answered) outcomes[position] = outcome
+          if (stopAtFailure && answered.some(([, o]) => Result.isFailure(o))) break
+        }
+      } else {
+        // a standard queue keeps no order: the calls of one publish go out together
+        const answers = yield* Effect.forEach(chunks, (chunk) => sendChunk(destination, info, messages, chunk), {
+          concurrency: chunkConcurrency
+        })
+        for (const answered of answers) for (const [position, outcome] of answered) outcomes[position] = outcome
       }
       return outcomes
     }).pipe(

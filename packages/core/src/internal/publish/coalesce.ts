@@ -10,9 +10,10 @@
  * - Up to `inFlight` broker calls per destination run at once (the broker's `publishConcurrency`): a
  *   broker that pipelines writes and confirms each on its own (AMQP confirms, NATS) does not make the next
  *   batch wait a whole confirm round trip; with 1, the next batch waits for the previous one.
- * - A caller that finds nobody waiting and a free slot sends its message itself, in its own fiber: a broker
- *   that confirms at once (in memory) never makes a caller wait for a hand-over; callers arriving meanwhile
- *   are batched by the sender.
+ * - A caller that finds nobody waiting and no call in flight sends its message itself, in its own fiber: a
+ *   broker that confirms at once (in memory) never makes a caller wait for a hand-over, and sparse traffic
+ *   pays no hand-over either; callers arriving while a call is in flight are batched by the sender (so the
+ *   callers of a confirmed batch, publishing again at once, make one call, not one each).
  */
 import type { Context } from "effect"
 import { Deferred, Effect, Exit, Fiber, Option, Queue, Result, Semaphore } from "effect"
@@ -42,6 +43,8 @@ interface Lane {
   readonly slots: Semaphore.Semaphore
   /** Batches the sender holds while it waits for a slot (touched in synchronous steps only). */
   held: number
+  /** Broker calls in flight, batches and lone messages (touched in synchronous steps only). */
+  calls: number
 }
 
 interface Waiter {
@@ -119,6 +122,13 @@ export const make = (send: SendEach, options: Options, scope: Scope.Scope, conte
   // Takes what waits, then a free slot (callers arriving meanwhile wait for the next batch), and sends in a
   // fiber of the publisher's scope holding the slot. When the scope closes, the calls in flight and the
   // sender are interrupted, and so is whoever still waits: nobody is left hanging.
+  /** `call` counted in `lane.calls` while it runs. */
+  const counted = <A, E>(lane: Lane, call: Effect.Effect<A, E>) =>
+    Effect.suspend(() => {
+      lane.calls++
+      return Effect.ensuring(call, Effect.sync(() => void lane.calls--))
+    })
+
   const sender = (destination: string, lane: Lane) =>
     Effect.forever(
       Effect.flatMap(Queue.takeBetween(lane.queue, 1, options.batchSize), (taken) => {
@@ -129,7 +139,9 @@ export const make = (send: SendEach, options: Options, scope: Scope.Scope, conte
         )
         return Effect.andThen(
           slot,
-          Effect.forkIn(Effect.ensuring(sendBatch(destination, taken), lane.slots.release(1)), scope, { startImmediately: true })
+          Effect.forkIn(Effect.ensuring(counted(lane, sendBatch(destination, taken)), lane.slots.release(1)), scope, {
+            startImmediately: true
+          })
         )
       })
     ).pipe(
@@ -145,7 +157,7 @@ export const make = (send: SendEach, options: Options, scope: Scope.Scope, conte
     return Effect.flatMap(Queue.bounded<Waiter>(options.capacity), (queue) => {
       const raced = lanes.get(destination)
       if (raced !== undefined) return Effect.succeed(raced)
-      const lane: Lane = { queue, slots: Semaphore.makeUnsafe(Math.max(1, options.inFlight)), held: 0 }
+      const lane: Lane = { queue, slots: Semaphore.makeUnsafe(Math.max(1, options.inFlight)), held: 0, calls: 0 }
       lanes.set(destination, lane)
       // Run from the publisher's context (a fork would inherit the caller's span); stopped with `scope`.
       const fiber = Effect.runForkWith(context)(sender(destination, lane))
@@ -156,11 +168,12 @@ export const make = (send: SendEach, options: Options, scope: Scope.Scope, conte
   return {
     publish: (destination, message) =>
       Effect.flatMap(laneOf(destination), (lane) =>
-        // Alone only when nobody else waits: neither in the queue nor in a batch held for a slot (a caller
-        // publishing again right after its confirm would otherwise overtake them every time).
-        Queue.sizeUnsafe(lane.queue) === 0 && lane.held === 0
+        // Alone only when nobody else waits, neither in the queue nor in a batch held for a slot (a caller
+        // publishing again right after its confirm would otherwise overtake them every time), and no call is
+        // in flight (whoever comes while one is joins the next batch).
+        Queue.sizeUnsafe(lane.queue) === 0 && lane.held === 0 && lane.calls === 0
           ? Effect.flatMap(
-            lane.slots.withPermitsIfAvailable(1)(sendOne(destination, message)),
+            lane.slots.withPermitsIfAvailable(1)(counted(lane, sendOne(destination, message))),
             (sent) => Option.isSome(sent) ? Effect.succeed(sent.value) : enqueue(lane.queue, message)
           )
           : enqueue(lane.queue, message)),
