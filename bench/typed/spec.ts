@@ -49,7 +49,7 @@ export interface CaseSpec {
    * from the publish call to the handler. Such cases have their own size (`LATENCY_N`) and table.
    */
   readonly rate?: number
-  /** Documented tuning: `References.TracerEnabled` false, larger prefetch / sink batches. */
+  /** Documented tuning: `References.TracerEnabled` and `Telemetry.PerMessageMetrics` false, larger prefetch / sink batches. */
   readonly tuned: boolean
 }
 

@@ -10,10 +10,11 @@
  * - paced pipeline (`rate`): `Publisher.publish` of one order at a time at `rate` per second (each call
  *               runs on its own, awaiting its confirmation), each order's publish-call → handler latency kept.
  *
- * Tuned cases: `References.TracerEnabled` false, `prefetch: 1000`, sink `batchSize: 1000`. Default cases
+ * Tuned cases: `References.TracerEnabled` and `Telemetry.PerMessageMetrics` false, `prefetch: 1000`, sink
+ * `batchSize: 1000`. Default cases
  * pass none of these (the library's defaults apply).
  */
-import { Consumer, Publisher, Switchyard, Topic } from "@switchyard/core"
+import { Consumer, Publisher, Switchyard, Telemetry, Topic } from "@switchyard/core"
 import type { Broker } from "@switchyard/core"
 import { Effect, Fiber, Layer, References, Stream } from "effect"
 import { chunks, Latency, Meter, orders, paced, Tracker } from "./common.ts"
@@ -129,7 +130,9 @@ export const runTyped = <R, E>(
   return Effect.runPromise(
     program.pipe(
       Effect.provide(Switchyard.on(brokerLayer)),
-      spec.tuned ? Effect.provideService(References.TracerEnabled, false) : (self) => self,
+      spec.tuned
+        ? (self) => self.pipe(Effect.provideService(References.TracerEnabled, false), Effect.provideService(Telemetry.PerMessageMetrics, false))
+        : (self) => self,
       Effect.scoped
     ) as Effect.Effect<WorkerResult, unknown>
   )

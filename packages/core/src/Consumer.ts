@@ -41,6 +41,7 @@ import * as Subscription from "./internal/consumer/subscription.ts"
 import * as Tracing from "./internal/consumer/tracing.ts"
 import * as DeadLetter from "./internal/deadLetter.ts"
 import type * as Subscriber from "./Subscriber.ts"
+import * as Telemetry from "./Telemetry.ts"
 import type { Topic } from "./Topic.ts"
 
 /**
@@ -337,6 +338,7 @@ export const run: <A, E, R>(
     const remember = Idempotency.remember(ledger)
     const park = DeadLetterStage.make<A>(config.deadLetter, { broker, group, remember })
     const handle = HandlerStep.make(handler, config.retry, { destination: topic.name, park, remember, remembers: ledger !== undefined })
+    const metrics = yield* Telemetry.PerMessageMetrics
     const step = pipe(
       Decode.decode(config.decode, park)(handle),
       DeliveryLimit.deliveryLimit(park),
@@ -344,6 +346,7 @@ export const run: <A, E, R>(
       Redrive.redrive(group),
       Tracing.traced({
         enabled: yield* References.TracerEnabled,
+        metrics,
         broker,
         destination: topic.name,
         group,
@@ -351,7 +354,7 @@ export const run: <A, E, R>(
       })
     )
     const drain = yield* Drain.make<A>()
-    const process = Lanes.processAll(config.lanes, drain.begin(step))
+    const process = Lanes.processAll(config.lanes, drain.begin(step), metrics)
     const subscriptionScope = yield* Scope.make()
     const fiber = yield* Effect.forkIn(Subscription.supervised(config, { broker, topic, drain, process }), subscriptionScope)
     return yield* Fiber.join(fiber).pipe(

@@ -49,6 +49,32 @@ export const redrivesIgnored = Metric.counter("switchyard_redrives_ignored", {
   incremental: true
 })
 
+/**
+ * Whether consumers keep the per-message metrics: `switchyard_messages_consumed` and the
+ * `switchyard_handling_duration` histogram (default `true`). Off, a consumer times nothing and counts nothing
+ * per message (with `References.TracerEnabled` off as well, nothing of telemetry is allocated per message);
+ * the counters of rare events (retries, dead letters, duplicates, ignored redrives) and the publisher's
+ * per-batch count are kept either way. Read when `Consumer.run` starts.
+ *
+ * @example
+ * ```ts
+ * import { Effect, References } from "effect"
+ * import { Consumer, Telemetry, Topic } from "@switchyard/core"
+ * import { Schema } from "effect"
+ * const orders = Topic.make("orders", Schema.Struct({ id: Schema.String }))
+ * const lean = Consumer.run(orders, () => Effect.void, { group: "billing" }).pipe(
+ *   Effect.provideService(Telemetry.PerMessageMetrics, false),
+ *   Effect.provideService(References.TracerEnabled, false)
+ * )
+ * ```
+ * @category metrics
+ * @since 0.4.0
+ */
+export const PerMessageMetrics: Context.Reference<boolean> = Context.Reference<boolean>(
+  "@switchyard/core/Telemetry/PerMessageMetrics",
+  { defaultValue: () => true }
+)
+
 /** Time from taking a delivery to settling it, in milliseconds. @category metrics @since 0.1.0 */
 export const handlingDuration = Metric.timer("switchyard_handling_duration", {
   description: "Time from delivery to settlement"

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option, Tracer } from "effect"
+import { Effect, Metric, Option, Tracer } from "effect"
 import * as H from "../src/Headers.ts"
+import * as Telemetry from "../src/Telemetry.ts"
 import { duplicate, handled } from "../src/internal/consumer/outcome.ts"
 import type { Step } from "../src/internal/consumer/step.ts"
 import { traced } from "../src/internal/consumer/tracing.ts"
@@ -18,8 +19,9 @@ const recordingTracer = () => {
   return { spans, tracer }
 }
 
-const context = (enabled: boolean, traceContext: "parent" | "link" = "parent") => ({
+const context = (enabled: boolean, traceContext: "parent" | "link" = "parent", metrics = true) => ({
   enabled,
+  metrics,
   broker: { system: "memory", telemetryAttributes: () => ({ "messaging.memory.partition": 0 }) },
   destination: "orders",
   group: "billing",
@@ -73,4 +75,17 @@ describe("consumer stage: tracing", () => {
       assert.strictEqual(spans.length, 0)
     }).pipe(Effect.withTracer(tracer))
   })
+
+  it.effect("per-message metrics: each handling is timed into the histogram; off (with tracing off) the stage is the next step itself", () =>
+    Effect.gen(function*() {
+      const step: Step<number, never, never> = () => Effect.succeed(handled)
+      const count = Effect.map(Metric.value(Telemetry.handlingDuration), (state) => state.count)
+      const before = yield* count
+      yield* traced(context(false))(step)(Fake.decoded(1).delivery)
+      yield* traced(context(true))(step)(Fake.decoded(2).delivery)
+      assert.strictEqual((yield* count) - before, 2)
+      assert.strictEqual(traced(context(false, "parent", false))(step), step)
+      yield* traced(context(true, "parent", false))(step)(Fake.decoded(3).delivery)
+      assert.strictEqual((yield* count) - before, 2, "nothing timed with the metrics off")
+    }))
 })

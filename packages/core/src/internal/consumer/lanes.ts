@@ -20,17 +20,23 @@ export const laneKey = (ordering: LanesConfig["ordering"]) =>
 /** The lane (0 … concurrency - 1) of a key. */
 export const laneOf = (key: string, concurrency: number): number => keyHash(key) % concurrency
 
-/** Runs `begin` on every delivery of the stream, within the lanes' bound and order; counts what it takes. */
-export const processAll = <A, E, R>(config: LanesConfig, begin: (delivery: Delivery<A>) => Effect.Effect<unknown, E, R>) => {
+/** Runs `begin` on every delivery of the stream, within the lanes' bound and order; counts what it takes (`metrics`). */
+export const processAll = <A, E, R>(
+  config: LanesConfig,
+  begin: (delivery: Delivery<A>) => Effect.Effect<unknown, E, R>,
+  metrics = true
+) => {
   const { concurrency, ordering } = config
-  const handleChunk = (chunk: ReadonlyArray<Delivery<A>>) =>
-    Effect.andThen(Metric.update(Telemetry.consumed, chunk.length), Effect.forEach(chunk, begin, { discard: true }))
+  const handleChunk = metrics
+    ? (chunk: ReadonlyArray<Delivery<A>>) =>
+      Effect.andThen(Metric.update(Telemetry.consumed, chunk.length), Effect.forEach(chunk, begin, { discard: true }))
+    : (chunk: ReadonlyArray<Delivery<A>>) => Effect.forEach(chunk, begin, { discard: true })
   if (concurrency === 1) {
     return (deliveries: Stream.Stream<Delivery<A>, SubscribeError>): Effect.Effect<void, E | SubscribeError, R> =>
       Stream.runForEachArray(deliveries, handleChunk)
   }
   if (ordering === "none") {
-    const one = (delivery: Delivery<A>) => Effect.andThen(Metric.update(Telemetry.consumed, 1), begin(delivery))
+    const one = metrics ? (delivery: Delivery<A>) => Effect.andThen(Metric.update(Telemetry.consumed, 1), begin(delivery)) : begin
     const options = { concurrency, unordered: true } as const
     return (deliveries: Stream.Stream<Delivery<A>, SubscribeError>): Effect.Effect<void, E | SubscribeError, R> =>
       Stream.runDrain(Stream.mapEffect(deliveries, one, options))

@@ -2,8 +2,8 @@
  * The tracing stage: one `process <topic>` consumer span per message (OpenTelemetry messaging conventions,
  * see docs/telemetry.md), with the publisher's span as parent (default) or only as a link, and one `ack` /
  * `nack <topic>` settle span per settlement inside it; every message's handling time goes to
- * `switchyard_handling_duration`. With tracing disabled (`References.TracerEnabled`) the stage adds no
- * span and allocates nothing for telemetry.
+ * `switchyard_handling_duration` (unless `Telemetry.PerMessageMetrics` is off). With tracing disabled
+ * (`References.TracerEnabled`) the stage adds no span; with both off it is the next step itself.
  */
 import type { Tracer } from "effect"
 import { Effect } from "effect"
@@ -17,6 +17,8 @@ import type { Step } from "./step.ts"
 /** What the tracing stage reads. */
 export interface Context {
   readonly enabled: boolean
+  /** `Telemetry.PerMessageMetrics`: time every message into `switchyard_handling_duration`. */
+  readonly metrics: boolean
   readonly broker: Pick<BrokerShape, "system" | "telemetryAttributes">
   readonly destination: string
   readonly group: string
@@ -27,7 +29,10 @@ const annotateOutcome = (outcome: Outcome) => Effect.annotateCurrentSpan("switch
 
 /** Spans (when enabled) and the handling-time metric around the rest of the steps. */
 export const traced = (context: Context) => <A, E, R>(next: Step<A, E, R>): Step<A, E, R> => {
-  if (!context.enabled) return (delivery) => Effect.trackDuration(next(delivery), Telemetry.handlingDuration)
+  const timed = context.metrics
+    ? (handling: Effect.Effect<Outcome, E, R>) => Effect.trackDuration(handling, Telemetry.handlingDuration)
+    : (handling: Effect.Effect<Outcome, E, R>) => handling
+  if (!context.enabled) return context.metrics ? (delivery) => timed(next(delivery)) : next
   const { broker, destination } = context
   const groupAttribute = { "messaging.consumer.group.name": context.group }
   const attributes = Telemetry.messagingAttributes(broker.system, destination, "process", groupAttribute)
@@ -66,8 +71,5 @@ export const traced = (context: Context) => <A, E, R>(next: Step<A, E, R>): Step
     nack: (nackOptions) => Effect.useSpan(nackName, settleSpan(delivery, "nack"), () => delivery.nack(nackOptions))
   })
   return (delivery) =>
-    Effect.trackDuration(
-      Effect.withSpan(Effect.tap(next(withSettleSpans(delivery)), annotateOutcome), processName, spanOptions(delivery)),
-      Telemetry.handlingDuration
-    )
+    timed(Effect.withSpan(Effect.tap(next(withSettleSpans(delivery)), annotateOutcome), processName, spanOptions(delivery)))
 }
