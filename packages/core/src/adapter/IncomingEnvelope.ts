@@ -81,8 +81,11 @@ export const maxIdLength = 255
  * than {@link maxIdLength} come from foreign producers' garbage, are shared by unrelated messages, and would
  * make idempotency drop them as duplicates; the broker id is used instead.
  */
+// Blank: no character that is not whitespace (a search that stops at the first one, no trimmed copy).
+const nonBlank = /\S/
+
 const usableId = (value: string | undefined): string | undefined =>
-  value === undefined || value.length > maxIdLength || value.trim() === "" ? undefined : value
+  value === undefined || value.length > maxIdLength || !nonBlank.test(value) ? undefined : value
 
 /**
  * Applies the fallbacks and returns the envelope. `now` is read only when neither the message nor the
