@@ -37,7 +37,7 @@ import {
   SQSClient,
   type SendMessageBatchRequestEntry
 } from "@aws-sdk/client-sqs"
-import { SqsBroker } from "@switchyard/sqs"
+import { SqsBroker, SqsTopology } from "@switchyard/sqs"
 import { ElasticMQ } from "@switchyard/sqs/testing"
 import { Effect, Exit, Redacted, Scope } from "effect"
 import { chunks, pool } from "../common.ts"
@@ -49,15 +49,6 @@ import { runTyped } from "../typed.ts"
 const VISIBILITY_SECONDS = 30
 const WAIT_TIME_SECONDS = 10 // SqsConnection's default waitTime
 const IN_FLIGHT = 8 // SqsBroker's publishConcurrency, and the settler's concurrency
-
-/**
- * The adapter's queue name of a destination (internal/names.ts): `.` becomes `_d`, `_` becomes `_u`. The
- * harness's destinations use only letters, digits, `-` and `.`; anything else would need the full mapping.
- */
-const queueNameOf = (destination: string) => {
-  if (!/^[A-Za-z0-9.-]+$/.test(destination)) throw new Error(`unexpected destination name ${destination}`)
-  return destination.replaceAll(".", "_d")
-}
 
 const clientOf = (env: Readonly<Record<string, string>>) =>
   new SQSClient({
@@ -120,7 +111,7 @@ const makeSettler = (client: SQSClient, url: string) => {
 
 const raw = async (input: WorkerInput) => {
   const client = clientOf(input.env)
-  const { QueueUrl: url } = await client.send(new GetQueueUrlCommand({ QueueName: queueNameOf(input.destination) }))
+  const { QueueUrl: url } = await client.send(new GetQueueUrlCommand({ QueueName: SqsTopology.queueName(input.destination) }))
   if (url === undefined) throw new Error(`no queue for ${input.destination}`)
 
   const sendBatch = async (batch: ReadonlyArray<Order>) => {
@@ -250,7 +241,7 @@ export const driver: Driver = {
   prepare: async (input) => {
     const client = admin!
     const created = await client.send(
-      new CreateQueueCommand({ QueueName: queueNameOf(input.destination), Attributes: { VisibilityTimeout: String(VISIBILITY_SECONDS) } })
+      new CreateQueueCommand({ QueueName: SqsTopology.queueName(input.destination), Attributes: { VisibilityTimeout: String(VISIBILITY_SECONDS) } })
     )
     const url = created.QueueUrl!
     const expected = input.warmup + input.n

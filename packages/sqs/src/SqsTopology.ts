@@ -120,6 +120,21 @@ export const redriveTargetOf = (destination: string, spec: QueueSpec): string =>
   spec.deadLetterQueue ?? (isFifo(destination) ? `${destination.slice(0, -".fifo".length)}-dlq.fifo` : `${destination}.dlq`)
 
 /**
+ * The SQS queue name of a destination: letters, digits and `-` stay, `.` becomes `_d`, `_` becomes `_u`, any
+ * other character `_x` and its UTF-8 bytes in hex; a trailing `.fifo` stays (it makes the queue FIFO). For
+ * tools that reach the adapter's queues with the raw SDK.
+ *
+ * @example
+ * ```ts
+ * import { SqsTopology } from "@switchyard/sqs"
+ * SqsTopology.queueName("orders.dlq") // "orders_ddlq"
+ * SqsTopology.queueName("orders.fifo") // "orders.fifo"
+ * ```
+ * @since 0.1.0
+ */
+export const queueName = (destination: string): string => queueNameOf(destination)
+
+/**
  * The SQS attributes of a queue spec (the redrive policy aside: it needs the target's ARN).
  *
  * @example
