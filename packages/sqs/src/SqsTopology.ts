@@ -120,13 +120,15 @@ export const redriveTargetOf = (destination: string, spec: QueueSpec): string =>
   spec.deadLetterQueue ?? (isFifo(destination) ? `${destination.slice(0, -".fifo".length)}-dlq.fifo` : `${destination}.dlq`)
 
 /**
- * The SQS queue name of a destination: letters, digits and `-` stay, `.` becomes `_d`, `_` becomes `_u`, any
- * other character `_x` and its UTF-8 bytes in hex; a trailing `.fifo` stays (it makes the queue FIFO). For
- * tools that reach the adapter's queues with the raw SDK.
+ * The SQS queue name of a destination: a destination that is a valid queue name (`[A-Za-z0-9_-]`, optional
+ * `.fifo`) is that queue; any other is escaped: letters, digits and `-` stay, `.` becomes `_d`, `_` becomes
+ * `_u`, any other character `_x` and its UTF-8 bytes in hex; a trailing `.fifo` stays (it makes the queue
+ * FIFO). For tools that reach the adapter's queues with the raw SDK.
  *
  * @example
  * ```ts
  * import { SqsTopology } from "@switchyard/sqs"
+ * SqsTopology.queueName("order_events") // "order_events"
  * SqsTopology.queueName("orders.dlq") // "orders_ddlq"
  * SqsTopology.queueName("orders.fifo") // "orders.fifo"
  * ```

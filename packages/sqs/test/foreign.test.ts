@@ -3,10 +3,16 @@
  * corpus) through the typed paths (`Subscriber`, `Consumer.run`); binary payloads byte-exact; SQS's limits.
  */
 import { assert, layer } from "@effect/vitest"
-import { GetQueueUrlCommand, ReceiveMessageCommand, SendMessageBatchCommand, type SendMessageBatchRequestEntry } from "@aws-sdk/client-sqs"
+import {
+  CreateQueueCommand,
+  GetQueueUrlCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  type SendMessageBatchRequestEntry
+} from "@aws-sdk/client-sqs"
 import { Broker, Consumer, Envelope, Headers, Subscriber, Switchyard, Topic } from "@switchyard/core"
 import { PoisonCorpus } from "@switchyard/core/testing"
-import { Duration, Effect, Fiber, Result, Schema, Stream } from "effect"
+import { Duration, Effect, Fiber, Result, Schedule, Schema, Stream } from "effect"
 import { SqsTopology } from "../src/index.ts"
 import { bodyOf } from "../src/internal/envelope.ts"
 import { brokerOn, TestServer, unique } from "./helpers.ts"
@@ -89,6 +95,28 @@ layer(Switchyard.on(brokerOn()), { excludeTestServices: true, timeout: Duration.
       assert.strictEqual(bad.length, 2, "the undecodable message was nacked and came back")
       assert.isTrue(Result.isFailure(bad[0]!.value))
       assert.deepStrictEqual(bad.map((d) => d.envelope.attempt), [1, 2])
+    }))
+
+  it.effect("a queue the raw SDK created under its own name (underscores) is that destination: Consumer.run handles its messages", () =>
+    Effect.gen(function*() {
+      const { raw } = yield* TestServer
+      const name = `order_events_${Math.random().toString(36).slice(2, 10)}`
+      const created = yield* Effect.promise(() => raw.send(new CreateQueueCommand({ QueueName: name })))
+      yield* Effect.promise(() =>
+        raw.send(new SendMessageBatchCommand({
+          QueueUrl: created.QueueUrl,
+          Entries: [1, 2, 3].map((n) => ({ Id: String(n), MessageBody: JSON.stringify({ id: `e-${n}`, n }) }))
+        }))
+      )
+      const handled: Array<number> = []
+      const fiber = yield* Consumer.run(Topic.make(name, Order), (order) => Effect.sync(() => handled.push(order.n)), {
+        group: "billing"
+      }).pipe(Effect.forkChild)
+      yield* Effect.void.pipe(Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: () => handled.length >= 3 }), Effect.timeout("30 seconds"))
+      yield* Fiber.interrupt(fiber)
+      assert.deepStrictEqual([...handled].sort(), [1, 2, 3])
+      const { url } = yield* (yield* SqsTopology.SqsTopology).queue(name)
+      assert.strictEqual(url, created.QueueUrl, "the destination resolved to the raw SDK's queue")
     }))
 
   it.effect("a poison corpus from the raw SDK: the consumer survives, every valid order is handled, every invalid one is dead-lettered with a reason", () =>

@@ -17,8 +17,7 @@ import {
 import { Envelope, Errors } from "@switchyard/core"
 import { Effect, Result } from "effect"
 import * as fc from "fast-check"
-import { SqsConnection } from "../src/index.ts"
-import type { SqsTopology } from "../src/index.ts"
+import { SqsConnection, SqsTopology } from "../src/index.ts"
 import { fromSqs, maxMessageBytes, metadataAttribute, toSqs } from "../src/internal/envelope.ts"
 import {
   ackError,
@@ -603,5 +602,20 @@ describe("queue specs", () => {
       queues: { orders: { delay: "15 minutes", visibilityTimeout: "12 hours", retention: "14 days", maxReceiveCount: 1000 } }
     })
     assert.isUndefined(reason)
+  })
+})
+
+describe("queue names", () => {
+  it("a valid SQS queue name is its own queue; other names are escaped, distinct from each other", () => {
+    assert.strictEqual(SqsTopology.queueName("order_events"), "order_events")
+    assert.strictEqual(SqsTopology.queueName("billing-in.fifo"), "billing-in.fifo")
+    assert.strictEqual(SqsTopology.queueName("orders.dlq"), "orders_ddlq")
+    assert.strictEqual(SqsTopology.queueName("a_b.c"), "a_ub_dc")
+    assert.strictEqual(SqsTopology.queueName("orders.v1.fifo"), "orders_dv1.fifo")
+    fc.assert(fc.property(fc.string({ minLength: 1, maxLength: 20 }), fc.string({ minLength: 1, maxLength: 20 }), (a, b) => {
+      const escaped = (s: string) => !/^[A-Za-z0-9_-]+$/.test(s.endsWith(".fifo") ? s.slice(0, -5) : s)
+      fc.pre(a !== b && escaped(a) && escaped(b))
+      return SqsTopology.queueName(a) !== SqsTopology.queueName(b)
+    }))
   })
 })

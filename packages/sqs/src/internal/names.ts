@@ -1,8 +1,11 @@
 /**
  * Switchyard destination names → SQS queue names. SQS allows 1–80 characters of `[A-Za-z0-9_-]` (plus the
- * `.fifo` suffix of FIFO queues); Switchyard names use dots (`orders.dlq`). The mapping is injective: letters,
- * digits and `-` stay, `_` becomes `_u`, `.` becomes `_d`, any other character `_x` + its UTF-8 bytes in hex;
- * a trailing `.fifo` stays (it makes the queue FIFO). A name longer than 80 characters after mapping is refused.
+ * `.fifo` suffix of FIFO queues). A destination that already is such a name is the queue of that name, so an
+ * existing queue (`order_events`, `billing-in.fifo`) is reached by its own name. Any other name (Switchyard's
+ * own use dots: `orders.dlq`) is escaped: letters, digits and `-` stay, `_` becomes `_u`, `.` becomes `_d`,
+ * any other character `_x` + its UTF-8 bytes in hex; a trailing `.fifo` stays (it makes the queue FIFO).
+ * Escaped names are distinct from each other; one could only meet a plain name spelled like an escape
+ * (`orders_ddlq`). A name longer than 80 characters after mapping is refused.
  */
 const fifoSuffix = ".fifo"
 
@@ -18,10 +21,13 @@ const escapeChar = (char: string): string => {
   return [...encoder.encode(char)].map((b) => `_x${b.toString(16).padStart(2, "0")}`).join("")
 }
 
-/** The SQS queue name of a destination (not checked for length: see {@link validQueueName}). */
+const plainName = /^[A-Za-z0-9_-]+$/
+
+/** The SQS queue name of a destination (not checked for length: see {@link invalidQueueName}). */
 export const queueNameOf = (destination: string): string => {
   const fifo = isFifo(destination)
   const base = fifo ? destination.slice(0, -fifoSuffix.length) : destination
+  if (plainName.test(base)) return destination
   return [...base].map(escapeChar).join("") + (fifo ? fifoSuffix : "")
 }
 
