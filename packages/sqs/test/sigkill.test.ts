@@ -5,14 +5,13 @@
  * after the visibility timeout and the survivor gets every one, with a grown `ApproximateReceiveCount`, and
  * the queue ends empty.
  */
-import { spawn } from "node:child_process"
-import type { ChildProcess } from "node:child_process"
 import * as Path from "node:path"
 import { assert, layer } from "@effect/vitest"
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs"
 import { Broker, Envelope } from "@switchyard/core"
-import { Clock, type Duration, Effect, Schedule } from "effect"
+import { Clock, Effect, Schedule } from "effect"
 import { SqsTopology } from "../src/index.ts"
+import { spawnMember, waitUntil } from "../../../test/support/workerProcess.ts"
 import { brokerOn, TestServer, unique } from "./helpers.ts"
 
 const destination = unique("sigkill")
@@ -20,50 +19,16 @@ const visibilitySeconds = 3
 const total = 100
 const held = 20
 
-interface Worker {
-  readonly process: ChildProcess
-  readonly got: Map<string, Array<number>>
-  readonly acked: Set<string>
-  readonly ready: { value: boolean }
-}
+const worker = Path.join(import.meta.dirname, "fixtures", "worker.ts")
 
 const startWorker = (endpoint: string, mode: "ack" | "hold", prefetch: number) =>
-  Effect.acquireRelease(
-    Effect.sync((): Worker => {
-      const child = spawn(process.execPath, ["--import", "tsx", Path.join(import.meta.dirname, "fixtures", "worker.ts")], {
-        env: {
-          ...process.env,
-          ENDPOINT: endpoint,
-          DESTINATION: destination,
-          MODE: mode,
-          PREFETCH: String(prefetch),
-          VISIBILITY: String(visibilitySeconds)
-        },
-        stdio: ["ignore", "pipe", "inherit"]
-      })
-      const worker: Worker = { process: child, got: new Map(), acked: new Set(), ready: { value: false } }
-      let buffer = ""
-      child.stdout!.on("data", (chunk: Buffer) => {
-        buffer += chunk.toString("utf8")
-        const lines = buffer.split("\n")
-        buffer = lines.pop() ?? ""
-        for (const line of lines) {
-          const [word, id, attempt] = line.split(" ")
-          if (word === "ready") worker.ready.value = true
-          else if (word === "got" && id !== undefined) worker.got.set(id, [...(worker.got.get(id) ?? []), Number(attempt)])
-          else if (word === "acked" && id !== undefined) worker.acked.add(id)
-        }
-      })
-      return worker
-    }),
-    (worker) => Effect.sync(() => worker.process.kill("SIGKILL"))
-  )
-
-const waitUntil = (condition: () => boolean, timeout: Duration.Input, what: string) =>
-  Effect.void.pipe(
-    Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: condition }),
-    Effect.timeoutOrElse({ duration: timeout, orElse: () => Effect.die(new Error(`timed out waiting until ${what}`)) })
-  )
+  spawnMember(worker, {
+    ENDPOINT: endpoint,
+    DESTINATION: destination,
+    MODE: mode,
+    PREFETCH: String(prefetch),
+    VISIBILITY: String(visibilitySeconds)
+  })
 
 const brokerLayer = brokerOn({
   waitTime: "1 second",
@@ -90,7 +55,7 @@ layer(brokerLayer, { excludeTestServices: true, timeout: "2 minutes" })("sqs: co
       ))
 
       const holder = yield* startWorker(endpoint, "hold", held)
-      yield* waitUntil(() => holder.ready.value, "30 seconds", "the holder subscribed")
+      yield* waitUntil(() => holder.ready(), "30 seconds", "the holder subscribed")
       const ids = Array.from({ length: total }, (_, i) => `m-${i}`)
       yield* broker.publish(destination, ids.map((id) => Envelope.outgoing(new TextEncoder().encode(id), { id })))
       yield* waitUntil(() => holder.got.size >= held, "20 seconds", `the holder got ${held} messages`)

@@ -522,30 +522,13 @@ describe("error classification", () => {
 
   it.effect("publishEach: SQS's per-entry answers of SendMessageBatch become one receipt or one classified error per message", () =>
     Effect.gen(function*() {
-      const client = new SQSClient({
-        region: ElasticMQ.region,
-        endpoint: "http://127.0.0.1:9",
-        credentials,
-        maxAttempts: 1,
-        md5: false,
-        requestHandler: {
-          handle: () =>
-            Promise.resolve({
-              response: {
-                statusCode: 200,
-                reason: "",
-                headers: { ...json },
-                body: encoder.encode(JSON.stringify({
-                  Successful: [{ Id: "0", MessageId: "sqs-ok", MD5OfMessageBody: "" }],
-                  Failed: [
-                    { Id: "1", SenderFault: true, Code: "InvalidParameterValue", Message: "Message contains invalid characters" },
-                    { Id: "2", SenderFault: false, Code: "InternalError", Message: "try again" }
-                  ]
-                }))
-              }
-            })
-        }
-      })
+      const client = answering(200, json, JSON.stringify({
+        Successful: [{ Id: "0", MessageId: "sqs-ok", MD5OfMessageBody: "" }],
+        Failed: [
+          { Id: "1", SenderFault: true, Code: "InvalidParameterValue", Message: "Message contains invalid characters" },
+          { Id: "2", SenderFault: false, Code: "InternalError", Message: "try again" }
+        ]
+      }))
       yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
       const resolved = yield* SqsConnection.resolve({ endpoint: "http://127.0.0.1:9", region: ElasticMQ.region })
       const info = { destination: "orders", queueName: "orders", url: "http://127.0.0.1:9/000000000000/orders", fifo: false, visibilityTimeoutSeconds: 30, maxReceiveCount: undefined }
