@@ -53,7 +53,6 @@ const textEncoder = new TextEncoder()
 // Strict: invalid sequences fail instead of becoming U+FFFD, and a leading byte order mark is kept as part
 // of the text (only JSON, which may not start with one, skips it).
 const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
-const byteOrderMark = "\uFEFF"
 // A lone surrogate has no UTF-8 form: `TextEncoder` would silently write U+FFFD in its place.
 const loneSurrogate = /\p{Cs}/u
 
@@ -90,11 +89,25 @@ export const make = <A>(codec: Codec<A>): Codec<A> => codec
  * @category utils
  * @since 0.1.0
  */
-export const decodeUtf8 = (bytes: Uint8Array): Result.Result<string, Failure> =>
-  Result.try({ try: () => textDecoder.decode(bytes), catch: notUtf8 })
+export const decodeUtf8 = (bytes: Uint8Array): Result.Result<string, Failure> => {
+  // A plain try, not `Result.try`: no options object and closures per message on the hot path.
+  try {
+    return Result.succeed(textDecoder.decode(bytes))
+  } catch {
+    return notUtf8
+  }
+}
 
-const notUtf8 = (): Failure => failure("payload is not valid UTF-8")
-const notJson = (): Failure => failure("payload is not valid JSON")
+const notUtf8: Result.Result<never, Failure> = Result.fail(failure("payload is not valid UTF-8"))
+const notJson: Result.Result<never, Failure> = Result.fail(failure("payload is not valid JSON"))
+
+const parseText = (text: string): Result.Result<unknown, Failure> => {
+  try {
+    return Result.succeed(JSON.parse(text))
+  } catch {
+    return notJson
+  }
+}
 
 /**
  * Parses UTF-8 JSON into an unknown value. A leading byte order mark is skipped (RFC 8259 lets parsers
@@ -113,8 +126,8 @@ const notJson = (): Failure => failure("payload is not valid JSON")
 export const parseJson = (bytes: Uint8Array): Result.Result<unknown, Failure> => {
   const text = decodeUtf8(bytes)
   if (Result.isFailure(text)) return text
-  const json = text.success.startsWith(byteOrderMark) ? text.success.slice(1) : text.success
-  return Result.try({ try: (): unknown => JSON.parse(json), catch: notJson })
+  const json = text.success.charCodeAt(0) === 0xfeff ? text.success.slice(1) : text.success
+  return parseText(json)
 }
 
 /**
