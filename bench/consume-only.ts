@@ -2,18 +2,33 @@
  * The in-memory consumer's cost per message, nothing else timed: `N` orders are published first, then
  * `Consumer.run` (concurrency `C`, ordering by key when above 1) handles them all; prints msg/s and CPU µs per
  * message of the consume phase. `TRACER=0` turns `References.TracerEnabled` off, `METRICS=0`
- * `Telemetry.PerMessageMetrics`. For profiles: `node --cpu-prof --import tsx bench/consume-only.ts`.
+ * `Telemetry.PerMessageMetrics`. `PROFILE=<file.cpuprofile>` writes a CPU profile of the consume phase only.
  *
  *   N=100000 TRACER=0 METRICS=0 node --import tsx bench/consume-only.ts
  */
 import { Consumer, Publisher, Switchyard, Telemetry, Topic } from "@switchyard/core"
 import { Deferred, Effect, Fiber, References } from "effect"
+import * as fs from "node:fs"
+import { Session } from "node:inspector/promises"
 import { makeOrder, Order } from "./typed/spec.ts"
 
 const n = Number(process.env["N"] ?? 50_000)
 const concurrency = Number(process.env["C"] ?? 1)
 const tracing = process.env["TRACER"] !== "0"
 const metrics = process.env["METRICS"] !== "0"
+const profilePath = process.env["PROFILE"]
+const session = profilePath === undefined ? undefined : new Session()
+const startProfile = Effect.promise(async () => {
+  if (session === undefined) return
+  session.connect()
+  await session.post("Profiler.enable")
+  await session.post("Profiler.start")
+})
+const stopProfile = Effect.promise(async () => {
+  if (session === undefined || profilePath === undefined) return
+  const { profile } = await session.post("Profiler.stop")
+  fs.writeFileSync(profilePath, JSON.stringify(profile))
+})
 const topic = Topic.make("orders", Order, { key: (o) => o.customer })
 
 const program = Effect.gen(function*() {
@@ -21,6 +36,7 @@ const program = Effect.gen(function*() {
   for (let i = 0; i < n; i += 1000) yield* Publisher.publishAll(topic, values.slice(i, i + 1000))
   const handled = { count: 0 }
   const done = yield* Deferred.make<void>()
+  yield* startProfile
   const started = performance.now()
   const cpu = process.cpuUsage()
   const consumer = yield* Effect.forkChild(Consumer.run(topic, () =>
@@ -35,6 +51,7 @@ const program = Effect.gen(function*() {
   yield* Deferred.await(done)
   const used = process.cpuUsage(cpu)
   const seconds = (performance.now() - started) / 1000
+  yield* stopProfile
   yield* Effect.sync(() =>
     console.log(
       `consume c${concurrency} tracing=${tracing} metrics=${metrics}: ${Math.round(n / seconds)} msg/s, ` +

@@ -3,7 +3,27 @@
  * handled orders, and the raw side's codec and concurrency (what a user of the raw client would write).
  */
 import { Result, Schema } from "effect"
+import * as fs from "node:fs"
+import { Session } from "node:inspector"
+import * as path from "node:path"
+import * as v8 from "node:v8"
 import { type CaseSpec, type LatencySummary, makeOrder, Order } from "./spec.ts"
+
+// BENCH_PROFILE=<dir>: a CPU profile of the timed part of every measurement, written to
+// <dir>/<broker>-<case>-<side>-<pid>.cpuprofile (an in-process inspector session: its callbacks run at once).
+const profileDir = process.env["BENCH_PROFILE"]
+const profiler = profileDir === undefined || profileDir === "" ? undefined : new Session()
+// BENCH_PROFILE_INLINE=0: no inlining, so that allocations and time are charged to the function that makes
+// them, not to the caller it was inlined into (slower: for attribution only, never for the figures)
+if (profiler !== undefined && process.env["BENCH_PROFILE_INLINE"] === "0") v8.setFlagsFromString("--max-inlined-bytecode-size=0")
+
+// BENCH_PROFILE_KIND=heap: an allocation profile instead (sampling heap profiler, .heapprofile)
+const heap = process.env["BENCH_PROFILE_KIND"] === "heap"
+
+const profileName = (): string => {
+  const input = JSON.parse(process.argv[2] ?? "{}") as { broker?: string; side?: string; case?: { id?: string } }
+  return `${input.broker ?? "bench"}-${input.case?.id ?? "case"}-${input.side ?? "side"}-${process.pid}.${heap ? "heapprofile" : "cpuprofile"}`
+}
 
 export class Meter {
   private t0 = 0
@@ -11,6 +31,18 @@ export class Meter {
   elapsedMs = 0
   cpuMicros = 0
   start() {
+    if (profiler !== undefined) {
+      profiler.connect()
+      if (heap) profiler.post("HeapProfiler.startSampling", {
+        samplingInterval: 4096,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true
+      })
+      else {
+        profiler.post("Profiler.enable")
+        profiler.post("Profiler.start")
+      }
+    }
     this.c0 = process.cpuUsage()
     this.t0 = performance.now()
   }
@@ -18,6 +50,14 @@ export class Meter {
     this.elapsedMs = performance.now() - this.t0
     const used = process.cpuUsage(this.c0)
     this.cpuMicros = used.user + used.system
+    if (profiler !== undefined && profileDir !== undefined) {
+      const write = (error: Error | null, result: { readonly profile: object }) => {
+        if (error === null) fs.writeFileSync(path.join(profileDir, profileName()), JSON.stringify(result.profile))
+        profiler.disconnect()
+      }
+      if (heap) profiler.post("HeapProfiler.stopSampling", write)
+      else profiler.post("Profiler.stop", write)
+    }
   }
 }
 
