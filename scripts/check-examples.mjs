@@ -68,7 +68,9 @@ const publicModules = new Set()
 for (const pkg of adapterDirs) {
   const dir = path.join(root, "packages", pkg)
   const manifest = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"))
-  for (const target of Object.values(manifest.exports)) {
+  for (const exported of Object.values(manifest.exports)) {
+    // an entry is the source path, or conditions whose `default` is (`switchyard-dist` points at dist/)
+    const target = typeof exported === "string" ? exported : exported?.default
     if (typeof target !== "string" || !target.endsWith(".ts")) continue
     const entry = path.join(dir, target)
     publicModules.add(entry)

@@ -21,6 +21,8 @@ const packages = fs.readdirSync(path.join(root, "packages"))
 const entryPoints = packages.flatMap((pkg) => {
   const manifest = JSON.parse(fs.readFileSync(path.join(root, "packages", pkg, "package.json"), "utf8"))
   return Object.values(manifest.exports)
+    // an entry is the source path, or conditions whose `default` is (`switchyard-dist` points at dist/)
+    .map((exported) => (typeof exported === "string" ? exported : exported?.default))
     .filter((target) => typeof target === "string" && target.endsWith(".ts"))
     .map((target) => path.posix.join("packages", pkg, target))
 })
