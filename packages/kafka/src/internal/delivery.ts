@@ -7,11 +7,11 @@
 import { Duration, Effect } from "effect"
 import type { Broker, Envelope } from "@switchyard/core"
 import { Settlement } from "@switchyard/core/adapter"
-import type { KafkaMessage } from "kafkajs"
+import type { RawRecord } from "./envelope.ts"
 
 /** A fetched record waiting to be handed out, with the attempt it is delivered as. */
 export interface Pending {
-  readonly message: KafkaMessage
+  readonly message: RawRecord
   readonly offset: number
   readonly attempt: number
 }

@@ -12,7 +12,7 @@
 import { Headers } from "@switchyard/core"
 import type { Envelope } from "@switchyard/core"
 import { IncomingEnvelope } from "@switchyard/core/adapter"
-import type { IHeaders, KafkaMessage, Message } from "kafkajs"
+import type { IHeaders, Message } from "kafkajs"
 import { isUtf8 } from "node:buffer"
 
 // keeps a leading BOM, so valid UTF-8 decodes to text that encodes back to the same bytes
@@ -26,8 +26,28 @@ export const recordKey = (message: Envelope.OutgoingMessage): Buffer | string | 
 
 const defaultContentType = "application/octet-stream"
 
-/** The record of an outgoing message, for `partition`. */
-export const toRecord = (message: Envelope.OutgoingMessage, partition: number): Message => {
+/**
+ * A fetched record as both backends hand it to the runloop: kafkajs's `KafkaMessage` is one as it is; the
+ * @platformatic/kafka backend maps its messages to it (`platformatic/consume.ts`).
+ */
+export interface RawRecord {
+  readonly offset: string
+  readonly key: Buffer | null
+  readonly value: Buffer | null
+  readonly headers?: IHeaders | undefined
+  readonly timestamp: string
+}
+
+/** The fields of an outgoing message's record, whatever client sends it (headers are text). */
+export interface RecordFields {
+  readonly key: Buffer | string | null
+  readonly value: Buffer
+  readonly headers: Record<string, string>
+  readonly timestamp: string
+}
+
+/** The record fields of an outgoing message: native fields first, the rest as headers. */
+export const recordFields = (message: Envelope.OutgoingMessage): RecordFields => {
   const headers: Record<string, string> = { ...message.headers, [Headers.messageId]: message.id }
   if (message.contentType !== defaultContentType) headers[Headers.contentType] = message.contentType
   else if (Headers.contentType in headers) delete headers[Headers.contentType]
@@ -38,10 +58,15 @@ export const toRecord = (message: Envelope.OutgoingMessage, partition: number): 
     key: recordKey(message),
     value: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
     headers,
-    timestamp: String(message.timestamp),
-    partition
+    timestamp: String(message.timestamp)
   }
 }
+
+/** The kafkajs record of an outgoing message, for `partition`. */
+export const toRecord = (message: Envelope.OutgoingMessage, partition: number): Message => ({
+  ...recordFields(message),
+  partition
+})
 
 /** A delivered key: text when its bytes are valid UTF-8 (which then round-trips exactly), else the bytes. */
 export const keyOf = (raw: Buffer | null): { readonly key: string | undefined; readonly keyBytes: Uint8Array | undefined } => {
@@ -72,7 +97,7 @@ export const brokerId = (destination: string, partition: number, offset: string)
 export const fromRecord = (
   destination: string,
   partition: number,
-  message: KafkaMessage,
+  message: RawRecord,
   attempt: number,
   now: () => number
 ): Envelope.Envelope => {

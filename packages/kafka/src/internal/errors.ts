@@ -12,7 +12,7 @@ const { field, stringField } = BrokerErrors
 
 type ErrorKind = Errors.ErrorKind
 
-const byProtocolType: Readonly<Record<string, ErrorKind>> = {
+export const byProtocolType: Readonly<Record<string, ErrorKind>> = {
   MESSAGE_TOO_LARGE: "TooLarge",
   RECORD_LIST_TOO_LARGE: "TooLarge",
   OFFSET_METADATA_TOO_LARGE: "TooLarge",
@@ -49,7 +49,7 @@ const byClassName: Readonly<Record<string, ErrorKind>> = {
 }
 
 /** Node socket errors that mean "nobody answered there". */
-const unreachableCodes = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ECONNRESET"])
+export const unreachableCodes = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ECONNRESET"])
 
 
 /** The error and the ones it wraps (kafkajs `cause`/`originalError`, `KafkaJSAggregateError.errors`). */
@@ -72,8 +72,8 @@ const kindOfOne = (error: unknown): ErrorKind | undefined => {
   return undefined
 }
 
-/** Non-retryable kinds win over retryable ones found deeper in the chain (a retry gave up on a final error). */
-const precedence: ReadonlyArray<ErrorKind> = [
+/** Non-retryable kinds win over retryable ones found deeper in the chain (a retry gave up on a final error); shared with the @platformatic/kafka backend. */
+export const precedence: ReadonlyArray<ErrorKind> = [
   "AuthenticationFailed",
   "AuthorizationFailed",
   "TooLarge",

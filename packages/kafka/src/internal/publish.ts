@@ -17,22 +17,49 @@ import { Cause, Deferred, Effect, Exit, Queue, Ref } from "effect"
 import type { Scope } from "effect"
 import { Errors } from "@switchyard/core"
 import type { Envelope } from "@switchyard/core"
-import { type Message, Partitioners, type PartitionMetadata, type Producer, type RecordMetadata } from "kafkajs"
+import { type Message, Partitioners, type PartitionMetadata, type Producer } from "kafkajs"
 import type { KafkaConnection } from "../KafkaConnection.ts"
 import type { KafkaTopology } from "../KafkaTopology.ts"
 import { recordKey, toRecord } from "./envelope.ts"
 import { publishError } from "./errors.ts"
 
-/** One publish call waiting for the sender. */
-interface PendingSend {
+/** One publish call waiting for the sender; `R` is the client's record type. */
+interface PendingSend<R> {
   readonly destination: string
   readonly messages: ReadonlyArray<Envelope.OutgoingMessage>
-  readonly records: ReadonlyArray<Message>
+  readonly records: ReadonlyArray<R>
   readonly partitions: ReadonlyArray<number>
   readonly done: Deferred.Deferred<ReadonlyArray<Envelope.PublishReceipt>, Errors.PublishError>
 }
 
-type Publish = (
+/** What a send reports per partition written (kafkajs's `RecordMetadata` is one). */
+export interface Written {
+  readonly topicName: string
+  readonly partition: number
+  readonly baseOffset?: string | undefined
+}
+
+/**
+ * A client's producer as the sender uses it: `send` writes records per topic (one request at a time, acks=all)
+ * and reports the partitions written; `replace` swaps the producer for a fresh one (new producer id) after a
+ * failed send.
+ */
+export interface ProducerSlot<R> {
+  readonly send: (byTopic: ReadonlyMap<string, ReadonlyArray<R>>) => Effect.Effect<ReadonlyArray<Written>, unknown>
+  readonly replace: Effect.Effect<void>
+}
+
+/** A client's producer: its slot (in the current scope) and how an outgoing message becomes its record. */
+export interface ProducerDriver<R> {
+  readonly slot: (
+    connection: KafkaConnection["Service"],
+    topology: KafkaTopology["Service"]
+  ) => Effect.Effect<ProducerSlot<R>, never, Scope.Scope>
+  readonly toRecord: (message: Envelope.OutgoingMessage, partition: number) => R
+}
+
+/** The publish function of a broker. */
+export type Publish = (
   destination: string,
   messages: ReadonlyArray<Envelope.OutgoingMessage>
 ) => Effect.Effect<ReadonlyArray<Envelope.PublishReceipt>, Errors.PublishError>
@@ -40,7 +67,7 @@ type Publish = (
 const slotKey = (topic: string, partition: number) => `${topic}\u0000${partition}`
 
 /** Receipts in send order: each partition's messages take consecutive offsets from its base offset. */
-const receiptsOf = (pending: PendingSend, next: Map<string, number>): ReadonlyArray<Envelope.PublishReceipt> =>
+const receiptsOf = <R>(pending: PendingSend<R>, next: Map<string, number>): ReadonlyArray<Envelope.PublishReceipt> =>
   pending.messages.map((message, i): Envelope.PublishReceipt => {
     const partition = pending.partitions[i]!
     const slot = slotKey(pending.destination, partition)
@@ -58,10 +85,10 @@ const receiptsOf = (pending: PendingSend, next: Map<string, number>): ReadonlyAr
   })
 
 /** Settles a group: receipts, except the `failed` ones (some of their records were not written). */
-const settleSent = (
-  group: ReadonlyArray<PendingSend>,
-  metadata: ReadonlyArray<RecordMetadata>,
-  failed: ReadonlySet<PendingSend> = new Set(),
+const settleSent = <R>(
+  group: ReadonlyArray<PendingSend<R>>,
+  metadata: ReadonlyArray<Written>,
+  failed: ReadonlySet<PendingSend<R>> = new Set(),
   error?: (destination: string) => Errors.PublishError
 ) => {
   const next = new Map<string, number>()
@@ -77,13 +104,13 @@ const settleSent = (
   }
 }
 
-const failGroup = (group: ReadonlyArray<PendingSend>, error: (destination: string) => Errors.PublishError) => {
+const failGroup = <R>(group: ReadonlyArray<PendingSend<R>>, error: (destination: string) => Errors.PublishError) => {
   for (const pending of group) Deferred.doneUnsafe(pending.done, Exit.fail(error(pending.destination)))
 }
 
 /** The records of a group per topic, in send order; `only` keeps the partitions it accepts. */
-const recordsByTopic = (group: ReadonlyArray<PendingSend>, only?: (topic: string, partition: number) => boolean) => {
-  const byTopic = new Map<string, Array<Message>>()
+const recordsByTopic = <R>(group: ReadonlyArray<PendingSend<R>>, only?: (topic: string, partition: number) => boolean) => {
+  const byTopic = new Map<string, Array<R>>()
   for (const pending of group) {
     pending.records.forEach((record, i) => {
       if (only !== undefined && !only(pending.destination, pending.partitions[i]!)) return
@@ -95,7 +122,7 @@ const recordsByTopic = (group: ReadonlyArray<PendingSend>, only?: (topic: string
   return byTopic
 }
 
-const missingSlots = (group: ReadonlyArray<PendingSend>, metadata: ReadonlyArray<RecordMetadata>) => {
+const missingSlots = <R>(group: ReadonlyArray<PendingSend<R>>, metadata: ReadonlyArray<Written>) => {
   const answered = new Set(metadata.map((m) => slotKey(m.topicName, m.partition)))
   const missing = new Set<string>()
   for (const pending of group) {
@@ -154,16 +181,17 @@ const makeProducerSlot = Effect.fn("Kafka.producerSlot")(function*(
   return { replace, send }
 })
 
-/** The sender: one fiber, one `sendBatch` at a time. */
-const makeSender = Effect.fn("Kafka.makeSender")(function*(
+/** The sender: one fiber, one send at a time. */
+const makeSender = Effect.fn("Kafka.makeSender")(function*<R>(
   connection: KafkaConnection["Service"],
-  topology: KafkaTopology["Service"]
+  topology: KafkaTopology["Service"],
+  slot: ProducerSlot<R>
 ) {
-  const { replace: replaceProducer, send: sendRecords } = yield* makeProducerSlot(connection, topology)
-  const refreshAll = (group: ReadonlyArray<PendingSend>) =>
+  const { replace: replaceProducer, send: sendRecords } = slot
+  const refreshAll = (group: ReadonlyArray<PendingSend<R>>) =>
     Effect.forEach(new Set(group.map((p) => p.destination)), topology.refreshMetadata, { discard: true })
 
-  const resendMissing = (group: ReadonlyArray<PendingSend>, metadata: ReadonlyArray<RecordMetadata>, missing: ReadonlySet<string>) =>
+  const resendMissing = (group: ReadonlyArray<PendingSend<R>>, metadata: ReadonlyArray<Written>, missing: ReadonlySet<string>) =>
     refreshAll(group).pipe(
       Effect.andThen(replaceProducer),
       Effect.andThen(sendRecords(recordsByTopic(group, (topic, partition) => missing.has(slotKey(topic, partition))))),
@@ -179,7 +207,7 @@ const makeSender = Effect.fn("Kafka.makeSender")(function*(
       })
     )
 
-  const sendGroup = (group: ReadonlyArray<PendingSend>) =>
+  const sendGroup = (group: ReadonlyArray<PendingSend<R>>) =>
     sendRecords(recordsByTopic(group)).pipe(
       Effect.matchCauseEffect({
         onSuccess: (metadata) => {
@@ -197,27 +225,43 @@ const makeSender = Effect.fn("Kafka.makeSender")(function*(
     )
 
   // bounded: publishers wait for room (each is waiting for its own confirm anyway)
-  const pendingSends = yield* Queue.bounded<PendingSend>(4096)
+  const pendingSends = yield* Queue.bounded<PendingSend<R>>(4096)
   yield* Queue.takeAll(pendingSends).pipe(Effect.flatMap(sendGroup), Effect.forever, Effect.forkScoped)
   return pendingSends
 })
 
-/** The publish function of the broker: provision the topic, partition like the Java client, send. */
-export const make = Effect.fn("Kafka.publish")(function*(
-  connection: KafkaConnection["Service"],
-  topology: KafkaTopology["Service"]
-): Effect.fn.Return<Publish, never, Scope.Scope> {
-  const pendingSends = yield* makeSender(connection, topology)
+/** The kafkajs producer. */
+export const kafkajsProducer: ProducerDriver<Message> = { slot: makeProducerSlot, toRecord }
+
+/**
+ * The partition of each message like the Java client's default partitioner: murmur2 over the key's exact
+ * bytes (kafkajs's `DefaultPartitioner`, used by both backends, so a key lands on the same partition from
+ * either); messages without a key are spread.
+ */
+export const partitionerFor = () => {
   const partitioner = Partitioners.DefaultPartitioner()
+  return (destination: string, metadata: ReadonlyArray<PartitionMetadata>, messages: ReadonlyArray<Envelope.OutgoingMessage>) => {
+    const partitionMetadata = [...metadata]
+    return messages.map((message) =>
+      partitioner({ topic: destination, partitionMetadata, message: { key: recordKey(message), value: null } })
+    )
+  }
+}
+
+/** The publish function of a broker on a client's producer: provision the topic, partition like the Java client, send. */
+export const makeWith = Effect.fn("Kafka.publish")(function*<R>(
+  connection: KafkaConnection["Service"],
+  topology: KafkaTopology["Service"],
+  driver: ProducerDriver<R>
+): Effect.fn.Return<Publish, never, Scope.Scope> {
+  const pendingSends = yield* makeSender(connection, topology, yield* driver.slot(connection, topology))
+  const partition = partitionerFor()
 
   const send = (destination: string, messages: ReadonlyArray<Envelope.OutgoingMessage>, metadata: ReadonlyArray<PartitionMetadata>) =>
     Effect.suspend(() => {
-      const partitionMetadata = [...metadata]
       // the exact key bytes when the key is binary: murmur2 over them, like the Java client
-      const partitions = messages.map((message) =>
-        partitioner({ topic: destination, partitionMetadata, message: { key: recordKey(message), value: null } })
-      )
-      const records = messages.map((message, i) => toRecord(message, partitions[i]!))
+      const partitions = partition(destination, metadata, messages)
+      const records = messages.map((message, i) => driver.toRecord(message, partitions[i]!))
       const done = Deferred.makeUnsafe<ReadonlyArray<Envelope.PublishReceipt>, Errors.PublishError>()
       return Queue.offer(pendingSends, { destination, messages, records, partitions, done }).pipe(
         Effect.andThen(Deferred.await(done))
@@ -232,3 +276,9 @@ export const make = Effect.fn("Kafka.publish")(function*(
         Effect.flatMap((metadata) => send(destination, messages, metadata))
       )
 })
+
+/** The publish function of the broker on the kafkajs producer. */
+export const make = (
+  connection: KafkaConnection["Service"],
+  topology: KafkaTopology["Service"]
+): Effect.Effect<Publish, never, Scope.Scope> => makeWith(connection, topology, kafkajsProducer)

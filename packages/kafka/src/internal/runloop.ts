@@ -1,7 +1,8 @@
 /**
  * The consumer runloop (in the manner of zio-kafka's Runloop and fs2-kafka's KafkaConsumerActor).
  *
- * kafkajs callbacks (eachBatch, GROUP_JOIN, REBALANCING, FETCH) and settlements only ENQUEUE a
+ * Client callbacks (kafkajs: eachBatch, GROUP_JOIN, REBALANCING, FETCH; @platformatic/kafka: the messages
+ * stream's data, fetch and the group events) and settlements only ENQUEUE a
  * {@link Command}; ONE fiber folds them, every command enqueued meanwhile in one turn ({@link stepAll}: a
  * partition's acks of the turn update its tracker once, the partitions are pumped once), over an immutable
  * {@link State}: the assigned partitions,
@@ -25,9 +26,8 @@
 import { type Cause, Clock, Deferred, type Duration, Effect, Option, Queue, type Scope } from "effect"
 import type { Broker, Errors } from "@switchyard/core"
 import type { DeliveryQueue } from "@switchyard/core/adapter"
-import type { Consumer, KafkaMessage } from "kafkajs"
 import * as Delivery from "./delivery.ts"
-import { fromRecord } from "./envelope.ts"
+import { fromRecord, type RawRecord } from "./envelope.ts"
 import { encodeAcked } from "./offsets.ts"
 import * as Tracker from "./offsetTracker.ts"
 
@@ -53,8 +53,9 @@ export type Command =
   | {
     readonly _tag: "Fetched"
     readonly partition: number
-    readonly messages: ReadonlyArray<KafkaMessage>
-    readonly highWatermark: number
+    readonly messages: ReadonlyArray<RawRecord>
+    /** The partition's high watermark, when the client reports it with the batch. */
+    readonly highWatermark: number | undefined
     readonly done: () => void
   }
   | { readonly _tag: "FetchCompleted" }
@@ -104,6 +105,12 @@ export interface PartitionState {
   readonly queue: DeliveryQueue.DeliveryQueue<Delivery.KafkaDelivery> | undefined
 }
 
+/** What the runloop pauses and resumes: a kafkajs `Consumer`, or the @platformatic/kafka backend's intake. */
+export interface Pausable {
+  readonly pause: (topics: Array<{ readonly topic: string; readonly partitions: Array<number> }>) => void
+  readonly resume: (topics: Array<{ readonly topic: string; readonly partitions: Array<number> }>) => void
+}
+
 /** The runloop's state. */
 export interface State {
   readonly partitions: ReadonlyMap<number, PartitionState>
@@ -146,7 +153,7 @@ export interface Env {
     | undefined
   readonly rebalances: Queue.Queue<RebalanceEvent, Errors.SubscribeError | Cause.Done>
   /** The consumer that is running now (none while it restarts): only its pause and resume are used. */
-  readonly consumer: Effect.Effect<Option.Option<Pick<Consumer, "pause" | "resume">>>
+  readonly consumer: Effect.Effect<Option.Option<Pausable>>
   /** Reads what previous owners acked above their commits (empty sets on failure). */
   readonly inherit: (partitions: ReadonlyArray<number>) => Effect.Effect<ReadonlyMap<number, ReadonlySet<number>>>
   /** Starts a commit (it reads the state when it runs). */
@@ -320,7 +327,7 @@ const onFetched = Effect.fnUntraced(function*(
     ...p,
     buffer: fresh.length === 0 ? p.buffer : [...p.buffer, ...fresh],
     fetched: last === undefined ? p.fetched : last.offset + 1,
-    highWatermark: command.highWatermark
+    highWatermark: command.highWatermark ?? p.highWatermark
   }
   return withPartition(state, yield* pump(env, buffered, false))
 })

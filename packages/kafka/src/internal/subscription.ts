@@ -1,5 +1,6 @@
 /**
- * `Broker.subscribe` for Kafka: a kafkajs consumer whose callbacks only enqueue commands for the runloop
+ * `Broker.subscribe` for Kafka: a client's consumer (a {@link Driver}: kafkajs here, @platformatic/kafka in
+ * `platformatic/consume.ts`) whose callbacks only enqueue commands for the runloop
  * (`runloop.ts`), the deliveries handed over through bounded `DeliveryQueue`s, commits on a `Schedule`
  * (`commitInterval`), early after `commitEvery` acks and when a rebalance starts.
  *
@@ -54,28 +55,57 @@ export interface RunningSubscription extends Broker.Subscription {
   readonly lag: Effect.Effect<ReadonlyMap<number, number>>
 }
 
-interface Running {
-  readonly consumer: Consumer
-  /** Completed when the consumer crashed for good (kafkajs does not restart it). */
+/**
+ * What a client library provides to the subscription machinery (kafkajs: {@link kafkajsDriver}; the
+ * @platformatic/kafka backend: `platformatic/consume.ts`). Its consumer is {@link Runloop.Pausable}: the
+ * runloop pauses and resumes its partitions.
+ */
+export interface Driver<C extends Runloop.Pausable> {
+  /** Makes a consumer whose events are offered as commands; returns it and what removes its listeners. */
+  readonly make: (context: DriverContext) => { readonly consumer: C; readonly unlisten: () => void }
+  /** Joins the group and starts fetching. */
+  readonly run: (consumer: C, context: DriverContext) => Effect.Effect<void, Errors.SubscribeError>
+  /** Leaves the group and closes the consumer (failures are ignored). */
+  readonly close: (consumer: C) => Promise<void>
+  /** Commits the offsets (and, where the client can, their metadata). */
+  readonly commit: (consumer: C, destination: string, commits: ReadonlyArray<Runloop.Commit>) => Promise<void>
+}
+
+/** What a driver's consumer talks to. */
+export interface DriverContext {
+  readonly opts: SubscriptionOptions
+  /** Enqueues a command for the runloop (never blocks). */
+  readonly offer: (command: Runloop.Command) => void
+  /** The partitions this member owns now (for a sticky assigner). */
+  readonly owned: () => ReadonlyArray<number>
+  /** Whether the subscription is joined (a fetch after the first assignment was seen). */
+  readonly joined: () => boolean
+  /** Reports that the consumer crashed for good (the client does not restart it itself). */
+  readonly crashed: (error: unknown) => void
+}
+
+interface Running<C> {
+  readonly consumer: C
+  /** Completed when the consumer crashed for good. */
   readonly crashed: Deferred.Deferred<unknown>
 }
 
 /** The moving parts shared by the functions below. */
-interface Parts {
+interface Parts<C> {
   readonly opts: SubscriptionOptions
   readonly commands: Queue.Queue<Runloop.Command>
   readonly state: Ref.Ref<Runloop.State>
-  readonly running: Ref.Ref<Option.Option<Consumer>>
+  readonly running: Ref.Ref<Option.Option<C>>
   readonly joined: Deferred.Deferred<void>
 }
 
-const eachBatch = (commands: Queue.Queue<Runloop.Command>) => (payload: EachBatchPayload): Promise<void> => {
+const eachBatch = (offer: DriverContext["offer"]) => (payload: EachBatchPayload): Promise<void> => {
   const { batch, isRunning, isStale, resolveOffset } = payload
   const last = batch.messages[batch.messages.length - 1]
   if (!isRunning() || isStale() || last === undefined) return Promise.resolve()
   // waits for the runloop to take the batch: kafkajs fetches this partition again only after that
   return new Promise<void>((done) => {
-    Queue.offerUnsafe(commands, {
+    offer({
       _tag: "Fetched",
       partition: batch.partition,
       messages: batch.messages,
@@ -85,10 +115,10 @@ const eachBatch = (commands: Queue.Queue<Runloop.Command>) => (payload: EachBatc
   }).then(() => resolveOffset(last.offset))
 }
 
-const makeConsumer = (parts: Parts): Consumer => {
-  const { connection, destination, options } = parts.opts
+const makeConsumer = (context: DriverContext): Consumer => {
+  const { connection, options } = context.opts
   const r = connection.resolved
-  const owned = () => ({ [destination]: [...Ref.getUnsafe(parts.state).partitions.keys()] })
+  const owned = () => ({ [context.opts.destination]: [...context.owned()] })
   return connection.kafka.consumer({
     groupId: options.group,
     sessionTimeout: r.sessionTimeout,
@@ -103,57 +133,84 @@ const makeConsumer = (parts: Parts): Consumer => {
 }
 
 /** The consumer's events as commands; returns what removes the listeners. */
-const listen = (parts: Parts, consumer: Consumer, crashed: Deferred.Deferred<unknown>) => {
-  const { commands, opts } = parts
-  const offer = (command: Runloop.Command) => Queue.offerUnsafe(commands, command)
+const listen = (context: DriverContext, consumer: Consumer) => {
+  const { offer, opts } = context
   const removers = [
     consumer.on(consumer.events.GROUP_JOIN, (event) =>
       offer({ _tag: "Assigned", partitions: event.payload.memberAssignment[opts.destination] ?? [] })),
     consumer.on(consumer.events.FETCH, () => {
-      if (!Deferred.isDoneUnsafe(parts.joined)) offer({ _tag: "FetchCompleted" })
+      if (!context.joined()) offer({ _tag: "FetchCompleted" })
     }),
     consumer.on(consumer.events.REBALANCING, () => offer({ _tag: "Rebalancing" })),
     consumer.on(consumer.events.CRASH, (event) => {
       offer({ _tag: "Crashed", error: event.payload.error, restart: event.payload.restart })
-      if (!event.payload.restart) Deferred.doneUnsafe(crashed, Exit.succeed(event.payload.error))
+      if (!event.payload.restart) context.crashed(event.payload.error)
     })
   ]
   return () => removers.forEach((remove) => remove())
 }
 
-/** Starts a consumer in the current scope (it leaves the group when the scope closes). */
-const start = (parts: Parts): Effect.Effect<Running, Errors.SubscribeError, Scope.Scope> => {
-  const { destination, options } = parts.opts
-  const acquire = Effect.gen(function*() {
-    const consumer = makeConsumer(parts)
-    const crashed = yield* Deferred.make<unknown>()
-    const unlisten = listen(parts, consumer, crashed)
-    yield* Ref.set(parts.running, Option.some(consumer))
-    return { consumer, crashed, unlisten }
-  })
-  const run = ({ consumer }: Running) =>
-    Effect.tryPromise({
+/** The kafkajs consumer: `eachBatch` waits for the runloop; partitions are paused through kafkajs. */
+export const kafkajsDriver: Driver<Consumer> = {
+  make: (context) => {
+    const consumer = makeConsumer(context)
+    return { consumer, unlisten: listen(context, consumer) }
+  },
+  run: (consumer, context) => {
+    const { destination, options } = context.opts
+    return Effect.tryPromise({
       try: async () => {
         await consumer.connect()
         await consumer.subscribe({ topics: [destination], fromBeginning: options.startFrom === "earliest" })
-        await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: eachBatch(parts.commands) })
+        await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: eachBatch(context.offer) })
       },
       catch: (cause) => subscribeError(destination, cause, "consumer start failed")
     })
+  },
+  close: (consumer) => consumer.disconnect().catch(() => undefined),
+  commit: (consumer, destination, commits) =>
+    consumer.commitOffsets(commits.map((c) => ({
+      topic: destination,
+      partition: c.partition,
+      offset: String(c.offset),
+      metadata: c.metadata
+    })))
+}
+
+const contextOf = <C>(parts: Parts<C>, crashed: Deferred.Deferred<unknown>): DriverContext => ({
+  opts: parts.opts,
+  offer: (command) => Queue.offerUnsafe(parts.commands, command),
+  owned: () => [...Ref.getUnsafe(parts.state).partitions.keys()],
+  joined: () => Deferred.isDoneUnsafe(parts.joined),
+  crashed: (error) => Deferred.doneUnsafe(crashed, Exit.succeed(error))
+})
+
+/** Starts a consumer in the current scope (it leaves the group when the scope closes). */
+const start = <C extends Runloop.Pausable>(
+  driver: Driver<C>,
+  parts: Parts<C>
+): Effect.Effect<Running<C>, Errors.SubscribeError, Scope.Scope> => {
+  const acquire = Effect.gen(function*() {
+    const crashed = yield* Deferred.make<unknown>()
+    const context = contextOf(parts, crashed)
+    const { consumer, unlisten } = driver.make(context)
+    yield* Ref.set(parts.running, Option.some(consumer))
+    return { consumer, crashed, unlisten, context }
+  })
   // (after a crash the Supervisor releases the old consumer once the new one runs: leave the new one in place)
-  const release = (running: { readonly consumer: Consumer; readonly unlisten: () => void }) =>
+  const release = (running: { readonly consumer: C; readonly unlisten: () => void }) =>
     Effect.sync(running.unlisten).pipe(
-      Effect.andThen(Effect.promise(() => running.consumer.disconnect().catch(() => undefined))),
+      Effect.andThen(Effect.promise(() => driver.close(running.consumer))),
       Effect.andThen(
         Ref.update(parts.running, (current) =>
           Option.isSome(current) && current.value === running.consumer ? Option.none() : current)
       )
     )
-  return Effect.acquireRelease(acquire, release).pipe(Effect.tap(run))
+  return Effect.acquireRelease(acquire, release).pipe(Effect.tap((running) => driver.run(running.consumer, running.context)))
 }
 
 /** What previous owners acked above their commits, for the given partitions (empty when unreadable). */
-const inherit = (parts: Parts) => (partitions: ReadonlyArray<number>) =>
+const inherit = <C>(parts: Parts<C>) => (partitions: ReadonlyArray<number>) =>
   Effect.tryPromise(() =>
     parts.opts.connection.admin.fetchOffsets({ groupId: parts.opts.options.group, topics: [parts.opts.destination] })
   ).pipe(
@@ -173,20 +230,17 @@ const inherit = (parts: Parts) => (partitions: ReadonlyArray<number>) =>
   )
 
 /** Commits what the state calls for (serialized: a later commit never sends less than an earlier one). */
-const makeCommit = (parts: Parts, lock: Semaphore.Semaphore): Effect.Effect<void> => {
+const makeCommit = <C extends Runloop.Pausable>(
+  driver: Driver<C>,
+  parts: Parts<C>,
+  lock: Semaphore.Semaphore
+): Effect.Effect<void> => {
   const { destination, options } = parts.opts
   const send = Effect.gen(function*() {
     const commits = Runloop.commitsOf(yield* Ref.get(parts.state))
     const consumer = yield* Ref.get(parts.running)
     if (commits.length === 0 || Option.isNone(consumer)) return
-    yield* Effect.tryPromise(() =>
-      consumer.value.commitOffsets(commits.map((c) => ({
-        topic: destination,
-        partition: c.partition,
-        offset: String(c.offset),
-        metadata: c.metadata
-      })))
-    )
+    yield* Effect.tryPromise(() => driver.commit(consumer.value, destination, commits))
     yield* Queue.offer(parts.commands, { _tag: "Committed", offsets: commits })
     const lag = Runloop.lagOf(yield* Ref.get(parts.state))
     yield* Effect.forEach(commits, (c) => {
@@ -202,7 +256,7 @@ const makeCommit = (parts: Parts, lock: Semaphore.Semaphore): Effect.Effect<void
   )
 }
 
-const failAll = (parts: Parts, queues: Queues, error: Errors.SubscribeError) =>
+const failAll = <C>(parts: Parts<C>, queues: Queues, error: Errors.SubscribeError) =>
   Effect.gen(function*() {
     queues.shared.fail(error)
     queues.streams.fail(error)
@@ -217,7 +271,7 @@ interface Queues {
   readonly rebalances: Queue.Queue<RebalanceEvent, Errors.SubscribeError | Cause.Done>
 }
 
-const endAll = (parts: Parts, queues: Queues) =>
+const endAll = <C>(parts: Parts<C>, queues: Queues) =>
   Effect.gen(function*() {
     queues.shared.end()
     queues.streams.end()
@@ -226,7 +280,7 @@ const endAll = (parts: Parts, queues: Queues) =>
   })
 
 /** Readers are counted: once none reads, nothing handed out can still be settled (the drain ends). */
-const counted = <A, E>(parts: Parts, stream: Stream.Stream<A, E>): Stream.Stream<A, E> =>
+const counted = <C, A, E>(parts: Parts<C>, stream: Stream.Stream<A, E>): Stream.Stream<A, E> =>
   Stream.unwrap(
     Effect.as(
       Queue.offer(parts.commands, { _tag: "Readers", delta: 1 }),
@@ -234,12 +288,12 @@ const counted = <A, E>(parts: Parts, stream: Stream.Stream<A, E>): Stream.Stream
     )
   )
 
-const isLive = (parts: Parts) => (partition: number, epoch: number): boolean =>
+const isLive = <C>(parts: Parts<C>) => (partition: number, epoch: number): boolean =>
   Ref.getUnsafe(parts.state).partitions.get(partition)?.epoch === epoch
 
-const liveOnly = (parts: Parts) => (d: KafkaDelivery): boolean => !d.once.settled && isLive(parts)(d.partition, d.epoch)
+const liveOnly = <C>(parts: Parts<C>) => (d: KafkaDelivery): boolean => !d.once.settled && isLive(parts)(d.partition, d.epoch)
 
-const shutdown = (parts: Parts, queues: Queues, commit: Effect.Effect<void>) =>
+const shutdown = <C>(parts: Parts<C>, queues: Queues, commit: Effect.Effect<void>) =>
   Effect.gen(function*() {
     const drained = yield* Deferred.make<void>()
     yield* Queue.offer(parts.commands, { _tag: "Stop", drained })
@@ -251,12 +305,12 @@ const shutdown = (parts: Parts, queues: Queues, commit: Effect.Effect<void>) =>
   })
 
 /** Waits until the runloop folded everything enqueued so far (e.g. the acks that returned before). */
-const barrier = (parts: Parts) =>
+const barrier = <C>(parts: Parts<C>) =>
   Effect.flatMap(Deferred.make<void>(), (done) =>
     Queue.offer(parts.commands, { _tag: "Barrier", done }).pipe(Effect.andThen(Deferred.await(done))))
 
 /** The runloop fiber: takes every command enqueued meanwhile and folds them over the state in one turn. */
-const runloop = (parts: Parts, env: Runloop.Env) =>
+const runloop = <C>(parts: Parts<C>, env: Runloop.Env) =>
   Queue.takeAll(parts.commands).pipe(
     Effect.flatMap((commands) =>
       Ref.get(parts.state).pipe(Effect.flatMap((state) => Runloop.stepAll(env, state, commands, (next) => Ref.set(parts.state, next))))
@@ -272,8 +326,8 @@ const makeQueues = Effect.fn("Kafka.makeQueues")(function*(opts: SubscriptionOpt
   return { shared, streams, rebalances } satisfies Queues
 })
 
-const makeEnv = (
-  parts: Parts,
+const makeEnv = <C extends Runloop.Pausable>(
+  parts: Parts<C>,
   queues: Queues,
   commit: Effect.Effect<void>,
   prefetch: number,
@@ -310,32 +364,34 @@ const timedOut = (destination: string) =>
     reason: Errors.reason("Timeout", "no partition assignment within the timeout")
   })
 
-/** Subscribes in the current scope. */
-export const subscribe: (
+/** Subscribes in the current scope through a client's driver. */
+export const subscribeWith = <C extends Runloop.Pausable>(driver: Driver<C>) =>
+(
   opts: SubscriptionOptions
-) => Effect.Effect<RunningSubscription, Errors.SubscribeError, Scope.Scope> = Effect.fn("Kafka.subscribe")(function*(
-  opts: SubscriptionOptions
-) {
+): Effect.Effect<RunningSubscription, Errors.SubscribeError, Scope.Scope> =>
+  subscribeOn(driver, opts)
+
+const subscribeOn = Effect.fn("Kafka.subscribe")(function*<C extends Runloop.Pausable>(driver: Driver<C>, opts: SubscriptionOptions) {
   const { connection, destination } = opts
   const resolved = connection.resolved
   const prefetch = Math.max(1, opts.options.prefetch)
   const scope = yield* Effect.scope
-  const parts: Parts = {
+  const parts: Parts<C> = {
     opts,
     // unbounded, so a kafkajs callback never blocks; what it holds is bounded by what the commands stand for
     // (fetched batches wait for the runloop, settlements by the deliveries handed out)
     commands: yield* Queue.unbounded<Runloop.Command>(),
     state: yield* Ref.make(Runloop.initial),
-    running: yield* Ref.make(Option.none<Consumer>()),
+    running: yield* Ref.make(Option.none<C>()),
     joined: yield* Deferred.make<void>()
   }
   const queues = yield* makeQueues(opts, prefetch)
-  const commit = makeCommit(parts, yield* Semaphore.make(1))
+  const commit = makeCommit(driver, parts, yield* Semaphore.make(1))
   const env = makeEnv(parts, queues, commit, prefetch, scope)
   // forked first, so it outlives the consumer: eachBatch waits for it until the consumer has left
   yield* Effect.forkIn(runloop(parts, env), scope)
   const supervised = yield* Supervisor.make({
-    acquire: start(parts),
+    acquire: start(driver, parts),
     lost: (running) => Deferred.await(running.crashed),
     schedule: resolved.reconnectSchedule
   })
@@ -360,3 +416,8 @@ export const subscribe: (
     lag: barrier(parts).pipe(Effect.andThen(Ref.get(parts.state)), Effect.map(Runloop.lagOf))
   } satisfies RunningSubscription
 })
+
+/** Subscribes in the current scope (kafkajs). */
+export const subscribe: (
+  opts: SubscriptionOptions
+) => Effect.Effect<RunningSubscription, Errors.SubscribeError, Scope.Scope> = subscribeWith(kafkajsDriver)

@@ -1,0 +1,265 @@
+/**
+ * The @platformatic/kafka backend beside the kafkajs one, on one real broker: a key lands on the same
+ * partition from both (and where Apache Kafka's Java client puts it); messages published by one backend are
+ * consumed by the other through the typed `Consumer.run`, both ways; raw kafkajs records without any header
+ * and with malformed headers go through the typed path (valid ones handled, undecodable ones dead-lettered
+ * with a reason), and so does a poison corpus.
+ */
+import { assert, describe, layer } from "@effect/vitest"
+import { Context, Deferred, Duration, Effect, Fiber, Layer, Schedule, Schema, Stream } from "effect"
+import { Broker, Consumer, type Envelope, Headers, Publisher, Topic } from "@switchyard/core"
+import { PoisonCorpus } from "@switchyard/core/testing"
+import type { Message } from "kafkajs"
+import { KafkaPlatformatic, KafkaTopology } from "../src/index.ts"
+import { javaPartitionsOfBytes, longKey, message, rawProducer, sendRaw, take, testLayer, testOptions, unique } from "./helpers.ts"
+
+const Order = Schema.Struct({ id: Schema.String, n: Schema.Number })
+type Order = typeof Order.Type
+
+/** The platformatic broker, built in the current scope beside the layer's kafkajs one. */
+const platformatic = Effect.map(Layer.build(KafkaPlatformatic.layer(testOptions())), (ctx) => Context.get(ctx, Broker.Broker))
+
+/** Runs `effect` on `broker` (and a typed `Publisher` on it). */
+const onBroker = (broker: Broker.Broker["Service"]) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  effect.pipe(Effect.provide(Layer.provideMerge(Publisher.layer, Layer.succeed(Broker.Broker, broker))))
+
+/** Runs the typed consumer on `broker` until every id of `ids` was handled; returns the handled orders. */
+const consumeAll = (broker: Broker.Broker["Service"], topic: Topic.Topic<Order>, ids: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const handled = new Map<string, Order>()
+    const all = yield* Deferred.make<void>()
+    const fiber = yield* Consumer.run(topic, (order) =>
+      Effect.suspend(() => {
+        handled.set(order.id, order)
+        return ids.every((id) => handled.has(id)) ? Deferred.succeed(all, undefined) : Effect.void
+      }), { group: unique("g"), concurrency: 4 }).pipe(onBroker(broker), Effect.forkChild)
+    yield* Deferred.await(all).pipe(Effect.timeout("60 seconds"))
+    yield* Fiber.interrupt(fiber)
+    return handled
+  })
+
+const json = (value: unknown) => Buffer.from(JSON.stringify(value))
+
+describe("kafka: the @platformatic/kafka backend beside kafkajs", () => {
+  layer(testLayer(), { excludeTestServices: true, timeout: Duration.minutes(3) })((it) => {
+    it.effect("a key lands on the same partition from both backends, the partition Apache Kafka's Java client picks", () =>
+      Effect.gen(function*() {
+        const kafkajs = yield* Broker.Broker
+        const plt = yield* platformatic
+        const admin = yield* KafkaTopology.KafkaTopology
+        const name = unique("samekey")
+        yield* admin.createTopics([{ topic: name, partitions: 7 }])
+        const text = Array.from({ length: 60 }, (_, i) => message(i, { key: `customer-${i * 7919}` }))
+        const binary = [longKey(-1n), longKey(42n), longKey(0x7fff_ffff_ffff_ff80n)].map((bytes, i) =>
+          message(100 + i, { key: undefined, keyBytes: new Uint8Array(bytes) })
+        )
+        const messages = [...text, ...binary]
+        const fromKafkajs = yield* kafkajs.publish(name, messages)
+        const fromPlatformatic = yield* plt.publish(name, messages.map((m) => ({ ...m, id: `${m.id}-plt` })))
+        const keyBytes = messages.map((m) => m.keyBytes ?? new TextEncoder().encode(m.key!))
+        const java = yield* javaPartitionsOfBytes(keyBytes, 7)
+        const spread = new Set<number>()
+        messages.forEach((_, i) => {
+          const a = fromKafkajs[i]!.coordinates.partition
+          const b = fromPlatformatic[i]!.coordinates.partition
+          assert.strictEqual(b, a, `key ${i}: platformatic partition ${b}, kafkajs partition ${a}`)
+          assert.strictEqual(a, java[i], `key ${i}: the Java client's partition`)
+          assert.isString(fromPlatformatic[i]!.coordinates.offset, "the receipt has an offset")
+          spread.add(a!)
+        })
+        assert.isAtLeast(spread.size, 5, "the keys spread over the partitions")
+        // and the records are where the receipts say: read back through the platformatic backend
+        const sub = yield* plt.subscribe(name, { group: unique("g"), prefetch: 200, startFrom: "earliest" })
+        const read = yield* take(sub, messages.length * 2)
+        const at = new Map(read.map((d) => [d.envelope.id, d.envelope.coordinates] as const))
+        messages.forEach((m, i) => {
+          assert.deepStrictEqual(at.get(m.id)?.offset, fromKafkajs[i]!.coordinates.offset)
+          assert.deepStrictEqual(at.get(`${m.id}-plt`)?.offset, fromPlatformatic[i]!.coordinates.offset)
+          assert.strictEqual(at.get(`${m.id}-plt`)?.partition, java[i])
+        })
+      }))
+
+    it.effect("published by the kafkajs backend, consumed by the platformatic one through Consumer.run, and back", () =>
+      Effect.gen(function*() {
+        const kafkajs = yield* Broker.Broker
+        const plt = yield* platformatic
+        const admin = yield* KafkaTopology.KafkaTopology
+        const there = unique("there")
+        const back = unique("back")
+        yield* admin.createTopics([{ topic: there, partitions: 4 }, { topic: back, partitions: 4 }])
+        const orders = Array.from({ length: 200 }, (_, n): Order => ({ id: `o-${n}`, n }))
+        const thereTopic = Topic.make(there, Order, { key: (o) => `c-${o.n % 13}` })
+        const backTopic = Topic.make(back, Order, { key: (o) => `c-${o.n % 13}` })
+
+        yield* Publisher.publishAll(thereTopic, orders).pipe(onBroker(kafkajs))
+        const onPlatformatic = yield* consumeAll(plt, thereTopic, orders.map((o) => o.id))
+        assert.strictEqual(onPlatformatic.size, orders.length)
+        for (const o of orders) assert.deepStrictEqual(onPlatformatic.get(o.id), o)
+
+        yield* Publisher.publishAll(backTopic, orders).pipe(onBroker(plt))
+        const onKafkajs = yield* consumeAll(kafkajs, backTopic, orders.map((o) => o.id))
+        assert.strictEqual(onKafkajs.size, orders.length)
+        for (const o of orders) assert.deepStrictEqual(onKafkajs.get(o.id), o)
+
+        // the envelopes are the same whichever backend wrote them: id, key, headers, content type, correlation
+        const sent = message(7, { correlationId: "corr-1", causationId: "cause-1", headers: { tenant: "acme" } })
+        yield* plt.publish(there, [sent])
+        const viaKafkajs = yield* kafkajs.subscribe(there, { group: unique("g"), prefetch: 500, startFrom: "earliest" })
+        const found = (yield* take(viaKafkajs, orders.length + 1)).find((d) => d.envelope.id === sent.id)?.envelope
+        assert.isDefined(found)
+        assert.strictEqual(found!.key, sent.key)
+        assert.strictEqual(found!.contentType, sent.contentType)
+        assert.strictEqual(found!.correlationId, "corr-1")
+        assert.strictEqual(found!.causationId, "cause-1")
+        assert.strictEqual(found!.headers["tenant"], "acme")
+        assert.strictEqual(found!.timestamp, sent.timestamp)
+        assert.deepStrictEqual(found!.payload, sent.payload)
+      }))
+
+    it.effect("raw kafkajs records without headers and with malformed headers: valid ones handled, undecodable ones dead-lettered with a reason", () =>
+      Effect.gen(function*() {
+        const kafkajs = yield* Broker.Broker
+        const plt = yield* platformatic
+        const admin = yield* KafkaTopology.KafkaTopology
+        const name = unique("rawhdr")
+        yield* admin.createTopics([{ topic: name, partitions: 3 }, { topic: `${name}.dlq`, partitions: 3 }])
+        const malformed = {
+          [Headers.messageId]: Buffer.from([0xff, 0xfe, 0x00]),
+          [Headers.contentType]: "",
+          "x-switchyard-timestamp": "NaN",
+          // a computed name: an own property, not the literal's prototype
+          ["__proto__"]: "not a prototype",
+          traceparent: "garbage",
+          "x-repeated": [Buffer.from("a"), Buffer.from("b")]
+        }
+        const records: Array<Message> = [
+          { key: "a", value: json({ id: "plain-1", n: 1 }) },
+          { key: null, value: json({ id: "plain-2", n: 2 }) },
+          { key: "b", value: Buffer.from("not json, no headers") },
+          { key: "c", value: json({ id: "odd-1", n: 3 }), headers: malformed },
+          { key: "d", value: json({ id: 5, n: "five" }), headers: malformed },
+          { key: "e", value: Buffer.from([0x7b, 0x80, 0x7d]), headers: { [Headers.contentType]: "text/garbage; charset=latin1" } }
+        ]
+        const producer = yield* rawProducer()
+        yield* sendRaw(producer, name, records)
+        // the consumer runs until the valid orders are handled and the three others are dead letters
+        const handled = new Map<string, Order>()
+        const consumer = yield* Consumer.run(Topic.make(name, Order), (order) => Effect.sync(() => void handled.set(order.id, order)), {
+          group: unique("g"),
+          concurrency: 4
+        }).pipe(onBroker(plt), Effect.forkChild)
+        const dlq = yield* kafkajs.subscribe(`${name}.dlq`, { group: unique("g-dlq"), prefetch: 10, startFrom: "earliest" })
+        const dead = (yield* take(dlq, 3, "60 seconds")).map((d) => d.envelope)
+        yield* Effect.sync(() => handled.size).pipe(
+          Effect.repeat({ until: (n) => n >= 3, schedule: Schedule.spaced("50 millis") }),
+          Effect.timeout("30 seconds")
+        )
+        yield* Fiber.interrupt(consumer)
+        assert.deepStrictEqual([...handled.keys()].sort(), ["odd-1", "plain-1", "plain-2"])
+        assert.deepStrictEqual(handled.get("odd-1"), { id: "odd-1", n: 3 })
+        const payloads = dead.map((e) => Buffer.from(e.payload).toString("hex")).sort()
+        assert.deepStrictEqual(payloads, [records[2]!, records[4]!, records[5]!].map((r) => Buffer.from(r.value!).toString("hex")).sort())
+        for (const letter of dead) {
+          assert.match(letter.headers[Headers.deadLetterReason] ?? "", /\S/, "a dead letter carries its reason")
+          assert.strictEqual(JSON.parse(letter.headers[Headers.deadLetterOriginCoordinates]!).destination, name)
+        }
+        const wrongSchema = dead.find((e) => Buffer.from(e.payload).equals(records[4]!.value as Buffer))!
+        assert.strictEqual(wrongSchema.headers["x-repeated"], "b", "the last value of a repeated header")
+
+        // both backends read every one of these records as the same envelope
+        const readAll = (broker: Broker.Broker["Service"]) =>
+          broker.subscribe(name, { group: unique("g-raw"), prefetch: 10, startFrom: "earliest" }).pipe(
+            Effect.flatMap((sub) => take(sub, records.length)),
+            Effect.map((ds) => new Map(ds.map((d) => [`${d.envelope.coordinates.partition}/${d.envelope.coordinates.offset}`, d.envelope] as const)))
+          )
+        const viaKafkajs = yield* readAll(kafkajs)
+        const viaPlatformatic = yield* readAll(plt)
+        assert.strictEqual(viaPlatformatic.size, records.length)
+        for (const [at, envelope] of viaKafkajs) assert.deepStrictEqual(viaPlatformatic.get(at), envelope, at)
+        const odd = [...viaPlatformatic.values()].find((e) => e.key === "c")!
+        assert.strictEqual(odd.headers["__proto__"], "not a prototype", "a header named __proto__ stays a header")
+        assert.strictEqual(odd.headers["x-repeated"], "b")
+        assert.strictEqual(odd.headers["traceparent"], "garbage")
+        const plain = [...viaPlatformatic.values()].find((e) => e.key === "a")!
+        assert.strictEqual(plain.id, `${name}/${plain.coordinates.partition}/${plain.coordinates.offset}`, "a record without an id header is identified by its coordinates")
+      }))
+
+    it.effect("a poison corpus of 2,000 raw messages through the platformatic backend: every valid order handled, every invalid one dead-lettered with a reason", () =>
+      Effect.gen(function*() {
+        const kafkajs = yield* Broker.Broker
+        const plt = yield* platformatic
+        const admin = yield* KafkaTopology.KafkaTopology
+        const name = unique("pltpoison")
+        const partitions = 4
+        yield* admin.createTopics([{ topic: name, partitions }, { topic: `${name}.dlq`, partitions }])
+        const corpus = PoisonCorpus.make({ count: 2_000, oversizedCount: 2 })
+        const producer = yield* rawProducer()
+        const coordinates = new Map<string, PoisonCorpus.Entry>()
+        const batches: Array<Array<PoisonCorpus.Entry>> = [[]]
+        for (const entry of corpus) {
+          if (entry.kind.startsWith("oversized")) batches.push([entry], [])
+          else if (batches[batches.length - 1]!.push(entry) >= 500) batches.push([])
+        }
+        for (const batch of batches.filter((b) => b.length > 0)) {
+          const sent = yield* Effect.promise(() =>
+            producer.send({
+              topic: name,
+              acks: -1,
+              messages: batch.map((entry) => ({
+                key: `k-${entry.index % 64}`,
+                value: Buffer.from(entry.payload),
+                partition: entry.index % partitions,
+                headers: {
+                  ...entry.headers,
+                  ...(entry.messageId !== undefined ? { [Headers.messageId]: entry.messageId } : {}),
+                  ...(entry.contentType !== undefined ? { [Headers.contentType]: entry.contentType } : {})
+                }
+              }))
+            })
+          )
+          const next = new Map(sent.map((m) => [m.partition, Number(m.baseOffset)] as const))
+          for (const entry of batch) {
+            const p = entry.index % partitions
+            const offset = next.get(p)!
+            next.set(p, offset + 1)
+            coordinates.set(`${p}/${offset}`, entry)
+          }
+        }
+        const valid = corpus.filter((e) => e.valid)
+        const invalid = corpus.filter((e) => !e.valid)
+        const handled = new Set<string>()
+        const allValid = yield* Deferred.make<void>()
+        const consumer = yield* Consumer.run(PoisonCorpus.topic(name), (order) =>
+          Effect.suspend(() => {
+            handled.add(order.id)
+            return valid.every((e) => handled.has(e.orderId!)) ? Deferred.succeed(allValid, undefined) : Effect.void
+          }), { group: unique("g"), concurrency: 8, idempotency: true }).pipe(onBroker(plt), Effect.forkChild)
+        const dlq = yield* kafkajs.subscribe(`${name}.dlq`, { group: unique("g-dlq"), prefetch: 2000, startFrom: "earliest" })
+        const letters: Array<Envelope.Envelope> = []
+        yield* dlq.deliveries.pipe(
+          Stream.tap((d) => d.ack),
+          Stream.take(invalid.length),
+          Stream.timeout("15 seconds"),
+          Stream.runForEach((d) => Effect.sync(() => letters.push(d.envelope))),
+          Effect.timeoutOrElse({ duration: "120 seconds", orElse: () => Effect.void })
+        )
+        yield* Deferred.await(allValid).pipe(Effect.timeout("60 seconds"), Effect.ignore)
+        yield* Fiber.interrupt(consumer)
+        const deadLettered = new Set<PoisonCorpus.Entry>()
+        const withoutReason: Array<string> = []
+        for (const letter of letters) {
+          const origin = JSON.parse(letter.headers[Headers.deadLetterOriginCoordinates] ?? "{}")
+          const entry = coordinates.get(`${origin.partition}/${origin.offset}`)
+          if (entry === undefined) continue
+          deadLettered.add(entry)
+          if ((letter.headers[Headers.deadLetterReason] ?? "") === "") withoutReason.push(entry.kind)
+        }
+        const unhandled = valid.filter((e) => !handled.has(e.orderId!))
+        assert.deepStrictEqual(PoisonCorpus.countByKind(unhandled), {}, "valid entries not handled")
+        assert.deepStrictEqual(PoisonCorpus.countByKind(invalid.filter((e) => !deadLettered.has(e))), {}, "invalid entries without a dead letter")
+        assert.deepStrictEqual(withoutReason, [], "dead letters without a reason")
+        assert.isAbove(valid.length, 500)
+        assert.isAbove(invalid.length, 500)
+      }), { timeout: 180_000 })
+  })
+})
