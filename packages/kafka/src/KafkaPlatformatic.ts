@@ -20,7 +20,7 @@
 import { type Config, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { Broker } from "@switchyard/core"
-import type { Errors } from "@switchyard/core"
+import type { Capabilities, Errors } from "@switchyard/core"
 import { ConnectionOptions } from "@switchyard/core/adapter"
 import { browse } from "./internal/browse.ts"
 import { subscribeError } from "./internal/errors.ts"
@@ -44,7 +44,7 @@ import * as KafkaTopology from "./KafkaTopology.ts"
  * ```
  * @since 0.4.0
  */
-export const capabilities = KafkaBroker.capabilities
+export const capabilities: Capabilities.Capabilities = KafkaBroker.capabilities
 
 /**
  * The options of {@link layer}: `KafkaConnection.Options`, shared by both clients of the layer.
