@@ -5,12 +5,14 @@
  * and with malformed headers go through the typed path (valid ones handled, undecodable ones dead-lettered
  * with a reason), and so does a poison corpus.
  */
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe, it, layer } from "@effect/vitest"
+import { AuthenticationError, MultipleErrors, NetworkError, ProtocolError, TimeoutError, UserError } from "@platformatic/kafka"
 import { Context, Deferred, Duration, Effect, Fiber, Layer, Schedule, Schema, Stream } from "effect"
 import { Broker, Consumer, type Envelope, Headers, Publisher, Topic } from "@switchyard/core"
 import { PoisonCorpus } from "@switchyard/core/testing"
 import type { Message } from "kafkajs"
 import { KafkaPlatformatic, KafkaTopology } from "../src/index.ts"
+import { codeOf, kindOf, reasonOf } from "../src/internal/platformatic/errors.ts"
 import { javaPartitionsOfBytes, longKey, message, rawProducer, sendRaw, take, testLayer, testOptions, unique } from "./helpers.ts"
 
 const Order = Schema.Struct({ id: Schema.String, n: Schema.Number })
@@ -184,6 +186,27 @@ describe("kafka: the @platformatic/kafka backend beside kafkajs", () => {
         assert.strictEqual(plain.id, `${name}/${plain.coordinates.partition}/${plain.coordinates.offset}`, "a record without an id header is identified by its coordinates")
       }))
 
+    it.effect("failures are classified from the client's own errors: a record over max.message.bytes is TooLarge (MESSAGE_TOO_LARGE); an unreachable cluster fails the layer as Unreachable", () =>
+      Effect.gen(function*() {
+        const plt = yield* platformatic
+        const admin = yield* KafkaTopology.KafkaTopology
+        const name = unique("pltlarge")
+        yield* admin.createTopics([{ topic: name, partitions: 1, configs: { "max.message.bytes": "4096" } }])
+        const error = yield* plt.publish(name, [message(1, { payload: new Uint8Array(20_000) })]).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "PublishError")
+        assert.strictEqual(error.reason._tag, "TooLarge", error.reason.message)
+        assert.strictEqual(error.reason.code, "MESSAGE_TOO_LARGE")
+        // the producer is replaced after the failure: the next publish goes through
+        const [receipt] = yield* plt.publish(name, [message(2)])
+        assert.strictEqual(receipt!.coordinates.partition, 0)
+
+        const unreachable = yield* Layer.build(
+          KafkaPlatformatic.layer(testOptions({ brokers: ["127.0.0.1:1"], connectTimeout: "1 second", retry: { retries: 1, initialRetryTime: "100 millis" } }))
+        ).pipe(Effect.flip)
+        assert.strictEqual(unreachable._tag, "ConnectionError")
+        assert.strictEqual(unreachable.reason._tag, "Unreachable", unreachable.reason.message)
+      }))
+
     it.effect("a poison corpus of 2,000 raw messages through the platformatic backend: every valid order handled, every invalid one dead-lettered with a reason", () =>
       Effect.gen(function*() {
         const kafkajs = yield* Broker.Broker
@@ -261,5 +284,29 @@ describe("kafka: the @platformatic/kafka backend beside kafkajs", () => {
         assert.isAbove(valid.length, 500)
         assert.isAbove(invalid.length, 500)
       }), { timeout: 180_000 })
+  })
+})
+
+describe("kafka: @platformatic/kafka error classification", () => {
+  it("protocol ids, client codes and socket codes map to the core reasons; the most final kind in a chain wins", () => {
+    const tooLarge = new ProtocolError("MESSAGE_TOO_LARGE")
+    assert.strictEqual(kindOf(tooLarge), "TooLarge")
+    assert.strictEqual(codeOf(tooLarge), "MESSAGE_TOO_LARGE")
+    assert.strictEqual(kindOf(new ProtocolError("TOPIC_AUTHORIZATION_FAILED")), "AuthorizationFailed")
+    assert.strictEqual(kindOf(new AuthenticationError("SASL failed")), "AuthenticationFailed")
+    assert.strictEqual(kindOf(new TimeoutError("request timed out")), "Timeout")
+    assert.strictEqual(kindOf(new UserError("bad option")), "Invalid")
+    const socket = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" })
+    const network = new NetworkError("Connection failed", { cause: socket })
+    assert.strictEqual(kindOf(network), "Unreachable")
+    assert.strictEqual(codeOf(network), "PLT_KFK_NETWORK")
+    // a retry that gave up: the final protocol error wins over the retryable network errors before it
+    const gaveUp = new MultipleErrors("send failed 3 times", [network, new NetworkError("again"), tooLarge])
+    assert.strictEqual(kindOf(gaveUp), "TooLarge")
+    assert.strictEqual(codeOf(gaveUp), "MESSAGE_TOO_LARGE")
+    assert.strictEqual(kindOf(new Error("something else")), "Unknown")
+    const reason = reasonOf(gaveUp, "publish failed")
+    assert.strictEqual(reason._tag, "TooLarge")
+    assert.match(reason.message, /^publish failed: /)
   })
 })

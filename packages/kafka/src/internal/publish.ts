@@ -56,6 +56,8 @@ export interface ProducerDriver<R> {
     topology: KafkaTopology["Service"]
   ) => Effect.Effect<ProducerSlot<R>, never, Scope.Scope>
   readonly toRecord: (message: Envelope.OutgoingMessage, partition: number) => R
+  /** The `PublishError` of a failed send, classified from the client's own errors. */
+  readonly publishError: (destination: string, cause: unknown) => Errors.PublishError
 }
 
 /** The publish function of a broker. */
@@ -185,7 +187,8 @@ const makeProducerSlot = Effect.fn("Kafka.producerSlot")(function*(
 const makeSender = Effect.fn("Kafka.makeSender")(function*<R>(
   connection: KafkaConnection["Service"],
   topology: KafkaTopology["Service"],
-  slot: ProducerSlot<R>
+  slot: ProducerSlot<R>,
+  sendError: (destination: string, cause: unknown) => Errors.PublishError
 ) {
   const { replace: replaceProducer, send: sendRecords } = slot
   const refreshAll = (group: ReadonlyArray<PendingSend<R>>) =>
@@ -203,7 +206,7 @@ const makeSender = Effect.fn("Kafka.makeSender")(function*<R>(
             const failed = new Set(group.filter((p) => p.partitions.some((n) => still.has(slotKey(p.destination, n)))))
             settleSent(group, all, failed, noLeader)
           }),
-        onFailure: (cause) => Effect.sync(() => failGroup(group, (d) => publishError(d, Cause.squash(cause))))
+        onFailure: (cause) => Effect.sync(() => failGroup(group, (d) => sendError(d, Cause.squash(cause))))
       })
     )
 
@@ -218,7 +221,7 @@ const makeSender = Effect.fn("Kafka.makeSender")(function*<R>(
         },
         onFailure: (cause) => {
           const error = Cause.squash(cause)
-          failGroup(group, (destination) => publishError(destination, error))
+          failGroup(group, (destination) => sendError(destination, error))
           return refreshAll(group).pipe(Effect.andThen(connection.resolved.idempotent ? replaceProducer : Effect.void))
         }
       })
@@ -231,7 +234,7 @@ const makeSender = Effect.fn("Kafka.makeSender")(function*<R>(
 })
 
 /** The kafkajs producer. */
-export const kafkajsProducer: ProducerDriver<Message> = { slot: makeProducerSlot, toRecord }
+export const kafkajsProducer: ProducerDriver<Message> = { slot: makeProducerSlot, toRecord, publishError }
 
 /**
  * The partition of each message like the Java client's default partitioner: murmur2 over the key's exact
@@ -254,7 +257,7 @@ export const makeWith = Effect.fn("Kafka.publish")(function*<R>(
   topology: KafkaTopology["Service"],
   driver: ProducerDriver<R>
 ): Effect.fn.Return<Publish, never, Scope.Scope> {
-  const pendingSends = yield* makeSender(connection, topology, yield* driver.slot(connection, topology))
+  const pendingSends = yield* makeSender(connection, topology, yield* driver.slot(connection, topology), driver.publishError)
   const partition = partitionerFor()
 
   const send = (destination: string, messages: ReadonlyArray<Envelope.OutgoingMessage>, metadata: ReadonlyArray<PartitionMetadata>) =>

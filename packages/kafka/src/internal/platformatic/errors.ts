@@ -6,6 +6,7 @@
  */
 import type { Errors } from "@switchyard/core"
 import { BrokerErrors } from "@switchyard/core/adapter"
+import { TimeoutError } from "@platformatic/kafka"
 import { Predicate, Schema } from "effect"
 import { Errors as CoreErrors } from "@switchyard/core"
 import { byProtocolType, messageOf, precedence, unreachableCodes } from "../errors.ts"
@@ -35,6 +36,8 @@ const kindOfOne = (error: unknown): ErrorKind | undefined => {
   if (Predicate.hasProperty(own, "_tag") && isErrorKind(own._tag)) return own._tag
   const apiId = stringField(error, "apiId")
   if (apiId !== undefined && byProtocolType[apiId] !== undefined) return byProtocolType[apiId]
+  // the client gives its TimeoutError the network code
+  if (error instanceof TimeoutError) return "Timeout"
   const code = stringField(error, "code")
   if (code !== undefined && byClientCode[code] !== undefined) return byClientCode[code]
   if (code !== undefined && unreachableCodes.has(code)) return "Unreachable"

@@ -12,6 +12,7 @@ import type { KafkaConnection } from "../../KafkaConnection.ts"
 import type { KafkaTopology } from "../../KafkaTopology.ts"
 import { recordFields } from "../envelope.ts"
 import type { ProducerDriver, Written } from "../publish.ts"
+import { publishError } from "./errors.ts"
 import { baseOptions } from "./options.ts"
 
 /** A record as this producer takes it: bytes for key and value, text headers. */
@@ -74,4 +75,4 @@ const slot = Effect.fn("KafkaPlatformatic.producerSlot")(function*(
 })
 
 /** The producer driver of the @platformatic/kafka backend. */
-export const producer: ProducerDriver<OutRecord> = { slot, toRecord }
+export const producer: ProducerDriver<OutRecord> = { slot, toRecord, publishError }
