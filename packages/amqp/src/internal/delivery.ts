@@ -134,7 +134,51 @@ const ackError = (destination: string, reason: Errors.Reason, cause?: unknown) =
 const onChannel = (destination: string, operation: () => void): Effect.Effect<void, Errors.AckError> =>
   Effect.try({ try: operation, catch: (error) => ackError(destination, AmqpErrors.reasonOf(error), error) })
 
-/** Builds the settle-once delivery of a message on the channel that delivered it (settled through its `acks`). */
+/** Requeues a delivery now (`counted`: a nack of the consumer, counted for `attempt` on classic queues). */
+const requeue = (message: ConsumeMessage, id: string | undefined, acks: Acks, context: Context, counted: boolean) =>
+  onChannel(context.destination, () => {
+    const nacks = context.nacks
+    if (counted && id !== undefined) {
+      if (nacks.size > maxTrackedNacks) nacks.clear()
+      nacks.set(id, (nacks.get(id) ?? 0) + 1)
+    }
+    acks.nack(message, true)
+  })
+
+/**
+ * Redelivers later: the delayed copy is published, then this delivery acked. Never leaves the delivery unsettled
+ * on a live channel (it would hold a prefetch slot until the channel closes): without a delayed copy, it is
+ * requeued now.
+ */
+const later = (
+  delivery: { readonly message: ConsumeMessage; readonly id: string | undefined; readonly envelope: Envelope.Envelope },
+  acks: Acks,
+  context: Context,
+  ack: Effect.Effect<void, Errors.AckError>,
+  delayMillis: number
+) =>
+  context.scheduleRetry(delivery.envelope, delayMillis).pipe(Effect.matchEffect({
+    onSuccess: () => ack,
+    onFailure: (e) =>
+      Effect.logWarning(
+        `could not schedule the delayed retry of message ${delivery.envelope.id} from ${context.queue} ` +
+          `(${e.reason.message}); requeueing it immediately instead`
+      ).pipe(
+        Effect.andThen(requeue(delivery.message, delivery.id, acks, context, true)),
+        Effect.mapError((requeueError) =>
+          ackError(context.destination, Errors.reason(
+            requeueError.kind,
+            `scheduling the delayed retry failed (${e.reason.message}) and requeueing failed: ${requeueError.reason.message}`
+          ), requeueError)
+        )
+      )
+  }))
+
+/**
+ * Builds the settle-once delivery of a message on the channel that delivered it (settled through its `acks`).
+ * Only the ack is built up front: a nack's effects are built when called, `release` when read (the hot path
+ * is deliver → ack).
+ */
 export const make = (
   message: ConsumeMessage,
   watched: Channels.Watched<Channel>,
@@ -149,40 +193,22 @@ export const make = (
     acks.ack(message)
     if (message.fields.redelivered && id !== undefined) nacks.delete(id)
   })
-  const requeue = (counted: boolean) =>
-    onChannel(destination, () => {
-      if (counted && id !== undefined) {
-        if (nacks.size > maxTrackedNacks) nacks.clear()
-        nacks.set(id, (nacks.get(id) ?? 0) + 1)
-      }
-      acks.nack(message, true)
-    })
-  const later = (delayMillis: number) =>
-    context.scheduleRetry(envelope, delayMillis).pipe(Effect.matchEffect({
-      onSuccess: () => ack,
-      // Never leave the delivery unsettled on a live channel (it would hold a prefetch slot until the channel
-      // closes): without a delayed copy, requeue it now.
-      onFailure: (e) =>
-        Effect.logWarning(
-          `could not schedule the delayed retry of message ${envelope.id} from ${context.queue} ` +
-            `(${e.reason.message}); requeueing it immediately instead`
-        ).pipe(
-          Effect.andThen(requeue(true)),
-          Effect.mapError((requeueError) =>
-            ackError(destination, Errors.reason(
-              requeueError.kind,
-              `scheduling the delayed retry failed (${e.reason.message}) and requeueing failed: ${requeueError.reason.message}`
-            ), requeueError)
-          )
-        )
-    }))
   const settlement = Settlement.make(destination, {
     ack,
     nack: (options) => {
       const delayMillis = options?.delay === undefined ? 0 : Math.round(Duration.toMillis(Duration.fromInputUnsafe(options.delay)))
-      return delayMillis > 0 ? later(delayMillis) : requeue(true)
+      return delayMillis > 0
+        ? later({ message, id, envelope }, acks, context, ack, delayMillis)
+        : requeue(message, id, acks, context, true)
     },
     isLive: () => Channels.isOpen(watched)
   })
-  return { envelope, ack: settlement.ack, nack: settlement.nack, release: settlement.once.run(requeue(false)) }
+  return {
+    envelope,
+    ack: settlement.ack,
+    nack: settlement.nack,
+    get release() {
+      return settlement.once.run(requeue(message, id, acks, context, false))
+    }
+  }
 }
