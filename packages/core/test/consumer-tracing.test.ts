@@ -52,6 +52,25 @@ describe("consumer stage: tracing", () => {
     }).pipe(Effect.withTracer(tracer))
   })
 
+  it.effect("what the handler does runs under the process span: its own spans are children of it", () => {
+    const { spans, tracer } = recordingTracer()
+    return Effect.gen(function*() {
+      const inHandler: Step<number, never, never> = (delivery) =>
+        Effect.andThen(Effect.withSpan(Effect.void, "charge card"), acking(delivery))
+      yield* traced(context(true))(inHandler)(Fake.decoded(1, { envelope: { id: "m-3" } }).delivery)
+      const process = spans.find((s) => s.name === "process orders")!
+      const charge = spans.find((s) => s.name === "charge card")!
+      const ack = spans.find((s) => s.name === "ack orders")!
+      assert.isTrue(Option.isSome(charge.parent) && charge.parent.value.spanId === process.spanId)
+      assert.strictEqual(charge.traceId, process.traceId)
+      assert.strictEqual(ack.attributes.get("messaging.message.id"), "m-3")
+      assert.strictEqual(ack.attributes.get("messaging.operation.name"), "ack")
+      assert.strictEqual(process.status._tag, "Ended")
+      // nothing leaks out of the stage: after it, the fiber's parent span is the caller's again
+      assert.isTrue(Option.isNone(yield* Effect.serviceOption(Tracer.ParentSpan)))
+    }).pipe(Effect.withTracer(tracer))
+  })
+
   it.effect("traceContext link: the publisher's span is a link, not the parent", () => {
     const { spans, tracer } = recordingTracer()
     return Effect.gen(function*() {

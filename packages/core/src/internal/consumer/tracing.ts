@@ -5,9 +5,9 @@
  * `switchyard_handling_duration` (unless `Telemetry.PerMessageMetrics` is off). With tracing disabled
  * (`References.TracerEnabled`) the stage adds no span; with both off it is the next step itself.
  */
-import type { Tracer } from "effect"
-import { Effect } from "effect"
+import { Effect, Tracer } from "effect"
 import type { BrokerShape } from "../../Broker.ts"
+import type { AckError } from "../../Errors.ts"
 import * as H from "../../Headers.ts"
 import type { Delivery } from "../../Subscriber.ts"
 import * as Telemetry from "../../Telemetry.ts"
@@ -25,8 +25,6 @@ export interface Context {
   readonly traceContext: "parent" | "link"
 }
 
-const annotateOutcome = (outcome: Outcome) => Effect.annotateCurrentSpan("switchyard.outcome", label(outcome))
-
 /** Spans (when enabled) and the handling-time metric around the rest of the steps. */
 export const traced = (context: Context) => <A, E, R>(next: Step<A, E, R>): Step<A, E, R> => {
   const timed = context.metrics
@@ -35,41 +33,60 @@ export const traced = (context: Context) => <A, E, R>(next: Step<A, E, R>): Step
   if (!context.enabled) return context.metrics ? (delivery) => timed(next(delivery)) : next
   const { broker, destination } = context
   const groupAttribute = { "messaging.consumer.group.name": context.group }
-  const attributes = Telemetry.messagingAttributes(broker.system, destination, "process", groupAttribute)
   const processName = Telemetry.spanName("process", destination)
   const ackName = Telemetry.spanName("ack", destination)
   const nackName = Telemetry.spanName("nack", destination)
 
-  // One attributes object per message, filled in place: the span copies them into its own map anyway.
-  const processAttributes = (envelope: Delivery<A>["envelope"]): Record<string, unknown> => {
-    const out: Record<string, unknown> = Object.assign(Telemetry.messageAttributes(envelope), attributes)
-    out["switchyard.message.delivery_attempt"] = envelope.attempt
-    const native = broker.telemetryAttributes?.(envelope)
-    return native === undefined ? out : Object.assign(out, native)
-  }
-  const spanOptions = (delivery: Delivery<A>): Tracer.SpanOptions => {
-    const envelope = delivery.envelope
-    const upstream = Telemetry.parseTraceparent(envelope.headers[H.traceparent])
-    const base = { kind: "consumer", captureStackTrace: false, attributes: processAttributes(envelope) } as const
-    if (upstream === undefined) return base
-    const links = [{ span: upstream, attributes: {} }]
-    return context.traceContext === "link" ? { ...base, links } : { ...base, parent: upstream, links }
-  }
-  const settleSpan = (delivery: Delivery<A>, operationName: "ack" | "nack"): Tracer.SpanOptions => ({
+  // What every span of this consumer carries is built once; a message adds its own attributes to its span
+  // (`span.attribute`), without an attributes object per message.
+  const processOptions = {
+    kind: "consumer",
+    captureStackTrace: false,
+    attributes: Telemetry.messagingAttributes(broker.system, destination, "process", groupAttribute)
+  } as const
+  const settleOptions = (operationName: "ack" | "nack"): Tracer.SpanOptions => ({
     kind: "client",
     captureStackTrace: false,
-    attributes: Telemetry.messagingAttributes(broker.system, destination, "settle", {
-      ...groupAttribute,
-      "messaging.message.id": delivery.envelope.id
-    }, operationName)
+    attributes: Telemetry.messagingAttributes(broker.system, destination, "settle", groupAttribute, operationName)
   })
+  const ackOptions = settleOptions("ack")
+  const nackOptions = settleOptions("nack")
+
+  const spanOptions = (delivery: Delivery<A>): Tracer.SpanOptions => {
+    const upstream = Telemetry.parseTraceparent(delivery.envelope.headers[H.traceparent])
+    if (upstream === undefined) return processOptions
+    const links = [{ span: upstream, attributes: {} }]
+    return context.traceContext === "link" ? { ...processOptions, links } : { ...processOptions, parent: upstream, links }
+  }
+  const annotate = (span: Tracer.Span, envelope: Delivery<A>["envelope"]): void => {
+    const attributes = Telemetry.messageAttributes(envelope)
+    for (const key in attributes) span.attribute(key, attributes[key])
+    span.attribute("switchyard.message.delivery_attempt", envelope.attempt)
+    const native = broker.telemetryAttributes?.(envelope)
+    if (native !== undefined) for (const key in native) span.attribute(key, native[key])
+  }
+  const settleSpan = (name: string, options: Tracer.SpanOptions, id: string, settlement: Effect.Effect<void, AckError>) =>
+    Effect.useSpan(name, options, (span) => {
+      span.attribute("messaging.message.id", id)
+      return settlement
+    })
   // `useSpan`, not `withSpan`: a settlement starts no child span of its own, so its span need not become
   // the parent in the fiber's context (a context copy per settlement saved)
   const withSettleSpans = (delivery: Delivery<A>): Delivery<A> => ({
     ...delivery,
-    ack: Effect.useSpan(ackName, settleSpan(delivery, "ack"), () => delivery.ack),
-    nack: (nackOptions) => Effect.useSpan(nackName, settleSpan(delivery, "nack"), () => delivery.nack(nackOptions))
+    ack: settleSpan(ackName, ackOptions, delivery.envelope.id, delivery.ack),
+    nack: (options) => settleSpan(nackName, nackOptions, delivery.envelope.id, delivery.nack(options))
   })
+  // The process span becomes the parent of what the handler does (its spans, the trace context of what it
+  // publishes) through `Tracer.ParentSpan` alone: `withSpan` would also push a stack frame, a second copy of
+  // the fiber's context per message, for stack traces that `captureStackTrace: false` leaves empty anyway.
   return (delivery) =>
-    timed(Effect.withSpan(Effect.tap(next(withSettleSpans(delivery)), annotateOutcome), processName, spanOptions(delivery)))
+    timed(Effect.useSpan(processName, spanOptions(delivery), (span) => {
+      annotate(span, delivery.envelope)
+      const outcome = Effect.map(next(withSettleSpans(delivery)), (outcome) => {
+        span.attribute("switchyard.outcome", label(outcome))
+        return outcome
+      })
+      return Effect.provideService(outcome, Tracer.ParentSpan, span)
+    }))
 }
