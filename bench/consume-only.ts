@@ -2,7 +2,7 @@
  * The in-memory consumer's cost per message, nothing else timed: `N` orders are published first, then
  * `Consumer.run` (concurrency `C`, ordering by key when above 1) handles them all; prints msg/s and CPU µs per
  * message of the consume phase. `TRACER=0` turns `References.TracerEnabled` off, `METRICS=0`
- * `Telemetry.PerMessageMetrics`. `PROFILE=<file.cpuprofile>` writes a CPU profile of the consume phase only.
+ * `Telemetry.PerMessageMetrics`. `PROFILE=<file.cpuprofile>` writes a CPU profile of the consume phase only (`<file>.heapprofile`: allocations).
  *
  *   N=100000 TRACER=0 METRICS=0 node --import tsx bench/consume-only.ts
  */
@@ -18,15 +18,25 @@ const tracing = process.env["TRACER"] !== "0"
 const metrics = process.env["METRICS"] !== "0"
 const profilePath = process.env["PROFILE"]
 const session = profilePath === undefined ? undefined : new Session()
+// a `.heapprofile` path: an allocation profile (sampling heap profiler) instead of a CPU profile
+const heapProfile = profilePath?.endsWith(".heapprofile") === true
 const startProfile = Effect.promise(async () => {
   if (session === undefined) return
   session.connect()
-  await session.post("Profiler.enable")
-  await session.post("Profiler.start")
+  if (heapProfile) {
+    await session.post("HeapProfiler.startSampling", {
+      samplingInterval: 4096,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true
+    })
+  } else {
+    await session.post("Profiler.enable")
+    await session.post("Profiler.start")
+  }
 })
 const stopProfile = Effect.promise(async () => {
   if (session === undefined || profilePath === undefined) return
-  const { profile } = await session.post("Profiler.stop")
+  const { profile } = heapProfile ? await session.post("HeapProfiler.stopSampling") : await session.post("Profiler.stop")
   fs.writeFileSync(profilePath, JSON.stringify(profile))
 })
 const topic = Topic.make("orders", Order, { key: (o) => o.customer })
