@@ -1,7 +1,8 @@
 /**
  * Kafka. Broker: embedded Kafka (`EmbeddedKafka.start()`, as bench/kafka.ts; or KAFKA_BROKERS), started
  * once by the orchestrator; topics of 4 partitions are created before each worker starts.
- * Switchyard: `KafkaBroker.layer({ brokers })`. Raw: kafkajs — an idempotent producer (acks=all,
+ * Switchyard: `KafkaBroker.layer({ brokers })`, or with `BENCH_KAFKA_BACKEND=platformatic` the
+ * @platformatic/kafka backend, `KafkaPlatformatic.layer({ brokers })` (the raw side stays kafkajs). Raw: kafkajs — an idempotent producer (acks=all,
  * maxInFlightRequests 5, the default murmur2 partitioner, the customer as record key), `send` of one message
  * per call or one `send` per batch; a consumer group with `eachBatch` (maxWaitTime 25 ms like the adapter),
  * the handler per message with the case's concurrency, offsets resolved once the batch's handlers are done,
@@ -12,7 +13,7 @@
  */
 import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type Producer } from "kafkajs"
 import { EmbeddedKafka } from "@switchyard/kafka/testing"
-import { KafkaBroker } from "@switchyard/kafka"
+import { KafkaBroker, KafkaPlatformatic } from "@switchyard/kafka"
 import { Effect, Exit, Scope } from "effect"
 import { rawEncode } from "../common.ts"
 import { type Driver, expectEqual } from "../driver.ts"
@@ -21,6 +22,9 @@ import type { Order, WorkerInput } from "../spec.ts"
 import { runTyped } from "../typed.ts"
 
 const PARTITIONS = 4
+
+/** Which backend the typed side runs on (`BENCH_KAFKA_BACKEND`: `kafkajs`, the default, or `platformatic`). */
+const backend = process.env["BENCH_KAFKA_BACKEND"] === "platformatic" ? "platformatic" : "kafkajs"
 
 const record = (order: Order) => ({ key: order.customer, value: rawEncode(order) })
 
@@ -76,7 +80,7 @@ const sum = (xs: ReadonlyArray<{ offset: string }>) => xs.reduce((acc, x) => acc
 
 export const driver: Driver = {
   name: "kafka",
-  title: `Kafka (kafkajs, ${PARTITIONS} partitions)`,
+  title: `Kafka (typed: ${backend === "platformatic" ? "@platformatic/kafka" : "kafkajs"}, ${PARTITIONS} partitions)`,
   defaultN: 10_000,
   rawLabel: "kafkajs (idempotent acks=all producer, eachBatch consumer, commits)",
   setup: async () => {
@@ -112,6 +116,12 @@ export const driver: Driver = {
       return `end offsets and group commits sum to ${expected}`
     }
   },
-  typed: (input) => runTyped(input, KafkaBroker.layer({ brokers: [input.env["bootstrap"]!], clientId: "bench-typed" })),
+  typed: (input) =>
+    runTyped(
+      input,
+      backend === "platformatic"
+        ? KafkaPlatformatic.layer({ brokers: [input.env["bootstrap"]!], clientId: "bench-typed" })
+        : KafkaBroker.layer({ brokers: [input.env["bootstrap"]!], clientId: "bench-typed" })
+    ),
   raw
 }
