@@ -15,6 +15,10 @@
  *   offsets acked above the prefix (which the kafkajs backend writes there, `../offsets.ts`) are not
  *   recorded: after a rebalance they come again to the next owner (at-least-once). What a kafkajs member
  *   recorded there is read (through the kafkajs admin client of the control plane) and skipped as before.
+ * - Rebalances: with the classic (eager) protocol the client emits no event before it rejoins, so nothing is
+ *   committed when a rebalance starts; the acks since the last periodic commit on a partition that moves are
+ *   redelivered to its next owner. `consumer:group:rebalance` (emitted on the cooperative path) still
+ *   triggers a commit.
  */
 import type { Consumer, Message, MessagesStream } from "@platformatic/kafka"
 import { Consumer as PltConsumer, MessagesStreamFallbackModes, MessagesStreamModes } from "@platformatic/kafka"
