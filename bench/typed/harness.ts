@@ -12,7 +12,7 @@
  * Environment: BENCH_ROUNDS (default 3), BENCH_N (timed messages per measurement, every broker) or
  * BENCH_<BROKER>_N (one broker), BENCH_WARMUP (untimed messages first, default N/10, at most 2000),
  * BENCH_CASES (comma-separated case ids or prefixes, e.g. `publish64,run-c8`), BENCH_LATENCY_N /
- * BENCH_LATENCY_WARMUP (the paced latency case's sizes, default 3,000 / 300 at 1,000 msg/s).
+ * BENCH_LATENCY_WARMUP (the paced latency case's sizes, default 5,000 / 2,000 at 1,000 msg/s).
  */
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
