@@ -13,7 +13,19 @@ import { PoisonCorpus } from "@switchyard/core/testing"
 import type { Message } from "kafkajs"
 import { KafkaPlatformatic, KafkaTopology } from "../src/index.ts"
 import { codeOf, kindOf, reasonOf } from "../src/internal/platformatic/errors.ts"
-import { javaPartitionsOfBytes, longKey, message, rawProducer, sendRaw, take, testLayer, testOptions, unique } from "./helpers.ts"
+import {
+  committed,
+  drainFor,
+  javaPartitionsOfBytes,
+  longKey,
+  message,
+  rawProducer,
+  sendRaw,
+  take,
+  testLayer,
+  testOptions,
+  unique
+} from "./helpers.ts"
 
 const Order = Schema.Struct({ id: Schema.String, n: Schema.Number })
 type Order = typeof Order.Type
@@ -39,6 +51,18 @@ const consumeAll = (broker: Broker.Broker["Service"], topic: Topic.Topic<Order>,
     yield* Fiber.interrupt(fiber)
     return handled
   })
+
+const shuffle = <A>(items: ReadonlyArray<A>): Array<A> => {
+  const out = [...items]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[out[i], out[j]] = [out[j]!, out[i]!]
+  }
+  return out
+}
+
+const committedOffsets = (group: string, topic: string) =>
+  Effect.map(committed(group, topic), (byPartition) => new Map([...byPartition].map(([p, c]) => [p, c.offset] as const)))
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value))
 
@@ -79,6 +103,78 @@ describe("kafka: the @platformatic/kafka backend beside kafkajs", () => {
           assert.deepStrictEqual(at.get(`${m.id}-plt`)?.offset, fromPlatformatic[i]!.coordinates.offset)
           assert.strictEqual(at.get(`${m.id}-plt`)?.partition, java[i])
         })
+      }))
+
+    it.effect("backpressure: a partition holds at most `prefetch` unacked deliveries, acks resume it", () =>
+      Effect.gen(function*() {
+        const plt = yield* platformatic
+        const admin = yield* KafkaTopology.KafkaTopology
+        const topic = unique("pltbp")
+        yield* admin.createTopics([{ topic, partitions: 2 }])
+        const total = 600
+        yield* plt.publish(topic, Array.from({ length: total }, (_, i) => message(i, { key: `k${i}` })))
+        const sub = yield* plt.subscribe(topic, { group: unique("g"), prefetch: 10, startFrom: "earliest" })
+        const held = yield* drainFor(sub, "1500 millis", false)
+        assert.isAtMost(held.length, 20, "at most prefetch per partition while nothing is acked")
+        assert.isAtLeast(held.length, 10)
+        for (const p of [0, 1]) {
+          assert.isAtMost(held.filter((d) => d.envelope.coordinates.partition === p).length, 10, `partition ${p}`)
+        }
+        yield* Effect.forEach(held, (d) => d.ack, { discard: true })
+        const rest = yield* take(sub, total - held.length)
+        const ids = new Set([...held, ...rest].map((d) => d.envelope.id))
+        assert.strictEqual(ids.size, total)
+      }))
+
+    it.effect("commits are the contiguous prefix of acks under random order, committed on close; the next member resumes at each partition's first unacked record", () =>
+      Effect.gen(function*() {
+        const plt = yield* platformatic
+        const admin = yield* KafkaTopology.KafkaTopology
+        const topic = unique("pltcommit")
+        const group = unique("g")
+        yield* admin.createTopics([{ topic, partitions: 3 }])
+        const total = 600
+        yield* plt.publish(topic, Array.from({ length: total }, (_, i) => message(i, { key: `k${i}` })))
+        const holes = new Map<number, number>()
+        yield* Effect.scoped(Effect.gen(function*() {
+          const sub = yield* plt.subscribe(topic, { group, prefetch: 1000, startFrom: "earliest" })
+          const all = yield* take(sub, total, "30 seconds", () => Effect.void)
+          const counts = new Map<number, number>()
+          for (const d of all) counts.set(d.envelope.coordinates.partition!, (counts.get(d.envelope.coordinates.partition!) ?? 0) + 1)
+          // one unacked record per partition (partition 0's is its first: nothing may be committed past it)
+          for (const [p, count] of counts) holes.set(p, p === 0 ? 0 : 1 + Math.floor(Math.random() * (count - 1)))
+          const toAck = shuffle(all.filter((d) => holes.get(d.envelope.coordinates.partition!) !== Number(d.envelope.coordinates.offset)))
+          yield* Effect.forEach(toAck, (d) => d.ack, { concurrency: 16, discard: true })
+          yield* Effect.sleep("500 millis")
+          const committed = yield* committedOffsets(group, topic)
+          for (const [p, hole] of holes) {
+            if (hole > 0) assert.strictEqual(committed.get(p), hole, `partition ${p}: the end of the acked prefix`)
+          }
+        }))
+        // closed: the final commit is there, and a new member starts at each hole
+        const committed = yield* committedOffsets(group, topic)
+        for (const [p, hole] of holes) if (hole > 0) assert.strictEqual(committed.get(p), hole, `partition ${p} after close`)
+        yield* Effect.scoped(Effect.gen(function*() {
+          const sub = yield* plt.subscribe(topic, { group, prefetch: 1000, startFrom: "earliest" })
+          const again = yield* drainFor(sub, "2 seconds")
+          for (const [p, hole] of holes) {
+            const offsets = again.filter((d) => d.envelope.coordinates.partition === p).map((d) => Number(d.envelope.coordinates.offset))
+            assert.strictEqual(Math.min(...offsets), hole, `partition ${p} resumes at its first unacked record`)
+          }
+        }))
+      }))
+
+    it.effect("startFrom latest: a new group only sees messages published after subscribe returned", () =>
+      Effect.gen(function*() {
+        const plt = yield* platformatic
+        const topic = unique("pltlatest")
+        yield* plt.publish(topic, Array.from({ length: 20 }, (_, i) => message(i, { id: `old-${i}` })))
+        const sub = yield* plt.subscribe(topic, { group: unique("g"), prefetch: 100, startFrom: "latest" })
+        yield* plt.publish(topic, Array.from({ length: 20 }, (_, i) => message(i, { id: `new-${i}` })))
+        const got = yield* take(sub, 20)
+        assert.isTrue(got.every((d) => d.envelope.id.startsWith("new-")))
+        const extra = yield* drainFor(sub, "500 millis")
+        assert.strictEqual(extra.length, 0)
       }))
 
     it.effect("published by the kafkajs backend, consumed by the platformatic one through Consumer.run, and back", () =>
