@@ -164,6 +164,30 @@ describe("kafka: the @platformatic/kafka backend beside kafkajs", () => {
         }))
       }))
 
+    it.effect("a group handed from kafkajs members to platformatic ones: it resumes at the kafkajs commit and skips what kafkajs acked above it", () =>
+      Effect.gen(function*() {
+        const kafkajs = yield* Broker.Broker
+        const plt = yield* platformatic
+        const admin = yield* KafkaTopology.KafkaTopology
+        const topic = unique("handover")
+        const group = unique("g")
+        yield* admin.createTopics([{ topic, partitions: 1 }])
+        yield* kafkajs.publish(topic, Array.from({ length: 50 }, (_, i) => message(i)))
+        yield* Effect.scoped(Effect.gen(function*() {
+          const sub = yield* kafkajs.subscribe(topic, { group, prefetch: 100, startFrom: "earliest" })
+          // everything acked but offset 10: the commit stops there, 11..49 travel in its metadata
+          yield* take(sub, 50, "30 seconds", (d) => (d.envelope.coordinates.offset === "10" ? Effect.void : d.ack))
+          yield* Effect.sleep("300 millis")
+        }))
+        assert.strictEqual((yield* committedOffsets(group, topic)).get(0), 10)
+        yield* Effect.scoped(Effect.gen(function*() {
+          const sub = yield* plt.subscribe(topic, { group, prefetch: 100, startFrom: "earliest" })
+          const again = yield* drainFor(sub, "2 seconds")
+          assert.deepStrictEqual(again.map((d) => d.envelope.coordinates.offset), ["10"], "only the record kafkajs did not ack")
+        }))
+        assert.strictEqual((yield* committedOffsets(group, topic)).get(0), 50, "the platformatic member committed past it")
+      }))
+
     it.effect("startFrom latest: a new group only sees messages published after subscribe returned", () =>
       Effect.gen(function*() {
         const plt = yield* platformatic
