@@ -167,7 +167,11 @@ export const jsonValueDecoder = <S extends Schema.Codec<unknown, unknown, never,
 
 const decoderOf = <A>(codec: Schema.Codec<A, unknown, never, never>) => {
   const decodeValue = Schema.decodeUnknownResult(codec)
-  return (value: unknown): Result.Result<A, Failure> => Result.mapError(decodeValue(value), (error) => failure(error.message))
+  // No `Result.mapError` (a closure and the dual's arguments object per message): the success is rewrapped.
+  return (value: unknown): Result.Result<A, Failure> => {
+    const decoded = decodeValue(value)
+    return Result.isFailure(decoded) ? Result.fail(failure(decoded.failure.message)) : Result.succeed(decoded.success)
+  }
 }
 
 /**

@@ -94,7 +94,7 @@ const toEnvelope = (destination: string, partition: number, record: State.Stored
   const offset = String(record.offset)
   return IncomingEnvelope.finish({
     id: message.id,
-    brokerId: `${destination}/${partition}/${offset}`,
+    brokerId: () => `${destination}/${partition}/${offset}`,
     key: message.key,
     keyBytes: message.keyBytes,
     headers: message.headers,

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Errors } from "@switchyard/core"
-import { BrokerErrors, ConnectionOptions, DeliveryQueue, Provisioner, Settlement, Supervisor } from "@switchyard/core/adapter"
+import { BrokerErrors, ConnectionOptions, DeliveryQueue, IncomingEnvelope, Provisioner, Settlement, Supervisor } from "@switchyard/core/adapter"
 import { TestKit } from "@switchyard/core/testing"
 import { Config, ConfigProvider, Deferred, Effect, Fiber, Redacted, Ref, Schedule, Stream } from "effect"
 import * as fc from "fast-check"
@@ -39,6 +39,39 @@ describe("Settlement", () => {
       yield* settle.ack
       assert.strictEqual(yield* Ref.get(count), 0)
     }))
+})
+
+describe("IncomingEnvelope", () => {
+  const draft = (id: string | undefined, brokerId: IncomingEnvelope.Draft["brokerId"]): IncomingEnvelope.Draft => ({
+    id,
+    brokerId,
+    key: undefined,
+    headers: {},
+    timestamp: 1_700_000_000_000,
+    contentType: "application/json",
+    payload: new Uint8Array(),
+    correlationId: undefined,
+    causationId: undefined,
+    attempt: 1,
+    coordinates: { destination: "orders", partition: 0, offset: "42" }
+  })
+  it("a broker id given as a function is built only for a message without a usable id of its own", () => {
+    const calls: Array<string> = []
+    const lazy = () => {
+      calls.push("built")
+      return "orders/0/42"
+    }
+    const own = IncomingEnvelope.finish(draft("order-1", lazy), () => 0)
+    assert.deepStrictEqual([own.id, own.idSource, calls.length], ["order-1", "message", 0])
+    for (const unusable of [undefined, "", "   ", "x".repeat(IncomingEnvelope.maxIdLength + 1)]) {
+      const fallback = IncomingEnvelope.finish(draft(unusable, lazy), () => 0)
+      assert.deepStrictEqual([fallback.id, fallback.idSource], ["orders/0/42", "broker"])
+    }
+    assert.strictEqual(calls.length, 4)
+    const blank = IncomingEnvelope.finish(draft(undefined, () => ""), () => 0)
+    assert.strictEqual(blank.idSource, "generated")
+    assert.isTrue(blank.id.length > 0)
+  })
 })
 
 describe("DeliveryQueue", () => {

@@ -26,8 +26,11 @@ import type { Headers } from "../Headers.ts"
 export interface Draft {
   /** The id the message carries (native message id or the `x-switchyard-id` header). */
   readonly id: string | undefined
-  /** A stable id from broker coordinates, when the broker has one that survives redelivery. */
-  readonly brokerId?: string | undefined
+  /**
+   * A stable id from broker coordinates, when the broker has one that survives redelivery. A function is
+   * called only when the message has no usable id of its own (most messages have one: no string built for them).
+   */
+  readonly brokerId?: string | (() => string | undefined) | undefined
   readonly key: string | undefined
   readonly keyBytes?: Uint8Array | undefined
   readonly headers: Headers
@@ -121,7 +124,7 @@ const isNonBlank = (value: string): boolean => {
  */
 export const finish = (draft: Draft, now: () => number): Envelope => {
   const ownId = usableId(draft.id)
-  const brokerId = nonEmpty(draft.brokerId)
+  const brokerId = ownId !== undefined ? undefined : nonEmpty(typeof draft.brokerId === "function" ? draft.brokerId() : draft.brokerId)
   const id = ownId ?? brokerId ?? globalThis.crypto.randomUUID()
   const idSource: IdSource = ownId !== undefined ? "message" : brokerId !== undefined ? "broker" : "generated"
   const timestamp = timestampOf(draft.timestamp) ?? timestampOf(draft.brokerTimestamp) ?? now()

@@ -165,7 +165,7 @@ export const draftOf = (data: Uint8Array, h: MsgHdrs | undefined, origin: Origin
   const sequence = origin.coordinates.sequence
   return {
     id: ownId(fields),
-    brokerId: origin.stream !== undefined && sequence !== undefined ? `${origin.stream}/${sequence}` : undefined,
+    brokerId: origin.stream !== undefined && sequence !== undefined ? () => `${origin.stream}/${sequence}` : undefined,
     key: pick(fields, "key"),
     headers: fields.headers,
     timestamp: pick(fields, "timestamp"),
