@@ -36,9 +36,14 @@ type Topics = Parameters<Runloop.Pausable["pause"]>[0]
 
 /** A record of the stream as the runloop reads it (text header names, the value bytes as they came). */
 export const toRawRecord = (message: Message<Buffer, Buffer, Buffer, Buffer>): RawRecord => {
-  // no prototype: a header named `__proto__` stays a header
-  const headers: IHeaders = Object.create(null)
-  for (const [name, value] of message.headerEntries) headers[name.toString()] = value
+  const headers: IHeaders = {}
+  for (const [raw, value] of message.headerEntries) {
+    const name = raw.toString()
+    // defined, not assigned: a header named `__proto__` stays a header (a repeated name: the last value wins,
+    // as the envelope reads kafkajs's arrays)
+    if (name === "__proto__") Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true })
+    else headers[name] = value
+  }
   return {
     offset: String(message.offset),
     // the client hands an absent key or value as `undefined`

@@ -4,11 +4,10 @@
  * names as kafkajs's `type`, so the table is shared), the client's `PLT_KFK_*` codes and Node's socket codes;
  * never from message text. `MultipleErrors` (`errors`) and `cause` are walked; the most final kind wins.
  */
-import type { Errors } from "@switchyard/core"
+import { Errors } from "@switchyard/core"
 import { BrokerErrors } from "@switchyard/core/adapter"
 import { TimeoutError } from "@platformatic/kafka"
 import { Predicate, Schema } from "effect"
-import { Errors as CoreErrors } from "@switchyard/core"
 import { byProtocolType, messageOf, precedence, unreachableCodes } from "../errors.ts"
 
 const { field, stringField } = BrokerErrors
@@ -29,7 +28,7 @@ const byClientCode: Readonly<Record<string, ErrorKind>> = {
 /** The error and the ones it wraps (`cause`, `MultipleErrors.errors`). */
 export const chain = (error: unknown): ReadonlyArray<unknown> => BrokerErrors.causeChain(error, ["cause", "errors"])
 
-const isErrorKind = Schema.is(CoreErrors.ErrorKind)
+const isErrorKind = Schema.is(Errors.ErrorKind)
 
 const kindOfOne = (error: unknown): ErrorKind | undefined => {
   const own = field(error, "reason")
