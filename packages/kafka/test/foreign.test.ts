@@ -42,8 +42,8 @@ describe("kafka: foreign messages", () => {
         const java = yield* javaPartitionsOfBytes(keys, 6)
         const consumer = yield* background(Topic.make(name, Order), () => Effect.void, unique("g"))
         const dlq = yield* broker.subscribe(`${name}.dlq`, { group: unique("g-dlq"), prefetch: 10, startFrom: "earliest" })
-        // The raw producer is not idempotent: under load a retried send can store a record twice, and each copy
-        // is dead-lettered on its own. Read until every key has come (the first dead letter of each).
+        // Dead-lettering is at-least-once (a redelivery after a rebalance under load parks a record again): read
+        // until every key has come, the first dead letter of each.
         const seen = new Set<string>()
         const dead = yield* dlq.deliveries.pipe(
           Stream.mapEffect((d) => Effect.as(d.ack, d)),

@@ -76,9 +76,14 @@ export const drainFor = (subscription: Broker.Subscription, window: Duration.Inp
 export const rawProducer = (bootstrap: string = brokers()) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
+      // Idempotent, as a careful foreign producer is: the tests count records exactly, and a plain producer's
+      // retry under load stores a batch twice (seen in CI: duplicated dead letters ended a poison-corpus read
+      // early). What it writes (bytes, keys, headers, or none) is unchanged.
       const producer = new Kafka({ clientId: "raw-producer", brokers: [bootstrap], logLevel: logLevel.NOTHING }).producer({
         createPartitioner: Partitioners.DefaultPartitioner,
-        allowAutoTopicCreation: false
+        allowAutoTopicCreation: false,
+        idempotent: true,
+        maxInFlightRequests: 1
       })
       await producer.connect()
       return producer
