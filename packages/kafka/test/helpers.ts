@@ -4,6 +4,8 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { Duration, Effect, Stream } from "effect"
 import type { Broker, Envelope } from "@switchyard/core"
+import { Headers } from "@switchyard/core"
+import type { PoisonCorpus } from "@switchyard/core/testing"
 import { Kafka, logLevel, type Message, Partitioners, type Producer } from "kafkajs"
 import { inject } from "vitest"
 import { KafkaTopology, KafkaBroker } from "../src/index.ts"
@@ -190,4 +192,44 @@ public class LongKeyProducer {
     Fs.rmSync(work, { recursive: true, force: true })
     // (the client's own log lines share stdout)
     return output.split("\n").filter((l) => l.startsWith("PARTITION ")).map((l) => Number(l.slice(10)))
+  })
+
+/** The record a foreign producer writes for a poison-corpus entry: its headers as given, id and content type only when set. */
+export const corpusRecord = (entry: PoisonCorpus.Entry, partitions: number): Message => ({
+  key: `k-${entry.index % 64}`,
+  value: Buffer.from(entry.payload),
+  partition: entry.index % partitions,
+  headers: {
+    ...entry.headers,
+    ...(entry.messageId !== undefined ? { [Headers.messageId]: entry.messageId } : {}),
+    ...(entry.contentType !== undefined ? { [Headers.contentType]: entry.contentType } : {})
+  }
+})
+
+/**
+ * Publishes a poison corpus with a raw kafkajs producer in batches of 500 (oversized entries alone: a batch may
+ * not exceed the broker's request limits); returns where each entry landed (`partition/offset`), to find its
+ * dead letter by the origin coordinates.
+ */
+export const publishCorpus = (producer: Producer, topic: string, corpus: ReadonlyArray<PoisonCorpus.Entry>, partitions: number) =>
+  Effect.gen(function*() {
+    const coordinates = new Map<string, PoisonCorpus.Entry>()
+    const batches: Array<Array<PoisonCorpus.Entry>> = [[]]
+    for (const entry of corpus) {
+      if (entry.kind.startsWith("oversized")) batches.push([entry], [])
+      else if (batches[batches.length - 1]!.push(entry) >= 500) batches.push([])
+    }
+    for (const batch of batches.filter((b) => b.length > 0)) {
+      const sent = yield* Effect.promise(() =>
+        producer.send({ topic, messages: batch.map((entry) => corpusRecord(entry, partitions)), acks: -1 })
+      )
+      const next = new Map(sent.map((m) => [m.partition, Number(m.baseOffset)] as const))
+      for (const entry of batch) {
+        const p = entry.index % partitions
+        const offset = next.get(p)!
+        next.set(p, offset + 1)
+        coordinates.set(`${p}/${offset}`, entry)
+      }
+    }
+    return coordinates
   })

@@ -19,6 +19,7 @@ import {
   javaPartitionsOfBytes,
   longKey,
   message,
+  publishCorpus,
   rawProducer,
   sendRaw,
   take,
@@ -337,37 +338,7 @@ describe("kafka: the @platformatic/kafka backend beside kafkajs", () => {
         yield* admin.createTopics([{ topic: name, partitions }, { topic: `${name}.dlq`, partitions }])
         const corpus = PoisonCorpus.make({ count: 2_000, oversizedCount: 2 })
         const producer = yield* rawProducer()
-        const coordinates = new Map<string, PoisonCorpus.Entry>()
-        const batches: Array<Array<PoisonCorpus.Entry>> = [[]]
-        for (const entry of corpus) {
-          if (entry.kind.startsWith("oversized")) batches.push([entry], [])
-          else if (batches[batches.length - 1]!.push(entry) >= 500) batches.push([])
-        }
-        for (const batch of batches.filter((b) => b.length > 0)) {
-          const sent = yield* Effect.promise(() =>
-            producer.send({
-              topic: name,
-              acks: -1,
-              messages: batch.map((entry) => ({
-                key: `k-${entry.index % 64}`,
-                value: Buffer.from(entry.payload),
-                partition: entry.index % partitions,
-                headers: {
-                  ...entry.headers,
-                  ...(entry.messageId !== undefined ? { [Headers.messageId]: entry.messageId } : {}),
-                  ...(entry.contentType !== undefined ? { [Headers.contentType]: entry.contentType } : {})
-                }
-              }))
-            })
-          )
-          const next = new Map(sent.map((m) => [m.partition, Number(m.baseOffset)] as const))
-          for (const entry of batch) {
-            const p = entry.index % partitions
-            const offset = next.get(p)!
-            next.set(p, offset + 1)
-            coordinates.set(`${p}/${offset}`, entry)
-          }
-        }
+        const coordinates = yield* publishCorpus(producer, name, corpus, partitions)
         const valid = corpus.filter((e) => e.valid)
         const invalid = corpus.filter((e) => !e.valid)
         const handled = new Set<string>()

@@ -8,23 +8,10 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber, Stream } from "effect"
 import { Broker, Consumer, type Envelope, Headers } from "@switchyard/core"
 import { PoisonCorpus } from "@switchyard/core/testing"
-import type { Message } from "kafkajs"
 import { KafkaTopology } from "../src/index.ts"
-import { rawProducer, testLayer, unique } from "./helpers.ts"
+import { publishCorpus, rawProducer, testLayer, unique } from "./helpers.ts"
 
 const partitions = 4
-
-/** The record a foreign producer writes for an entry: its headers as given, id and content type only when set. */
-const rawRecord = (entry: PoisonCorpus.Entry): Message => ({
-  key: `k-${entry.index % 64}`,
-  value: Buffer.from(entry.payload),
-  partition: entry.index % partitions,
-  headers: {
-    ...entry.headers,
-    ...(entry.messageId !== undefined ? { [Headers.messageId]: entry.messageId } : {}),
-    ...(entry.contentType !== undefined ? { [Headers.contentType]: entry.contentType } : {})
-  }
-})
 
 describe("kafka: poison corpus", () => {
   layer(testLayer(), { excludeTestServices: true, timeout: Duration.minutes(3) })((it) => {
@@ -36,24 +23,7 @@ describe("kafka: poison corpus", () => {
         yield* admin.createTopics([{ topic: name, partitions }, { topic: `${name}.dlq`, partitions }])
         const corpus = PoisonCorpus.make({ count: 10_000 })
         const producer = yield* rawProducer()
-        // where each entry landed (partition/offset), to find its dead letter by the origin coordinates;
-        // oversized entries go alone (a batch may not exceed the broker's request limits)
-        const coordinates = new Map<string, PoisonCorpus.Entry>()
-        const batches: Array<Array<PoisonCorpus.Entry>> = [[]]
-        for (const entry of corpus) {
-          if (entry.kind.startsWith("oversized")) batches.push([entry], [])
-          else if (batches[batches.length - 1]!.push(entry) >= 500) batches.push([])
-        }
-        for (const batch of batches.filter((b) => b.length > 0)) {
-          const sent = yield* Effect.promise(() => producer.send({ topic: name, messages: batch.map(rawRecord), acks: -1 }))
-          const next = new Map(sent.map((m) => [m.partition, Number(m.baseOffset)] as const))
-          for (const entry of batch) {
-            const p = entry.index % partitions
-            const offset = next.get(p)!
-            next.set(p, offset + 1)
-            coordinates.set(`${p}/${offset}`, entry)
-          }
-        }
+        const coordinates = yield* publishCorpus(producer, name, corpus, partitions)
 
         const handled = new Set<string>()
         const finalHandled = yield* Deferred.make<void>()

@@ -113,19 +113,26 @@ export class Intake implements Runloop.Pausable {
 
 const noop = () => {}
 
-const makeConsumer = (context: DriverContext): Intake => {
-  const { connection, destination, options } = context.opts
-  const r = connection.resolved
-  const consumer = new PltConsumer<Buffer, Buffer, Buffer, Buffer>({
-    ...baseOptions(r, "consumer"),
-    groupId: options.group,
+/** The member's settings, given to the consumer and again to its messages stream (which takes its own copy). */
+const groupOptions = (context: DriverContext) => {
+  const r = context.opts.connection.resolved
+  return {
     autocommit: false,
     sessionTimeout: r.sessionTimeout,
     heartbeatInterval: r.heartbeatInterval,
     rebalanceTimeout: r.rebalanceTimeout,
     maxWaitTime: r.maxWaitTime,
     maxBytesPerPartition: r.maxBytesPerPartition,
-    highWaterMark: Math.max(64, options.prefetch),
+    highWaterMark: Math.max(64, context.opts.options.prefetch)
+  } as const
+}
+
+const makeConsumer = (context: DriverContext): Intake => {
+  const { connection, destination, options } = context.opts
+  const consumer = new PltConsumer<Buffer, Buffer, Buffer, Buffer>({
+    ...baseOptions(connection.resolved, "consumer"),
+    groupId: options.group,
+    ...groupOptions(context),
     protocols: [{ ...protocol }],
     protocolsMetadata: protocolsMetadata(() => ({ [destination]: [...context.owned()] })),
     partitionAssigner
@@ -178,21 +185,14 @@ const unlisten = (intake: Intake) => () => {
 }
 
 const run = (intake: Intake, context: DriverContext) => {
-  const { connection, destination, options } = context.opts
-  const r = connection.resolved
+  const { destination, options } = context.opts
   return Effect.tryPromise({
     try: () =>
       intake.consumer.consume({
         topics: [destination],
         mode: MessagesStreamModes.COMMITTED,
         fallbackMode: options.startFrom === "earliest" ? MessagesStreamFallbackModes.EARLIEST : MessagesStreamFallbackModes.LATEST,
-        autocommit: false,
-        sessionTimeout: r.sessionTimeout,
-        heartbeatInterval: r.heartbeatInterval,
-        rebalanceTimeout: r.rebalanceTimeout,
-        maxWaitTime: r.maxWaitTime,
-        maxBytesPerPartition: r.maxBytesPerPartition,
-        highWaterMark: Math.max(64, options.prefetch)
+        ...groupOptions(context)
       }),
     catch: (cause) => subscribeError(destination, cause, "consumer start failed")
   }).pipe(
