@@ -50,6 +50,9 @@ export const failure = (message: string, unknownType?: string): Failure =>
   unknownType === undefined ? { message } : { message, unknownType }
 
 const textEncoder = new TextEncoder()
+// Node's `Buffer.from` writes UTF-8 about five times faster than `TextEncoder.encode` for message-sized text
+// (a view into a shared pool, never copied again by the adapters, which all take byteOffset/byteLength).
+const nodeBuffer: typeof Buffer | undefined = globalThis.Buffer
 // Strict: invalid sequences fail instead of becoming U+FFFD, and a leading byte order mark is kept as part
 // of the text (only JSON, which may not start with one, skips it).
 const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
@@ -141,17 +144,23 @@ export const parseJson = (bytes: Uint8Array): Result.Result<unknown, Failure> =>
  * @category utils
  * @since 0.1.0
  */
-export const encodeUtf8 = (text: string): Uint8Array => textEncoder.encode(text)
+export const encodeUtf8: (text: string) => Uint8Array = nodeBuffer === undefined
+  ? (text) => textEncoder.encode(text)
+  : (text) => nodeBuffer.from(text, "utf8")
 
 /** JSON text of an already JSON-shaped value; `undefined` has no JSON text, cycles throw. */
-const stringify = (value: unknown): Result.Result<Uint8Array, string> =>
-  Result.flatMap(
-    Result.try({
-      try: (): string | undefined => JSON.stringify(value),
-      catch: (cause) => `value is not JSON serialisable: ${String(cause)}`
-    }),
-    (text) => text === undefined ? Result.fail("value has no JSON representation") : Result.succeed(textEncoder.encode(text))
-  )
+const stringify = (value: unknown): Result.Result<Uint8Array, string> => {
+  // A plain try, not `Result.try`: no options object and closures per message on the hot path.
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value)
+  } catch (cause) {
+    return Result.fail(`value is not JSON serialisable: ${String(cause)}`)
+  }
+  return text === undefined ? noJsonText : Result.succeed(encodeUtf8(text))
+}
+
+const noJsonText: Result.Result<never, string> = Result.fail("value has no JSON representation")
 
 /**
  * Decodes an already parsed JSON value (the output of `JSON.parse`) with a Schema's JSON codec
