@@ -20,7 +20,7 @@
  * @since 0.1.0
  */
 import type { Duration, Schedule } from "effect"
-import { Cause, Effect, Exit, Fiber, Layer, pipe, References } from "effect"
+import { Cause, Effect, Exit, Fiber, Layer, pipe } from "effect"
 import * as Scope from "effect/Scope"
 import { Broker } from "./Broker.ts"
 import type { Envelope, OutgoingMessage } from "./Envelope.ts"
@@ -345,7 +345,7 @@ export const run: <A, E, R>(
       Idempotency.idempotency(ledger),
       Redrive.redrive(group),
       Tracing.traced({
-        enabled: yield* References.TracerEnabled,
+        enabled: yield* Telemetry.tracing,
         metrics,
         broker,
         destination: topic.name,

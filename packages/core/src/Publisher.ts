@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import type { Scope, Tracer } from "effect"
-import { Clock, Context, Duration, Effect, Layer, Metric, References, Result, Sink, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Metric, Result, Sink, Stream } from "effect"
 import type { BrokerShape } from "./Broker.ts"
 import { Broker } from "./Broker.ts"
 import type { OutgoingMessage, PublishOptions, PublishReceipt } from "./Envelope.ts"
@@ -172,7 +172,7 @@ export const make: Effect.Effect<PublisherShape, never, Broker | Scope.Scope> = 
   // One `send <destination>` producer span per publish call; its context is injected into every message
   // that does not carry a creation context of its own, and it links to those that do.
   const send = <A>(topic: Topic<A>, messages: ReadonlyArray<Message<A>>) =>
-    Effect.flatMap(References.TracerEnabled, (traced) =>
+    Effect.flatMap(Telemetry.tracing, (traced) =>
       traced
         ? Effect.withSpan(publishing(topic, messages, true), Telemetry.spanName("send", topic.name), {
           kind: "producer",

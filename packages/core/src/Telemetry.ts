@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Metric, Option, Tracer } from "effect"
+import { Context, Effect, Metric, Option, References, Tracer } from "effect"
 import type { OutgoingMessage } from "./Envelope.ts"
 import type { Headers } from "./Headers.ts"
 import * as H from "./Headers.ts"
@@ -73,6 +73,30 @@ export const redrivesIgnored = Metric.counter("switchyard_redrives_ignored", {
 export const PerMessageMetrics: Context.Reference<boolean> = Context.Reference<boolean>(
   "@switchyard/core/Telemetry/PerMessageMetrics",
   { defaultValue: () => true }
+)
+
+/**
+ * Whether Switchyard creates its spans (`send`, `process`, `ack` / `nack`) in the current fiber:
+ * `References.TracerEnabled` is on **and** a tracing backend is installed (a `Tracer` other than Effect's
+ * `Tracer.nativeTracer`, e.g. `@effect/opentelemetry` or `effect/observability`'s OTLP layer).
+ * Effect's own HTTP server makes the same choice: the native tracer exports nothing, so its spans (and
+ * the `traceparent` headers they would write) are unobservable work per message. Read when `Consumer.run`
+ * starts and at every publish call.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Tracer } from "effect"
+ * import { Telemetry } from "@switchyard/core"
+ * const withoutBackend = Telemetry.tracing // false: only the native tracer
+ * const withBackend = Telemetry.tracing.pipe(
+ *   Effect.withTracer(Tracer.make({ span: (options) => new Tracer.NativeSpan(options) }))
+ * ) // true
+ * ```
+ * @category tracing
+ * @since 0.4.0
+ */
+export const tracing: Effect.Effect<boolean> = Effect.withFiber((fiber) =>
+  Effect.succeed(fiber.getRef(References.TracerEnabled) && fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer)
 )
 
 /** Time from taking a delivery to settling it, in milliseconds. @category metrics @since 0.1.0 */

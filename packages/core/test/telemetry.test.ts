@@ -186,6 +186,27 @@ describe("messaging spans (OpenTelemetry semantic conventions)", () => {
     }).pipe(Effect.provide(stack), Effect.withTracer(tracer))
   })
 
+  it.effect("without a tracing backend (Effect's native tracer) no span is made and no traceparent written; Telemetry.tracing says why", () =>
+    Effect.gen(function*() {
+      assert.isFalse(yield* Telemetry.tracing)
+      const { tracer } = recordingTracer()
+      assert.isTrue(yield* Telemetry.tracing.pipe(Effect.withTracer(tracer)))
+      assert.isFalse(yield* Telemetry.tracing.pipe(Effect.withTracer(tracer), Effect.provideService(References.TracerEnabled, false)))
+      const topic = Topic.make("untraced", Item)
+      yield* Publisher.publishAll(topic, [{ n: 1 }, { n: 2 }])
+      const published = yield* (yield* MemoryBroker.MemoryBroker).published("untraced")
+      assert.strictEqual(published.length, 2)
+      for (const envelope of published) assert.notProperty(envelope.headers, Headers.traceparent)
+      const seen: Array<string | undefined> = []
+      const fiber = yield* Consumer.run(topic, () =>
+        Effect.map(Effect.option(Effect.currentSpan), (span) => {
+          seen.push(Option.getOrUndefined(span)?.name)
+        }), { group: "g" }).pipe(Effect.forkChild)
+      assert.isTrue(yield* TestKit.advanceUntil(Effect.sync(() => seen.length === 2), { within: "1 second" }))
+      yield* Fiber.interrupt(fiber)
+      assert.deepStrictEqual(seen, [undefined, undefined])
+    }).pipe(Effect.provide(stack)))
+
   it.effect("a nack is a `nack <destination>` settle span", () => {
     const { spans, tracer } = recordingTracer()
     return Effect.gen(function*() {

@@ -3,15 +3,16 @@
  * see docs/telemetry.md), with the publisher's span as parent (default) or only as a link, and one `ack` /
  * `nack <topic>` settle span per settlement inside it; every message's handling time goes to
  * `switchyard_handling_duration` (unless `Telemetry.PerMessageMetrics` is off). With tracing disabled
- * (`References.TracerEnabled`) the stage adds no span; with both off it is the next step itself.
+ * (`Telemetry.tracing`: `References.TracerEnabled` off, or no tracing backend) the stage adds no span; with
+ * metrics off too it is the next step itself.
  */
-import { Effect, Tracer } from "effect"
+import { Clock, Duration, Effect, type Metric, Tracer } from "effect"
 import type { BrokerShape } from "../../Broker.ts"
 import type { AckError } from "../../Errors.ts"
 import * as H from "../../Headers.ts"
 import type { Delivery } from "../../Subscriber.ts"
 import * as Telemetry from "../../Telemetry.ts"
-import { label, type Outcome } from "./outcome.ts"
+import { label } from "./outcome.ts"
 import type { Step } from "./step.ts"
 
 /** What the tracing stage reads. */
@@ -25,11 +26,25 @@ export interface Context {
   readonly traceContext: "parent" | "link"
 }
 
+/**
+ * `Effect.trackDuration` at a fraction of its cost per message: two clock reads, one `Duration`, and the
+ * timer updated in place (no dual-argument dispatch, no three Durations and no `Metric.update` effect per
+ * run). The fiber's `Clock` (a `TestClock` in tests) and its metric context, as `trackDuration` uses them.
+ */
+export const timedInto = (timer: Metric.Metric<Duration.Duration, unknown>) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) => {
+    const clock = fiber.getRef(Clock.Clock)
+    const start = clock.monotonicTimeNanosUnsafe()
+    return Effect.onExit(effect, () => {
+      timer.updateUnsafe(Duration.nanos(clock.monotonicTimeNanosUnsafe() - start), fiber.context)
+      return Effect.void
+    })
+  })
+
 /** Spans (when enabled) and the handling-time metric around the rest of the steps. */
 export const traced = (context: Context) => <A, E, R>(next: Step<A, E, R>): Step<A, E, R> => {
-  const timed = context.metrics
-    ? (handling: Effect.Effect<Outcome, E, R>) => Effect.trackDuration(handling, Telemetry.handlingDuration)
-    : (handling: Effect.Effect<Outcome, E, R>) => handling
+  const timed = context.metrics ? timedInto(Telemetry.handlingDuration) : <X>(handling: X) => handling
   if (!context.enabled) return context.metrics ? (delivery) => timed(next(delivery)) : next
   const { broker, destination } = context
   const groupAttribute = { "messaging.consumer.group.name": context.group }
