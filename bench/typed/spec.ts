@@ -51,6 +51,11 @@ export interface CaseSpec {
   readonly rate?: number
   /** Documented tuning: `References.TracerEnabled` and `Telemetry.PerMessageMetrics` false, larger prefetch / sink batches. */
   readonly tuned: boolean
+  /**
+   * Defaults under a tracing backend: a `Tracer` that is not Effect's `nativeTracer` (it makes the same
+   * in-memory spans and exports nothing: the least any real exporter costs), so Switchyard makes its spans.
+   */
+  readonly traced?: boolean
 }
 
 /** The Consumer's default prefetch (see `Consumer.Options.prefetch`): both sides hold as many unacked. */
@@ -76,6 +81,7 @@ export const cases: ReadonlyArray<CaseSpec> = [
   ...variants({ id: "publish64", label: "publish ×64 fibers", kind: "publish", fibers: 64 }),
   ...variants({ id: "publishAll", label: "publishAll ×1000", kind: "publishAll", batch: 1_000 }),
   ...variants({ id: "run-c1", label: "sink→run c1", kind: "pipeline", batch: DEFAULT_SINK_BATCH, concurrency: 1, ordering: "key" }),
+  { id: "run-c1-traced", label: "sink→run c1, traced", kind: "pipeline", batch: DEFAULT_SINK_BATCH, concurrency: 1, ordering: "key", tuned: false, traced: true },
   ...variants({ id: "run-c8-key", label: "sink→run c8 key", kind: "pipeline", batch: DEFAULT_SINK_BATCH, concurrency: 8, ordering: "key" }),
   ...variants({ id: "run-c8-none", label: "sink→run c8 none", kind: "pipeline", batch: DEFAULT_SINK_BATCH, concurrency: 8, ordering: "none" }),
   // Defaults only: the latency a user gets out of the box at a moderate, steady rate.

@@ -12,13 +12,17 @@
  *
  * Tuned cases: `References.TracerEnabled` and `Telemetry.PerMessageMetrics` false, `prefetch: 1000`, sink
  * `batchSize: 1000`. Default cases
- * pass none of these (the library's defaults apply).
+ * pass none of these (the library's defaults apply). Traced cases run the defaults under a tracing backend
+ * (`spanRecorder`).
  */
 import { Consumer, Publisher, Switchyard, Telemetry, Topic } from "@switchyard/core"
 import type { Broker } from "@switchyard/core"
-import { Effect, Fiber, Layer, References, Stream } from "effect"
+import { Effect, Fiber, Layer, References, Stream, Tracer } from "effect"
 import { chunks, Latency, Meter, orders, paced, Tracker } from "./common.ts"
 import { makeOrder, Order, TUNED_PREFETCH, type WorkerInput, type WorkerResult } from "./spec.ts"
+
+/** A tracing backend at its cheapest: Effect's in-memory spans, exported nowhere (but not `Tracer.nativeTracer`). */
+const spanRecorder = Tracer.make({ span: (options) => new Tracer.NativeSpan(options) })
 
 export interface TypedOptions<R> {
   /**
@@ -132,6 +136,8 @@ export const runTyped = <R, E>(
       Effect.provide(Switchyard.on(brokerLayer)),
       spec.tuned
         ? (self) => self.pipe(Effect.provideService(References.TracerEnabled, false), Effect.provideService(Telemetry.PerMessageMetrics, false))
+        : spec.traced === true
+        ? Effect.withTracer(spanRecorder)
         : (self) => self,
       Effect.scoped
     ) as Effect.Effect<WorkerResult, unknown>
