@@ -2,6 +2,7 @@
  * `pnpm bench [typed|bytes] [broker…]` / `./switchyard bench [typed|bytes] [broker…]`
  *
  * Brokers: core (alias memory), amqp, nats (core NATS and JetStream), jetstream, kafka, sqs, redis; none = all.
+ * `effect-kafka`: Switchyard against effect-kafka on Kafka produce (installs the peer on its first run).
  * sqs and redis have the typed-path table only.
  * For each broker: first the typed-path table (bench/typed/: `Topic` + `Publisher` + `Consumer.run`
  * against the raw client, a fresh process per measurement, see docs/benchmarks.md), then the byte-level
@@ -24,7 +25,9 @@ const plan: Record<string, { readonly typed: ReadonlyArray<string>; readonly byt
 const aliases: Record<string, { readonly typed: ReadonlyArray<string>; readonly bytes: string | undefined }> = {
   ...plan,
   memory: plan["core"]!,
-  jetstream: { typed: ["jetstream"], bytes: undefined } // the byte-level JetStream rows live in bench/nats.ts
+  jetstream: { typed: ["jetstream"], bytes: undefined }, // the byte-level JetStream rows live in bench/nats.ts
+  // Switchyard against the Effect peer on Kafka produce (not part of `./switchyard bench` without names)
+  "effect-kafka": { typed: ["effect-kafka"], bytes: undefined }
 }
 
 let args = process.argv.slice(2)

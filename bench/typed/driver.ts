@@ -2,7 +2,7 @@
  * What a broker driver provides: orchestrator-side setup, per-measurement preparation and broker-side
  * verification, and the two worker-side implementations (the typed one is `typed.ts`, shared).
  */
-import type { WorkerInput, WorkerResult } from "./spec.ts"
+import type { CaseKind, WorkerInput, WorkerResult } from "./spec.ts"
 
 export interface Setup {
   /** Passed to every worker of this broker (e.g. the Kafka bootstrap address). */
@@ -22,6 +22,8 @@ export interface Driver {
   readonly rawLabel: string
   /** A prefetch both sides use instead of the case's (default and tuned), when the defaults cannot work. */
   readonly prefetch?: number | undefined
+  /** The kinds of case this driver runs (default: every case). */
+  readonly kinds?: ReadonlyArray<CaseKind> | undefined
   readonly setup: () => Promise<Setup>
   readonly prepare: (input: WorkerInput) => Promise<Verify>
   readonly typed: (input: WorkerInput) => Promise<WorkerResult>
@@ -34,6 +36,7 @@ export const drivers: Record<string, () => Promise<Driver>> = {
   nats: async () => (await import("./drivers/nats.ts")).driver,
   jetstream: async () => (await import("./drivers/jetstream.ts")).driver,
   kafka: async () => (await import("./drivers/kafka.ts")).driver,
+  "effect-kafka": async () => (await import("./drivers/effectKafka.ts")).driver,
   redis: async () => (await import("./drivers/redis.ts")).driver,
   sqs: async () => (await import("./drivers/sqs.ts")).driver
 }

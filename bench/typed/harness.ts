@@ -39,11 +39,12 @@ const sizeOf = (driver: Driver) =>
   Number(process.env[`BENCH_${driver.name.toUpperCase()}_N`] ?? process.env["BENCH_N"] ?? driver.defaultN)
 const warmupOf = (n: number) => Number(process.env["BENCH_WARMUP"] ?? Math.min(2_000, Math.ceil(n / 10)))
 
-const selected = (): ReadonlyArray<CaseSpec> => {
+const selected = (driver: Driver): ReadonlyArray<CaseSpec> => {
+  const own = driver.kinds === undefined ? cases : cases.filter((c) => driver.kinds!.includes(c.kind))
   const filter = process.env["BENCH_CASES"]
-  if (filter === undefined || filter === "") return cases
+  if (filter === undefined || filter === "") return own
   const wanted = filter.split(",").map((s) => s.trim()).filter((s) => s !== "")
-  const chosen = cases.filter((c) => wanted.some((w) => c.id === w || c.id.startsWith(w)))
+  const chosen = own.filter((c) => wanted.some((w) => c.id === w || c.id.startsWith(w)))
   if (chosen.length === 0) throw new Error(`BENCH_CASES=${filter} matches no case (have: ${cases.map((c) => c.id).join(", ")})`)
   return chosen
 }
@@ -98,7 +99,7 @@ export const benchBroker = async (name: string): Promise<void> => {
   const driver = await load()
   const n = sizeOf(driver)
   const warmup = warmupOf(n)
-  const chosen = selected()
+  const chosen = selected(driver)
   console.log(
     `\n--- typed path: ${driver.title}; ${int(n)} timed + ${int(warmup)} warm-up × ${PAYLOAD_BYTES} B JSON orders per ` +
       `measurement, ${ROUNDS} round(s), a fresh process per measurement ---`
@@ -219,7 +220,7 @@ const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) =
 if (isMain) {
   const names = process.argv.slice(2)
   ;(async () => {
-    for (const name of names.length > 0 ? names : Object.keys(drivers)) await benchBroker(name)
+    for (const name of names.length > 0 ? names : Object.keys(drivers).filter((d) => d !== "effect-kafka")) await benchBroker(name)
   })().then(
     () => process.exit(0),
     (error: unknown) => {
