@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Result, Schema } from "effect"
+import * as JsonDecode from "./internal/jsonDecode.ts"
 
 /**
  * A payload codec.
@@ -172,14 +173,27 @@ const noJsonText: Result.Result<never, string> = Result.fail("value has no JSON 
  */
 export const jsonValueDecoder = <S extends Schema.Codec<unknown, unknown, never, never>>(
   schema: S
-): (value: unknown) => Result.Result<S["Type"], Failure> => decoderOf(Schema.toCodecJson(schema))
+): (value: unknown) => Result.Result<S["Type"], Failure> => jsonDecoderOf(schema, Schema.toCodecJson(schema))
 
-const decoderOf = <A>(codec: Schema.Codec<A, unknown, never, never>) => {
+/**
+ * The decoder of parsed JSON values: the JSON codec's, preceded by the schema's own where it gives the same
+ * value and skips the JSON codec's links on every number (see internal/jsonDecode.ts).
+ */
+const jsonDecoderOf = <A>(
+  schema: Schema.Codec<A, unknown, never, never>,
+  codec: Schema.Codec<A, unknown, never, never>
+) => {
   const decodeValue = Schema.decodeUnknownResult(codec)
   // No `Result.mapError` (a closure and the dual's arguments object per message): the success is rewrapped.
-  return (value: unknown): Result.Result<A, Failure> => {
+  const viaCodec = (value: unknown): Result.Result<A, Failure> => {
     const decoded = decodeValue(value)
     return Result.isFailure(decoded) ? Result.fail(failure(decoded.failure.message)) : Result.succeed(decoded.success)
+  }
+  if (codec.ast === schema.ast || !JsonDecode.decodesAsJson(schema.ast)) return viaCodec
+  const decodeAsIs = Schema.decodeUnknownResult(schema)
+  return (value: unknown): Result.Result<A, Failure> => {
+    const decoded = decodeAsIs(value)
+    return Result.isSuccess(decoded) ? Result.succeed(decoded.success) : viaCodec(value)
   }
 }
 
@@ -209,7 +223,7 @@ export const json = <S extends Schema.Codec<unknown, unknown, never, never>>(sch
   // Built once per topic: the per-message path is one Schema pass plus JSON.stringify / JSON.parse.
   const codec = Schema.toCodecJson(schema)
   const encodeValue = Schema.encodeUnknownResult(codec)
-  const decodeValue = decoderOf(codec)
+  const decodeValue = jsonDecoderOf(schema, codec)
   return {
     contentType: "application/json",
     encode: (value) => {

@@ -134,6 +134,99 @@ describe("Codec.json round-trips every Schema with a JSON form", () => {
   })
 })
 
+// A parsed JSON number is finite, so the schema itself decodes what its JSON codec decodes, without the codec's
+// per-number links (`Codec.json` takes that path where it is safe): the two must agree on every input.
+class Line extends Schema.Class<Line>("Line")({ price: Schema.Number, quantity: Schema.optionalKey(Schema.Number) }) {}
+const NumbersOnly = Schema.Struct({
+  id: Schema.String,
+  total: Schema.Number,
+  count: Schema.Int,
+  positive: Schema.Number.check(Schema.isGreaterThan(0)),
+  parsed: Schema.NumberFromString,
+  lines: Schema.Array(Schema.Struct({ price: Schema.Number, quantity: Schema.optionalKey(Schema.Number) })),
+  classLine: Line,
+  scores: Schema.Record(Schema.String, Schema.Number)
+})
+const numberLike = fc.oneof(double, fc.constantFrom("NaN", "Infinity", "-Infinity", "1", "x", null, true))
+const almostNumbersOnly = fc.record({
+  id: fc.oneof(fc.string(), numberLike),
+  total: numberLike,
+  count: numberLike,
+  positive: numberLike,
+  parsed: fc.oneof(fc.constantFrom("1.5", "NaN", "x"), numberLike),
+  lines: fc.array(fc.record({ price: numberLike, quantity: numberLike }, { requiredKeys: ["price"], noNullPrototype: true }), { maxLength: 3 }),
+  classLine: fc.record({ price: numberLike, quantity: numberLike }, { requiredKeys: ["price"], noNullPrototype: true }),
+  scores: fc.dictionary(fc.string(), numberLike, { maxKeys: 3, noNullPrototype: true })
+}, { requiredKeys: ["id", "total", "count", "positive", "parsed", "lines", "classLine"], noNullPrototype: true })
+
+const viaJsonCodec = <A>(schema: Schema.Codec<A, unknown, never, never>) => {
+  const decode = Schema.decodeUnknownResult(Schema.toCodecJson(schema))
+  return (text: string) => decode(JSON.parse(text))
+}
+
+const agrees = <A>(schema: Schema.Codec<A, unknown, never, never>, text: string) => {
+  const expected = viaJsonCodec(schema)(text)
+  const actual = Codec.json(schema).decode(Codec.encodeUtf8(text))
+  if (Result.isSuccess(expected)) {
+    assert.isTrue(Result.isSuccess(actual), text)
+    if (Result.isSuccess(actual)) expect(actual.success).toStrictEqual(expected.success)
+  } else {
+    assert.isTrue(Result.isFailure(actual), text)
+    if (Result.isFailure(actual)) assert.strictEqual(actual.failure.message, expected.failure.message)
+  }
+}
+
+describe("Codec.json decodes exactly what the Schema's JSON codec decodes", () => {
+  it("numbers, ints, refined numbers, transformed fields, classes and records: every input, valid or not, the same value or the same error", () => {
+    fc.assert(fc.property(almostNumbersOnly, (value) => agrees(NumbersOnly, JSON.stringify(value))), { numRuns: 1_000 })
+  })
+
+  it("NaN and ±Infinity written by the codec come back (the JSON codec decides them)", () => {
+    const codec = Codec.json(NumbersOnly)
+    const value = {
+      id: "a",
+      total: NaN,
+      count: 3,
+      positive: Infinity,
+      parsed: -Infinity,
+      lines: [{ price: -Infinity }],
+      classLine: new Line({ price: NaN, quantity: 2 }),
+      scores: { x: NaN }
+    }
+    expect(roundTrip(codec, value)).toStrictEqual(value)
+  })
+
+  it("a union whose members differ in JSON keeps the JSON codec's reading (Infinity in Union([Number, String]) is the number)", () => {
+    const NumberOrString = Schema.Struct({ v: Schema.Union([Schema.Number, Schema.String]) })
+    for (const text of [`{"v":"Infinity"}`, `{"v":"NaN"}`, `{"v":"x"}`, `{"v":1}`, `{"v":null}`]) agrees(NumberOrString, text)
+    const decoded = Codec.json(NumberOrString).decode(Codec.encodeUtf8(`{"v":"Infinity"}`))
+    assert.isTrue(Result.isSuccess(decoded) && decoded.success.v === Infinity)
+  })
+
+  it("tagged unions of numbers agree; untagged unions of structs keep the JSON codec's reading", () => {
+    const Tagged2 = Schema.Union([
+      Schema.TaggedStruct("A", { n: Schema.Number }),
+      Schema.TaggedStruct("B", { n: Schema.String, m: Schema.Number })
+    ])
+    const member = fc.record({ _tag: fc.constantFrom("A", "B", "C"), n: fc.oneof(numberLike, fc.string()), m: numberLike }, {
+      requiredKeys: ["_tag"],
+      noNullPrototype: true
+    })
+    fc.assert(fc.property(member, (value) => agrees(Tagged2, JSON.stringify(value))), { numRuns: 500 })
+    const Untagged = Schema.Union([Schema.Struct({ a: Schema.Number }), Schema.Struct({ a: Schema.String })])
+    for (const text of [`{"a":"NaN"}`, `{"a":"x"}`, `{"a":2}`]) agrees(Untagged, text)
+    const decoded = Codec.json(Untagged).decode(Codec.encodeUtf8(`{"a":"NaN"}`))
+    assert.isTrue(Result.isSuccess(decoded) && Number.isNaN(decoded.success.a))
+  })
+
+  it("optional fields, dates and tagged unions agree too", () => {
+    fc.assert(fc.property(nested, (value) => {
+      const bytes = Codec.json(Nested).encode(value)
+      if (Result.isSuccess(bytes)) agrees(Nested, new TextDecoder().decode(bytes.success))
+    }), { numRuns: 200 })
+  })
+})
+
 describe("Codec UTF-8 is strict", () => {
   const invalid = [
     Uint8Array.of(0x22, 0xff, 0xfe, 0x22), // bytes that never occur in UTF-8
