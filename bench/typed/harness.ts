@@ -57,6 +57,8 @@ const runWorker = (input: WorkerInput) =>
     // builds first), not the sources through tsx, whose keepNames helper redefines the `name` of every closure made
     // per message (measured: ~2.9 KiB of garbage per message on the RabbitMQ pipeline). BENCH_SOURCE=1: the sources.
     if (process.env["BENCH_SOURCE"] !== "1") flags.push("--conditions=switchyard-dist")
+    // BENCH_NODE_FLAGS: extra V8/Node flags for the workers (e.g. `--trace-gc`, which NODE_OPTIONS refuses)
+    flags.push(...(process.env["BENCH_NODE_FLAGS"] ?? "").split(" ").filter((flag) => flag !== ""))
     const child = spawn(process.execPath, [...flags, `${here}worker.ts`, JSON.stringify(input)], {
       cwd: root,
       stdio: ["ignore", "pipe", "inherit"]
