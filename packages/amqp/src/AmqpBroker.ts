@@ -167,11 +167,16 @@ export const make = Effect.fn("AmqpBroker.make")(function*(options: BrokerOption
   const timeout = Duration.fromInputUnsafe(options.publishTimeout ?? "30 seconds")
   const plan = Provision.plan(connection.topology, options.queueType ?? "classic")
   const publisher = yield* Publish.make(connection, { unroutable: unroutableOf(options), timeout })
-  const publish = (destination: string, messages: ReadonlyArray<Envelope.OutgoingMessage>) =>
+  const receipt = (destination: string, m: Envelope.OutgoingMessage): Envelope.PublishReceipt => ({ id: m.id, coordinates: { destination } })
+  const publish = (destination: string, messages: ReadonlyArray<Envelope.OutgoingMessage>, onConfirmed?: BrokerModule.OnConfirmed) =>
     messages.length === 0 ? Effect.succeed([]) : connection.declare(plan.destination(destination)).pipe(
       Effect.mapError((e) => new Errors.PublishError({ destination, reason: e.reason })),
-      Effect.andThen(publisher.publish({ destination, exchange: destination }, messages)),
-      Effect.as(messages.map((m) => ({ id: m.id, coordinates: { destination } })))
+      Effect.andThen(publisher.publish(
+        { destination, exchange: destination },
+        messages,
+        onConfirmed === undefined ? undefined : (index) => onConfirmed(index, receipt(destination, messages[index]!))
+      )),
+      Effect.as(messages.map((m) => receipt(destination, m)))
     )
   return BrokerModule.Broker.of({
     system: "rabbitmq",

@@ -134,6 +134,19 @@ export interface ServerInfo {
 }
 
 /**
+ * Told by a broker's `publish` / `publishEach`, as each message is confirmed, before the call resolves: the
+ * message's index in the call and its receipt. Optional for brokers (a broker that confirms a call as a whole
+ * never calls it); the `Publisher` completes the caller of a coalesced single publish at its own confirm, so
+ * that it publishes again while the rest of its batch is still in flight, as it would on the raw client.
+ * Synchronous, called at most once per index and attempt; a message it was called for may still be part of
+ * a failed call (a later message refused), and it was nonetheless confirmed.
+ *
+ * @category models
+ * @since 0.4.0
+ */
+export type OnConfirmed = (index: number, receipt: PublishReceipt) => void
+
+/**
  * The byte-level broker service.
  *
  * @category models
@@ -145,11 +158,13 @@ export interface BrokerShape {
   readonly capabilities: Capabilities
   /**
    * Publishes messages to a destination, in order. Resolves when the broker confirmed every message;
-   * if one fails, it and the ones after it fail (order is kept).
+   * if one fails, it and the ones after it fail (order is kept). A client that confirms messages one by one
+   * calls `onConfirmed` with each message's index and receipt as its confirm arrives (see {@link OnConfirmed}).
    */
   readonly publish: (
     destination: string,
-    messages: ReadonlyArray<OutgoingMessage>
+    messages: ReadonlyArray<OutgoingMessage>,
+    onConfirmed?: OnConfirmed
   ) => Effect.Effect<ReadonlyArray<PublishReceipt>, PublishError>
   /**
    * Optional: publishes messages like `publish`, answering for each message (a receipt or its own error)
@@ -160,7 +175,8 @@ export interface BrokerShape {
   readonly publishEach?:
     | ((
       destination: string,
-      messages: ReadonlyArray<OutgoingMessage>
+      messages: ReadonlyArray<OutgoingMessage>,
+      onConfirmed?: OnConfirmed
     ) => Effect.Effect<ReadonlyArray<Result.Result<PublishReceipt, PublishError>>, PublishError>)
     | undefined
   /**

@@ -128,13 +128,14 @@ const coalescing = { batchSize: 256, capacity: 1024 } as const
 
 const sendEach = (broker: BrokerShape): Coalesce.SendEach =>
   broker.publishEach ??
-    ((destination, messages) => Effect.map(broker.publish(destination, messages), (receipts) => receipts.map(Result.succeed)))
+    ((destination, messages, onConfirmed) =>
+      Effect.map(broker.publish(destination, messages, onConfirmed), (receipts) => receipts.map(Result.succeed)))
 
 export const make: Effect.Effect<PublisherShape, never, Broker | Scope.Scope> = Effect.gen(function*() {
   const broker = yield* Broker
   const coalesced = Coalesce.make(
-    (destination, messages) =>
-      Effect.tap(sendEach(broker)(destination, messages), (results) =>
+    (destination, messages, onConfirmed) =>
+      Effect.tap(sendEach(broker)(destination, messages, onConfirmed), (results) =>
         Metric.update(Telemetry.published, results.filter(Result.isSuccess).length)),
     { ...coalescing, inFlight: broker.publishConcurrency ?? 1 },
     yield* Effect.scope,

@@ -180,6 +180,36 @@ describe("Coalesce (internal)", () => {
       }
     }))
 
+  it.live("a caller whose message the broker confirmed goes on at once, while the rest of its batch is in flight", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const sent: Array<ReadonlyArray<string>> = []
+      // confirms the first message of a call at once, the call itself only at the gate
+      const send: Coalesce.SendEach = (_, messages, onConfirmed) =>
+        Effect.andThen(
+          Effect.sync(() => {
+            sent.push(messages.map((m) => m.id))
+            onConfirmed(0, receipt(messages[0]!))
+          }),
+          Effect.as(Deferred.await(gate), messages.map((m) => Result.succeed(receipt(m))))
+        )
+      const scope = yield* Scope.make()
+      const coalescer = Coalesce.make(send, { batchSize: 10, capacity: 10, inFlight: 2 }, scope, yield* Effect.context<never>())
+      const first = yield* Effect.forkChild(coalescer.publish("d", message(0))) // alone: waits for its call
+      yield* TestKit.eventually(Effect.sync(() => sent.length), (n) => n === 1, { within: "2 seconds" })
+      const batched = yield* Effect.forEach([1, 2, 3], (n) => Effect.forkChild(coalescer.publish("d", message(n))))
+      yield* TestKit.eventually(Effect.sync(() => sent.length), (n) => n === 2, { within: "2 seconds" })
+      assert.deepStrictEqual(sent[1], ["m-1", "m-2", "m-3"])
+      // m-1 was confirmed on its own: its caller has its receipt while m-2, m-3 and the calls still wait
+      assert.strictEqual((yield* Fiber.join(batched[0]!)).id, "m-1")
+      yield* TestKit.settle()
+      assert.isUndefined(batched[1]!.pollUnsafe(), "m-2 waits for its call")
+      assert.isUndefined(first.pollUnsafe(), "a lone message waits for its call")
+      yield* Deferred.succeed(gate, undefined)
+      assert.deepStrictEqual((yield* Fiber.joinAll([first, ...batched])).map((r) => r.id), ["m-0", "m-1", "m-2", "m-3"])
+      yield* Scope.close(scope, Exit.void)
+    }))
+
   it.live("a caller publishing again right after its confirm does not overtake a batch held for a slot", () =>
     Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()

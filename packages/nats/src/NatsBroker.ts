@@ -317,7 +317,7 @@ const makeJetStream = Effect.fn("NatsBroker.makeJetStream")(function*(options: J
   const broker = Broker.Broker.of({
     system: "nats-jetstream",
     capabilities,
-    publish: (destination, messages) => Publish.publish(ctx, destination, messages, window),
+    publish: (destination, messages, onConfirmed) => Publish.publish(ctx, destination, messages, window, onConfirmed),
     // concurrent batches are pipelined on the one connection, each message acknowledged by its own PubAck
     publishConcurrency: 8,
     subscribe: (destination, opts) => Subscription.subscribe(ctx, destination, opts),

@@ -38,7 +38,12 @@ export interface Target {
 
 /** The publish path of one broker. */
 export interface Publish {
-  readonly publish: (target: Target, messages: ReadonlyArray<Envelope.OutgoingMessage>) => Effect.Effect<void, Errors.PublishError>
+  /** `confirmed`: called with a message's index as the broker confirms it (`Broker.OnConfirmed`). */
+  readonly publish: (
+    target: Target,
+    messages: ReadonlyArray<Envelope.OutgoingMessage>,
+    confirmed?: (index: number) => void
+  ) => Effect.Effect<void, Errors.PublishError>
 }
 
 const trackReturns = (watched: Channels.Watched<ConfirmChannel>): Publisher => {
@@ -86,6 +91,8 @@ const writeReason = (publisher: Publisher, message: Envelope.OutgoingMessage, er
 interface Run {
   readonly confirmed: Array<boolean>
   readonly returned: Array<string>
+  /** Told of each message as it is confirmed. */
+  readonly onConfirmed: ((index: number) => void) | undefined
 }
 
 /** One attempt at a batch: the messages not yet confirmed, written in order, and their confirms as they arrive. */
@@ -115,17 +122,22 @@ interface Batch {
   readonly done: () => void
 }
 
+const confirm = (run: Run, index: number): void => {
+  run.confirmed[index] = true
+  run.onConfirmed?.(index)
+}
+
 /** The confirm (or nack) of one message; the broker returned it before when no queue was bound for it. */
 const onConfirm = (batch: Batch, index: number, messageId: string) => (error: unknown) => {
   const { attempt, publisher, run } = batch
   attempt.settled++
   if (error) failAt(attempt, index, nackReason(publisher, error))
-  else if (!takeReturned(publisher, messageId)) run.confirmed[index] = true
+  else if (!takeReturned(publisher, messageId)) confirm(run, index)
   else if (batch.unroutable === "fail") {
     failAt(attempt, index, Errors.reason("Unroutable", `message ${batch.messages[index]!.id} is unroutable (no queue bound)`, 312))
   } else {
     run.returned.push(batch.messages[index]!.id)
-    run.confirmed[index] = true
+    confirm(run, index)
   }
   batch.done()
 }
@@ -235,9 +247,9 @@ export const make = Effect.fn("AmqpPublish.make")(function*(
   const warn = unroutableWarner()
   const timeoutMillis = Duration.toMillis(options.timeout)
 
-  const publish: Publish["publish"] = (target, messages) =>
+  const publish: Publish["publish"] = (target, messages, confirmed) =>
     Effect.suspend(() => {
-      const run: Run = { confirmed: messages.map(() => false), returned: [] }
+      const run: Run = { confirmed: messages.map(() => false), returned: [], onConfirmed: confirmed }
       const publishError = (reason: Errors.Reason) => new Errors.PublishError({ destination: target.destination, reason })
       const once = current.pipe(
         Effect.mapError((e) => e.reason),

@@ -1,10 +1,10 @@
 /**
  * The JetStream publish path: pipelined publishes (at most `publishWindow` awaiting their PubAck at once),
- * each resolved on its PubAck; the stream provisioned on first use, and provisioned again, once, when it was
+ * each resolved on its PubAck (and told to `onConfirmed` then); the stream provisioned on first use, and provisioned again, once, when it was
  * deleted behind the adapter's back.
  */
 import type { PubAck } from "@nats-io/jetstream"
-import { type Envelope, Errors } from "@switchyard/core"
+import { type Broker, type Envelope, Errors } from "@switchyard/core"
 import { BrokerErrors } from "@switchyard/core/adapter"
 import { Effect } from "effect"
 import { exceedsMaxPayload, toHeaders } from "./envelope.ts"
@@ -30,28 +30,52 @@ const failure = (ctx: JetStreamContext, destination: string, total: number, inde
     cause
   })
 
-/** Publishes one window and waits for every PubAck; fails with the first refused message. */
-const publishWindow = (ctx: JetStreamContext, destination: string, total: number, start: number, batch: Outgoing) =>
+const receiptOf = (destination: string, m: Envelope.OutgoingMessage, ack: PubAck): Envelope.PublishReceipt => ({
+  id: m.id,
+  coordinates: { destination, sequence: ack.seq }
+})
+
+/**
+ * Publishes one window and waits for every PubAck; fails with the first refused message. `onConfirmed` hears
+ * of each PubAck as it arrives.
+ */
+const publishWindow = (
+  ctx: JetStreamContext,
+  destination: string,
+  total: number,
+  start: number,
+  batch: Outgoing,
+  onConfirmed: Broker.OnConfirmed | undefined
+) =>
   Effect.promise(() =>
-    Promise.allSettled(batch.map((m) => ctx.client.publish(destination, m.payload, { headers: toHeaders(m) })))
+    Promise.allSettled(batch.map((m, i) => {
+      const acked = ctx.client.publish(destination, m.payload, { headers: toHeaders(m) })
+      return onConfirmed === undefined ? acked : acked.then((ack) => {
+        onConfirmed(start + i, receiptOf(destination, m, ack))
+        return ack
+      })
+    }))
   ).pipe(Effect.flatMap((settled) => {
     const refused = settled.findIndex((r) => r.status === "rejected")
     if (refused !== -1) {
       const r = settled[refused] as PromiseRejectedResult
       return Effect.fail(failure(ctx, destination, total, start + refused, batch[refused]!, r.reason))
     }
-    return Effect.succeed(settled.map((r, i): Envelope.PublishReceipt => ({
-      id: batch[i]!.id,
-      coordinates: { destination, sequence: (r as PromiseFulfilledResult<PubAck>).value.seq }
-    })))
+    return Effect.succeed(settled.map((r, i) => receiptOf(destination, batch[i]!, (r as PromiseFulfilledResult<PubAck>).value)))
   }))
 
-const publishOnce = (ctx: JetStreamContext, destination: string, messages: Outgoing, window: number) =>
+const publishOnce = (
+  ctx: JetStreamContext,
+  destination: string,
+  messages: Outgoing,
+  window: number,
+  onConfirmed: Broker.OnConfirmed | undefined
+) =>
   ctx.streams.streamFor(destination).pipe(
     Effect.mapError((e) => new Errors.PublishError({ destination, reason: e.reason, cause: e.cause })),
     Effect.andThen(Effect.forEach(
       windows(messages, window),
-      ({ batch, start }) => publishWindow(ctx, destination, messages.length, start, batch)
+      ({ batch, start }) => publishWindow(ctx, destination, messages.length, start, batch, onConfirmed)
     )),
     Effect.map((receipts) => receipts.flat())
   )
@@ -61,12 +85,13 @@ export const publish = (
   ctx: JetStreamContext,
   destination: string,
   messages: Outgoing,
-  window: number
+  window: number,
+  onConfirmed?: Broker.OnConfirmed
 ): Effect.Effect<ReadonlyArray<Envelope.PublishReceipt>, Errors.PublishError> =>
-  messages.length === 0 ? Effect.succeed([]) : publishOnce(ctx, destination, messages, window).pipe(
+  messages.length === 0 ? Effect.succeed([]) : publishOnce(ctx, destination, messages, window, onConfirmed).pipe(
     // The stream was deleted behind our back (nobody answers on the subject): provision it again, once.
     Effect.catchIf(
       (e) => isNoStream(e.cause),
-      () => Effect.andThen(ctx.streams.forget(destination), publishOnce(ctx, destination, messages, window))
+      () => Effect.andThen(ctx.streams.forget(destination), publishOnce(ctx, destination, messages, window, onConfirmed))
     )
   )

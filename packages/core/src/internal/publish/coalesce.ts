@@ -18,13 +18,18 @@
 import type { Context } from "effect"
 import { Deferred, Effect, Exit, Fiber, Option, Queue, Result, Semaphore } from "effect"
 import * as Scope from "effect/Scope"
+import type { OnConfirmed } from "../../Broker.ts"
 import type { OutgoingMessage, PublishReceipt } from "../../Envelope.ts"
 import type { PublishError } from "../../Errors.ts"
 
-/** Sends a batch; one result per message, in order (a failure of the call fails every message). */
+/**
+ * Sends a batch; one result per message, in order (a failure of the call fails every message). A broker that
+ * confirms messages one by one tells each confirm through `onConfirmed` as it arrives (`Broker.OnConfirmed`).
+ */
 export type SendEach = (
   destination: string,
-  messages: ReadonlyArray<OutgoingMessage>
+  messages: ReadonlyArray<OutgoingMessage>,
+  onConfirmed: OnConfirmed
 ) => Effect.Effect<ReadonlyArray<Result.Result<PublishReceipt, PublishError>>, PublishError>
 
 /** Bounds of the coalescer. */
@@ -79,6 +84,9 @@ const complete = (waiters: ReadonlyArray<Waiter>, exit: Exit.Exit<ReadonlyArray<
     })
 }
 
+// A lone message's caller waits for the call itself.
+const ignoreConfirms: OnConfirmed = () => {}
+
 const interruptAll = (waiters: ReadonlyArray<Waiter>) =>
   Effect.forEach(waiters, (waiter) => Deferred.interrupt(waiter.deferred), { discard: true })
 
@@ -95,16 +103,25 @@ export const make = (send: SendEach, options: Options, scope: Scope.Scope, conte
       // deferred: their message is not sent.
       const live = taken.filter((waiter) => !Deferred.isDoneUnsafe(waiter.deferred))
       if (live.length === 0) return Effect.void
+      // A caller whose message is confirmed goes on at once, not when the rest of its batch is: it publishes
+      // again while the others are in flight, so the batches of many callers never move in lockstep.
+      const confirmed: OnConfirmed = (index, receipt) => {
+        const waiter = live[index]
+        if (waiter !== undefined) Deferred.doneUnsafe(waiter.deferred, Exit.succeed(receipt))
+      }
       // A sender interrupted mid-call (the publisher's scope closing) interrupts the callers it was sending for.
       return Effect.onInterrupt(
-        Effect.flatMap(Effect.exit(send(destination, live.map((waiter) => waiter.message))), (exit) => Effect.sync(() => complete(live, exit))),
+        Effect.flatMap(
+          Effect.exit(send(destination, live.map((waiter) => waiter.message), confirmed)),
+          (exit) => Effect.sync(() => complete(live, exit))
+        ),
         () => interruptAll(live)
       )
     })
 
   // Suspended: built only when a slot was free (a broker's publish may do work when called).
   const sendOne = (destination: string, message: OutgoingMessage) =>
-    Effect.flatMap(Effect.suspend(() => send(destination, [message])), ([result]) =>
+    Effect.flatMap(Effect.suspend(() => send(destination, [message], ignoreConfirms)), ([result]) =>
       result === undefined
         ? Effect.die(new Error("the broker answered no message of one"))
         : Result.isSuccess(result)
