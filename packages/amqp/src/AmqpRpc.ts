@@ -10,7 +10,7 @@
  */
 import type { Channel, ConsumeMessage } from "amqplib"
 import { Envelope, Errors } from "@switchyard/core"
-import { DeliveryQueue } from "@switchyard/core/adapter"
+import { DeliveryQueue, Supervisor } from "@switchyard/core/adapter"
 import type { Scope } from "effect"
 import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Layer, Stream } from "effect"
 import * as AmqpConnection from "./AmqpConnection.ts"
@@ -91,7 +91,9 @@ export interface AmqpRpcShape {
   /**
    * Answers requests on a destination (queue `<destination>.rpc`, bound with `#`) until the scope closes.
    * Resolves once the responder is registered. A request whose handler fails or dies is answered with the
-   * reason (the requester gets a `RemoteError`) and acknowledged: it is not redelivered.
+   * reason (the requester gets a `RemoteError`) and acknowledged: it is not redelivered. After a dropped
+   * connection the responder re-attaches by itself on the connection's reconnect schedule (meanwhile requests
+   * get `NoRespondersError`); a request its lost channel delivered comes again.
    */
   readonly serve: <E, R>(
     destination: string,
@@ -237,24 +239,31 @@ const respond = (channel: Channel, destination: string, now: () => number) =>
     Effect.catch((error) => Effect.logDebug(`rpc reply on ${destination} not sent: ${String(error)}`))
   )
 
-/** Opens the responder's channel: its auto-delete `<destination>.rpc` queue, bound with `#`, consumed. */
-const openResponder = Effect.fn("AmqpRpc.openResponder")(function*(
+/** A request and the responder channel that delivered it (its ack and reply go there). */
+interface Incoming {
+  readonly message: ConsumeMessage
+  readonly channel: Channel
+}
+
+/**
+ * Opens a responder channel: its auto-delete `<destination>.rpc` queue, bound with `#`, consumed into `inbox`.
+ * The queue disappears with its last consumer, so it is declared on this channel every time, never through the
+ * connection's declare cache: a cached declaration would outlive it (a later serve, or this one after a
+ * reconnect, would skip it and fail to consume).
+ */
+const attachResponder = Effect.fn("AmqpRpc.attachResponder")(function*(
   connection: AmqpConnection.AmqpConnectionShape,
   destination: string,
-  concurrency: number
+  concurrency: number,
+  inbox: DeliveryQueue.DeliveryQueue<Incoming>
 ) {
-  const subscribeError = (reason: Errors.Reason) => new Errors.SubscribeError({ destination, reason })
   const queue = `${destination}.rpc`
-  // Only the durable exchange goes through the connection's declare cache. The auto-delete rpc queue disappears
-  // with its last consumer, so it is declared on this serve's own channel every time: a cached declaration would
-  // outlive it (a later serve would skip it and fail to consume).
-  yield* Effect.mapError(connection.declare(AmqpTopology.destination(destination)), (e) => subscribeError(e.reason))
-  const live = yield* Effect.mapError(connection.current, (e) => subscribeError(e.reason))
-  const channel = yield* Effect.acquireRelease(
-    Effect.mapError(connection.openChannel(live), (e) => subscribeError(e.reason)),
-    Channels.close
+  const live = yield* Effect.mapError(connection.current, (e) => e.reason)
+  const watched = yield* Effect.acquireRelease(
+    Effect.map(Effect.mapError(connection.openChannel(live), (e) => e.reason), Channels.watch),
+    (watched) => Channels.close(watched.channel)
   )
-  const inbox = yield* DeliveryQueue.make<ConsumeMessage>({ capacity: concurrency })
+  const { channel } = watched
   yield* Provision.declareOn(channel, {
     queues: [{ name: queue, type: "classic", durable: false, autoDelete: true }],
     bindings: [{ source: destination, destination: queue, pattern: "#" }]
@@ -262,14 +271,35 @@ const openResponder = Effect.fn("AmqpRpc.openResponder")(function*(
     Effect.andThen(Provision.run(() => channel.prefetch(concurrency))),
     Effect.andThen(Provision.run(() =>
       channel.consume(queue, (message) => {
-        if (message === null) inbox.end()
-        else if (!inbox.offer(message)) channel.nack(message, false, true)
+        // cancelled by the server (the queue was deleted): drop the channel; the supervisor re-attaches
+        if (message === null) Effect.runFork(Channels.close(channel))
+        else if (!inbox.offer({ message, channel })) channel.nack(message, false, true)
       })
-    )),
-    Effect.mapError(subscribeError)
+    ))
   )
-  return { channel, inbox }
+  return watched
 })
+
+/**
+ * The responder, supervised like a subscription: re-attached on the connection's reconnect schedule when its
+ * channel closes (a dropped connection, a deleted queue); what the lost channel delivered and no handler took
+ * is dropped (the broker redelivers it).
+ */
+const superviseResponder = (
+  connection: AmqpConnection.AmqpConnectionShape,
+  destination: string,
+  concurrency: number,
+  inbox: DeliveryQueue.DeliveryQueue<Incoming>
+) =>
+  Supervisor.make({
+    acquire: attachResponder(connection, destination, concurrency, inbox),
+    lost: (watched: Channels.Watched<Channel>) =>
+      Deferred.await(watched.closed).pipe(
+        Effect.andThen(inbox.drain),
+        Effect.andThen(Effect.logWarning(`rpc responder on ${destination} lost its channel; re-attaching`))
+      ),
+    schedule: connection.reconnectSchedule
+  })
 
 const makeServe = (connection: AmqpConnection.AmqpConnectionShape, now: () => number): AmqpRpcShape["serve"] =>
   Effect.fn("AmqpRpc.serve")(function*<E, R>(
@@ -277,11 +307,22 @@ const makeServe = (connection: AmqpConnection.AmqpConnectionShape, now: () => nu
     handler: (request: Envelope.OutgoingMessage) => Effect.Effect<Uint8Array, E, R>,
     options?: { readonly concurrency?: number | undefined }
   ) {
+    const subscribeError = (reason: Errors.Reason) => new Errors.SubscribeError({ destination, reason })
     const concurrency = Math.max(1, options?.concurrency ?? 16)
-    const { channel, inbox } = yield* openResponder(connection, destination, concurrency)
-    const reply = respond(channel, destination, now)
-    const answer = (message: ConsumeMessage) =>
-      Effect.suspend(() => handler(AmqpEnvelope.toEnvelope(message, destination, 1, now))).pipe(
+    // Only the durable exchange goes through the connection's declare cache (see attachResponder).
+    yield* Effect.mapError(connection.declare(AmqpTopology.destination(destination)), (e) => subscribeError(e.reason))
+    const inbox = yield* DeliveryQueue.make<Incoming>({ capacity: concurrency })
+    yield* Effect.addFinalizer(() => Effect.sync(inbox.end))
+    const supervised = yield* Effect.mapError(superviseResponder(connection, destination, concurrency, inbox), subscribeError)
+    // the reconnect schedule gave up: the responder stops (requests get NoResponders), and says why
+    yield* Deferred.await(supervised.failure).pipe(
+      Effect.catch((reason) => Effect.logError(`rpc responder on ${destination} stopped: it could not re-attach`, reason)),
+      Effect.andThen(Effect.sync(inbox.end)),
+      Effect.forkScoped
+    )
+    const answer = ({ channel, message }: Incoming) => {
+      const reply = respond(channel, destination, now)
+      return Effect.suspend(() => handler(AmqpEnvelope.toEnvelope(message, destination, 1, now))).pipe(
         Effect.flatMap((payload) => reply(message, payload, {})),
         Effect.catchCause((cause) =>
           Cause.hasInterruptsOnly(cause)
@@ -291,6 +332,7 @@ const makeServe = (connection: AmqpConnection.AmqpConnectionShape, now: () => nu
             )
         )
       )
+    }
     yield* inbox.stream.pipe(
       Stream.mapEffect(answer, { concurrency, unordered: true }),
       Stream.runDrain,

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Broker } from "@switchyard/core"
 import { Context, Effect, Fiber, Layer, Queue, Ref, Schedule, Stream } from "effect"
-import { AmqpBroker, AmqpConnection } from "../src/index.ts"
+import { AmqpBroker, AmqpConnection, AmqpRpc } from "../src/index.ts"
 import { RabbitNode } from "../src/testing/index.ts"
 import { message, options, unique } from "./helpers.ts"
 
@@ -122,4 +122,36 @@ describe("broker restart", () => {
       yield* Effect.sleep("500 millis")
       assert.strictEqual(yield* Queue.size(received), 0)
     }), { timeout: 60_000 })
+
+  it.live("AmqpRpc.serve answers again after a connection drop (the responder re-attaches by itself)", () =>
+    Effect.gen(function*() {
+      const node = yield* RabbitNode.start()
+      const services = yield* Layer.build(
+        AmqpBroker.layer({ ...options, hostname: node.hostname, port: node.port, connectionName: "rpc-reattach-test" })
+      )
+      const rpc = Context.get(services, AmqpRpc.AmqpRpc)
+      const connection = Context.get(services, AmqpConnection.AmqpConnection)
+      const destination = unique("rpc-reattach")
+      const served = yield* Ref.make(0)
+      const decode = (payload: Uint8Array) => new TextDecoder().decode(payload)
+      yield* rpc.serve(destination, (req) =>
+        Effect.as(Ref.update(served, (n) => n + 1), new TextEncoder().encode(`echo:${decode(req.payload)}`)))
+      const ask = (text: string) => rpc.request(destination, { payload: new TextEncoder().encode(text), timeout: "2 seconds" })
+      assert.strictEqual(decode((yield* ask("before")).payload), "echo:before")
+      const generation = (yield* connection.current).generation
+      yield* node.rabbitmqctl("close_all_connections", "switchyard test: forced drop")
+      yield* connection.current.pipe(
+        Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: (current) => current.generation > generation }),
+        Effect.timeout("30 seconds")
+      )
+      // the same serve answers once its channel is back; nobody re-runs it (no responder: NoResponders, retried)
+      const after = yield* ask("after").pipe(
+        Effect.retry(Schedule.spaced("250 millis").pipe(Schedule.upTo({ times: 80 }))),
+        Effect.timeout("30 seconds")
+      )
+      assert.strictEqual(decode(after.payload), "echo:after")
+      const replies = yield* Effect.forEach(["a", "b", "c"], ask, { concurrency: "unbounded" })
+      assert.deepStrictEqual(replies.map((r) => decode(r.payload)), ["echo:a", "echo:b", "echo:c"])
+      assert.isAtLeast(yield* Ref.get(served), 5)
+    }), { timeout: 90_000 })
 })
