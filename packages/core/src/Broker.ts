@@ -141,6 +141,12 @@ export interface ServerInfo {
  * Synchronous, called at most once per index and attempt; a message it was called for may still be part of
  * a failed call (a later message refused), and it was nonetheless confirmed.
  *
+ * @example
+ * ```ts
+ * import type { Broker } from "@switchyard/core"
+ * const confirmedIds: Array<string> = []
+ * const onConfirmed: Broker.OnConfirmed = (_index, receipt) => void confirmedIds.push(receipt.id)
+ * ```
  * @category models
  * @since 0.4.0
  */
