@@ -82,13 +82,17 @@ layer(Switchyard.on(brokerLayer), { excludeTestServices: true, timeout: Duration
     Effect.gen(function*() {
       const broker = yield* Broker.Broker
       yield* broker.publish(limited, [item("k", 1, "stuck")])
-      // two receives that never succeed (nacked: a failing handler); the second one with a delay, so that this
-      // subscription's next poll cannot receive it again before it closes (a given-back receive counts too)
+      // Two receives that never succeed: the first is nacked (a failing handler); the second is left unsettled
+      // until this subscription closes (a member that stopped), after which SQS shows it again when its
+      // visibility lapses. Holding it keeps this member's only permit, so no long poll of its own is in flight
+      // when it closes. A poll in flight there could take the third receive and give it back (a given-back receive
+      // counts too): ElasticMQ would then move the message to the dead-letter queue itself at the fourth, without
+      // a reason. A second nack with a delay did not rule that out under load.
       const attempts = yield* Effect.scoped(Effect.gen(function*() {
         const sub = yield* broker.subscribe(limited, { group: "limited", prefetch: 1, startFrom: "earliest" })
         return yield* sub.deliveries.pipe(
           Stream.mapEffect((d) =>
-            Effect.as(d.nack(d.envelope.attempt === 1 ? undefined : { delay: "3 seconds" }), [d.envelope.attempt, d.deliveryLimit] as const)
+            Effect.as(d.envelope.attempt === 1 ? d.nack() : Effect.void, [d.envelope.attempt, d.deliveryLimit] as const)
           ),
           Stream.take(2),
           Stream.timeout(Duration.seconds(30)),
