@@ -93,7 +93,8 @@ export interface AmqpRpcShape {
    * Resolves once the responder is registered. A request whose handler fails or dies is answered with the
    * reason (the requester gets a `RemoteError`) and acknowledged: it is not redelivered. After a dropped
    * connection the responder re-attaches by itself on the connection's reconnect schedule (meanwhile requests
-   * get `NoRespondersError`); a request its lost channel delivered comes again.
+   * get `NoRespondersError`); a request its lost channel had not answered goes with the auto-delete queue, and
+   * its requester gets a `RequestTimeoutError`.
    */
   readonly serve: <E, R>(
     destination: string,
@@ -283,7 +284,8 @@ const attachResponder = Effect.fn("AmqpRpc.attachResponder")(function*(
 /**
  * The responder, supervised like a subscription: re-attached on the connection's reconnect schedule when its
  * channel closes (a dropped connection, a deleted queue); what the lost channel delivered and no handler took
- * is dropped (the broker redelivers it).
+ * is dropped (its ack could only go to that channel; the broker requeues it, unless the auto-delete queue
+ * went with its last consumer, and then the requester times out).
  */
 const superviseResponder = (
   connection: AmqpConnection.AmqpConnectionShape,
