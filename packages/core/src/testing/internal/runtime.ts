@@ -15,21 +15,34 @@ import { type Harness, Payload, encoder, makeMessage, payloadOf } from "./harnes
 /** Registers the consumer runtime cases. */
 export const register = (it: Vitest.MethodsNonLive<Broker | Publisher.Publisher | Subscriber.Subscriber>, harness: Harness): void => {
   const { capabilities: caps, scale, fresh, publish, open, readUntil, readDeadLetters } = harness
-  const consumeUntil = Effect.fn("Conformance.consumeUntil")(function*<A, E>(
+  /**
+   * Runs a consumer until `until` holds, then `whileRunning` (reading what it dead-lettered: on a broker that
+   * does not keep order, the poison messages may be the last it takes), asserts it is still running, stops it.
+   */
+  const consumeWhile = Effect.fn("Conformance.consumeWhile")(function*<A, E, B, E2>(
     topic: Topic.Topic<A>,
     handler: Consumer.Handler<A, E, never>,
     options: Consumer.Options<E>,
-    until: Effect.Effect<boolean>
+    until: Effect.Effect<boolean>,
+    whileRunning: Effect.Effect<B, E2, Broker>
   ) {
     const fiber = yield* Consumer.run(topic, handler, options).pipe(Effect.forkChild)
     yield* until.pipe(
       Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (done) => done }),
       Effect.timeout(Duration.seconds(30 * scale))
     )
+    const result = yield* whileRunning
     const exit = fiber.pollUnsafe()
     assert.isUndefined(exit, "the consumer stopped by itself")
     yield* Fiber.interrupt(fiber)
+    return result
   })
+  const consumeUntil = <A, E>(
+    topic: Topic.Topic<A>,
+    handler: Consumer.Handler<A, E, never>,
+    options: Consumer.Options<E>,
+    until: Effect.Effect<boolean>
+  ) => consumeWhile(topic, handler, options, until, Effect.void)
 
   if (!caps.atMostOnce) {
     it.effect("consumer: undecodable messages are dead-lettered with the reason; valid traffic is unaffected", () =>
@@ -44,9 +57,14 @@ export const register = (it: Vitest.MethodsNonLive<Broker | Publisher.Publisher 
         const notUtf8 = makeMessage(102, "bad", { payload: new Uint8Array([0xff, 0xfe, 0xfd]) })
         yield* Effect.scoped(open(destination, "runtime"))
         yield* publish(destination, [...good.slice(0, 5), notJson, wrongShape, notUtf8, ...good.slice(5)])
-        yield* consumeUntil(topic, (p) => Effect.sync(() => handled.add(p.n)), { group: "runtime" }, Effect.sync(() => handled.size >= 10))
+        const dead = yield* consumeWhile(
+          topic,
+          (p) => Effect.sync(() => handled.add(p.n)),
+          { group: "runtime" },
+          Effect.sync(() => handled.size >= 10),
+          readDeadLetters(destination, 3)
+        )
         assert.deepStrictEqual([...handled].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
-        const dead = yield* readDeadLetters(destination, 3)
         const byId = new Map(dead.received.map((e) => [e.headers[H.deadLetterOriginalId], e]))
         for (const [message, reason] of [[notJson, "JSON"], [wrongShape, `["n"]`], [notUtf8, "UTF-8"]] as const) {
           const envelope = byId.get(message.id)
@@ -69,7 +87,7 @@ export const register = (it: Vitest.MethodsNonLive<Broker | Publisher.Publisher 
         const handled = new Set<number>()
         const sent = Array.from({ length: 12 }, (_, n) => makeMessage(n, `k${n}`))
         yield* publish(destination, sent)
-        yield* consumeUntil<Payload, Flaky>(
+        const dead = yield* consumeWhile<Payload, Flaky, Effect.Success<ReturnType<typeof readDeadLetters>>, unknown>(
           topic,
           ({ n }) =>
             Effect.gen(function*() {
@@ -80,12 +98,12 @@ export const register = (it: Vitest.MethodsNonLive<Broker | Publisher.Publisher 
               handled.add(n)
             }),
           { group: "runtime", retry: Schedule.spaced("10 millis").pipe(Schedule.upTo({ times: 2 })) },
-          Effect.sync(() => handled.size >= 10)
+          Effect.sync(() => handled.size >= 10),
+          readDeadLetters(destination, 2)
         )
         assert.strictEqual(calls.get(3), 3, "retried twice, then gave up")
         assert.strictEqual(calls.get(7), 1, "defects are not retried")
         assert.isTrue(handled.has(9), "a transient failure recovered by retry")
-        const dead = yield* readDeadLetters(destination, 2)
         const byN = new Map(dead.received.map((e) => [payloadOf(e).n, e]))
         assert.strictEqual(byN.get(3)?.headers[H.deadLetterErrorTag], "Flaky")
         assert.strictEqual(byN.get(3)?.headers[H.deadLetterAttempts], "3")

@@ -69,19 +69,28 @@ export const register = (
 ): void => {
   const { capabilities: caps, fresh, publish } = harness
 
-  /** Runs a consumer until `until` holds, asserts it is still running, then stops it. */
-  const consumeUntil = Effect.fn("Conformance.consumeUntil")(function*(
+  /**
+   * Runs a consumer until `until` holds, then `whileRunning` (reading what it dead-lettered: on a broker that
+   * does not keep order, the poison message may be the last it takes), asserts it is still running, stops it.
+   */
+  const consumeWhile = Effect.fn("Conformance.consumeWhile")(function*<B, E>(
     consumer: Effect.Effect<void, unknown, Broker>,
-    until: Effect.Effect<boolean>
+    until: Effect.Effect<boolean>,
+    whileRunning: Effect.Effect<B, E, Broker>
   ) {
     const fiber = yield* Effect.forkChild(consumer)
     yield* until.pipe(
       Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (done) => done || fiber.pollUnsafe() !== undefined }),
       Effect.timeout(Duration.seconds(30 * harness.scale))
     )
+    const result = yield* whileRunning
     assert.isUndefined(fiber.pollUnsafe(), "the consumer stopped by itself")
     yield* Fiber.interrupt(fiber)
+    return result
   })
+  /** Runs a consumer until `until` holds, asserts it is still running, then stops it. */
+  const consumeUntil = (consumer: Effect.Effect<void, unknown, Broker>, until: Effect.Effect<boolean>) =>
+    consumeWhile(consumer, until, Effect.void)
 
   it.effect("typed Subscriber: ack and nack settle the broker's own deliveries; a nacked one comes back", () =>
     Effect.gen(function*() {
@@ -132,9 +141,12 @@ export const register = (
         if (n === 1) throw new Error("thrown before any effect")
         return Effect.sync(() => handled.add(n))
       }
-      yield* consumeUntil(Consumer.run(topic, handler, { group: "runtime" }), Effect.sync(() => handled.size >= 3))
+      const dead = yield* consumeWhile(
+        Consumer.run(topic, handler, { group: "runtime" }),
+        Effect.sync(() => handled.size >= 3),
+        harness.readDeadLetters(destination, 1)
+      )
       assert.deepStrictEqual([...handled].sort(), [0, 2, 3])
-      const dead = yield* harness.readDeadLetters(destination, 1)
       assert.strictEqual(dead.received.length, 1)
       assert.strictEqual(dead.received[0]?.headers[H.deadLetterErrorTag], "Defect")
       assert.include(dead.received[0]?.headers[H.deadLetterReason] ?? "", "thrown before any effect")
@@ -163,11 +175,11 @@ export const register = (
       const poison = message(1, "k", { payload: encoder.encode("{not json") })
       yield* publish(destination, [poison, { ...poison, headers: { "x-copy": "2" } }, message(2, "k")])
       const handled = new Set<number>()
-      yield* consumeUntil(
+      const dead = yield* consumeWhile(
         Consumer.run(topic, ({ n }) => Effect.sync(() => handled.add(n)), { group: "runtime", idempotency: true }),
-        Effect.sync(() => handled.has(2))
+        Effect.sync(() => handled.has(2)),
+        harness.readDeadLetters(destination, 2)
       )
-      const dead = yield* harness.readDeadLetters(destination, 2)
       assert.strictEqual(dead.received.length, 1, "the same id was dead-lettered more than once")
       assert.strictEqual(dead.received[0]?.headers[H.deadLetterOriginalId], poison.id)
     }))
@@ -190,16 +202,16 @@ export const register = (
             return Effect.fail(new PublishError({ destination: `${destination}.dlq`, reason: reason("TooLarge", "too large (test)") }))
           })
           : broker.publish(`${destination}.dlq`, messages))
-      yield* consumeUntil(
+      const dead = yield* consumeWhile(
         Consumer.run(
           topic,
           ({ n }) => n === 1 ? Effect.fail(new Flaky({ n })) : Effect.sync(() => handled.add(n)),
           { group: "runtime" }
         ).pipe(Effect.updateService(Broker, tooLarge)),
-        Effect.sync(() => handled.size >= 3)
+        Effect.sync(() => handled.size >= 3),
+        harness.readDeadLetters(destination, 1)
       )
       assert.deepStrictEqual(refused, ["full", "reduced"], "the full form, then the one without headers, were tried first")
-      const dead = yield* harness.readDeadLetters(destination, 1)
       assert.strictEqual(dead.received.length, 1)
       const parked = dead.received[0]!
       assert.strictEqual(parked.payload.length, 0)
