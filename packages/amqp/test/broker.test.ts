@@ -58,6 +58,19 @@ layer(BrokerLive, { excludeTestServices: true, timeout: "30 seconds" })("AmqpBro
       assert.deepStrictEqual(got.map((d) => d.envelope.id), messages.map((m) => m.id))
     }))
 
+  it.effect("publish tells each confirm to onConfirmed as it arrives: every index once, with its receipt, before the call resolves", () =>
+    Effect.gen(function*() {
+      const broker = yield* Broker.Broker
+      const destination = unique("confirms")
+      yield* collect(destination, "g", { prefetch: 500 })
+      const messages = Array.from({ length: 2000 }, (_, i) => message(`c-${i}`, `payload-${i}`))
+      const told: Array<readonly [number, string]> = []
+      const receipts = yield* broker.publish(destination, messages, (index, receipt) => void told.push([index, receipt.id]))
+      assert.strictEqual(told.length, messages.length, "one confirm per message, all before the call resolved")
+      assert.deepStrictEqual([...told].sort(([a], [b]) => a - b), messages.map((m, i) => [i, m.id] as const))
+      assert.deepStrictEqual(receipts.map((r) => r.id), messages.map((m) => m.id))
+    }))
+
   it.effect("consumer groups: members compete, groups each get everything", () =>
     Effect.gen(function*() {
       const broker = yield* Broker.Broker

@@ -49,6 +49,23 @@ describe("JetStream broker", () => {
         }
       }))
 
+    it.effect("publish tells each PubAck to onConfirmed as it arrives: every index once, with its stream sequence, before the call resolves", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const destination = unique("sy.confirms")
+        const messages = Array.from({ length: 1500 }, (_, i) => message(`c-${i}`))
+        const told = new Map<number, { readonly id: string; readonly sequence: number | undefined }>()
+        const receipts = yield* broker.publish(destination, messages, (index, receipt) => {
+          assert.isFalse(told.has(index), `index ${index} told twice`)
+          told.set(index, { id: receipt.id, sequence: receipt.coordinates.sequence })
+        })
+        assert.strictEqual(told.size, messages.length, "one PubAck per message, all before the call resolved")
+        receipts.forEach((receipt, i) =>
+          assert.deepStrictEqual(told.get(i), { id: receipt.id, sequence: receipt.coordinates.sequence }, `message ${i}`)
+        )
+        assert.deepStrictEqual(receipts.map((r) => r.coordinates.sequence), messages.map((_, i) => i + 1))
+      }))
+
     it.effect("deduplicates a republished message id (Nats-Msg-Id)", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker

@@ -1,7 +1,7 @@
 /**
  * The JetStream publish path: pipelined publishes (at most `publishWindow` awaiting their PubAck at once),
- * each resolved on its PubAck (and told to `onConfirmed` then); the stream provisioned on first use, and provisioned again, once, when it was
- * deleted behind the adapter's back.
+ * each resolved on its PubAck (and told to `onConfirmed` then); the stream provisioned on first use, and
+ * provisioned again, once, when it was deleted behind the adapter's back.
  */
 import type { PubAck } from "@nats-io/jetstream"
 import { type Broker, type Envelope, Errors } from "@switchyard/core"
