@@ -17,6 +17,7 @@
  */
 import type { Coordinates, Envelope, IdSource } from "../Envelope.ts"
 import type { Headers } from "../Headers.ts"
+import { randomUuid } from "../internal/uuid.ts"
 
 /**
  * What an adapter read from its client, before the fallbacks. Fields it could not read are `undefined`.
@@ -125,7 +126,7 @@ const isNonBlank = (value: string): boolean => {
 export const finish = (draft: Draft, now: () => number): Envelope => {
   const ownId = usableId(draft.id)
   const brokerId = ownId !== undefined ? undefined : nonEmpty(typeof draft.brokerId === "function" ? draft.brokerId() : draft.brokerId)
-  const id = ownId ?? brokerId ?? globalThis.crypto.randomUUID()
+  const id = ownId ?? brokerId ?? randomUuid()
   const idSource: IdSource = ownId !== undefined ? "message" : brokerId !== undefined ? "broker" : "generated"
   const timestamp = timestampOf(draft.timestamp) ?? timestampOf(draft.brokerTimestamp) ?? now()
   const attempt = draft.attempt !== undefined && Number.isInteger(draft.attempt) && draft.attempt >= 1 ? draft.attempt : 1
