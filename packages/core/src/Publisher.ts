@@ -14,6 +14,7 @@ import { EncodeError, type PublishError } from "./Errors.ts"
 import type { Headers } from "./Headers.ts"
 import * as H from "./Headers.ts"
 import * as Coalesce from "./internal/publish/coalesce.ts"
+import { splitChunks } from "./internal/publish/split.ts"
 import * as Telemetry from "./Telemetry.ts"
 import type { Topic } from "./Topic.ts"
 
@@ -273,6 +274,7 @@ export const publishMessages = <A>(topic: Topic<A>, messages: Iterable<Message<A
 export const sink = <A>(topic: Topic<A>, options?: SinkOptions): Sink.Sink<void, A, never, PublishFailure, Publisher> =>
   Sink.make<A>()((values) =>
     values.pipe(
+      splitChunks(options?.batchSize ?? 500),
       Stream.groupedWithin(options?.batchSize ?? 500, options?.linger ?? Duration.millis(10)),
       Stream.runForEach((batch) => publishAll(topic, batch))
     )

@@ -176,6 +176,23 @@ describe("Publisher.sink", () => {
     }).pipe(withStack(calls))
   })
 
+  it.effect("an array streamed as one chunk (Stream.fromIterable) is published in batches of batchSize, in order", () => {
+    const calls: Array<PublishCall> = []
+    return Effect.gen(function*() {
+      const inspect = yield* MemoryBroker.MemoryBroker
+      const values = Array.from({ length: 20_001 }, (_, i) => i + 1)
+      const fiber = yield* Stream.fromIterable(values).pipe(
+        Stream.run(Publisher.sink(ticks, { batchSize: 500 })),
+        Effect.forkChild
+      )
+      assert.isTrue(yield* TestKit.advanceUntil(Effect.sync(() => fiber.pollUnsafe() !== undefined), { within: "1 second" }))
+      yield* Fiber.join(fiber)
+      assert.deepStrictEqual(calls.map((c) => c.size), [...Array.from({ length: 40 }, () => 500), 1])
+      const published = (yield* inspect.published("ticks")).map((e) => Number(new TextDecoder().decode(e.payload)))
+      assert.deepStrictEqual([...published].sort((a, b) => a - b), values)
+    }).pipe(withStack(calls))
+  })
+
   it.effect("a slow trickle is flushed after linger, not before", () => {
     const calls: Array<PublishCall> = []
     return Effect.gen(function*() {
