@@ -7,6 +7,7 @@
  */
 import { Result, Schema } from "effect"
 import * as JsonDecode from "./internal/jsonDecode.ts"
+import * as PlainJson from "./internal/plainJson.ts"
 
 /**
  * A payload codec.
@@ -224,15 +225,26 @@ export const json = <S extends Schema.Codec<unknown, unknown, never, never>>(sch
   const codec = Schema.toCodecJson(schema)
   const encodeValue = Schema.encodeUnknownResult(codec)
   const decodeValue = jsonDecoderOf(schema, codec)
+  const encodeSchema = (value: S["Type"]): Result.Result<Uint8Array, string> => {
+    const encoded = encodeValue(value)
+    return Result.isFailure(encoded) ? Result.fail(encoded.failure.message) : stringify(encoded.success)
+  }
+  const decodeParsed = (parsed: Result.Result<unknown, Failure>) => Result.isFailure(parsed) ? parsed : decodeValue(parsed.success)
+  // A plain schema (no checks or transformations) has a compiled projection: the Schema runs only for what it
+  // does not vouch for, and then decides and words the error.
+  const project = PlainJson.compile(schema.ast)
+  if (project === undefined) return { contentType: "application/json", encode: encodeSchema, decode: (bytes) => decodeParsed(parseJson(bytes)) }
   return {
     contentType: "application/json",
     encode: (value) => {
-      const encoded = encodeValue(value)
-      return Result.isFailure(encoded) ? Result.fail(encoded.failure.message) : stringify(encoded.success)
+      const projected = project(value)
+      return projected === PlainJson.invalid ? encodeSchema(value) : stringify(projected)
     },
     decode: (bytes) => {
       const parsed = parseJson(bytes)
-      return Result.isFailure(parsed) ? parsed : decodeValue(parsed.success)
+      if (Result.isFailure(parsed)) return parsed
+      const projected = project(parsed.success)
+      return projected === PlainJson.invalid ? decodeValue(parsed.success) : Result.succeed(projected as S["Type"])
     }
   }
 }

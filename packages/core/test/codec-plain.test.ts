@@ -1,0 +1,167 @@
+/**
+ * `Codec.json`'s compiled path for plain schemas (structs, arrays, strings, numbers, booleans, literals,
+ * null; no checks or transformations) must give exactly what the Schema's JSON codec gives, in both
+ * directions: the same value with its keys in the same order, or the same error. Inputs are near-valid on
+ * purpose: wrong types, `"NaN"` strings, non-finite numbers, missing, extra and inherited keys, class
+ * instances, null-prototype objects, sparse arrays.
+ */
+import { assert, describe, expect, it } from "@effect/vitest"
+import { Codec } from "@switchyard/core"
+import { Result, Schema } from "effect"
+import * as fc from "fast-check"
+import * as PlainJson from "../src/internal/plainJson.ts"
+
+const Line = Schema.Struct({ sku: Schema.String, quantity: Schema.Number, gift: Schema.optionalKey(Schema.Boolean) })
+const Order = Schema.Struct({
+  orderId: Schema.String,
+  kind: Schema.Literal("order"),
+  version: Schema.Literal(2),
+  lines: Schema.Array(Line),
+  total: Schema.Number,
+  paid: Schema.Boolean,
+  coupon: Schema.Null,
+  note: Schema.optionalKey(Schema.String),
+  tags: Schema.Array(Schema.String)
+})
+
+const anything = fc.oneof(
+  fc.string(),
+  fc.double(),
+  fc.constantFrom("NaN", "Infinity", NaN, Infinity, -Infinity, -0, null, true, false, "order", 2, undefined),
+  fc.constant([]),
+  fc.constant({})
+)
+const numberLike = fc.oneof(fc.double(), fc.integer(), anything)
+const line = fc.record({ sku: fc.oneof(fc.string(), anything), quantity: numberLike, gift: fc.oneof(fc.boolean(), anything), extra: anything }, {
+  requiredKeys: []
+})
+const order = fc.record({
+  orderId: fc.oneof(fc.string(), anything),
+  kind: fc.oneof(fc.constant("order"), anything),
+  version: fc.oneof(fc.constant(2), anything),
+  lines: fc.oneof(fc.array(fc.oneof(line, anything), { maxLength: 3 }), anything),
+  total: numberLike,
+  paid: fc.oneof(fc.boolean(), anything),
+  coupon: fc.oneof(fc.constant(null), anything),
+  note: fc.oneof(fc.string(), anything),
+  tags: fc.oneof(fc.array(fc.oneof(fc.string(), anything), { maxLength: 3 }), anything),
+  extra: anything
+}, { requiredKeys: [] })
+/** Mostly valid orders, so that both paths' success is exercised as much as their failures. */
+const validOrder = fc.record({
+  orderId: fc.string(),
+  kind: fc.constant("order" as const),
+  version: fc.constant(2 as const),
+  lines: fc.array(fc.record({ sku: fc.string(), quantity: fc.double({ noNaN: true, noDefaultInfinity: true }), gift: fc.boolean() }, {
+    requiredKeys: ["sku", "quantity"]
+  }), { maxLength: 3 }),
+  total: fc.double({ noNaN: true, noDefaultInfinity: true }),
+  paid: fc.boolean(),
+  coupon: fc.constant(null),
+  note: fc.string(),
+  tags: fc.array(fc.string(), { maxLength: 3 })
+}, { requiredKeys: ["orderId", "kind", "version", "lines", "total", "paid", "coupon", "tags"] })
+
+/** Shapes the JSON codec must judge as the compiled path does: class instances, inherited keys, null prototypes, holes. */
+class OrderClass {
+  orderId = "c-1"
+  kind = "order"
+  version = 2
+  lines = []
+  total = 1
+  paid = true
+  coupon = null
+  tags = []
+}
+const oddShapes: ReadonlyArray<unknown> = [
+  new OrderClass(),
+  Object.assign(Object.create({ orderId: "inherited" }), { kind: "order", version: 2, lines: [], total: 1, paid: true, coupon: null, tags: [] }),
+  Object.assign(Object.create(null), { orderId: "n", kind: "order", version: 2, lines: [], total: 1, paid: true, coupon: null, tags: [] }),
+  { orderId: "h", kind: "order", version: 2, lines: [], total: 1, paid: true, coupon: null, tags: new Array(2) },
+  { orderId: "u", kind: "order", version: 2, lines: [], total: 1, paid: true, coupon: null, tags: [], note: undefined },
+  { orderId: "z", kind: "order", version: 2, lines: [], total: -0, paid: true, coupon: null, tags: [] },
+  { orderId: "i", kind: "order", version: 2, lines: [{ sku: "s", quantity: Infinity }], total: 1, paid: true, coupon: null, tags: [] },
+  [],
+  null,
+  "order"
+]
+
+const jsonCodec = Schema.toCodecJson(Order)
+const viaSchemaEncode = Schema.encodeUnknownResult(jsonCodec)
+const viaSchemaDecode = Schema.decodeUnknownResult(jsonCodec)
+const codec = Codec.json(Order)
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
+
+/** Encodes as `Codec.json` and as the Schema's JSON codec: the same bytes, or the same error. */
+const encodesAlike = (value: unknown) => {
+  const expected = viaSchemaEncode(value)
+  const actual = codec.encode(value as typeof Order.Type)
+  if (Result.isSuccess(expected)) {
+    assert.isTrue(Result.isSuccess(actual), `accepted by the Schema: ${String(JSON.stringify(value))}`)
+    if (Result.isSuccess(actual)) assert.strictEqual(text(actual.success), JSON.stringify(expected.success))
+  } else {
+    assert.isTrue(Result.isFailure(actual), `refused by the Schema: ${String(JSON.stringify(value))}`)
+    if (Result.isFailure(actual)) assert.strictEqual(actual.failure, expected.failure.message)
+  }
+}
+
+/** Decodes JSON text as `Codec.json` and as the Schema's JSON codec: the same value in the same key order, or the same error. */
+const decodesAlike = (json: string) => {
+  const expected = viaSchemaDecode(JSON.parse(json))
+  const actual = codec.decode(Codec.encodeUtf8(json))
+  if (Result.isSuccess(expected)) {
+    assert.isTrue(Result.isSuccess(actual), json)
+    if (Result.isSuccess(actual)) {
+      expect(actual.success).toStrictEqual(expected.success)
+      assert.strictEqual(JSON.stringify(actual.success), JSON.stringify(expected.success), "key order")
+    }
+  } else {
+    assert.isTrue(Result.isFailure(actual), json)
+    if (Result.isFailure(actual)) assert.strictEqual(actual.failure.message, expected.failure.message)
+  }
+}
+
+describe("Codec.json on a plain schema (the compiled path)", () => {
+  it("is taken for plain schemas only", () => {
+    assert.isDefined(PlainJson.compile(Order.ast))
+    const notPlain = [
+      Schema.String.check(Schema.isNonEmpty()),
+      Schema.Struct({ n: Schema.Int }),
+      Schema.Struct({ n: Schema.NumberFromString }),
+      Schema.Struct({ at: Schema.Date }),
+      Schema.Struct({ n: Schema.optional(Schema.Number) }),
+      Schema.Struct({ v: Schema.Union([Schema.Number, Schema.String]) }),
+      Schema.Record(Schema.String, Schema.Number),
+      Schema.Tuple([Schema.String]),
+      Schema.Struct({ ["__proto__"]: Schema.String }),
+      Schema.Struct({ n: Schema.Number }).check(Schema.makeFilter(() => true)),
+      Schema.Literal(1n)
+    ]
+    for (const schema of notPlain) assert.isUndefined(PlainJson.compile(schema.ast), String(schema.ast._tag))
+  })
+
+  it("encodes what the Schema's JSON codec encodes: the same bytes or the same error (near-valid values)", () => {
+    fc.assert(fc.property(order, encodesAlike), { numRuns: 2_000 })
+    fc.assert(fc.property(validOrder, encodesAlike), { numRuns: 1_000 })
+    for (const value of oddShapes) encodesAlike(value)
+  })
+
+  it("decodes what the Schema's JSON codec decodes: the same value in the same key order, or the same error", () => {
+    fc.assert(fc.property(order, (value) => decodesAlike(JSON.stringify(value) ?? "null")), { numRuns: 2_000 })
+    fc.assert(fc.property(validOrder, (value) => decodesAlike(JSON.stringify(value))), { numRuns: 1_000 })
+    for (const json of [`{"kind":"order","orderId":"x","version":2,"lines":[],"total":"NaN","paid":true,"coupon":null,"tags":[]}`, `[]`, `null`, `"x"`]) {
+      decodesAlike(json)
+    }
+  })
+
+  it("writes NaN and ±Infinity as the JSON codec does and reads them back", () => {
+    const value = { orderId: "n", kind: "order", version: 2, lines: [{ sku: "s", quantity: NaN }], total: -Infinity, paid: false, coupon: null, tags: [] } as const
+    const bytes = codec.encode(value)
+    assert.isTrue(Result.isSuccess(bytes))
+    if (Result.isFailure(bytes)) return
+    assert.include(text(bytes.success), `"quantity":"NaN"`)
+    const back = codec.decode(bytes.success)
+    assert.isTrue(Result.isSuccess(back))
+    if (Result.isSuccess(back)) expect(back.success).toStrictEqual(value)
+  })
+})
