@@ -1,6 +1,7 @@
 /**
  * The header mapping without a broker: an `OutgoingMessage` → NATS headers → `Draft` → envelope round trip
- * (fast-check), and the precedence of ids and names on messages Switchyard did not write.
+ * (fast-check), the precedence of ids and names on messages Switchyard did not write, and the reading of a
+ * received header block without nats.js's decode (the same envelope as nats.js's headers give, for any block).
  */
 import { headers as makeHeaders, MsgHdrsImpl } from "@nats-io/transport-node"
 import { Envelope, Headers as H } from "@switchyard/core"
@@ -8,6 +9,7 @@ import { outgoingMessage, text } from "./arbitraries.ts"
 import * as fc from "fast-check"
 import { assert, describe, it } from "vitest"
 import { decodeValue, encodeValue, fromMessage, natsMsgId, type Origin, toHeaders } from "../src/internal/envelope.ts"
+import { eachHeader, rawBlock } from "../src/internal/headerBlock.ts"
 
 const now = () => 1_700_000_000_000
 const origin: Origin = { attempt: 1, coordinates: { destination: "orders" } }
@@ -98,5 +100,91 @@ describe("NATS header mapping", () => {
     assert.deepStrictEqual(h.values(natsMsgId), ["m-1"])
     assert.isFalse(h.has(H.messageId))
     assert.strictEqual(readBack([...h].flatMap(([n, vs]) => vs.map((v) => [n, v] as const))).id, "m-1")
+  })
+})
+
+// --- Reading a received header block without nats.js's decode (headerBlock.ts) -----------------------
+
+/** A message as nats.js's `MsgImpl` holds it: the received bytes, the header block's length, nothing decoded yet. */
+const received = (block: Uint8Array, payload: Uint8Array) => {
+  const rdata = new Uint8Array(block.length + payload.length)
+  rdata.set(block)
+  rdata.set(payload, block.length)
+  return {
+    _rdata: rdata,
+    _msg: { hdr: block.length },
+    _headers: undefined,
+    get data() {
+      return rdata.subarray(block.length)
+    },
+    // nats.js's own reading of the same bytes (its getter decodes lazily, and throws what decode throws)
+    get headers() {
+      return MsgHdrsImpl.decode(rdata.subarray(0, block.length))
+    }
+  }
+}
+
+const headerName = fc.oneof(
+  fc.constantFrom(H.messageId, "X-Switchyard-Id", natsMsgId, H.timestamp, "X-Switchyard-Timestamp", H.contentType, "Content-Type", H.key),
+  fc.constantFrom(H.correlationId, "X-Switchyard-Causation-Id", "x-custom", "__proto__", "constructor", "", "bad name", "tab\t", "é"),
+  fc.string({ unit: fc.constantFrom("a", "B", "-", "_", ".", "1"), maxLength: 8 })
+)
+const headerValue = fc.oneof(
+  text,
+  fc.constantFrom("", "  padded  ", "1700000000123", "=?sy-b64?aGk=", "x\ry", "x\ny", "v\r", "ü ✓"),
+  fc.string({ maxLength: 6 })
+)
+const line = fc.oneof(
+  { weight: 8, arbitrary: fc.tuple(headerName, headerValue).map(([name, value]) => `${name}:${value}`) },
+  { weight: 3, arbitrary: fc.tuple(headerName, headerValue).map(([name, value]) => `${name}: ${value}`) },
+  { weight: 1, arbitrary: fc.constantFrom("", "no colon here", ":", "a:b:c", " leading: space") }
+)
+const firstLine = fc.constantFrom("NATS/1.0", "NATS/1.0", "NATS/1.0", "NATS/1.0 503", "NATS/1.0 408 Request Timeout", "NATS/1.0 ", "NATS/2.0")
+const headerBlock = fc.oneof(
+  { weight: 9, arbitrary: fc.tuple(firstLine, fc.array(line, { maxLength: 8 })).map(([first, lines]) => new TextEncoder().encode(`${[first, ...lines].join("\r\n")}\r\n\r\n`)) },
+  { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 40 }) }
+)
+
+/** The envelope, or the error nats.js's reading throws. */
+const attempt = (read: () => Envelope.Envelope) => {
+  try {
+    return { envelope: read() }
+  } catch (error) {
+    return { error: String(error) }
+  }
+}
+
+describe("a received header block read without nats.js's decode", () => {
+  const jsOrigin: Origin = { attempt: 2, stream: "ORDERS", coordinates: { destination: "orders", sequence: 9 } }
+
+  it("gives the envelope nats.js's decoded headers give (or the same error), for any block", () => {
+    fc.assert(
+      fc.property(headerBlock, fc.uint8Array({ maxLength: 8 }), (block, payload) => {
+        const msg = received(block, payload)
+        const fast = attempt(() => fromMessage(msg, jsOrigin, now))
+        const viaNats = attempt(() => fromMessage({ data: msg.data, headers: msg.headers }, jsOrigin, now))
+        assert.deepStrictEqual(fast, viaNats)
+      }),
+      { numRuns: 3_000 }
+    )
+  })
+
+  it("reads the block itself when nats.js has not decoded it, and only then", () => {
+    const block = toHeaders(Envelope.outgoing(new Uint8Array([1]), { id: "m-1", headers: { "x-a": "1" } })) as MsgHdrsImpl
+    const msg = received(block.encode(), new Uint8Array([1]))
+    assert.isDefined(rawBlock(msg))
+    assert.isUndefined(rawBlock({ ...msg, _headers: block }), "decoded already: its headers are read")
+    assert.isUndefined(rawBlock({ data: msg.data, headers: block }), "not a MsgImpl: its headers are read")
+    assert.isDefined(rawBlock({ msg, info: {} }), "a JetStream message: the Msg it wraps")
+    assert.isUndefined(rawBlock({ ...msg, _msg: { hdr: -1 } }), "no header block")
+    assert.isFalse(eachHeader(new TextEncoder().encode("NATS/1.0 503\r\n\r\n"), () => {}), "a status line: nats.js reads it")
+  })
+
+  it("headers named __proto__ or constructor are kept as headers (both ways of reading)", () => {
+    const block = new TextEncoder().encode(`NATS/1.0\r\n__proto__: x\r\nconstructor: y\r\n\r\n`)
+    const fast = fromMessage(received(block, new Uint8Array()), jsOrigin, now)
+    assert.strictEqual(Object.getOwnPropertyDescriptor(fast.headers, "__proto__")?.value, "x")
+    assert.strictEqual(Object.getOwnPropertyDescriptor(fast.headers, "constructor")?.value, "y")
+    assert.deepStrictEqual(fast, fromMessage({ data: new Uint8Array(), headers: MsgHdrsImpl.decode(block) }, jsOrigin, now))
   })
 })

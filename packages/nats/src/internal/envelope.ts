@@ -7,12 +7,14 @@
  * native key, timestamp or content type, so those travel as Switchyard's headers. Reading accepts
  * Switchyard's exact (lowercase) names, their MIME-canonical spellings (`X-Switchyard-Id`, `Content-Type`:
  * what nats.js writes with `Match.CanonicalMIME` and other clients by habit; the exact name wins), and
- * `Nats-Msg-Id`. Only nats.js's public API is read (`msg.headers`, `msg.info`, `msg.time`).
+ * `Nats-Msg-Id`. nats.js's public API is read (`msg.headers`, `msg.info`, `msg.time`), except that a received
+ * header block still undecoded is read from the bytes nats.js keeps (`headerBlock.ts`: the same result, cheaper).
  */
 import { canonicalMIMEHeaderKey, type MsgHdrs, MsgHdrsImpl, type NatsConnection } from "@nats-io/transport-node"
 import type { Envelope } from "@switchyard/core"
 import { Headers as H } from "@switchyard/core"
 import { IncomingEnvelope } from "@switchyard/core/adapter"
+import * as HeaderBlock from "./headerBlock.ts"
 
 /** The JetStream de-duplication header: the message id. */
 export const natsMsgId = "Nats-Msg-Id"
@@ -59,8 +61,6 @@ export const encodeValue = (value: string): string =>
 export const decodeValue = (value: string): string =>
   value.startsWith(encodedMarker) ? Buffer.from(value.slice(encodedMarker.length), "base64").toString("utf8") : value
 
-/** A header name nats.js accepts: printable ASCII without `:` (what its `canonicalMIMEHeaderKey` checks). */
-const validName = /^[!-9;-~]*$/
 
 /**
  * nats.js's headers, written to bytes with `Buffer.from` instead of its `TextEncoder` (the block is the same
@@ -87,7 +87,7 @@ export const toHeaders = (message: Envelope.OutgoingMessage): MsgHdrs => {
   for (const name in user) {
     const value = user[name]
     if (value === undefined || !Object.hasOwn(user, name) || isReserved(name)) continue
-    if (!validName.test(name)) canonicalMIMEHeaderKey(name)
+    if (!HeaderBlock.validName.test(name)) canonicalMIMEHeaderKey(name)
     record.set(name, [encodeValue(value)])
   }
   // A redriven copy keeps its envelope id but needs a broker-level id of its own, or JetStream's duplicate
@@ -140,8 +140,11 @@ interface Fields {
   readonly headers: Record<string, string>
 }
 
+const noFields = (): Fields => ({ exact: {}, canonical: {}, natsId: undefined, headers: {} })
+
+/** What nats.js's decoded headers say (`msg.headers`). */
 const readHeaders = (h: MsgHdrs | undefined): Fields => {
-  const fields: Fields = { exact: {}, canonical: {}, natsId: undefined, headers: {} }
+  const fields = noFields()
   if (h === undefined) return fields
   for (const [name, values] of h) {
     const raw = values[values.length - 1]
@@ -150,13 +153,28 @@ const readHeaders = (h: MsgHdrs | undefined): Fields => {
   return fields
 }
 
+/**
+ * What a received message's headers say, read from its header block when nats.js has it undecoded (see
+ * `headerBlock.ts`), else from `msg.headers`. Filing line by line gives what filing the last value of each
+ * name gives: a later line of a name overwrites, and a record keeps a key where it was first set.
+ */
+const fieldsOf = (msg: { readonly headers?: MsgHdrs | undefined }): Fields => {
+  const block = HeaderBlock.rawBlock(msg)
+  if (block === undefined) return readHeaders(msg.headers)
+  const fields = noFields()
+  return HeaderBlock.eachHeader(block, (name, value) => file(fields, name, value)) ? fields : readHeaders(msg.headers)
+}
+
 /** Files one header; a repeated name's last value wins. */
 const file = (fields: Fields, name: string, raw: string): void => {
-  const exact = exactNames[name]
-  const canonical = canonicalNames[name]
+  // Own names only: `constructor` or `__proto__` read off a plain object would be its prototype's.
+  const exact = Object.hasOwn(exactNames, name) ? exactNames[name] : undefined
+  const canonical = Object.hasOwn(canonicalNames, name) ? canonicalNames[name] : undefined
   if (exact !== undefined) fields.exact[exact] = exact === "timestamp" ? raw : decodeValue(raw)
   else if (canonical !== undefined) fields.canonical[canonical] = canonical === "timestamp" ? raw : decodeValue(raw)
   else if (name === natsMsgId) fields.natsId = decodeValue(raw)
+  // defined, not assigned: a header named `__proto__` stays a header
+  else if (name === "__proto__") Object.defineProperty(fields.headers, name, { value: decodeValue(raw), enumerable: true, writable: true, configurable: true })
   else fields.headers[name] = decodeValue(raw)
 }
 
@@ -171,8 +189,7 @@ const ownId = (fields: Fields): string | undefined =>
     fields.exact.id ?? fields.canonical.id
 
 /** The `Draft` of a delivered message: what its headers and its origin say, before the kit's fallbacks. */
-export const draftOf = (data: Uint8Array, h: MsgHdrs | undefined, origin: Origin): IncomingEnvelope.Draft => {
-  const fields = readHeaders(h)
+const draftOf = (data: Uint8Array, fields: Fields, origin: Origin): IncomingEnvelope.Draft => {
   const sequence = origin.coordinates.sequence
   return {
     id: ownId(fields),
@@ -198,7 +215,7 @@ export const fromMessage = (
   msg: { readonly data: Uint8Array; readonly headers?: MsgHdrs | undefined },
   origin: Origin,
   now: () => number
-): Envelope.Envelope => IncomingEnvelope.finish(draftOf(msg.data, msg.headers, origin), now)
+): Envelope.Envelope => IncomingEnvelope.finish(draftOf(msg.data, fieldsOf(msg), origin), now)
 
 /** The last value of one header of a received message (decoded), or `undefined` when it has none. */
 export const lastHeader = (msg: { readonly headers?: MsgHdrs | undefined }, name: string): string | undefined => {
