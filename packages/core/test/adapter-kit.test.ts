@@ -72,6 +72,14 @@ describe("IncomingEnvelope", () => {
     assert.strictEqual(blank.idSource, "generated")
     assert.isTrue(blank.id.length > 0)
   })
+  it("putHeader keeps every name as a header, __proto__ and constructor included; the last value wins", () => {
+    const headers: Record<string, string> = {}
+    for (const [name, value] of [["__proto__", "a"], ["constructor", "b"], ["x", "1"], ["x", "2"], ["__proto__", "c"]] as const) {
+      IncomingEnvelope.putHeader(headers, name, value)
+    }
+    assert.deepStrictEqual(Object.entries(headers), [["__proto__", "c"], ["constructor", "b"], ["x", "2"]])
+    assert.strictEqual(Object.getPrototypeOf(headers), Object.prototype)
+  })
 })
 
 describe("DeliveryQueue", () => {

@@ -171,7 +171,7 @@ const userHeaders = (props: Message["properties"]): Record<string, string> => {
   if (raw !== undefined) {
     for (const name of Object.keys(raw)) {
       const value = internalHeaders.has(name) ? undefined : headerString(raw[name])
-      if (value !== undefined) headers[name] = value
+      if (value !== undefined) IncomingEnvelope.putHeader(headers, name, value)
     }
   }
   const replyTo = headerString(props.replyTo)

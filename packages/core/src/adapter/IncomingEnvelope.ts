@@ -160,3 +160,22 @@ export const finish = (draft: Draft, now: () => number): Envelope => {
  * @since 0.2.0
  */
 export const hasStableId = (envelope: Envelope): boolean => envelope.id !== "" && envelope.idSource !== "generated"
+
+/**
+ * Sets one header in the header record of a delivered message. A header named `__proto__` is defined, not
+ * assigned (an assignment would set the record's prototype and the header would be lost), so every name a
+ * foreign producer sends stays a header. A repeated name: the last value set wins.
+ *
+ * @example
+ * ```ts
+ * import { IncomingEnvelope } from "@switchyard/core/adapter"
+ * const headers: Record<string, string> = {}
+ * IncomingEnvelope.putHeader(headers, "__proto__", "x")
+ * Object.keys(headers) // ["__proto__"]
+ * ```
+ * @since 0.4.0
+ */
+export const putHeader = <V>(headers: Record<string, V>, name: string, value: V): void => {
+  if (name === "__proto__") Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true })
+  else headers[name] = value
+}

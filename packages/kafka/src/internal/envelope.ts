@@ -115,9 +115,7 @@ export const fromRecord = (
       else if (name === Headers.contentType) contentType = value
       else if (name === Headers.correlationId) correlationId = value
       else if (name === Headers.causationId) causationId = value
-      // defined, not assigned: a header named `__proto__` stays a header
-      else if (name === "__proto__") Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true })
-      else headers[name] = value
+      else IncomingEnvelope.putHeader(headers, name, value)
     }
   }
   const value = message.value

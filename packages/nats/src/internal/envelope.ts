@@ -173,9 +173,7 @@ const file = (fields: Fields, name: string, raw: string): void => {
   if (exact !== undefined) fields.exact[exact] = exact === "timestamp" ? raw : decodeValue(raw)
   else if (canonical !== undefined) fields.canonical[canonical] = canonical === "timestamp" ? raw : decodeValue(raw)
   else if (name === natsMsgId) fields.natsId = decodeValue(raw)
-  // defined, not assigned: a header named `__proto__` stays a header
-  else if (name === "__proto__") Object.defineProperty(fields.headers, name, { value: decodeValue(raw), enumerable: true, writable: true, configurable: true })
-  else fields.headers[name] = decodeValue(raw)
+  else IncomingEnvelope.putHeader(fields.headers, name, decodeValue(raw))
 }
 
 const notBlank = (value: string | undefined): string | undefined =>

@@ -78,11 +78,6 @@ const keyOf = (raw: Buffer | undefined): { readonly key: string | undefined; rea
   return { key: raw.toString("utf8"), keyBytes: Uint8Array.from(raw) }
 }
 
-/** Defined, not assigned: a field named `__proto__` stays a header. */
-const define = (target: Record<string, string>, name: string, value: string): void => {
-  Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true })
-}
-
 /** A delivered entry as an envelope (through `IncomingEnvelope.finish`). */
 export const fromEntry = (
   destination: string,
@@ -98,7 +93,7 @@ export const fromEntry = (
     if (seen.has(name)) continue
     const value = fields[i + 1]!
     seen.set(name, value)
-    if (!reserved.has(name)) define(headers, name, value.toString("utf8"))
+    if (!reserved.has(name)) IncomingEnvelope.putHeader(headers, name, value.toString("utf8"))
   }
   const text = (name: string) => seen.get(name)?.toString("utf8")
   const payload = seen.get(payloadField)

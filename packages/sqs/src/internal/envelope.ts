@@ -150,7 +150,7 @@ const foreignHeaders = (attributes: Message["MessageAttributes"], skipPacked: bo
   for (const [name, value] of Object.entries(attributes ?? {})) {
     if (skipPacked && name === metadataAttribute) continue
     const text = attributeText(value)
-    if (text !== undefined) headers[name] = text
+    if (text !== undefined) IncomingEnvelope.putHeader(headers, name, text)
   }
   return headers
 }

@@ -22,6 +22,7 @@
  */
 import type { Consumer, Message, MessagesStream } from "@platformatic/kafka"
 import { Consumer as PltConsumer, MessagesStreamFallbackModes, MessagesStreamModes } from "@platformatic/kafka"
+import { IncomingEnvelope } from "@switchyard/core/adapter"
 import { Effect } from "effect"
 import type { IHeaders } from "kafkajs"
 import type { RawRecord } from "../envelope.ts"
@@ -39,10 +40,8 @@ export const toRawRecord = (message: Message<Buffer, Buffer, Buffer, Buffer>): R
   const headers: IHeaders = {}
   for (const [raw, value] of message.headerEntries) {
     const name = raw.toString()
-    // defined, not assigned: a header named `__proto__` stays a header (a repeated name: the last value wins,
-    // as the envelope reads kafkajs's arrays)
-    if (name === "__proto__") Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true })
-    else headers[name] = value
+    // a repeated name: the last value wins, as the envelope reads kafkajs's arrays
+    IncomingEnvelope.putHeader(headers, name, value)
   }
   return {
     offset: String(message.offset),
