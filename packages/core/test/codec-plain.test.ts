@@ -1,6 +1,6 @@
 /**
  * `Codec.json`'s compiled path for plain schemas (structs, arrays, strings, numbers, booleans, literals,
- * null, with or without checks; no transformations) must give exactly what the Schema's JSON codec gives, in both
+ * unions of literals, null and NullOr, with or without checks; no transformations) must give exactly what the Schema's JSON codec gives, in both
  * directions: the same value with its keys in the same order, or the same error. Inputs are near-valid on
  * purpose: wrong types, `"NaN"` strings, non-finite numbers, missing, extra and inherited keys, class
  * instances, null-prototype objects, sparse arrays.
@@ -21,7 +21,10 @@ const Order = Schema.Struct({
   paid: Schema.Boolean,
   coupon: Schema.Null,
   note: Schema.optionalKey(Schema.String),
-  tags: Schema.Array(Schema.String)
+  tags: Schema.Array(Schema.String),
+  status: Schema.Literals(["placed", "cancelled", 3, true]),
+  discount: Schema.NullOr(Schema.Number),
+  ref: Schema.NullOr(Schema.Struct({ id: Schema.String }))
 })
 
 const anything = fc.oneof(
@@ -45,6 +48,9 @@ const order = fc.record({
   coupon: fc.oneof(fc.constant(null), anything),
   note: fc.oneof(fc.string(), anything),
   tags: fc.oneof(fc.array(fc.oneof(fc.string(), anything), { maxLength: 3 }), anything),
+  status: fc.oneof(fc.constantFrom("placed", "cancelled", 3, true, "Placed", 4, false), anything),
+  discount: fc.oneof(fc.constant(null), numberLike),
+  ref: fc.oneof(fc.constant(null), fc.record({ id: fc.oneof(fc.string(), anything) }, { requiredKeys: [] }), anything),
   extra: anything
 }, { requiredKeys: [] })
 /** Mostly valid orders, so that both paths' success is exercised as much as their failures. */
@@ -59,8 +65,21 @@ const validOrder = fc.record({
   paid: fc.boolean(),
   coupon: fc.constant(null),
   note: fc.string(),
-  tags: fc.array(fc.string(), { maxLength: 3 })
-}, { requiredKeys: ["orderId", "kind", "version", "lines", "total", "paid", "coupon", "tags"] })
+  tags: fc.array(fc.string(), { maxLength: 3 }),
+  status: fc.constantFrom("placed" as const, "cancelled" as const, 3 as const, true as const),
+  discount: fc.oneof(fc.constant(null), fc.double({ noNaN: true, noDefaultInfinity: true })),
+  ref: fc.oneof(fc.constant(null), fc.record({ id: fc.string() }))
+}, { requiredKeys: ["orderId", "kind", "version", "lines", "total", "paid", "coupon", "tags", "status", "discount", "ref"] })
+
+/** A valid order with one field replaced by something else, or removed: one reason to refuse it at most. */
+const oneFieldOff = fc.tuple(validOrder, fc.constantFrom(...Object.keys(Order.fields)), fc.oneof(anything, fc.constant("remove"))).map(
+  ([valid, field, replacement]) => {
+    const copy: Record<string, unknown> = { ...valid }
+    if (replacement === "remove") delete copy[field]
+    else copy[field] = replacement
+    return copy
+  }
+)
 
 /** Shapes the JSON codec must judge as the compiled path does: class instances, inherited keys, null prototypes, holes. */
 class OrderClass {
@@ -72,15 +91,18 @@ class OrderClass {
   paid = true
   coupon = null
   tags = []
+  status = "placed"
+  discount = null
+  ref = null
 }
 const oddShapes: ReadonlyArray<unknown> = [
   new OrderClass(),
-  Object.assign(Object.create({ orderId: "inherited" }), { kind: "order", version: 2, lines: [], total: 1, paid: true, coupon: null, tags: [] }),
-  Object.assign(Object.create(null), { orderId: "n", kind: "order", version: 2, lines: [], total: 1, paid: true, coupon: null, tags: [] }),
-  { orderId: "h", kind: "order", version: 2, lines: [], total: 1, paid: true, coupon: null, tags: new Array(2) },
-  { orderId: "u", kind: "order", version: 2, lines: [], total: 1, paid: true, coupon: null, tags: [], note: undefined },
-  { orderId: "z", kind: "order", version: 2, lines: [], total: -0, paid: true, coupon: null, tags: [] },
-  { orderId: "i", kind: "order", version: 2, lines: [{ sku: "s", quantity: Infinity }], total: 1, paid: true, coupon: null, tags: [] },
+  Object.assign(Object.create({ orderId: "inherited" }), { kind: "order", version: 2, lines: [], total: 1, paid: true, coupon: null, tags: [], status: "placed", discount: null, ref: null }),
+  Object.assign(Object.create(null), { orderId: "n", kind: "order", version: 2, lines: [], total: 1, paid: true, coupon: null, tags: [], status: "placed", discount: null, ref: null }),
+  { orderId: "h", kind: "order", version: 2, lines: [], total: 1, paid: true, coupon: null, tags: new Array(2), status: "placed", discount: null, ref: null },
+  { orderId: "u", kind: "order", version: 2, lines: [], total: 1, paid: true, coupon: null, tags: [], note: undefined, status: "placed", discount: null, ref: null },
+  { orderId: "z", kind: "order", version: 2, lines: [], total: -0, paid: true, coupon: null, tags: [], status: "placed", discount: null, ref: null },
+  { orderId: "i", kind: "order", version: 2, lines: [{ sku: "s", quantity: Infinity }], total: 1, paid: true, coupon: null, tags: [], status: "placed", discount: null, ref: null },
   [],
   null,
   "order"
@@ -171,13 +193,15 @@ describe("Codec.json on a plain schema (the compiled path)", () => {
   it("encodes what the Schema's JSON codec encodes: the same bytes or the same error (near-valid values)", () => {
     fc.assert(fc.property(order, encodesAlike(Order)), { numRuns: 2_000 })
     fc.assert(fc.property(validOrder, encodesAlike(Order)), { numRuns: 1_000 })
+    fc.assert(fc.property(oneFieldOff, encodesAlike(Order)), { numRuns: 2_000 })
     for (const value of oddShapes) encodesAlike(Order)(value)
   })
 
   it("decodes what the Schema's JSON codec decodes: the same value in the same key order, or the same error", () => {
     fc.assert(fc.property(order, (value) => decodesAlike(Order)(JSON.stringify(value) ?? "null")), { numRuns: 2_000 })
     fc.assert(fc.property(validOrder, (value) => decodesAlike(Order)(JSON.stringify(value))), { numRuns: 1_000 })
-    for (const json of [`{"kind":"order","orderId":"x","version":2,"lines":[],"total":"NaN","paid":true,"coupon":null,"tags":[]}`, `[]`, `null`, `"x"`]) {
+    fc.assert(fc.property(oneFieldOff, (value) => decodesAlike(Order)(JSON.stringify(value))), { numRuns: 2_000 })
+    for (const json of [`{"kind":"order","orderId":"x","version":2,"lines":[],"total":"NaN","paid":true,"coupon":null,"tags":[],"status":"placed","discount":"Infinity","ref":null}`, `[]`, `null`, `"x"`]) {
       decodesAlike(Order)(json)
     }
   })
@@ -194,7 +218,7 @@ describe("Codec.json on a plain schema (the compiled path)", () => {
   })
 
   it("writes NaN and ±Infinity as the JSON codec does and reads them back", () => {
-    const value = { orderId: "n", kind: "order", version: 2, lines: [{ sku: "s", quantity: NaN }], total: -Infinity, paid: false, coupon: null, tags: [] } as const
+    const value = { orderId: "n", kind: "order", version: 2, lines: [{ sku: "s", quantity: NaN }], total: -Infinity, paid: false, coupon: null, tags: [], status: "placed", discount: null, ref: null } as const
     const bytes = codec.encode(value)
     assert.isTrue(Result.isSuccess(bytes))
     if (Result.isFailure(bytes)) return

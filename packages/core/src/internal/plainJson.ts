@@ -1,10 +1,11 @@
 /**
  * A compiled fast path of `Codec.json` for plain schemas: structs, arrays, strings, numbers, booleans,
- * literals and `null`, with or without checks (`Schema.Int`, `isNonEmpty`, filters), and no transformations
- * or index signatures. For these the Schema pass (in either direction) checks each value's type and copies
- * it into a new value, known keys only, in the schema's order, then runs the checks on it. A function compiled once per schema does the same in plain JavaScript, without the
- * Schema parser's per-node machinery (measured on the benchmark's order: ~1.2 µs encode and ~0.7 µs decode
- * through Schema, ~0.1 µs each here).
+ * literals, unions of literals, `null` and `NullOr`, with or without checks (`Schema.Int`, `isNonEmpty`,
+ * filters), and no transformations or index signatures. For these the Schema pass (in either direction)
+ * checks each value's type and copies it into a new value (known keys only, in the schema's order), then
+ * runs the checks on it. A function compiled once per schema does the same in plain JavaScript, without the
+ * Schema parser's per-node machinery (measured on the benchmark's order, a micro loop: the JSON codec's
+ * encode ~0.95 µs and decode ~0.6 µs, ~0.33 µs each here).
  *
  * It answers only when it is sure: a value it does not accept (a wrong type, a non-finite number, a class
  * instance or an inherited property, a missing key) gives {@link invalid}, and the caller runs the Schema's
@@ -139,7 +140,25 @@ const compileNode = (ast: SchemaAST.AST): Project | undefined => {
     }
     case "Objects":
       return compileObjects(ast)
+    case "Union":
+      return compileUnion(ast)
     default:
       return undefined
   }
+}
+
+/**
+ * Unions whose members cannot both accept a value: literals only (`Schema.Literals`), or one member and
+ * `null` (`Schema.NullOr`). The member that accepts a value is then the one the Schema picks.
+ */
+const compileUnion = (ast: SchemaAST.Union): Project | undefined => {
+  const literals = ast.types.map((member) => (SchemaAST.isLiteral(member) && member.checks === undefined && member.encoding === undefined ? member.literal : undefined))
+  if (literals.every((literal) => typeof literal === "string" || typeof literal === "boolean" || (typeof literal === "number" && Number.isFinite(literal)))) {
+    const allowed = new Set<unknown>(literals)
+    return (value) => (allowed.has(value) ? value : invalid)
+  }
+  const others = ast.types.filter((member) => !SchemaAST.isNull(member) || member.checks !== undefined)
+  if (ast.types.length !== 2 || others.length !== 1) return undefined
+  const member = compile(others[0]!)
+  return member === undefined ? undefined : (value) => (value === null ? null : member(value))
 }
