@@ -8,7 +8,7 @@ import { Envelope, Headers as H } from "@switchyard/core"
 import { outgoingMessage, text } from "./arbitraries.ts"
 import * as fc from "fast-check"
 import { assert, describe, it } from "vitest"
-import { decodeValue, encodeValue, fromMessage, natsMsgId, type Origin, toHeaders } from "../src/internal/envelope.ts"
+import { decodeValue, encodeValue, fromMessage, natsMsgId, type Origin, toHeaders, wireHeaders } from "../src/internal/envelope.ts"
 import { eachHeader, rawBlock } from "../src/internal/headerBlock.ts"
 
 const now = () => 1_700_000_000_000
@@ -53,10 +53,27 @@ describe("NATS header mapping", () => {
     )
   })
 
+  it("what the publish paths send is the block toHeaders' map encodes to, byte for byte; headers added to it are sent beside", () => {
+    fc.assert(
+      fc.property(outgoingMessage, (sent) => {
+        const expected = (toHeaders(sent) as MsgHdrsImpl).encode()
+        assert.deepStrictEqual((wireHeaders(sent) as MsgHdrsImpl).encode(), expected)
+        // as JetStream's publish does for its options (expected stream, TTL…)
+        const added = wireHeaders(sent)
+        added.set("Nats-Expected-Stream", "ORDERS")
+        const decoded = MsgHdrsImpl.decode((added as MsgHdrsImpl).encode())
+        assert.strictEqual(decoded.get("Nats-Expected-Stream"), "ORDERS")
+        for (const [name, values] of toHeaders(sent)) assert.deepStrictEqual(decoded.values(name), values.map((v) => v.trim()))
+      }),
+      { numRuns: 300 }
+    )
+  })
+
   it("a user header name nats.js refuses is refused with nats.js's own error", () => {
     for (const name of ["bad name", "colon:", "tab\t", "é"]) {
       const m = Envelope.outgoing(new Uint8Array(), { id: "m-1", headers: { [name]: "v" } })
       assert.throws(() => toHeaders(m), /not a valid character in a header name/)
+      assert.throws(() => wireHeaders(m), /not a valid character in a header name/)
       assert.throws(() => makeHeaders().append(name, "v"), /not a valid character in a header name/)
     }
   })

@@ -6,7 +6,7 @@
 import type { NatsConnection as RawConnection } from "@nats-io/transport-node"
 import { type Envelope, Errors } from "@switchyard/core"
 import { Effect, Result } from "effect"
-import { exceedsMaxPayload, toHeaders } from "./envelope.ts"
+import { exceedsMaxPayload, wireHeaders } from "./envelope.ts"
 import { publishReasonOf } from "./errors.ts"
 
 type Outgoing = ReadonlyArray<Envelope.OutgoingMessage>
@@ -25,7 +25,7 @@ const sendAll = (
   messages: Outgoing
 ): { readonly message: Envelope.OutgoingMessage; readonly cause: unknown } | undefined => {
   for (const m of messages) {
-    const sent = Result.try(() => nc.publish(destination, m.payload, { headers: toHeaders(m) }))
+    const sent = Result.try(() => nc.publish(destination, m.payload, { headers: wireHeaders(m) }))
     if (Result.isFailure(sent)) return { message: m, cause: sent.failure }
   }
   return undefined

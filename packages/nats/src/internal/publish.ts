@@ -7,7 +7,7 @@ import type { PubAck } from "@nats-io/jetstream"
 import { type Broker, type Envelope, Errors } from "@switchyard/core"
 import { BrokerErrors } from "@switchyard/core/adapter"
 import { Effect } from "effect"
-import { exceedsMaxPayload, toHeaders } from "./envelope.ts"
+import { exceedsMaxPayload, wireHeaders } from "./envelope.ts"
 import { isNoStream, publishReasonOf } from "./errors.ts"
 import type { JetStreamContext } from "./subscription.ts"
 
@@ -49,7 +49,7 @@ const publishWindow = (
 ) =>
   Effect.promise(() =>
     Promise.allSettled(batch.map((m, i) => {
-      const acked = ctx.client.publish(destination, m.payload, { headers: toHeaders(m) })
+      const acked = ctx.client.publish(destination, m.payload, { headers: wireHeaders(m) })
       return onConfirmed === undefined ? acked : acked.then((ack) => {
         onConfirmed(start + i, receiptOf(destination, m, ack))
         return ack
