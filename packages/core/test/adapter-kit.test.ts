@@ -151,6 +151,25 @@ describe("Provisioner", () => {
       assert.deepStrictEqual([...(yield* Ref.get(declared))].sort(), ["a", "a", "b"])
     }))
 
+  it.effect("a declaration in flight when its key is invalidated is not taken for a current one", () =>
+    Effect.gen(function*() {
+      const declared = yield* Ref.make(0)
+      const gate = yield* Deferred.make<void>()
+      const queues = yield* Provisioner.make({
+        declare: (_: string) => Effect.andThen(Deferred.await(gate), Ref.update(declared, (n) => n + 1))
+      })
+      const first = yield* Effect.forkChild(queues.ensure("a"), { startImmediately: true })
+      yield* queues.invalidate("a")
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(first)
+      assert.strictEqual(yield* Ref.get(declared), 1)
+      yield* queues.ensure("a")
+      assert.strictEqual(yield* Ref.get(declared), 2)
+      // Declared and not invalidated since: taken as it is from now on.
+      yield* Effect.forEach([1, 2, 3], () => queues.ensure("a"), { discard: true })
+      assert.strictEqual(yield* Ref.get(declared), 2)
+    }))
+
   it.effect("does not remember a failed declaration: the next use tries again", () =>
     Effect.gen(function*() {
       const attempts = yield* Ref.make(0)

@@ -56,6 +56,11 @@ export const make = <K, E = never, R = never>(options: Options<K, E, R>): Effect
   const identify = options.identify ?? String
   // The cache is keyed by identity; the key itself is looked up here when the cache asks for it.
   const requested = new Map<string, K>()
+  // What is declared, for the hot path (every publish asks): a set lookup, no cache lookup (a hash map
+  // keyed by Effect's `Hash`, an effect and an exit per call). Bumped on every invalidation, so that a
+  // declaration that was in flight when its key was invalidated is not taken for a current one.
+  const declared = new Set<string>()
+  let generation = 0
   return Effect.map(
     Cache.makeWith<string, void, E, R>(
       (id) => {
@@ -71,11 +76,26 @@ export const make = <K, E = never, R = never>(options: Options<K, E, R>): Effect
       ensure: (key) =>
         Effect.suspend(() => {
           const id = identify(key)
+          if (declared.has(id)) return Effect.void
           requested.set(id, key)
-          return Cache.get(cache, id)
+          const asked = generation
+          return Effect.tap(Cache.get(cache, id), () =>
+            Effect.sync(() => {
+              if (generation === asked) declared.add(id)
+            }))
         }),
-      invalidate: (key) => Cache.invalidate(cache, identify(key)),
-      invalidateAll: Cache.invalidateAll(cache)
+      invalidate: (key) =>
+        Effect.suspend(() => {
+          const id = identify(key)
+          generation++
+          declared.delete(id)
+          return Cache.invalidate(cache, id)
+        }),
+      invalidateAll: Effect.suspend(() => {
+        generation++
+        declared.clear()
+        return Cache.invalidateAll(cache)
+      })
     })
   )
 }
