@@ -211,10 +211,11 @@ const jsonDecoderOf = <A>(
  * `Union([String, Number])`, `Infinity` is sent as `"Infinity"` and decoded as that string); use
  * `Schema.Finite` or a tagged union there.
  *
- * Speed: a plain schema (structs, arrays, strings, numbers, booleans, literals, `null`, with or without
- * checks such as `Schema.Int`; no transformations, unions or records) is checked and copied by a function
- * compiled once, in both directions, with the same result as the Schema; only what it does not vouch for
- * (a wrong type, `NaN`, a class instance) goes through the Schema, which decides and words the error.
+ * Speed: a plain schema (structs, arrays, strings, numbers, booleans, literals, unions of literals, `null`
+ * and `NullOr`, with or without checks such as `Schema.Int`; no transformations, other unions or records) is
+ * checked and copied by a function compiled once, in both directions, with the same result as the Schema;
+ * only what it does not vouch for (a wrong type, `NaN`, a class instance) goes through the Schema, which
+ * decides and words the error.
  *
  * @example
  * ```ts
@@ -235,7 +236,7 @@ export const json = <S extends Schema.Codec<unknown, unknown, never, never>>(sch
     return Result.isFailure(encoded) ? Result.fail(encoded.failure.message) : stringify(encoded.success)
   }
   const decodeParsed = (parsed: Result.Result<unknown, Failure>) => Result.isFailure(parsed) ? parsed : decodeValue(parsed.success)
-  // A plain schema (no checks or transformations) has a compiled projection: the Schema runs only for what it
+  // A plain schema (no transformations) has a compiled projection: the Schema runs only for what it
   // does not vouch for, and then decides and words the error.
   const project = PlainJson.compile(schema.ast)
   if (project === undefined) return { contentType: "application/json", encode: encodeSchema, decode: (bytes) => decodeParsed(parseJson(bytes)) }

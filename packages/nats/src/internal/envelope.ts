@@ -61,7 +61,6 @@ export const encodeValue = (value: string): string =>
 export const decodeValue = (value: string): string =>
   value.startsWith(encodedMarker) ? Buffer.from(value.slice(encodedMarker.length), "base64").toString("utf8") : value
 
-
 /**
  * Every header of an outgoing message, in order (the id as `Nats-Msg-Id`), each value through
  * {@link encodeValue} (no CR/LF, nothing to trim). A user's header name nats.js would refuse goes through
