@@ -56,10 +56,13 @@ export const eachHeader = (block: Uint8Array, onHeader: (name: string, value: st
   while (start < text.length) {
     const found = text.indexOf("\r\n", start)
     const end = found === -1 ? text.length : found
-    const colon = text.indexOf(":", start)
-    if (colon > -1 && colon < end) {
-      const name = text.slice(start, colon)
-      const value = text.slice(colon + 1, end).trim()
+    // The colon is looked for within the line: a search through the rest of the block would make a block of
+    // many lines without one cost its length squared.
+    const line = text.slice(start, end)
+    const colon = line.indexOf(":")
+    if (colon > -1) {
+      const name = line.slice(0, colon)
+      const value = line.slice(colon + 1).trim()
       if (!validName.test(name) || crOrLf.test(value)) return false
       onHeader(name, value)
     }
