@@ -26,6 +26,15 @@ describe("core NATS broker", () => {
         assert.isTrue(broker.capabilities.consumerGroups)
       }))
 
+    it.effect("a header name nats.js refuses fails the publish with a typed PublishError (Invalid)", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const error = yield* Effect.flip(broker.publish(unique("sy.core.badheader"), [message("bad", { headers: { "bad name": "v" } })]))
+        assert.strictEqual(error._tag, "PublishError")
+        assert.strictEqual(error.reason._tag, "Invalid")
+        assert.include(error.reason.message, "not a valid character in a header name")
+      }))
+
     it.effect("wildcard subscriptions see matching subjects only, with headers", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker

@@ -66,6 +66,20 @@ describe("JetStream broker", () => {
         assert.deepStrictEqual(receipts.map((r) => r.coordinates.sequence), messages.map((_, i) => i + 1))
       }))
 
+    it.effect("a header name nats.js refuses fails the publish with a typed PublishError (Invalid), before anything is sent", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        const destination = unique("sy.badheader")
+        const sub = yield* broker.subscribe(destination, subscribeOptions(unique("g")))
+        const error = yield* Effect.flip(broker.publish(destination, [message("ok"), message("bad", { headers: { "bad name": "v" } })]))
+        assert.strictEqual(error._tag, "PublishError")
+        assert.strictEqual(error.reason._tag, "Invalid")
+        assert.include(error.reason.message, "not a valid character in a header name")
+        // The window is refused as a whole, before its first publish: the stream holds nothing of it.
+        yield* broker.publish(destination, [message("after")])
+        assert.deepStrictEqual((yield* take(sub, 1)).map(text), ["after"])
+      }))
+
     it.effect("deduplicates a republished message id (Nats-Msg-Id)", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker

@@ -14,6 +14,7 @@ import { canonicalMIMEHeaderKey, type MsgHdrs, MsgHdrsImpl, type NatsConnection 
 import type { Envelope } from "@switchyard/core"
 import { Headers as H } from "@switchyard/core"
 import { IncomingEnvelope } from "@switchyard/core/adapter"
+import { Result } from "effect"
 import * as HeaderBlock from "./headerBlock.ts"
 
 /** The JetStream de-duplication header: the message id. */
@@ -157,10 +158,15 @@ export const headerBlockLength = (message: Envelope.OutgoingMessage): number => 
   return length
 }
 
-/** Whether a message with its header block is over the server's `max_payload` (checked only on refusal). */
+/**
+ * Whether a message with its header block is over the server's `max_payload` (checked only on refusal). A
+ * message whose headers cannot be built (a name nats.js refuses) is not: it was refused for that.
+ */
 export const exceedsMaxPayload = (nc: NatsConnection, m: Envelope.OutgoingMessage): boolean => {
   const max = nc.info?.max_payload
-  return max !== undefined && m.payload.length + headerBlockLength(m) > max
+  if (max === undefined) return false
+  const length = Result.try(() => headerBlockLength(m))
+  return Result.isSuccess(length) && m.payload.length + length.success > max
 }
 
 /**

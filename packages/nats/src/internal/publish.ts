@@ -6,7 +6,8 @@
 import type { PubAck } from "@nats-io/jetstream"
 import { type Broker, type Envelope, Errors } from "@switchyard/core"
 import { BrokerErrors } from "@switchyard/core/adapter"
-import { Effect } from "effect"
+import type { MsgHdrs } from "@nats-io/transport-node"
+import { Effect, Result } from "effect"
 import { exceedsMaxPayload, wireHeaders } from "./envelope.ts"
 import { isNoStream, publishReasonOf } from "./errors.ts"
 import type { JetStreamContext } from "./subscription.ts"
@@ -47,9 +48,31 @@ const publishWindow = (
   batch: Outgoing,
   onConfirmed: Broker.OnConfirmed | undefined
 ) =>
+  Effect.suspend(() => {
+    // Built before the first publish: a header nats.js refuses (it throws) fails the window as a typed
+    // error, with nothing of it sent, instead of escaping the promise as a defect.
+    const headers: Array<MsgHdrs> = []
+    for (let i = 0; i < batch.length; i++) {
+      const built = Result.try(() => wireHeaders(batch[i]!))
+      if (Result.isFailure(built)) return Effect.fail(failure(ctx, destination, total, start + i, batch[i]!, built.failure))
+      headers.push(built.success)
+    }
+    return publishBuilt(ctx, destination, total, start, batch, headers, onConfirmed)
+  })
+
+/** Publishes one window whose headers are built; every PubAck awaited, the first refusal failing it. */
+const publishBuilt = (
+  ctx: JetStreamContext,
+  destination: string,
+  total: number,
+  start: number,
+  batch: Outgoing,
+  headers: ReadonlyArray<MsgHdrs>,
+  onConfirmed: Broker.OnConfirmed | undefined
+) =>
   Effect.promise(() =>
     Promise.allSettled(batch.map((m, i) => {
-      const acked = ctx.client.publish(destination, m.payload, { headers: wireHeaders(m) })
+      const acked = ctx.client.publish(destination, m.payload, { headers: headers[i]! })
       return onConfirmed === undefined ? acked : acked.then((ack) => {
         onConfirmed(start + i, receiptOf(destination, m, ack))
         return ack
