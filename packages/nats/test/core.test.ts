@@ -35,6 +35,16 @@ describe("core NATS broker", () => {
         assert.include(error.reason.message, "not a valid character in a header name")
       }))
 
+    it.effect("a message over the server's max_payload fails the publish as TooLarge (its header block counted)", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker.Broker
+        // 1 MiB is the server's default max_payload; the payload alone fits, its header block tips it over.
+        const payload = "x".repeat(1024 * 1024 - 40)
+        const error = yield* Effect.flip(broker.publish(unique("sy.core.large"), [message(payload, { headers: { "x-pad": "y".repeat(200) } })]))
+        assert.strictEqual(error._tag, "PublishError")
+        assert.strictEqual(error.reason._tag, "TooLarge")
+      }))
+
     it.effect("wildcard subscriptions see matching subjects only, with headers", () =>
       Effect.gen(function*() {
         const broker = yield* Broker.Broker

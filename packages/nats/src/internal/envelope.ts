@@ -147,16 +147,8 @@ const blockText = (message: Envelope.OutgoingMessage): string => {
 /** The headers a publish path passes to nats.js for a message (see {@link WireHeaders}). */
 export const wireHeaders = (message: Envelope.OutgoingMessage): MsgHdrs => new WireHeaders(message)
 
-const utf8Encoder = new TextEncoder()
-
-/** The size in bytes of the header block nats.js sends for a message. For error paths only. */
-export const headerBlockLength = (message: Envelope.OutgoingMessage): number => {
-  let length = "NATS/1.0\r\n\r\n".length
-  for (const [name, values] of toHeaders(message)) {
-    for (const value of values) length += utf8Encoder.encode(`${name}: ${value}\r\n`).length
-  }
-  return length
-}
+/** The size in bytes of the header block nats.js sends for a message (the block `wireHeaders` writes). */
+const headerBlockLength = (message: Envelope.OutgoingMessage): number => Buffer.byteLength(blockText(message), "utf8")
 
 /**
  * Whether a message with its header block is over the server's `max_payload` (checked only on refusal). A
