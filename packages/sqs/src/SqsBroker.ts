@@ -120,9 +120,16 @@ export const make: Effect.Effect<
   })
 })
 
-/** The broker on a connection layer: `Broker` plus `SqsTopology` (the connection's layer is kept). */
+/**
+ * The broker on a connection layer: `Broker` plus `SqsTopology` (the connection's layer is kept). The topology
+ * layer is made per call: the shared `SqsTopology.layer` would be memoized across brokers built in one program,
+ * and a second broker would get the first one's topology (its connection and declared queues).
+ */
 const onConnection = <E>(connection: Layer.Layer<SqsConnection.SqsConnection, E>) =>
-  Layer.effect(Broker.Broker, make).pipe(Layer.provideMerge(SqsTopology.layer), Layer.provideMerge(connection))
+  Layer.effect(Broker.Broker, make).pipe(
+    Layer.provideMerge(Layer.effect(SqsTopology.SqsTopology, SqsTopology.make)),
+    Layer.provideMerge(connection)
+  )
 
 /**
  * The SQS broker layer: `Broker`, plus the native `SqsConnection` and `SqsTopology` services.
