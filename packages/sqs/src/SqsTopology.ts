@@ -17,9 +17,10 @@ import {
 } from "@aws-sdk/client-sqs"
 import { Errors } from "@switchyard/core"
 import { Provisioner } from "@switchyard/core/adapter"
-import { Context, Duration, Effect, Layer, Option, Schema } from "effect"
+import { Context, Duration, Effect, Layer, Option, Result, Schema } from "effect"
 import { kindOf, reasonOf } from "./internal/errors.ts"
 import { invalidQueueName, isFifo, queueNameOf } from "./internal/names.ts"
+import * as QueueUrl from "./internal/queueUrl.ts"
 import { SqsConnection, type QueueSpec } from "./SqsConnection.ts"
 
 export type { QueueSpec } from "./SqsConnection.ts"
@@ -58,6 +59,8 @@ export interface QueueInfo {
   readonly visibilityTimeoutSeconds: number
   /** The redrive policy's `maxReceiveCount`, when the queue has one. */
   readonly maxReceiveCount: number | undefined
+  /** The redrive policy's target (an ARN), when the queue has one. */
+  readonly deadLetterTargetArn?: string | undefined
 }
 
 /**
@@ -158,12 +161,44 @@ export const attributesOf = (destination: string, spec: QueueSpec): Record<strin
   ...spec.attributes
 })
 
-const RedrivePolicy = Schema.fromJsonString(Schema.Struct({ maxReceiveCount: Schema.Union([Schema.Number, Schema.NumberFromString]) }))
+const RedrivePolicy = Schema.fromJsonString(Schema.Struct({
+  maxReceiveCount: Schema.Union([Schema.Number, Schema.NumberFromString]),
+  deadLetterTargetArn: Schema.optionalKey(Schema.String)
+}))
 const decodeRedrivePolicy = Schema.decodeUnknownOption(RedrivePolicy)
 
 const numberOf = (text: string | undefined, fallback: number): number => {
   const n = text === undefined ? Number.NaN : Number(text)
   return Number.isFinite(n) ? n : fallback
+}
+
+/** The attributes {@link QueueInfo} is made of. */
+const infoAttributes: Array<QueueAttributeName> = ["VisibilityTimeout", "RedrivePolicy", "FifoQueue"]
+
+/** A queue's info from its attributes (`fifo`: the name says so; SQS's `FifoQueue` says so too). */
+const infoOf = (destination: string, queueName: string, url: string, fifo: boolean, a: Readonly<Record<string, string>>): QueueInfo => {
+  const redrive = a["RedrivePolicy"] === undefined ? Option.none() : decodeRedrivePolicy(a["RedrivePolicy"])
+  return {
+    destination,
+    queueName,
+    url,
+    fifo: a["FifoQueue"] === "true" || fifo,
+    visibilityTimeoutSeconds: numberOf(a["VisibilityTimeout"], 30),
+    maxReceiveCount: Option.isSome(redrive) ? redrive.value.maxReceiveCount : undefined,
+    deadLetterTargetArn: Option.isSome(redrive) ? redrive.value.deadLetterTargetArn : undefined
+  }
+}
+
+/** How an existing queue's redrive policy differs from a declared spec's (`maxReceiveCount`, `deadLetterQueue`). */
+const redriveMismatches = (spec: QueueSpec, info: QueueInfo): ReadonlyArray<QueueUrl.Mismatch> => {
+  if (spec.maxReceiveCount === undefined) return []
+  const receives = info.maxReceiveCount === spec.maxReceiveCount
+    ? []
+    : [{ attribute: "RedrivePolicy.maxReceiveCount", declared: String(spec.maxReceiveCount), actual: info.maxReceiveCount?.toString() }]
+  if (spec.deadLetterQueue === undefined) return receives
+  const wanted = QueueUrl.queueNameOfDestination(spec.deadLetterQueue)
+  const actual = info.deadLetterTargetArn === undefined ? undefined : QueueUrl.queueNameOfArn(info.deadLetterTargetArn)
+  return actual === wanted ? receives : [...receives, { attribute: "RedrivePolicy.deadLetterTargetArn", declared: wanted, actual: info.deadLetterTargetArn }]
 }
 
 /**
@@ -202,37 +237,25 @@ export const make: Effect.Effect<SqsTopologyShape, never, SqsConnection> = Effec
       )
   }
 
-  const readInfo = (destination: string, queueName: string, url: string) =>
+  const getAttributes = (destination: string, url: string, names: Array<QueueAttributeName>) =>
     call(destination, "GetQueueAttributes", (signal) =>
-      client.send(
-        new GetQueueAttributesCommand({
-          QueueUrl: url,
-          AttributeNames: ["VisibilityTimeout", "RedrivePolicy", "FifoQueue"] satisfies Array<QueueAttributeName>
-        }),
-        { abortSignal: signal }
-      )).pipe(Effect.map((r): QueueInfo => {
-        const a = r.Attributes ?? {}
-        const redrive = a.RedrivePolicy === undefined ? Option.none() : decodeRedrivePolicy(a.RedrivePolicy)
-        return {
-          destination,
-          queueName,
-          url,
-          fifo: a.FifoQueue === "true" || isFifo(destination),
-          visibilityTimeoutSeconds: numberOf(a.VisibilityTimeout, 30),
-          maxReceiveCount: Option.isSome(redrive) ? redrive.value.maxReceiveCount : undefined
-        }
-      }))
+      client.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: names }), { abortSignal: signal }))
+      .pipe(Effect.map((r): Readonly<Record<string, string>> => r.Attributes ?? {}))
+
+  const readInfo = (destination: string, queueName: string, url: string) =>
+    getAttributes(destination, url, infoAttributes).pipe(Effect.map((a) => infoOf(destination, queueName, url, isFifo(destination), a)))
 
   const arnOf = (destination: string, url: string) =>
-    call(destination, "GetQueueAttributes", (signal) =>
-      client.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }), { abortSignal: signal }))
-      .pipe(Effect.map((r) => r.Attributes?.QueueArn ?? ""))
+    getAttributes(destination, url, ["QueueArn"]).pipe(Effect.map((a) => a["QueueArn"] ?? ""))
 
-  const declare = (destination: string): Effect.Effect<void, SqsTopologyError> =>
+  const invalid = (destination: string, message: string) =>
+    new SqsTopologyError({ destination, reason: Errors.reason("Invalid", message) })
+
+  const declareName = (destination: string): Effect.Effect<void, SqsTopologyError> =>
     Effect.gen(function*() {
       const queueName = queueNameOf(destination)
-      const invalid = invalidQueueName(queueName)
-      if (invalid !== undefined) return yield* new SqsTopologyError({ destination, reason: Errors.reason("Invalid", invalid) })
+      const problem = invalidQueueName(queueName)
+      if (problem !== undefined) return yield* invalid(destination, problem)
       const own = declared[destination]
       const spec = own ?? resolved.options.defaultQueue ?? {}
       const redrive = spec.maxReceiveCount === undefined ? {} : yield* Effect.gen(function*() {
@@ -243,6 +266,50 @@ export const make: Effect.Effect<SqsTopologyShape, never, SqsConnection> = Effec
       const url = yield* urlOf(destination, queueName, spec, own !== undefined, redrive)
       known.set(destination, yield* readInfo(destination, queueName, url))
     })
+
+  /** `<queue URL>.dlq`: the queue's own redrive target, a queue of the same account and endpoint. */
+  const redriveTargetUrl = Effect.fn("SqsTopology.redriveTargetUrl")(function*(destination: string, source: QueueUrl.QueueUrl) {
+    const { deadLetterTargetArn } = yield* ensureInfo(source.url)
+    if (deadLetterTargetArn === undefined) {
+      return yield* invalid(
+        destination,
+        `${source.url} has no redrive policy, so it has no dead-letter queue to default to; ` +
+          "give the consumer's deadLetter (or DeadLetters' destination) the URL of a dead-letter queue"
+      )
+    }
+    const name = QueueUrl.queueNameOfArn(deadLetterTargetArn)
+    if (name === undefined) return yield* invalid(destination, `the redrive target of ${source.url} is not an SQS queue ARN: ${deadLetterTargetArn}`)
+    return QueueUrl.siblingUrl(source, name)
+  })
+
+  /** Checks a spec declared for a URL against the queue: the queue is not ours to change. */
+  const checkDeclared = (destination: string, spec: QueueSpec, actual: Readonly<Record<string, string>>, info: QueueInfo) => {
+    const found = [...QueueUrl.mismatches(attributesOf(destination, spec), actual), ...redriveMismatches(spec, info)]
+    return found.length === 0
+      ? Effect.void
+      : Effect.fail(new SqsTopologyError({
+        destination,
+        reason: Errors.reason(
+          "TopologyConflict",
+          `the queue at this URL is not Switchyard's to change, and it differs from its declared spec: ${QueueUrl.describeMismatches(found)}`
+        )
+      }))
+  }
+
+  const declareUrl = Effect.fn("SqsTopology.declareUrl")(function*(destination: string) {
+    const target = QueueUrl.parse(destination)
+    if (Result.isFailure(target)) return yield* invalid(destination, target.failure)
+    const queue = target.success._tag === "Queue" ? target.success.queue : yield* redriveTargetUrl(destination, target.success.source)
+    const own = declared[destination]
+    // a missing queue fails here (NotFound): a URL's queue is never created
+    const attributes = yield* getAttributes(destination, queue.url, own === undefined ? infoAttributes : ["All"])
+    const info = infoOf(destination, queue.queueName, queue.url, queue.fifo, attributes)
+    if (own !== undefined) yield* checkDeclared(destination, own, attributes, info)
+    known.set(destination, info)
+  })
+
+  const declare = (destination: string): Effect.Effect<void, SqsTopologyError> =>
+    QueueUrl.isUrl(destination) ? declareUrl(destination) : declareName(destination)
 
   const provisioner = yield* Provisioner.make({ declare })
   const ensureInfo = (destination: string): Effect.Effect<QueueInfo, SqsTopologyError> =>
