@@ -110,7 +110,8 @@ const secondsText = (input: Duration.Input): string =>
 
 /**
  * The destination SQS redrives a queue's messages to (`deadLetterQueue`, else `<name>.dlq`, for FIFO
- * `<name without .fifo>-dlq.fifo`).
+ * `<name without .fifo>-dlq.fifo`), for a queue the adapter creates. A queue given by its URL is never created:
+ * its own redrive policy says where its messages go (`QueueInfo.deadLetterTargetArn`).
  *
  * @example
  * ```ts
@@ -126,7 +127,10 @@ export const redriveTargetOf = (destination: string, spec: QueueSpec): string =>
  * The SQS queue name of a destination: a destination that is a valid queue name (`[A-Za-z0-9_-]`, optional
  * `.fifo`) is that queue; any other is escaped: letters, digits and `-` stay, `.` becomes `_d`, `_` becomes
  * `_u`, any other character `_x` and its UTF-8 bytes in hex; a trailing `.fifo` stays (it makes the queue
- * FIFO). For tools that reach the adapter's queues with the raw SDK.
+ * FIFO). A queue URL (`https://…/<account>/<name>`) is that queue, never escaped: its name is the last path
+ * segment. A destination with a scheme that names no queue without asking SQS (`<queue URL>.dlq`, the queue's
+ * redrive target) or at all (a malformed URL, which the topology refuses as `Invalid`) comes back as given.
+ * For tools that reach the adapter's queues with the raw SDK.
  *
  * @example
  * ```ts
@@ -134,10 +138,11 @@ export const redriveTargetOf = (destination: string, spec: QueueSpec): string =>
  * SqsTopology.queueName("order_events") // "order_events"
  * SqsTopology.queueName("orders.dlq") // "orders_ddlq"
  * SqsTopology.queueName("orders.fifo") // "orders.fifo"
+ * SqsTopology.queueName("https://sqs.eu-west-1.amazonaws.com/123456789012/orders.fifo") // "orders.fifo"
  * ```
  * @since 0.1.0
  */
-export const queueName = (destination: string): string => queueNameOf(destination)
+export const queueName = (destination: string): string => QueueUrl.queueNameOfDestination(destination)
 
 /**
  * The SQS attributes of a queue spec (the redrive policy aside: it needs the target's ARN).

@@ -29,6 +29,7 @@ import {
   subscribeError
 } from "../src/internal/errors.ts"
 import * as Publish from "../src/internal/publish.ts"
+import * as QueueUrl from "../src/internal/queueUrl.ts"
 import { ElasticMQ } from "../src/testing/index.ts"
 
 const encoder = new TextEncoder()
@@ -600,5 +601,93 @@ describe("queue names", () => {
       fc.pre(a !== b && escaped(a) && escaped(b))
       return SqsTopology.queueName(a) !== SqsTopology.queueName(b)
     }))
+  })
+})
+
+describe("queue URLs", () => {
+  const aws = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders"
+  const elastic = "http://127.0.0.1:9324/000000000000/billing-in.fifo"
+  const parsed = (destination: string) => QueueUrl.parse(destination)
+
+  it("a destination with a scheme is a URL; names (dots, colons, slashes without ://) are not", () => {
+    for (const url of [aws, elastic, "HTTPS://SQS.example/1/q", "ftp://host/1/q", "https:///1/q"]) assert.isTrue(QueueUrl.isUrl(url), url)
+    for (const name of ["orders", "orders.dlq", "sqs.orders.fifo", "urn:orders", "a/b", "https:orders", "1http://x/y"]) {
+      assert.isFalse(QueueUrl.isUrl(name), name)
+    }
+  })
+
+  it("a queue URL is that queue, verbatim: its name is the last path segment, FIFO when it ends .fifo", () => {
+    assert.deepStrictEqual(parsed(aws), Result.succeed({ _tag: "Queue", queue: { url: aws, queueName: "orders", fifo: false } } as const))
+    assert.deepStrictEqual(
+      parsed(elastic),
+      Result.succeed({ _tag: "Queue", queue: { url: elastic, queueName: "billing-in.fifo", fifo: true } } as const)
+    )
+    const vpce = "https://vpce-0a1b-c2d3.sqs.us-east-1.vpce.amazonaws.com/123456789012/order_events"
+    assert.deepStrictEqual(parsed(vpce), Result.succeed({ _tag: "Queue", queue: { url: vpce, queueName: "order_events", fifo: false } } as const))
+    assert.strictEqual(SqsTopology.queueName(aws), "orders", "never escaped")
+    assert.strictEqual(SqsTopology.queueName(elastic), "billing-in.fifo")
+  })
+
+  it("<queue URL>.dlq is the dead-letter queue of that queue (its redrive target), FIFO ones too", () => {
+    assert.deepStrictEqual(
+      parsed(`${aws}.dlq`),
+      Result.succeed({ _tag: "DeadLetterOf", source: { url: aws, queueName: "orders", fifo: false } } as const)
+    )
+    assert.deepStrictEqual(
+      parsed(`${elastic}.dlq`),
+      Result.succeed({ _tag: "DeadLetterOf", source: { url: elastic, queueName: "billing-in.fifo", fifo: true } } as const)
+    )
+    assert.strictEqual(SqsTopology.queueName(`${aws}.dlq`), `${aws}.dlq`, "no name without asking SQS")
+  })
+
+  it("a malformed URL is refused with what is wrong: scheme, host, credentials, no queue name, a name SQS refuses, a query or fragment", () => {
+    const cases: ReadonlyArray<readonly [string, string]> = [
+      ["ftp://host/123/orders", "not an http(s) URL"],
+      ["https://", "not a URL"],
+      ["https:///123/orders", "no host"],
+      ["https://user:secret@host/123/orders", "no credentials"],
+      ["https://sqs.eu-west-1.amazonaws.com", "no queue name"],
+      ["https://sqs.eu-west-1.amazonaws.com/", "no queue name"],
+      ["https://sqs.eu-west-1.amazonaws.com/123/", "no queue name"],
+      ["https://sqs.eu-west-1.amazonaws.com/123/orders.v2", "not an SQS queue name"],
+      ["https://sqs.eu-west-1.amazonaws.com/123/bad name", "not an SQS queue name"],
+      [`https://sqs.eu-west-1.amazonaws.com/123/${"q".repeat(81)}`, "not an SQS queue name"],
+      ["https://sqs.eu-west-1.amazonaws.com/123/.fifo", "not an SQS queue name"],
+      ["https://sqs.eu-west-1.amazonaws.com/123/orders?Action=x", "no query or fragment"],
+      ["https://sqs.eu-west-1.amazonaws.com/123/orders#top", "no query or fragment"],
+      ["https://sqs.eu-west-1.amazonaws.com/123/%6Frders", "not an SQS queue name"],
+      ["https://sqs.eu-west-1.amazonaws.com/123\\orders", "does not end with its queue name"],
+      ["https://sqs.eu-west-1.amazonaws.com/123/ord\ners", "does not end with its queue name"],
+      ["https://sqs.eu-west-1.amazonaws.com/123/orders.dlq.dlq", "not an SQS queue name"]
+    ]
+    for (const [destination, message] of cases) {
+      const result = parsed(destination)
+      assert.isTrue(Result.isFailure(result), destination)
+      if (Result.isFailure(result)) assert.include(result.failure, message, destination)
+    }
+    assert.isTrue(Result.isSuccess(parsed(`https://h/123/${"q".repeat(80)}`)), "80 characters is SQS's limit")
+  })
+
+  it("redrive targets: the queue name of an SQS ARN; its URL beside the source's", () => {
+    assert.strictEqual(QueueUrl.queueNameOfArn("arn:aws:sqs:eu-west-1:123456789012:orders-dlq"), "orders-dlq")
+    assert.strictEqual(QueueUrl.queueNameOfArn("arn:aws:sqs:elasticmq:000000000000:parked.fifo"), "parked.fifo")
+    for (const arn of ["arn:aws:sns:eu-west-1:123:orders", "arn:aws:sqs:eu-west-1:123", "orders", "arn:aws:sqs:r:1:bad.name"]) {
+      assert.isUndefined(QueueUrl.queueNameOfArn(arn), arn)
+    }
+    assert.deepStrictEqual(QueueUrl.siblingUrl({ url: aws, queueName: "orders", fifo: false }, "orders-dlq.fifo"), {
+      url: "https://sqs.eu-west-1.amazonaws.com/123456789012/orders-dlq.fifo",
+      queueName: "orders-dlq.fifo",
+      fifo: true
+    })
+  })
+
+  it("a declared spec is compared attribute by attribute with what the queue has", () => {
+    const found = QueueUrl.mismatches({ VisibilityTimeout: "60", DelaySeconds: "0", KmsMasterKeyId: "k" }, { VisibilityTimeout: "30", DelaySeconds: "0" })
+    assert.deepStrictEqual(found, [
+      { attribute: "VisibilityTimeout", declared: "60", actual: "30" },
+      { attribute: "KmsMasterKeyId", declared: "k", actual: undefined }
+    ])
+    assert.strictEqual(QueueUrl.describeMismatches(found), "VisibilityTimeout is \"30\", declared \"60\"; KmsMasterKeyId is not set, declared \"k\"")
+    assert.deepStrictEqual(QueueUrl.mismatches({ VisibilityTimeout: "30" }, { VisibilityTimeout: "30", DelaySeconds: "5" }), [])
   })
 })

@@ -92,7 +92,10 @@ export const siblingUrl = (source: QueueUrl, queueName: string): QueueUrl => ({
   fifo: isFifo(queueName)
 })
 
-/** The SQS queue name a destination (a name, or a queue URL) stands for, as far as it can tell without a call. */
+/**
+ * The SQS queue name a destination stands for: a name's mapping, a queue URL's last segment; any other
+ * destination with a scheme (`<queue URL>.dlq`, a malformed URL) as given.
+ */
 export const queueNameOfDestination = (destination: string): string => {
   if (!isUrl(destination)) return queueNameOf(destination)
   const target = queueOf(destination)
