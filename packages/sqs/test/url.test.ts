@@ -272,21 +272,24 @@ layer(Switchyard.on(brokerOn()), { excludeTestServices: true, timeout: Duration.
       const { endpoint } = yield* TestServer
       const before = yield* allQueues
       const broker = yield* Broker.Broker
-      const malformed = [
-        "ftp://127.0.0.1/000000000000/orders",
-        endpoint,
-        `${endpoint}/`,
-        `${endpoint}/000000000000/`,
-        `${endpoint}/000000000000/orders.dlq.x`,
-        `${endpoint}/000000000000/bad name`,
-        `${endpoint}/000000000000/orders?Action=SendMessage`,
-        "https:///000000000000/orders"
+      // each refused by the adapter itself (the message says why), not by whatever SQS would make of it
+      const malformed: ReadonlyArray<readonly [string, string]> = [
+        ["ftp://127.0.0.1/000000000000/orders", "not an http(s) URL"],
+        [endpoint, "no queue name"],
+        [`${endpoint}/`, "no queue name"],
+        [`${endpoint}/000000000000/`, "no queue name"],
+        [`${endpoint}/000000000000/orders.dlq.x`, "not an SQS queue name"],
+        [`${endpoint}/000000000000/bad name`, "not an SQS queue name"],
+        [`${endpoint}/000000000000/orders?Action=SendMessage`, "no query or fragment"],
+        ["https:///000000000000/orders", "no host"]
       ]
-      for (const destination of malformed) {
+      for (const [destination, why] of malformed) {
         const published = yield* Effect.flip(broker.publish(destination, [Envelope.outgoing(encoder.encode("{}"), { id: "m" })]))
         assert.strictEqual(published.reason._tag, "Invalid", `publish to ${destination}: ${published.reason.message}`)
+        assert.include(published.reason.message, why, `publish to ${destination}`)
         const subscribed = yield* Effect.flip(Effect.scoped(broker.subscribe(destination, { group: "g", prefetch: 1, startFrom: "earliest" })))
         assert.strictEqual(subscribed.reason._tag, "Invalid", `subscribe to ${destination}`)
+        assert.include(subscribed.reason.message, why, `subscribe to ${destination}`)
       }
       assert.deepStrictEqual(yield* allQueues, before, "no queue was created")
     }))
