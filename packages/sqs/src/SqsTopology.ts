@@ -305,6 +305,8 @@ export const make: Effect.Effect<SqsTopologyShape, never, SqsConnection> = Effec
     const target = QueueUrl.parse(destination)
     if (Result.isFailure(target)) return yield* invalid(destination, target.failure)
     const queue = target.success._tag === "Queue" ? target.success.queue : yield* redriveTargetUrl(destination, target.success.source)
+    const otherRegion = QueueUrl.regionProblem(queue, resolved.options.region)
+    if (otherRegion !== undefined) return yield* invalid(destination, otherRegion)
     const own = declared[destination]
     // a missing queue fails here (NotFound): a URL's queue is never created
     const attributes = yield* getAttributes(destination, queue.url, own === undefined ? infoAttributes : ["All"])

@@ -681,6 +681,20 @@ describe("queue URLs", () => {
     })
   })
 
+  it("the region of an AWS queue URL; another than the connection's is a problem (the SDK signs for the connection's)", () => {
+    const queue = (url: string) => ({ url, queueName: "q", fifo: false })
+    assert.strictEqual(QueueUrl.awsRegionOf(queue(aws)), "eu-west-1")
+    assert.strictEqual(QueueUrl.awsRegionOf(queue("https://sqs.cn-north-1.amazonaws.com.cn/1/q")), "cn-north-1")
+    assert.strictEqual(QueueUrl.awsRegionOf(queue("https://vpce-0a1b.sqs.us-east-2.vpce.amazonaws.com/1/q")), "us-east-2")
+    assert.strictEqual(QueueUrl.awsRegionOf(queue("https://ap-south-1.queue.amazonaws.com/1/q")), "ap-south-1")
+    assert.isUndefined(QueueUrl.awsRegionOf(queue(elastic)))
+    assert.isUndefined(QueueUrl.awsRegionOf(queue("https://sqs.eu-west-1.amazonaws.com.evil.example/1/q")))
+    assert.isUndefined(QueueUrl.regionProblem(queue(aws), "eu-west-1"))
+    assert.isUndefined(QueueUrl.regionProblem(queue(aws), undefined), "the SDK's default region is not known here")
+    assert.isUndefined(QueueUrl.regionProblem(queue(elastic), "elasticmq"))
+    assert.include(QueueUrl.regionProblem(queue(aws), "us-east-1") ?? "", "is in eu-west-1")
+  })
+
   it("a declared spec is compared attribute by attribute with what the queue has", () => {
     const found = QueueUrl.mismatches({ VisibilityTimeout: "60", DelaySeconds: "0", KmsMasterKeyId: "k" }, { VisibilityTimeout: "30", DelaySeconds: "0" })
     assert.deepStrictEqual(found, [

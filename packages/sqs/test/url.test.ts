@@ -294,6 +294,18 @@ layer(Switchyard.on(brokerOn()), { excludeTestServices: true, timeout: Duration.
       assert.deepStrictEqual(yield* allQueues, before, "no queue was created")
     }))
 
+  it.effect("an AWS queue URL in another region than the connection's is Invalid before any call (AWS would refuse the signature)", () =>
+    Effect.gen(function*() {
+      // the connection's endpoint is ElasticMQ, which would answer for this URL by its queue name: the refusal is the adapter's
+      const name = `regional_${suffix()}`
+      yield* createRaw(name)
+      const broker = yield* Broker.Broker
+      const url = `https://sqs.us-east-1.amazonaws.com/000000000000/${name}`
+      const error = yield* Effect.flip(broker.publish(url, [Envelope.outgoing(encoder.encode("{}"), { id: "r" })]))
+      assert.strictEqual(error.reason._tag, "Invalid")
+      assert.include(error.reason.message, "is in us-east-1")
+    }))
+
   it.effect("a spec declared for a URL is checked against the queue, never applied: a match is used, a difference is TopologyConflict", () =>
     Effect.gen(function*() {
       const { endpoint } = yield* TestServer

@@ -73,6 +73,35 @@ export const parse = (destination: string): Result.Result<UrlTarget, string> => 
   return Result.fail(queue.failure)
 }
 
+/** AWS's SQS hosts: `sqs.<region>.amazonaws.com[.cn]`, VPC endpoints `….sqs.<region>.vpce.amazonaws.com`, legacy `<region>.queue.amazonaws.com`. */
+const awsHosts = [
+  /^sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/,
+  /\.sqs\.([a-z0-9-]+)\.vpce\.amazonaws\.com(?:\.cn)?$/,
+  /^([a-z0-9-]+)\.queue\.amazonaws\.com(?:\.cn)?$/
+]
+
+/** The AWS region a queue URL's host names, if it is one of AWS's SQS hosts. */
+export const awsRegionOf = (queue: QueueUrl): string | undefined => {
+  const host = URL.parse(queue.url)?.hostname.toLowerCase() ?? ""
+  for (const pattern of awsHosts) {
+    const region = pattern.exec(host)?.[1]
+    if (region !== undefined) return region
+  }
+  return undefined
+}
+
+/**
+ * Why the connection cannot reach a queue URL: the SDK signs every request for the connection's region, and
+ * AWS refuses a signature for another region than the queue's (with an authentication error that does not say
+ * so). Only when both are known: the connection's `region` set, and the URL one of AWS's hosts.
+ */
+export const regionProblem = (queue: QueueUrl, connectionRegion: string | undefined): string | undefined => {
+  const region = awsRegionOf(queue)
+  return region === undefined || connectionRegion === undefined || region === connectionRegion
+    ? undefined
+    : `the queue ${queue.url} is in ${region}, and this connection signs its requests for ${connectionRegion}: use a connection (SqsBroker.layer) with region "${region}"`
+}
+
 /** The queue name in an SQS queue ARN (`arn:aws:sqs:<region>:<account>:<name>`), if it is one. */
 export const queueNameOfArn = (arn: string): string | undefined => {
   const parts = arn.split(":")
