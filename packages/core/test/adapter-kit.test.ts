@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Errors } from "@switchyard/core"
 import { BrokerErrors, ConnectionOptions, DeliveryQueue, IncomingEnvelope, Provisioner, Settlement, Supervisor } from "@switchyard/core/adapter"
 import { TestKit } from "@switchyard/core/testing"
-import { Config, ConfigProvider, Deferred, Effect, Fiber, Redacted, Ref, Schedule, Stream } from "effect"
+import { Config, ConfigProvider, Deferred, Effect, Fiber, Option, Redacted, Ref, Schedule, Stream } from "effect"
 import * as fc from "fast-check"
 
 describe("Settlement", () => {
@@ -204,6 +204,7 @@ describe("Supervisor", () => {
         ),
         lost: (client) => Deferred.await(client.closed),
         schedule: Schedule.spaced("100 millis"),
+        stableAfter: "0 millis",
         onReacquired: (client, generation) => note(`reacquired ${client.id} as generation ${generation}`)
       })
       const generations = yield* Effect.forkChild(Stream.runCollect(Stream.take(supervised.generations, 3)))
@@ -218,6 +219,73 @@ describe("Supervisor", () => {
       assert.deepStrictEqual(yield* Ref.get(log), ["release 1", "reacquired 2 as generation 2", "release 2", "reacquired 3 as generation 3"])
     }))
 
+  // a resource whose loss is triggered by the test; `acquired` counts acquisitions
+  const flapping = Effect.fnUntraced(function*(schedule: Schedule.Schedule<unknown, unknown>) {
+    const closers: Array<Deferred.Deferred<void>> = []
+    const supervised = yield* Supervisor.make({
+      acquire: Effect.map(Deferred.make<void>(), (closed) => closers.push(closed)),
+      lost: (n: number) => Deferred.await(closers[n - 1]!),
+      schedule,
+      stableAfter: "5 seconds"
+    })
+    const lose = Effect.suspend(() => Deferred.succeed(closers[closers.length - 1]!, undefined)).pipe(Effect.andThen(TestKit.settle()))
+    return { supervised, lose, acquired: () => closers.length }
+  })
+
+  it.effect("a resource lost before `stableAfter` is re-acquired after the schedule's next delay, not at once", () =>
+    Effect.gen(function*() {
+      const { acquired, lose } = yield* flapping(Schedule.exponential("100 millis"))
+      yield* TestKit.settle()
+      const waits: Array<number> = []
+      for (let round = 0; round < 4; round++) {
+        const before = acquired()
+        yield* lose
+        let waited = 0
+        while (acquired() === before && waited < 10_000) {
+          yield* TestKit.advance("10 millis", "10 millis")
+          waited += 10
+        }
+        waits.push(waited)
+      }
+      // exponential from 100 ms: each early loss waits the next, longer step
+      assert.deepStrictEqual(waits, [100, 200, 400, 800])
+    }))
+
+  it.effect("a resource that lived `stableAfter` is re-acquired at once, and the schedule starts afresh", () =>
+    Effect.gen(function*() {
+      const { acquired, lose } = yield* flapping(Schedule.exponential("100 millis"))
+      yield* TestKit.settle()
+      yield* lose
+      yield* TestKit.advance("100 millis")
+      yield* lose
+      yield* TestKit.advance("200 millis")
+      assert.strictEqual(acquired(), 3)
+      yield* TestKit.advance("5 seconds", "1 second")
+      yield* lose
+      assert.strictEqual(acquired(), 4, "a stable resource is re-acquired without a pause")
+      yield* lose
+      yield* TestKit.advance("90 millis")
+      assert.strictEqual(acquired(), 4)
+      yield* TestKit.advance("10 millis")
+      assert.strictEqual(acquired(), 5, "the schedule restarted from its first delay")
+    }))
+
+  it.effect("a schedule that ends on early losses starts afresh with an immediate attempt; the supervisor stays up", () =>
+    Effect.gen(function*() {
+      const { acquired, lose, supervised } = yield* flapping(Schedule.spaced("1 second").pipe(Schedule.upTo({ times: 1 })))
+      yield* TestKit.settle()
+      yield* lose
+      yield* TestKit.advance("1 second", "100 millis")
+      assert.strictEqual(acquired(), 2)
+      yield* lose
+      assert.strictEqual(acquired(), 3, "the schedule had ended: attempt at once, with a fresh schedule")
+      yield* lose
+      assert.strictEqual(acquired(), 3)
+      yield* TestKit.advance("1 second", "100 millis")
+      assert.strictEqual(acquired(), 4)
+      assert.isTrue(Option.isNone(yield* Deferred.poll(supervised.failure)))
+    }))
+
   it.effect("fails its `failure` with the last error when the schedule gives up", () =>
     Effect.gen(function*() {
       const lost = yield* Deferred.make<void>()
@@ -225,7 +293,8 @@ describe("Supervisor", () => {
       const supervised = yield* Supervisor.make({
         acquire: Effect.suspend(() => ++attempts === 1 ? Effect.succeed("first") : Effect.fail(`refused ${attempts}`)),
         lost: () => Deferred.await(lost),
-        schedule: Schedule.recurs(2)
+        schedule: Schedule.recurs(2),
+        stableAfter: "0 millis"
       })
       yield* Deferred.succeed(lost, undefined)
       yield* TestKit.settle()

@@ -5,9 +5,26 @@
  * (re-attaching consumers, re-declaring topology) follow as a stream; when the schedule gives up the
  * supervisor's `failure` completes, and it stays failed.
  *
+ * Pacing: a resource lost after it lived `stableAfter` is re-acquired at once, and the schedule starts
+ * afresh. One lost sooner (a broker that accepts and then drops, a channel the server closes on open) does
+ * not reset the schedule: the next step's delay is waited first, so a flapping broker costs a reconnect per
+ * schedule step, never a reconnect per round trip.
+ *
  * @since 0.3.0
  */
-import { Deferred, Effect, Schedule, type Scope, ScopedRef, Stream, SubscriptionRef } from "effect"
+import { Clock, Data, Deferred, Duration, Effect, Pull, Ref, Schedule, type Scope, ScopedRef, Stream, SubscriptionRef } from "effect"
+
+/**
+ * What the schedule is stepped with when a resource is lost before it lived `stableAfter` (acquisition
+ * failures step it with their error).
+ *
+ * @category models
+ * @since 0.4.0
+ */
+export class LostEarly extends Data.TaggedClass("LostEarly")<{
+  /** How long the resource lived. */
+  readonly lifetime: Duration.Duration
+}> {}
 
 /**
  * A supervised resource.
@@ -35,8 +52,14 @@ export interface Options<A, E, R> {
   readonly acquire: Effect.Effect<A, E, R | Scope.Scope>
   /** Completes when the resource is lost (its close or error event). */
   readonly lost: (resource: A) => Effect.Effect<unknown>
-  /** Paces the re-acquisitions after a loss; when it ends, the supervisor fails. */
-  readonly schedule: Schedule.Schedule<unknown, E>
+  /**
+   * Paces the re-acquisitions after a loss, stepped with each failed acquisition's error and with
+   * {@link LostEarly} for a resource lost before `stableAfter`. When it ends on a failed acquisition the
+   * supervisor fails; when it ends on an early loss, it starts afresh with an immediate attempt.
+   */
+  readonly schedule: Schedule.Schedule<unknown, E | LostEarly>
+  /** How long a resource must live for its loss to reset the schedule (default 5 seconds). */
+  readonly stableAfter?: Duration.Input | undefined
   /** Runs after each re-acquisition (not the first), e.g. to log or re-declare topology. */
   readonly onReacquired?: ((resource: A, generation: number) => Effect.Effect<void>) | undefined
 }
@@ -66,17 +89,30 @@ export const make = <A, E, R>(
     const ref = yield* ScopedRef.fromAcquire(options.acquire)
     const generation = yield* SubscriptionRef.make(1)
     const failure = yield* Deferred.make<never, E>()
-    const reacquire = ScopedRef.set(ref, options.acquire).pipe(Effect.retry(options.schedule))
-    const cycle = ScopedRef.get(ref).pipe(
-      Effect.flatMap(options.lost),
-      Effect.andThen(reacquire),
-      Effect.andThen(SubscriptionRef.updateAndGet(generation, (n) => n + 1)),
-      Effect.flatMap((n) =>
-        options.onReacquired === undefined
-          ? Effect.void
-          : Effect.flatMap(ScopedRef.get(ref), (resource) => options.onReacquired!(resource, n))
+    const stableAfter = Duration.fromInputUnsafe(options.stableAfter ?? "5 seconds")
+    const freshSteps = Schedule.toStepWithSleep(options.schedule)
+    const steps = yield* Ref.make(yield* freshSteps)
+    // waits one step of the schedule; false when the schedule is done
+    const pause = (step: Step<E>, input: E | LostEarly) =>
+      step(input).pipe(Effect.as(true), Pull.catchDone(() => Effect.succeed(false)))
+    const acquireOn = (step: Step<E>): Effect.Effect<void, E, R> =>
+      ScopedRef.set(ref, options.acquire).pipe(
+        Effect.catch((error) =>
+          Effect.flatMap(pause(step, error), (more) => more ? acquireOn(step) : Effect.fail(error))
+        )
       )
-    )
+    const reacquireAfter = Effect.fnUntraced(function*(lifetime: Duration.Duration) {
+      if (Duration.isGreaterThanOrEqualTo(lifetime, stableAfter)) yield* Ref.set(steps, yield* freshSteps)
+      else if (!(yield* pause(yield* Ref.get(steps), new LostEarly({ lifetime })))) yield* Ref.set(steps, yield* freshSteps)
+      yield* acquireOn(yield* Ref.get(steps))
+    })
+    const cycle = Effect.gen(function*() {
+      const since = yield* Clock.currentTimeMillis
+      yield* Effect.flatMap(ScopedRef.get(ref), options.lost)
+      yield* reacquireAfter(Duration.millis((yield* Clock.currentTimeMillis) - since))
+      const n = yield* SubscriptionRef.updateAndGet(generation, (n) => n + 1)
+      if (options.onReacquired !== undefined) yield* options.onReacquired(yield* ScopedRef.get(ref), n)
+    })
     yield* Effect.forever(cycle).pipe(
       Effect.catch((error) => Deferred.fail(failure, error)),
       Effect.forkScoped
@@ -88,3 +124,6 @@ export const make = <A, E, R>(
       failure
     }
   })
+
+/** One step of the pacing schedule: sleeps its delay, or fails with `Done` when the schedule has ended. */
+type Step<E> = (input: E | LostEarly) => Pull.Pull<unknown, never, unknown>
