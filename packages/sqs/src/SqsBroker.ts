@@ -1,9 +1,9 @@
 /**
  * The Amazon SQS implementation of Switchyard's `Broker` contract (AWS SDK v3, `@aws-sdk/client-sqs`).
  *
- * - destination = one SQS queue (declared on first use, `SqsTopology`); a name ending in `.fifo` is a FIFO
- *   queue: the key is the `MessageGroupId` (order per key, parallel across keys) and the id the
- *   `MessageDeduplicationId`.
+ * - destination = one SQS queue (declared on first use, `SqsTopology`), or an existing queue's URL (used as it
+ *   is, never created); a name ending in `.fifo` is a FIFO queue: the key is the `MessageGroupId` (order per
+ *   key, parallel across keys) and the id the `MessageDeduplicationId`.
  * - publish: `SendMessageBatch` of up to 10 messages (256 KiB per call); SQS answers per entry, so
  *   `publishEach` fails only the refused message. Envelope fields and headers are packed in one message
  *   attribute (SQS allows 10); binary payloads travel base64 with a marker (`internal/envelope.ts`).

@@ -42,7 +42,8 @@ export interface QueueSpec {
   readonly maxReceiveCount?: number | undefined
   /**
    * The destination SQS moves messages to after `maxReceiveCount` receives: default `<name>.dlq` (Switchyard's own
-   * dead-letter destination), for a FIFO queue `<name without .fifo>-dlq.fifo` (SQS wants a FIFO one).
+   * dead-letter destination), for a FIFO queue `<name without .fifo>-dlq.fifo` (SQS wants a FIFO one). A queue
+   * URL names an existing queue (used as it is, never created).
    */
   readonly deadLetterQueue?: string | undefined
   /** FIFO only: deduplicate by a SHA-256 of the body instead of the message id. */
@@ -88,9 +89,13 @@ export interface Options extends ConnectionOptions.CommonOptions {
   readonly waitTime?: Duration.Input | undefined
   /** Parallel receive calls of one subscription (default: prefetch / 10, between 1 and 4). */
   readonly receivers?: number | undefined
-  /** Declared queues; they take precedence over `defaultQueue`. */
+  /**
+   * Declared queues; they take precedence over `defaultQueue`. An entry for a queue URL is not applied (the
+   * queue is not Switchyard's): it is checked against the queue's attributes, and a difference fails the
+   * destination's first use with reason `TopologyConflict`.
+   */
   readonly queues?: Readonly<Record<string, QueueSpec>> | undefined
-  /** The attributes of a queue created on first use (default: SQS's defaults). */
+  /** The attributes of a queue created on first use (default: SQS's defaults); never applied to a queue URL. */
   readonly defaultQueue?: QueueSpec | undefined
 }
 

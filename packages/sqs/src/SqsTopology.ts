@@ -2,8 +2,11 @@
  * SQS queues as data, declared on first use through the kit's `Provisioner`: a destination's queue is looked
  * up (`GetQueueUrl`) or created (`CreateQueue`) once, with its declared `QueueSpec` (or the connection's
  * `defaultQueue`), and its attributes read back (visibility timeout, redrive policy), however many fibers ask at
- * once. A declared queue that exists with other attributes fails with reason `TopologyConflict`. Plus the
- * admin operations: attributes and counts, purge, delete.
+ * once. A declared queue that exists with other attributes fails with reason `TopologyConflict`. A destination
+ * that is a queue URL (`https://sqs.eu-west-1.amazonaws.com/123456789012/orders`) is that existing queue, used as
+ * it is: never created nor escaped, read with `GetQueueAttributes` (a missing one fails with reason `NotFound`, a
+ * malformed URL with `Invalid`), a spec declared for it checked, not applied; `<queue URL>.dlq` is its redrive
+ * target. Plus the admin operations: attributes and counts, purge, delete.
  *
  * @since 0.1.0
  */
@@ -80,7 +83,7 @@ export interface QueueCounts {
  * @since 0.1.0
  */
 export interface SqsTopologyShape {
-  /** The queue of a destination, declared on first use. */
+  /** The queue of a destination (a name or a queue URL), declared on first use. */
   readonly queue: (destination: string) => Effect.Effect<QueueInfo, SqsTopologyError>
   /** Approximate counts of a destination's queue. */
   readonly counts: (destination: string) => Effect.Effect<QueueCounts, SqsTopologyError>

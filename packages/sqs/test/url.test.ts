@@ -294,6 +294,21 @@ layer(Switchyard.on(brokerOn()), { excludeTestServices: true, timeout: Duration.
       assert.deepStrictEqual(yield* allQueues, before, "no queue was created")
     }))
 
+  it.effect("a queue Switchyard creates can redrive to an existing queue given by its URL (deadLetterQueue)", () =>
+    Effect.gen(function*() {
+      const { endpoint } = yield* TestServer
+      const dlqUrl = yield* createRaw(`shared_dlq_${suffix()}`)
+      const arn = (yield* attributesOf(dlqUrl, ["QueueArn"])).QueueArn
+      const before = yield* allQueues
+      const name = `created_${suffix()}`
+      const info = yield* SqsTopology.SqsTopology.use((t) => t.queue(name)).pipe(
+        Effect.provide(SqsBroker.layer(options(endpoint, { queues: { [name]: { maxReceiveCount: 3, deadLetterQueue: dlqUrl } } })).pipe(Layer.orDie))
+      )
+      assert.strictEqual(info.maxReceiveCount, 3)
+      assert.strictEqual(info.deadLetterTargetArn, arn, "the redrive policy targets the URL's queue")
+      assert.deepStrictEqual((yield* allQueues).filter((u) => !before.includes(u)), [info.url], "only the declared queue was created")
+    }))
+
   it.effect("an AWS queue URL in another region than the connection's is Invalid before any call (AWS would refuse the signature)", () =>
     Effect.gen(function*() {
       // the connection's endpoint is ElasticMQ, which would answer for this URL by its queue name: the refusal is the adapter's
