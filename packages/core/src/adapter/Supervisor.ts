@@ -101,9 +101,11 @@ export const make = <A, E, R>(
           Effect.flatMap(pause(step, error), (more) => more ? acquireOn(step) : Effect.fail(error))
         )
       )
+    // an early loss waits the schedule's next step; a stable one, or a schedule that has run out, starts afresh
     const reacquireAfter = Effect.fnUntraced(function*(lifetime: Duration.Duration) {
-      if (Duration.isGreaterThanOrEqualTo(lifetime, stableAfter)) yield* Ref.set(steps, yield* freshSteps)
-      else if (!(yield* pause(yield* Ref.get(steps), new LostEarly({ lifetime })))) yield* Ref.set(steps, yield* freshSteps)
+      const early = Duration.isLessThan(lifetime, stableAfter)
+      const paced = early && (yield* pause(yield* Ref.get(steps), new LostEarly({ lifetime })))
+      if (!paced) yield* Ref.set(steps, yield* freshSteps)
       yield* acquireOn(yield* Ref.get(steps))
     })
     const cycle = Effect.gen(function*() {

@@ -31,6 +31,10 @@ export const queueNameOf = (destination: string): string => {
   return [...base].map(escapeChar).join("") + (fifo ? fifoSuffix : "")
 }
 
+/** Whether a name is one SQS accepts as it is: 1–80 of `[A-Za-z0-9_-]`, the `.fifo` suffix included. */
+export const isQueueName = (name: string): boolean =>
+  plainName.test(isFifo(name) ? name.slice(0, -fifoSuffix.length) : name) && invalidQueueName(name) === undefined
+
 /** Why a queue name cannot be used, or `undefined` when SQS accepts it. */
 export const invalidQueueName = (queueName: string): string | undefined =>
   queueName.length === 0 || queueName === fifoSuffix

@@ -7,7 +7,7 @@
  * own redrive target.
  */
 import { Result } from "effect"
-import { isFifo, queueNameOf } from "./names.ts"
+import { isFifo, isQueueName, queueNameOf } from "./names.ts"
 
 /** A queue given by its URL. */
 export interface QueueUrl {
@@ -29,9 +29,6 @@ const schemePrefix = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//
 /** Whether a destination is meant as a URL: it starts with a scheme (`https://`, `http://`, `ftp://`, …). */
 export const isUrl = (destination: string): boolean => schemePrefix.test(destination)
 
-/** An SQS queue name: 1–80 characters of `[A-Za-z0-9_-]`, the `.fifo` suffix included. */
-const queueNamePattern = /^[A-Za-z0-9_-]+(\.fifo)?$/
-export const isQueueName = (name: string): boolean => queueNamePattern.test(name) && name.length <= 80
 
 const deadLetterSuffix = ".dlq"
 
